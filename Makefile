@@ -1,0 +1,64 @@
+# postern: the two commands of the README, and the rest.
+#   make run     install what is missing, build, configure on first use, serve
+#   make check   install what is missing, build, run every test
+# Other targets: deps build asan fuzz clean.
+
+# Debian 12 packages (DESIGN.md, Dependencies).
+PACKAGES := build-essential cmake pkg-config openssl \
+	libevent-dev libssl-dev libsqlite3-dev libpq-dev libgmime-3.0-dev \
+	libc-ares-dev libcrypt-dev libinih-dev zlib1g-dev \
+	libcmocka-dev python3-pytest clang
+
+BUILD ?= build
+BUILD_ASAN ?= build-asan
+JOBS ?= $(shell nproc)
+IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
+# As root, postern lives where a system service lives; otherwise in run/.
+ifeq ($(IS_ROOT),yes)
+CONFIG ?= /etc/postern/postern.conf
+DATA ?= /var/lib/postern
+else
+CONFIG ?= $(CURDIR)/run/postern.conf
+DATA ?= $(CURDIR)/run/data
+endif
+DOMAIN ?= example.test
+
+.PHONY: all deps build run check asan fuzz clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh $(PACKAGES)
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+run: build
+	@if [ ! -f "$(CONFIG)" ]; then \
+		if [ "$(IS_ROOT)" = yes ] && ! id postern >/dev/null 2>&1; then \
+			useradd --system --home-dir /nonexistent --no-create-home \
+				--shell /usr/sbin/nologin postern; \
+		fi; \
+		$(BUILD)/postern quickstart $(DOMAIN) --config "$(CONFIG)" \
+			--data-dir "$(DATA)" || exit 1; \
+	fi
+	$(BUILD)/postern serve -c "$(CONFIG)"
+
+check: build
+	ctest --test-dir $(BUILD) --output-on-failure
+
+# The same tests under AddressSanitizer and UndefinedBehaviorSanitizer.
+asan: deps
+	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug \
+		-DPOSTERN_SANITIZE=ON >/dev/null
+	@cmake --build $(BUILD_ASAN) -j $(JOBS)
+	ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --test-dir $(BUILD_ASAN) --output-on-failure
+
+fuzz: deps
+	bash fuzz/build.sh
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz

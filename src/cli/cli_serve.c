@@ -1,0 +1,194 @@
+/*
+ * cli_serve: `postern serve`. Loads the configuration, binds and loads
+ * certificates as root, drops privileges, starts the workers, then waits
+ * on the main thread for SIGHUP (reload) and SIGTERM/SIGINT (drain, exit
+ * 0). DESIGN.md, Process model.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#include <event2/event.h>
+
+#include "imap/imap.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "net/net.h"
+#include "pop3/pop3.h"
+#include "smtp/smtp.h"
+
+struct serve_state {
+	const char *path;
+	struct config *cfg;	/* current; owned by the server */
+	struct net_server *srv;
+	struct event_base *base;
+};
+
+/* Passwords pass through memory: no core dumps of it (DESIGN.md,
+ * Security posture). */
+static void
+core_dumps_disable(void)
+{
+	struct rlimit none = { 0, 0 };
+
+	setrlimit(RLIMIT_CORE, &none);
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+static int
+data_dir_prepare(const struct config *cfg, const struct passwd *pw)
+{
+	if (mkdir(cfg->data_dir, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "%s: data_dir %s: cannot create: %s\n",
+		    cfg->path, cfg->data_dir, strerror(errno));
+		return -1;
+	}
+	if (pw != NULL && chown(cfg->data_dir, pw->pw_uid, pw->pw_gid) < 0) {
+		fprintf(stderr, "%s: data_dir %s: cannot give it to %s: %s\n",
+		    cfg->path, cfg->data_dir, pw->pw_name, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* Becomes the configured user; everything that needed root is done. */
+static int
+privileges_drop(const struct passwd *pw)
+{
+	if (pw == NULL)
+		return 0;
+	if (setgroups(0, NULL) < 0 || initgroups(pw->pw_name, pw->pw_gid) < 0 ||
+	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		fprintf(stderr, "postern: cannot become user %s: %s\n",
+		    pw->pw_name, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0) {
+		fprintf(stderr, "postern: still root after dropping "
+		    "privileges\n");
+		return -1;
+	}
+	log_info(NULL, "server.privileges_dropped user=%s uid=%u",
+	    pw->pw_name, (unsigned)pw->pw_uid);
+	return 0;
+}
+
+static void
+on_reload(evutil_socket_t sig, short what, void *arg)
+{
+	struct serve_state *st = arg;
+	char err[1024];
+	struct config *cfg;
+
+	(void)sig;
+	(void)what;
+	cfg = config_load(st->path, err, sizeof(err));
+	if (cfg == NULL) {
+		log_error(NULL, "config.reload_failed error=\"%s\" "
+		    "result=\"old configuration kept\"", err);
+		return;
+	}
+	if (net_server_reload(st->srv, cfg, err, sizeof(err)) < 0) {
+		log_error(NULL, "config.reload_failed error=\"%s\" "
+		    "result=\"old configuration kept\"", err);
+		config_free(&cfg);
+		return;
+	}
+	st->cfg = cfg;
+	log_configure(cfg->log_level, cfg->log_syslog);
+	log_info(NULL, "config.reloaded path=%s certificates=%zu", st->path,
+	    cfg->ncerts);
+}
+
+static void
+on_stop(evutil_socket_t sig, short what, void *arg)
+{
+	struct serve_state *st = arg;
+
+	(void)what;
+	log_info(NULL, "server.stopping signal=%s grace_seconds=%llu",
+	    sig == SIGINT ? "SIGINT" : "SIGTERM",
+	    (unsigned long long)st->cfg->shutdown_grace);
+	event_base_loopbreak(st->base);
+}
+
+int
+cli_serve(int argc, char **argv)
+{
+	static const char usage[] = "postern serve [-c FILE]";
+	struct serve_state st = { 0 };
+	const struct passwd *pw = NULL;
+	struct event *sighup, *sigterm, *sigint;
+	char err[1024];
+
+	if (cli_parse_config_option(argc, argv, usage, &st.path) < 0)
+		return CLI_EXIT_USAGE;
+	st.cfg = config_load(st.path, err, sizeof(err));
+	if (st.cfg == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return CLI_EXIT_USAGE;
+	}
+	log_configure(st.cfg->log_level, st.cfg->log_syslog);
+	core_dumps_disable();
+	signal(SIGPIPE, SIG_IGN);
+	if (st.cfg->user != NULL && geteuid() == 0) {
+		pw = getpwnam(st.cfg->user);
+		if (pw == NULL) {
+			fprintf(stderr, "%s: key 'user': no such user '%s'\n",
+			    st.path, st.cfg->user);
+			config_free(&st.cfg);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	if (data_dir_prepare(st.cfg, pw) < 0) {
+		config_free(&st.cfg);
+		return CLI_EXIT_FAIL;
+	}
+	st.srv = net_server_new(st.cfg, err, sizeof(err));
+	if (st.srv == NULL) {
+		fprintf(stderr, "postern: %s\n", err);
+		config_free(&st.cfg);
+		return CLI_EXIT_FAIL;
+	}
+	if (privileges_drop(pw) < 0) {
+		net_server_free(&st.srv);
+		return CLI_EXIT_FAIL;
+	}
+	net_server_set_ops(st.srv, CONFIG_PROTO_SMTP, &smtp_session_ops);
+	net_server_set_ops(st.srv, CONFIG_PROTO_SUBMISSION, &smtp_session_ops);
+	net_server_set_ops(st.srv, CONFIG_PROTO_IMAP, &imap_session_ops);
+	net_server_set_ops(st.srv, CONFIG_PROTO_POP3, &pop3_session_ops);
+
+	st.base = event_base_new();
+	sighup = evsignal_new(st.base, SIGHUP, on_reload, &st);
+	sigterm = evsignal_new(st.base, SIGTERM, on_stop, &st);
+	sigint = evsignal_new(st.base, SIGINT, on_stop, &st);
+	evsignal_add(sighup, NULL);
+	evsignal_add(sigterm, NULL);
+	evsignal_add(sigint, NULL);
+	if (net_server_start(st.srv, err, sizeof(err)) < 0) {
+		fprintf(stderr, "postern: %s\n", err);
+		net_server_free(&st.srv);
+		return CLI_EXIT_FAIL;
+	}
+	event_base_dispatch(st.base);
+
+	net_server_stop(st.srv);
+	net_server_free(&st.srv);
+	event_free(sighup);
+	event_free(sigterm);
+	event_free(sigint);
+	event_base_free(st.base);
+	log_info(NULL, "server.stopped");
+	return CLI_EXIT_OK;
+}

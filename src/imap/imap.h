@@ -1,0 +1,13 @@
+/*
+ * imap: IMAP server sessions for the imap listeners (143 with STARTTLS,
+ * 993 with implicit TLS). Sessions run on their connection's worker
+ * thread.
+ */
+#ifndef POSTERN_IMAP_H
+#define POSTERN_IMAP_H
+
+#include "net/net.h"
+
+extern const struct net_session_ops imap_session_ops;
+
+#endif

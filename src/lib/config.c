@@ -1,0 +1,657 @@
+#include "lib/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "lib/util.h"
+
+enum param_kind { COUNT, SIZE, SECONDS };
+
+struct param {
+	const char *section;
+	const char *key;
+	size_t offset;
+	uint64_t def, min, max;
+	enum param_kind kind;
+};
+
+static const struct param params[] = {
+#define CONFIG_ROW(section, key, field, def, min, max, kind) \
+	{ #section, #key, offsetof(struct config, field), def, min, max, kind },
+	CONFIG_PARAMS(CONFIG_ROW)
+#undef CONFIG_ROW
+};
+
+/* What the inih callbacks need between calls. */
+struct load_state {
+	struct config *cfg;
+	FILE *f;
+	int lineno;		/* lines handed to inih so far */
+	char err[512];		/* first error, without file and line */
+	int err_line;		/* the line err is about */
+	bool has_err;
+};
+
+/* inih cuts section names to this many bytes, terminator included
+ * (MAX_SECTION in ini.c). */
+#define INI_SECTION_MAX 50
+
+static const char *const proto_names[] = {
+	[CONFIG_PROTO_SMTP] = "smtp",
+	[CONFIG_PROTO_SUBMISSION] = "submission",
+	[CONFIG_PROTO_IMAP] = "imap",
+	[CONFIG_PROTO_POP3] = "pop3",
+	[CONFIG_PROTO_HTTP] = "http",
+};
+
+static const char *const tls_names[] = {
+	[CONFIG_TLS_NONE] = "none",
+	[CONFIG_TLS_STARTTLS] = "starttls",
+	[CONFIG_TLS_IMPLICIT] = "implicit",
+};
+
+const char *
+config_proto_name(enum config_proto proto)
+{
+	return proto_names[proto];
+}
+
+const char *
+config_tls_name(enum config_tls tls)
+{
+	return tls_names[tls];
+}
+
+static void __attribute__((format(printf, 2, 3)))
+fail(struct load_state *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (st->has_err)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(st->err, sizeof(st->err), fmt, ap);
+	va_end(ap);
+	st->err_line = st->lineno;
+	st->has_err = true;
+}
+
+static int
+parse_number(const char *s, uint64_t *out, const char *suffixes,
+    const uint64_t *mults)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!isdigit((unsigned char)s[0]))
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno != 0)
+		return -1;
+	if (*end != '\0') {
+		const char *p = strchr(suffixes, *end);
+
+		if (p == NULL || end[1] != '\0')
+			return -1;
+		uint64_t m = mults[p - suffixes];
+
+		if (v > UINT64_MAX / m)
+			return -1;
+		v *= m;
+	}
+	*out = v;
+	return 0;
+}
+
+int
+config_parse_size(const char *s, uint64_t *out)
+{
+	static const uint64_t mults[] = {
+		1024, 1024, 1048576, 1048576, 1073741824, 1073741824,
+	};
+
+	return parse_number(s, out, "kKmMgG", mults);
+}
+
+int
+config_parse_seconds(const char *s, uint64_t *out)
+{
+	static const uint64_t mults[] = { 1, 60, 3600, 86400 };
+
+	return parse_number(s, out, "smhd", mults);
+}
+
+int
+config_parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+
+	for (size_t i = 0; i < ARRAY_LEN(yes); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int
+parse_enum(const char *s, const char *const *names, size_t n, int *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcasecmp(s, names[i]) == 0) {
+			*out = (int)i;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static bool
+is_valid_hostname(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 253 || s[0] == '.' || s[0] == '-')
+		return false;
+	for (const char *p = s; *p; p++) {
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
+			return false;
+	}
+	return true;
+}
+
+static bool
+is_valid_address(const char *s)
+{
+	unsigned char tmp[16];
+
+	return inet_pton(AF_INET, s, tmp) == 1 ||
+	    inet_pton(AF_INET6, s, tmp) == 1;
+}
+
+static bool
+is_valid_name(const char *s)
+{
+	if (*s == '\0' || strlen(s) > 64)
+		return false;
+	for (const char *p = s; *p; p++) {
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_' &&
+		    *p != '.')
+			return false;
+	}
+	return true;
+}
+
+static void
+set_string(char **field, const char *value)
+{
+	free(*field);
+	*field = xstrdup(value);
+}
+
+static int
+handle_server(struct load_state *st, const char *key, const char *value)
+{
+	struct config *cfg = st->cfg;
+	uint64_t n;
+
+	if (strcmp(key, "hostname") == 0) {
+		if (!is_valid_hostname(value))
+			fail(st, "key 'hostname': '%s' is not a host name",
+			    value);
+		set_string(&cfg->hostname, value);
+	} else if (strcmp(key, "data_dir") == 0) {
+		if (value[0] != '/')
+			fail(st, "key 'data_dir': '%s' is not an absolute path",
+			    value);
+		set_string(&cfg->data_dir, value);
+	} else if (strcmp(key, "user") == 0) {
+		if (value[0] == '\0')
+			fail(st, "key 'user': empty user name");
+		set_string(&cfg->user, value);
+	} else if (strcmp(key, "workers") == 0) {
+		if (parse_number(value, &n, "", NULL) < 0 || n > 256)
+			fail(st, "key 'workers': '%s' is not a number from 0 "
+			    "to 256", value);
+		cfg->workers = (unsigned)n;
+	} else if (strcmp(key, "log_level") == 0) {
+		if (log_level_parse(value, &cfg->log_level) < 0)
+			fail(st, "key 'log_level': '%s' is not one of error, "
+			    "warn, info, debug, trace", value);
+	} else if (strcmp(key, "syslog") == 0) {
+		if (config_parse_bool(value, &cfg->log_syslog) < 0)
+			fail(st, "key 'syslog': '%s' is not yes or no", value);
+	} else if (strcmp(key, "allow_plaintext_auth") == 0) {
+		if (config_parse_bool(value, &cfg->allow_plaintext_auth) < 0)
+			fail(st, "key 'allow_plaintext_auth': '%s' is not yes "
+			    "or no", value);
+	} else {
+		fail(st, "key '%s': unknown in section [server]", key);
+	}
+	return 0;
+}
+
+static struct config_listener *
+listener_get(struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		if (strcmp(cfg->listeners[i].name, name) == 0)
+			return &cfg->listeners[i];
+	}
+	cfg->listeners = xrealloc(cfg->listeners,
+	    (cfg->nlisteners + 1) * sizeof(*cfg->listeners));
+	struct config_listener *l = &cfg->listeners[cfg->nlisteners++];
+
+	memset(l, 0, sizeof(*l));
+	l->name = xstrdup(name);
+	l->port = UINT16_MAX;	/* unset until "port" is read */
+	l->proto = (enum config_proto)-1;
+	l->tls = CONFIG_TLS_NONE;
+	return l;
+}
+
+static int
+handle_listener(struct load_state *st, const char *name, const char *key,
+    const char *value)
+{
+	struct config_listener *l = listener_get(st->cfg, name);
+	uint64_t n;
+	int e;
+
+	if (strcmp(key, "address") == 0) {
+		if (!is_valid_address(value))
+			fail(st, "key 'address': '%s' is not a numeric IPv4 or "
+			    "IPv6 address", value);
+		set_string(&l->address, value);
+	} else if (strcmp(key, "port") == 0) {
+		if (parse_number(value, &n, "", NULL) < 0 || n > 65535)
+			fail(st, "key 'port': '%s' is not a port number (0 to "
+			    "65535)", value);
+		else
+			l->port = (uint16_t)n;
+	} else if (strcmp(key, "protocol") == 0) {
+		if (parse_enum(value, proto_names, ARRAY_LEN(proto_names),
+		    &e) < 0)
+			fail(st, "key 'protocol': '%s' is not one of smtp, "
+			    "submission, imap, pop3, http", value);
+		else
+			l->proto = (enum config_proto)e;
+	} else if (strcmp(key, "tls") == 0) {
+		if (parse_enum(value, tls_names, ARRAY_LEN(tls_names), &e) < 0)
+			fail(st, "key 'tls': '%s' is not one of none, starttls, "
+			    "implicit", value);
+		else
+			l->tls = (enum config_tls)e;
+	} else {
+		fail(st, "key '%s': unknown in section [listener %s]", key,
+		    name);
+	}
+	return 0;
+}
+
+static int
+handle_certificate(struct load_state *st, const char *name, const char *key,
+    const char *value)
+{
+	struct config *cfg = st->cfg;
+	struct config_cert *c = NULL;
+
+	for (size_t i = 0; i < cfg->ncerts; i++) {
+		if (strcmp(cfg->certs[i].name, name) == 0)
+			c = &cfg->certs[i];
+	}
+	if (c == NULL) {
+		cfg->certs = xrealloc(cfg->certs,
+		    (cfg->ncerts + 1) * sizeof(*cfg->certs));
+		c = &cfg->certs[cfg->ncerts++];
+		memset(c, 0, sizeof(*c));
+		c->name = xstrdup(name);
+	}
+	if (strcmp(key, "cert") == 0) {
+		set_string(&c->cert_file, value);
+	} else if (strcmp(key, "key") == 0) {
+		set_string(&c->key_file, value);
+	} else {
+		fail(st, "key '%s': unknown in section [certificate %s]", key,
+		    name);
+	}
+	return 0;
+}
+
+static int
+handle_param(struct load_state *st, const char *section, const char *key,
+    const char *value)
+{
+	for (size_t i = 0; i < ARRAY_LEN(params); i++) {
+		const struct param *p = &params[i];
+		uint64_t v;
+		int rc;
+
+		if (strcmp(p->section, section) != 0 ||
+		    strcmp(p->key, key) != 0)
+			continue;
+		if (p->kind == SIZE)
+			rc = config_parse_size(value, &v);
+		else if (p->kind == SECONDS)
+			rc = config_parse_seconds(value, &v);
+		else
+			rc = parse_number(value, &v, "", NULL);
+		if (rc < 0) {
+			fail(st, "key '%s': '%s' is not %s", key, value,
+			    p->kind == SIZE ? "a size (like 4096, 64k, 50M)" :
+			    p->kind == SECONDS ? "a duration (like 30s, 5m, 1h)"
+			    : "a whole number");
+		} else if (v < p->min || v > p->max) {
+			fail(st, "key '%s': %llu is out of range (%llu to %llu)",
+			    key, (unsigned long long)v,
+			    (unsigned long long)p->min,
+			    (unsigned long long)p->max);
+		} else {
+			*(uint64_t *)((char *)st->cfg + p->offset) = v;
+		}
+		return 0;
+	}
+	fail(st, "key '%s': unknown in section [%s]", key, section);
+	return 0;
+}
+
+/* inih callback: returns 0 on the first error so that ini_parse_file()
+ * reports that line. */
+static int
+on_ini_pair(void *user, const char *section, const char *key,
+    const char *value)
+{
+	struct load_state *st = user;
+	const char *space = strchr(section, ' ');
+	bool had_err = st->has_err;
+
+	if (had_err)
+		return 1;
+	/* A longer name was cut by inih: two sections could merge, and the
+	 * cut name is not on any line of the file. */
+	if (strlen(section) >= INI_SECTION_MAX - 1) {
+		fail(st, "section [%s...]: name longer than %d characters",
+		    section, INI_SECTION_MAX - 2);
+		return 0;
+	}
+	if (strcmp(section, "server") == 0) {
+		handle_server(st, key, value);
+	} else if (strcmp(section, "limits") == 0 ||
+	    strcmp(section, "timeouts") == 0) {
+		handle_param(st, section, key, value);
+	} else if (space != NULL && is_valid_name(space + 1) &&
+	    strncmp(section, "listener", (size_t)(space - section)) == 0 &&
+	    space - section == 8) {
+		handle_listener(st, space + 1, key, value);
+	} else if (space != NULL && is_valid_name(space + 1) &&
+	    space - section == 11 &&
+	    strncmp(section, "certificate", 11) == 0) {
+		handle_certificate(st, space + 1, key, value);
+	} else if (section[0] == '\0') {
+		fail(st, "key '%s': outside any section (start with [server])",
+		    key);
+	} else {
+		fail(st, "section [%s]: unknown (expected server, limits, "
+		    "timeouts, listener NAME or certificate NAME)", section);
+	}
+	return st->has_err ? 0 : 1;
+}
+
+/* inih reader: reads one line like fgets() and counts lines, so that an
+ * error found by on_ini_pair() is reported with its own line even when
+ * inih saw a syntax error on another line. It refuses what inih would
+ * silently misread: a line longer than inih's buffer (split in two) and a
+ * NUL byte (the rest of the line ignored). */
+static char *
+read_ini_line(char *str, int num, void *user)
+{
+	struct load_state *st = user;
+	size_t len = 0;
+	int c = EOF;
+
+	if (st->has_err)
+		return NULL;
+	while (len + 1 < (size_t)num && (c = getc(st->f)) != EOF) {
+		str[len++] = (char)c;
+		if (c == '\n')
+			break;
+	}
+	if (len == 0)
+		return NULL;
+	str[len] = '\0';
+	st->lineno++;
+	if (memchr(str, '\0', len) != NULL) {
+		fail(st, "line contains a NUL byte");
+		return NULL;
+	}
+	/* The buffer filled up: fine only if the line ends right there. */
+	if (c != '\n' && c != EOF && (c = getc(st->f)) == '\r')
+		c = getc(st->f);
+	if (c != '\n' && c != EOF) {
+		fail(st, "line longer than %d characters", num - 1);
+		return NULL;
+	}
+	return str;
+}
+
+/* Finds the line of "[section]" in path, for errors found after parsing. */
+static int
+find_section_line(const char *path, const char *section)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024], want[160];
+	int n = 0, found = 0;
+
+	if (f == NULL)
+		return 0;
+	snprintf(want, sizeof(want), "[%s]", section);
+	while (fgets(line, sizeof(line), f) != NULL) {
+		char *p = line;
+
+		n++;
+		/* inih skips a UTF-8 byte order mark. */
+		if (n == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+			p += 3;
+		while (isspace((unsigned char)*p))
+			p++;
+		if (strncmp(p, want, strlen(want)) == 0) {
+			found = n;
+			break;
+		}
+	}
+	fclose(f);
+	return found;
+}
+
+void
+config_default_listeners(struct config *cfg, bool is_root)
+{
+	static const struct {
+		const char *name;
+		uint16_t port;
+		enum config_proto proto;
+		enum config_tls tls;
+	} defaults[] = {
+		{ "smtp", 25, CONFIG_PROTO_SMTP, CONFIG_TLS_STARTTLS },
+		{ "submission", 587, CONFIG_PROTO_SUBMISSION,
+		    CONFIG_TLS_STARTTLS },
+		{ "submissions", 465, CONFIG_PROTO_SUBMISSION,
+		    CONFIG_TLS_IMPLICIT },
+		{ "imap", 143, CONFIG_PROTO_IMAP, CONFIG_TLS_STARTTLS },
+		{ "imaps", 993, CONFIG_PROTO_IMAP, CONFIG_TLS_IMPLICIT },
+		{ "pop3", 110, CONFIG_PROTO_POP3, CONFIG_TLS_STARTTLS },
+		{ "pop3s", 995, CONFIG_PROTO_POP3, CONFIG_TLS_IMPLICIT },
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(defaults); i++) {
+		struct config_listener *l = listener_get(cfg,
+		    defaults[i].name);
+
+		set_string(&l->address, "0.0.0.0");
+		l->port = (uint16_t)(defaults[i].port + (is_root ? 0 : 10000));
+		l->proto = defaults[i].proto;
+		l->tls = defaults[i].tls;
+	}
+}
+
+/* Checks what single keys cannot: required keys, listeners complete and
+ * distinct, certificates present when TLS is used. */
+static int
+validate(struct config *cfg, char *err, size_t errlen)
+{
+	const char *path = cfg->path;
+	bool needs_tls = false;
+
+	if (cfg->data_dir == NULL) {
+		snprintf(err, errlen, "%s:%d: key 'data_dir': missing from "
+		    "[server]", path, find_section_line(path, "server"));
+		return -1;
+	}
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		struct config_listener *l = &cfg->listeners[i];
+		char section[80];
+		const char *missing = NULL;
+
+		snprintf(section, sizeof(section), "listener %s", l->name);
+		if (l->port == UINT16_MAX)
+			missing = "port";
+		else if ((int)l->proto == -1)
+			missing = "protocol";
+		if (missing != NULL) {
+			snprintf(err, errlen, "%s:%d: key '%s': missing from "
+			    "[%s]", path, find_section_line(path, section),
+			    missing, section);
+			return -1;
+		}
+		if (l->address == NULL)
+			l->address = xstrdup("0.0.0.0");
+		if (l->tls != CONFIG_TLS_NONE)
+			needs_tls = true;
+		for (size_t j = 0; j < i; j++) {
+			struct config_listener *o = &cfg->listeners[j];
+
+			if (l->port != 0 && o->port == l->port &&
+			    strcmp(o->address, l->address) == 0) {
+				snprintf(err, errlen, "%s:%d: key 'port': %u "
+				    "on %s is already used by [listener %s]",
+				    path, find_section_line(path, section),
+				    l->port, l->address, o->name);
+				return -1;
+			}
+		}
+	}
+	for (size_t i = 0; i < cfg->ncerts; i++) {
+		struct config_cert *c = &cfg->certs[i];
+		char section[80];
+
+		snprintf(section, sizeof(section), "certificate %s", c->name);
+		if (c->cert_file == NULL || c->key_file == NULL) {
+			snprintf(err, errlen, "%s:%d: key '%s': missing from "
+			    "[%s]", path, find_section_line(path, section),
+			    c->cert_file == NULL ? "cert" : "key", section);
+			return -1;
+		}
+	}
+	if (needs_tls && cfg->ncerts == 0) {
+		snprintf(err, errlen, "%s:%d: key 'tls': listeners use TLS but "
+		    "no [certificate NAME] section is configured", path,
+		    find_section_line(path, "server"));
+		return -1;
+	}
+	return 0;
+}
+
+struct config *
+config_load(const char *path, char *err, size_t errlen)
+{
+	struct config *cfg = xcalloc(1, sizeof(*cfg));
+	struct load_state st = { .cfg = cfg };
+	FILE *f;
+	int line;
+
+	cfg->path = xstrdup(path);
+	cfg->log_level = LOG_LEVEL_INFO;
+	for (size_t i = 0; i < ARRAY_LEN(params); i++)
+		*(uint64_t *)((char *)cfg + params[i].offset) = params[i].def;
+
+	f = fopen(path, "r");
+	if (f == NULL) {
+		snprintf(err, errlen, "%s: cannot open: %s", path,
+		    strerror(errno));
+		config_free(&cfg);
+		return NULL;
+	}
+	st.f = f;
+	line = ini_parse_stream(read_ini_line, &st, on_ini_pair, &st);
+	fclose(f);
+	/* inih returns the first line it found wrong, which is either a
+	 * syntax error or the line where on_ini_pair() failed. */
+	if (line != 0 && (!st.has_err || line < st.err_line)) {
+		snprintf(err, errlen, "%s:%d: syntax error (expected 'key = "
+		    "value' or '[section]')", path, line);
+		config_free(&cfg);
+		return NULL;
+	}
+	if (st.has_err) {
+		snprintf(err, errlen, "%s:%d: %s", path, st.err_line, st.err);
+		config_free(&cfg);
+		return NULL;
+	}
+	if (cfg->hostname == NULL) {
+		char host[256];
+
+		if (gethostname(host, sizeof(host)) != 0)
+			strcpy(host, "localhost");
+		host[sizeof(host) - 1] = '\0';
+		cfg->hostname = xstrdup(host);
+	}
+	/* A file that names no listener gets the standard ports. */
+	if (cfg->nlisteners == 0)
+		config_default_listeners(cfg, geteuid() == 0);
+	if (validate(cfg, err, errlen) < 0) {
+		config_free(&cfg);
+		return NULL;
+	}
+	return cfg;
+}
+
+void
+config_free(struct config **cfgp)
+{
+	struct config *cfg = *cfgp;
+
+	if (cfg == NULL)
+		return;
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		free(cfg->listeners[i].name);
+		free(cfg->listeners[i].address);
+	}
+	free(cfg->listeners);
+	for (size_t i = 0; i < cfg->ncerts; i++) {
+		free(cfg->certs[i].name);
+		free(cfg->certs[i].cert_file);
+		free(cfg->certs[i].key_file);
+	}
+	free(cfg->certs);
+	free(cfg->path);
+	free(cfg->hostname);
+	free(cfg->data_dir);
+	free(cfg->user);
+	free(cfg);
+	*cfgp = NULL;
+}

@@ -1,0 +1,87 @@
+/*
+ * config: reads and validates postern.conf (INI, parsed with inih). A bad
+ * file is refused whole with one line naming the file, the line, the key
+ * and what is wrong; nothing half-read is ever used. The main thread loads
+ * the configuration; a loaded struct config is then read-only and may be
+ * shared by every thread until it is freed after a reload.
+ */
+#ifndef POSTERN_CONFIG_H
+#define POSTERN_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/config_params.h"
+#include "lib/log.h"
+
+enum config_proto {
+	CONFIG_PROTO_SMTP,
+	CONFIG_PROTO_SUBMISSION,
+	CONFIG_PROTO_IMAP,
+	CONFIG_PROTO_POP3,
+	CONFIG_PROTO_HTTP,
+};
+
+enum config_tls {
+	CONFIG_TLS_NONE,
+	CONFIG_TLS_STARTTLS,
+	CONFIG_TLS_IMPLICIT,
+};
+
+struct config_listener {
+	char *name;
+	char *address;		/* numeric IPv4 or IPv6 address */
+	uint16_t port;		/* 0: any free port (tests) */
+	enum config_proto proto;
+	enum config_tls tls;
+};
+
+struct config_cert {
+	char *name;
+	char *cert_file;	/* PEM chain */
+	char *key_file;		/* PEM private key */
+};
+
+struct config {
+	char *path;		/* the file this came from */
+	char *hostname;
+	char *data_dir;
+	char *user;		/* run-as user; NULL: stay who we are */
+	unsigned workers;	/* 0: one per core */
+	enum log_level log_level;
+	bool log_syslog;
+	/* Plaintext authentication before TLS, for loopback testing only. */
+	bool allow_plaintext_auth;
+
+	struct config_listener *listeners;
+	size_t nlisteners;
+	struct config_cert *certs;	/* certs[0] is served without SNI */
+	size_t ncerts;
+
+#define CONFIG_FIELD(section, key, field, def, min, max, kind) \
+	uint64_t field;
+	CONFIG_PARAMS(CONFIG_FIELD)
+#undef CONFIG_FIELD
+};
+
+/* Loads path. Returns a new configuration, or NULL with a one-line
+ * message in err ("FILE:LINE: key 'port': ...") . */
+struct config *config_load(const char *path, char *err, size_t errlen);
+
+void config_free(struct config **cfg);
+
+const char *config_proto_name(enum config_proto proto);
+const char *config_tls_name(enum config_tls tls);
+
+/* The listeners used when a file names none: the standard ports when
+ * is_root, else the same ports plus 10000 (printed at start). */
+void config_default_listeners(struct config *cfg, bool is_root);
+
+/* Parses "10k", "5M", "1G" or a plain number of bytes. */
+int config_parse_size(const char *s, uint64_t *out);
+/* Parses "30", "30s", "5m", "2h", "1d" into seconds. */
+int config_parse_seconds(const char *s, uint64_t *out);
+int config_parse_bool(const char *s, bool *out);
+
+#endif

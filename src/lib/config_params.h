@@ -1,0 +1,29 @@
+/*
+ * config_params: every limit and timeout of postern, with its default and
+ * the range a configuration may set. One place, so that the defaults, the
+ * validation and etc/postern.conf.example cannot disagree.
+ */
+#ifndef POSTERN_CONFIG_PARAMS_H
+#define POSTERN_CONFIG_PARAMS_H
+
+/* X(section, key, field, default, min, max, kind) where kind is COUNT,
+ * SIZE (bytes, suffixes k/M/G) or SECONDS (suffixes s/m/h/d). */
+#define CONFIG_PARAMS(X)						\
+	X(limits, max_connections, max_connections, 1000, 1, 1000000, COUNT) \
+	X(limits, max_connections_per_ip, max_connections_per_ip, 20, 1, \
+	    100000, COUNT)						\
+	X(limits, line_length, line_length, 4096, 512, 1048576, SIZE)	\
+	X(limits, message_size, message_size, 52428800, 1024,		\
+	    2147483647, SIZE)						\
+	X(limits, recipients, recipients, 100, 1, 100000, COUNT)	\
+	X(limits, imap_literal_max, imap_literal_max, 52428800, 1024,	\
+	    2147483647, SIZE)						\
+	X(limits, imap_literal_max_preauth, imap_literal_max_preauth, 8192, \
+	    256, 1048576, SIZE)						\
+	X(timeouts, smtp, smtp_timeout, 300, 1, 86400, SECONDS)		\
+	X(timeouts, imap, imap_timeout, 1800, 1, 86400, SECONDS)	\
+	X(timeouts, pop3, pop3_timeout, 600, 1, 86400, SECONDS)	\
+	X(timeouts, tls_handshake, tls_handshake_timeout, 30, 1, 3600, SECONDS) \
+	X(timeouts, shutdown_grace, shutdown_grace, 10, 0, 3600, SECONDS)
+
+#endif

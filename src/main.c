@@ -1,0 +1,49 @@
+/*
+ * main: the postern command. Every subcommand lives in src/cli.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *help;
+} commands[] = {
+	{ "serve", cli_serve, "run the mail server" },
+	{ "config", cli_config, "check the configuration (config check)" },
+	{ "quickstart", cli_quickstart,
+	    "write a working configuration and certificate for DOMAIN" },
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: postern COMMAND [ARGS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "\nthe configuration is read from -c FILE, $POSTERN_CONFIG "
+	    "or %s\n", CLI_DEFAULT_CONFIG);
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return CLI_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return CLI_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "postern: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,108 @@
+/*
+ * net: listeners, connections, TLS and connection limits. The main thread
+ * creates a net_server from the configuration (binding every listener,
+ * loading certificates) before it drops privileges, then starts it: one
+ * worker thread per core, each with its own event_base and its own
+ * SO_REUSEPORT socket per listener. A connection belongs to one worker for
+ * life. Protocols plug in through struct net_session_ops; net never knows
+ * what SMTP, IMAP or POP3 are.
+ */
+#ifndef POSTERN_NET_H
+#define POSTERN_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "lib/buf.h"
+#include "lib/config.h"
+
+struct net_server;
+struct net_conn;
+
+/*
+ * What a protocol provides. Every callback runs on the connection's worker
+ * thread. A session never frees its connection: it calls net_conn_close()
+ * and net calls close() once the connection is gone.
+ */
+struct net_session_ops {
+	/* Starts a session on a ready connection (after the handshake of
+	 * an implicit TLS listener) and sends the greeting. Returns the
+	 * session. */
+	void *(*open)(struct net_conn *c);
+	/* New bytes are in in; the session consumes what it parsed. */
+	void (*input)(void *session, struct net_conn *c, struct buf *in);
+	/* The client was idle for the protocol's timeout: say goodbye. The
+	 * connection is closed after this returns. */
+	void (*timeout)(void *session, struct net_conn *c);
+	/* The server is shutting down: say goodbye. The connection is
+	 * closed after this returns. */
+	void (*shutdown)(void *session, struct net_conn *c);
+	/* Frees the session; the connection is already gone. */
+	void (*close)(void *session);
+	/* Refuses a connection over a limit, without a session; reason is a
+	 * sentence such as "Too many connections from your address". */
+	void (*refuse)(struct net_conn *c, const char *reason);
+};
+
+/* Binds every listener of cfg and loads its certificates; runs as root
+ * when ports are below 1024. Returns a server, or NULL with a one-line
+ * message in err. Takes cfg when it succeeds; the caller may keep reading
+ * it until a reload replaces it. */
+struct net_server *net_server_new(const struct config *cfg, char *err,
+    size_t errlen);
+
+/* Serves protocol with ops (before net_server_start). */
+void net_server_set_ops(struct net_server *srv, enum config_proto proto,
+    const struct net_session_ops *ops);
+
+/* Starts the worker threads. Returns 0 or -1 with err set. */
+int net_server_start(struct net_server *srv, char *err, size_t errlen);
+
+/* Makes new connections use cfg (limits, timeouts, certificates); open
+ * sessions keep what they started with. Returns 0, or -1 with err set and
+ * the old configuration still in use. Takes cfg when it returns 0 (the
+ * old one is freed once its last connection ends). */
+int net_server_reload(struct net_server *srv, const struct config *cfg,
+    char *err, size_t errlen);
+
+/* Stops accepting, gives open sessions the configured grace period, then
+ * tells the rest goodbye and waits for every worker to end. */
+void net_server_stop(struct net_server *srv);
+
+void net_server_free(struct net_server **srv);
+
+/* The connection's session id, for logs. */
+const char *net_conn_sid(const struct net_conn *c);
+/* The configuration the connection started with. */
+const struct config *net_conn_config(const struct net_conn *c);
+const struct config_listener *net_conn_listener(const struct net_conn *c);
+/* The client's address, printable. */
+const char *net_conn_peer(const struct net_conn *c);
+bool is_net_conn_tls(const struct net_conn *c);
+/* "TLSv1.3" and the cipher name, or NULL without TLS. */
+const char *net_conn_tls_version(const struct net_conn *c);
+const char *net_conn_tls_cipher(const struct net_conn *c);
+
+/* Queues bytes for the client. */
+void net_conn_write(struct net_conn *c, const void *data, size_t len);
+void net_conn_printf(struct net_conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Starts TLS on a plaintext connection once what was written so far (the
+ * "go ahead" reply) has been sent. Every byte the client sent after the
+ * command is thrown away unread (RFC 3207 §4.2, the CVE-2011-0411 class).
+ * Returns 0, or -1 if the listener has no certificate or TLS is already
+ * on. */
+int net_conn_starttls(struct net_conn *c);
+
+/* Sends what is queued, then closes. No callback of the session runs
+ * afterwards except close(). */
+void net_conn_close(struct net_conn *c);
+
+/* Writes a new self-signed certificate (RSA 2048, SHA-256, valid ten
+ * years) for the given DNS names to cert_path and its key to key_path
+ * (mode 0600). Returns 0, or -1 with err set. */
+int tls_selfsigned_write(const char *const *names, size_t nnames,
+    const char *cert_path, const char *key_path, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,111 @@
+/*
+ * net_int: what the files of src/net share. The TLS functions are the only
+ * place of net that calls OpenSSL (net/tls*.c).
+ */
+#ifndef POSTERN_NET_INT_H
+#define POSTERN_NET_INT_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
+
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "net/net.h"
+
+/* The certificates of one configuration: one SSL_CTX per [certificate],
+ * the first one served when the client sends no SNI or a name no
+ * certificate covers. Shared by every worker; refcounted because open
+ * connections keep the set they started with across a reload. */
+struct tls_set;
+
+/* Loads every certificate of cfg. Returns a set (NULL-free even when cfg
+ * has no certificate), or NULL with err set. */
+struct tls_set *tls_set_new(const struct config *cfg, char *err,
+    size_t errlen);
+bool has_tls_set_certs(const struct tls_set *set);
+void tls_set_free(struct tls_set **set);
+
+/* A bufferevent that accepts TLS on fd (implicit TLS), or that runs TLS
+ * over the plaintext bufferevent under (STARTTLS; the new one owns it).
+ * Returns NULL when OpenSSL cannot make a session. */
+struct bufferevent *tls_bev_accept(struct tls_set *set,
+    struct event_base *base, evutil_socket_t fd);
+struct bufferevent *tls_bev_filter(struct tls_set *set,
+    struct event_base *base, struct bufferevent *under);
+/* Protocol version and cipher of a TLS bufferevent, NULL before the
+ * handshake ends. */
+const char *tls_bev_version(struct bufferevent *bev);
+const char *tls_bev_cipher(struct bufferevent *bev);
+/* Sends close_notify once the handshake is over (RFC 8446 §6.1). */
+void tls_bev_shutdown(struct bufferevent *bev);
+
+/* The configuration and certificates new connections use. Replaced as a
+ * whole on reload; each connection holds a reference to its own. */
+struct net_runtime {
+	atomic_uint refs;
+	struct config *cfg;
+	struct tls_set *tls;
+};
+
+/* Counts connections in total and per client address, for every worker. */
+struct conn_limits;
+
+struct conn_limits *conn_limits_new(void);
+void conn_limits_free(struct conn_limits **lim);
+/* Counts a new connection from addr. Returns NULL when accepted, or the
+ * reason (a sentence) when a limit is reached; nothing is counted then. */
+const char *conn_limits_take(struct conn_limits *lim,
+    const struct sockaddr_storage *addr, uint64_t max_total,
+    uint64_t max_per_ip);
+/* Releases what conn_limits_take() counted for addr. */
+void conn_limits_drop(struct conn_limits *lim,
+    const struct sockaddr_storage *addr);
+/* Connections counted in total. */
+uint64_t conn_limits_total(struct conn_limits *lim);
+
+struct worker {
+	struct net_server *srv;
+	unsigned index;
+	pthread_t thread;
+	struct event_base *base;
+	struct evconnlistener **listeners;	/* one per listener */
+	struct event *stop_ev;		/* activated by net_server_stop */
+	struct event *grace_ev;
+	struct event *deadline_ev;
+	struct net_conn *conns;		/* every open connection */
+	size_t nconns;
+	bool is_stopping;
+};
+
+struct net_server {
+	pthread_mutex_t runtime_mu;
+	struct net_runtime *runtime;	/* guarded by runtime_mu */
+	const struct net_session_ops *ops[CONFIG_PROTO_HTTP + 1];
+	size_t nlisteners;
+	uint16_t *ports;		/* bound port of each listener */
+	evutil_socket_t *fds;		/* [worker * nlisteners + listener] */
+	struct worker *workers;
+	unsigned nworkers;
+	bool is_started;
+	struct conn_limits *limits;
+	atomic_uint_fast64_t next_sid;
+	unsigned sid_prefix;
+};
+
+/* Takes a reference to the runtime new connections use. */
+struct net_runtime *net_runtime_acquire(struct net_server *srv);
+void net_runtime_release(struct net_runtime **rt);
+
+/* Starts a connection accepted by w on listener li. Takes fd. */
+void net_conn_accept(struct worker *w, size_t li, evutil_socket_t fd,
+    const struct sockaddr *sa, int salen);
+/* Says goodbye on every connection of w and closes them (shutdown). */
+void net_conn_close_all(struct worker *w);
+/* Frees a connection right away (worker teardown). */
+void net_conn_free(struct net_conn *c);
+
+#endif

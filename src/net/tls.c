@@ -1,0 +1,190 @@
+/*
+ * tls: OpenSSL contexts for the configured certificates, SNI, and the
+ * bufferevents that carry TLS. TLS 1.2 is the minimum (DESIGN.md,
+ * Security posture; RFC 8996 retired 1.0 and 1.1).
+ */
+#include "net/net_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/bufferevent_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "lib/util.h"
+
+struct tls_set {
+	SSL_CTX **ctxs;
+	X509 **leafs;		/* the leaf of each context, for SNI */
+	size_t n;
+};
+
+static void
+openssl_error(char *err, size_t errlen, const char *what, const char *file)
+{
+	unsigned long e = ERR_get_error();
+	char reason[256] = "unknown error";
+
+	if (e != 0)
+		ERR_error_string_n(e, reason, sizeof(reason));
+	ERR_clear_error();
+	snprintf(err, errlen, "%s: %s: %s", file, what, reason);
+}
+
+/* RFC 6066 §3: the client names the host it wants; we answer with the
+ * first certificate that covers it, else the default one. */
+static int
+on_servername(SSL *ssl, int *alert, void *arg)
+{
+	struct tls_set *set = arg;
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+
+	(void)alert;
+	if (name == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	for (size_t i = 1; i < set->n; i++) {
+		if (X509_check_host(set->leafs[i], name, 0, 0, NULL) == 1) {
+			SSL_set_SSL_CTX(ssl, set->ctxs[i]);
+			return SSL_TLSEXT_ERR_OK;
+		}
+	}
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static SSL_CTX *
+ctx_new(const struct config_cert *cc, char *err, size_t errlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+	if (ctx == NULL) {
+		openssl_error(err, errlen, "cannot create TLS context",
+		    cc->cert_file);
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* Clients pick among our ciphers only the strong ones; the server's
+	 * order wins so that old clients do not pull us down. */
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
+	    SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cc->cert_file) != 1) {
+		openssl_error(err, errlen, "cannot load certificate chain",
+		    cc->cert_file);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, cc->key_file,
+	    SSL_FILETYPE_PEM) != 1) {
+		openssl_error(err, errlen, "cannot load private key",
+		    cc->key_file);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	if (SSL_CTX_check_private_key(ctx) != 1) {
+		openssl_error(err, errlen, "key does not match certificate",
+		    cc->key_file);
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+struct tls_set *
+tls_set_new(const struct config *cfg, char *err, size_t errlen)
+{
+	struct tls_set *set = xcalloc(1, sizeof(*set));
+
+	set->ctxs = xcalloc(cfg->ncerts + 1, sizeof(*set->ctxs));
+	set->leafs = xcalloc(cfg->ncerts + 1, sizeof(*set->leafs));
+	for (size_t i = 0; i < cfg->ncerts; i++) {
+		SSL_CTX *ctx = ctx_new(&cfg->certs[i], err, errlen);
+
+		if (ctx == NULL) {
+			tls_set_free(&set);
+			return NULL;
+		}
+		set->ctxs[i] = ctx;
+		set->leafs[i] = SSL_CTX_get0_certificate(ctx);
+		set->n++;
+	}
+	if (set->n > 0)
+		SSL_CTX_set_tlsext_servername_callback(set->ctxs[0],
+		    on_servername);
+	if (set->n > 0)
+		SSL_CTX_set_tlsext_servername_arg(set->ctxs[0], set);
+	return set;
+}
+
+bool
+has_tls_set_certs(const struct tls_set *set)
+{
+	return set != NULL && set->n > 0;
+}
+
+void
+tls_set_free(struct tls_set **setp)
+{
+	struct tls_set *set = *setp;
+
+	if (set == NULL)
+		return;
+	for (size_t i = 0; i < set->n; i++)
+		SSL_CTX_free(set->ctxs[i]);
+	free(set->ctxs);
+	free(set->leafs);
+	free(set);
+	*setp = NULL;
+}
+
+struct bufferevent *
+tls_bev_accept(struct tls_set *set, struct event_base *base,
+    evutil_socket_t fd)
+{
+	SSL *ssl = SSL_new(set->ctxs[0]);
+
+	if (ssl == NULL)
+		return NULL;
+	return bufferevent_openssl_socket_new(base, fd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+}
+
+struct bufferevent *
+tls_bev_filter(struct tls_set *set, struct event_base *base,
+    struct bufferevent *under)
+{
+	SSL *ssl = SSL_new(set->ctxs[0]);
+
+	if (ssl == NULL)
+		return NULL;
+	return bufferevent_openssl_filter_new(base, under, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+}
+
+const char *
+tls_bev_version(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	return ssl != NULL && SSL_is_init_finished(ssl) ?
+	    SSL_get_version(ssl) : NULL;
+}
+
+const char *
+tls_bev_cipher(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	return ssl != NULL && SSL_is_init_finished(ssl) ?
+	    SSL_get_cipher_name(ssl) : NULL;
+}
+
+void
+tls_bev_shutdown(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl != NULL && SSL_is_init_finished(ssl))
+		SSL_shutdown(ssl);
+}

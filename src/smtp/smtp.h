@@ -1,0 +1,12 @@
+/*
+ * smtp: SMTP server sessions for the smtp (port 25) and submission
+ * (587, 465) listeners. Sessions run on their connection's worker thread.
+ */
+#ifndef POSTERN_SMTP_H
+#define POSTERN_SMTP_H
+
+#include "net/net.h"
+
+extern const struct net_session_ops smtp_session_ops;
+
+#endif
