@@ -6,7 +6,7 @@
 # Debian 12 packages (DESIGN.md, Dependencies).
 PACKAGES := build-essential cmake pkg-config openssl \
 	libevent-dev libssl-dev libsqlite3-dev libpq-dev libgmime-3.0-dev \
-	libc-ares-dev libcrypt-dev libinih-dev zlib1g-dev \
+	libc-ares-dev libcrypt-dev libinih-dev zlib1g-dev libjansson-dev \
 	libcmocka-dev python3-pytest clang
 
 BUILD ?= build

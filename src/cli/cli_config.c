@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lib/config.h"
+#include "net/net.h"
 
 int
 cli_parse_config_option(int argc, char **argv, const char *usage,
@@ -58,6 +59,11 @@ cli_config(int argc, char **argv)
 	cfg = config_load(path, err, sizeof(err));
 	if (cfg == NULL) {
 		fprintf(stderr, "%s\n", err);
+		return CLI_EXIT_USAGE;
+	}
+	if (net_certs_check(cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_free(&cfg);
 		return CLI_EXIT_USAGE;
 	}
 	printf("%s: ok (%zu listeners, %zu certificates)\n", path,

@@ -138,6 +138,11 @@ cli_serve(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return CLI_EXIT_USAGE;
 	}
+	if (net_certs_check(st.cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s\n", err);
+		config_free(&st.cfg);
+		return CLI_EXIT_USAGE;
+	}
 	log_configure(st.cfg->log_level, st.cfg->log_syslog);
 	core_dumps_disable();
 	signal(SIGPIPE, SIG_IGN);

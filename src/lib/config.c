@@ -38,6 +38,10 @@ struct load_state {
 	char err[512];		/* first error, without file and line */
 	int err_line;		/* the line err is about */
 	bool has_err;
+	/* Per listener of cfg: whether "port" was read. A flag, since every
+	 * port number from 0 to 65535 is a valid value. */
+	bool *has_port;
+	size_t nhas_port;
 };
 
 /* inih cuts section names to this many bytes, terminator included
@@ -259,7 +263,6 @@ listener_get(struct config *cfg, const char *name)
 
 	memset(l, 0, sizeof(*l));
 	l->name = xstrdup(name);
-	l->port = UINT16_MAX;	/* unset until "port" is read */
 	l->proto = (enum config_proto)-1;
 	l->tls = CONFIG_TLS_NONE;
 	return l;
@@ -270,8 +273,15 @@ handle_listener(struct load_state *st, const char *name, const char *key,
     const char *value)
 {
 	struct config_listener *l = listener_get(st->cfg, name);
+	size_t idx = (size_t)(l - st->cfg->listeners);
 	uint64_t n;
 	int e;
+
+	if (idx == st->nhas_port) {
+		st->has_port = xrealloc(st->has_port,
+		    (st->nhas_port + 1) * sizeof(*st->has_port));
+		st->has_port[st->nhas_port++] = false;
+	}
 
 	if (strcmp(key, "address") == 0) {
 		if (!is_valid_address(value))
@@ -282,8 +292,10 @@ handle_listener(struct load_state *st, const char *name, const char *key,
 		if (parse_number(value, &n, "", NULL) < 0 || n > 65535)
 			fail(st, "key 'port': '%s' is not a port number (0 to "
 			    "65535)", value);
-		else
+		else {
 			l->port = (uint16_t)n;
+			st->has_port[idx] = true;
+		}
 	} else if (strcmp(key, "protocol") == 0) {
 		if (parse_enum(value, proto_names, ARRAY_LEN(proto_names),
 		    &e) < 0)
@@ -478,6 +490,12 @@ find_section_line(const char *path, const char *section)
 	return found;
 }
 
+int
+config_section_line(const struct config *cfg, const char *section)
+{
+	return find_section_line(cfg->path, section);
+}
+
 void
 config_default_listeners(struct config *cfg, bool is_root)
 {
@@ -512,7 +530,8 @@ config_default_listeners(struct config *cfg, bool is_root)
 /* Checks what single keys cannot: required keys, listeners complete and
  * distinct, certificates present when TLS is used. */
 static int
-validate(struct config *cfg, char *err, size_t errlen)
+validate(struct config *cfg, const struct load_state *st, char *err,
+    size_t errlen)
 {
 	const char *path = cfg->path;
 	bool needs_tls = false;
@@ -528,7 +547,8 @@ validate(struct config *cfg, char *err, size_t errlen)
 		const char *missing = NULL;
 
 		snprintf(section, sizeof(section), "listener %s", l->name);
-		if (l->port == UINT16_MAX)
+		/* The default listeners were not read: they have ports. */
+		if (i < st->nhas_port && !st->has_port[i])
 			missing = "port";
 		else if ((int)l->proto == -1)
 			missing = "protocol";
@@ -604,13 +624,11 @@ config_load(const char *path, char *err, size_t errlen)
 	if (line != 0 && (!st.has_err || line < st.err_line)) {
 		snprintf(err, errlen, "%s:%d: syntax error (expected 'key = "
 		    "value' or '[section]')", path, line);
-		config_free(&cfg);
-		return NULL;
+		goto fail;
 	}
 	if (st.has_err) {
 		snprintf(err, errlen, "%s:%d: %s", path, st.err_line, st.err);
-		config_free(&cfg);
-		return NULL;
+		goto fail;
 	}
 	if (cfg->hostname == NULL) {
 		char host[256];
@@ -623,11 +641,15 @@ config_load(const char *path, char *err, size_t errlen)
 	/* A file that names no listener gets the standard ports. */
 	if (cfg->nlisteners == 0)
 		config_default_listeners(cfg, geteuid() == 0);
-	if (validate(cfg, err, errlen) < 0) {
-		config_free(&cfg);
-		return NULL;
-	}
+	if (validate(cfg, &st, err, errlen) < 0)
+		goto fail;
+	free(st.has_port);
 	return cfg;
+
+fail:
+	free(st.has_port);
+	config_free(&cfg);
+	return NULL;
 }
 
 void

@@ -78,6 +78,10 @@ const char *config_tls_name(enum config_tls tls);
  * is_root, else the same ports plus 10000 (printed at start). */
 void config_default_listeners(struct config *cfg, bool is_root);
 
+/* The line of "[section]" in the file cfg came from (0 if not found), for
+ * errors found after loading, e.g. "certificate main". */
+int config_section_line(const struct config *cfg, const char *section);
+
 /* Parses "10k", "5M", "1G" or a plain number of bytes. */
 int config_parse_size(const char *s, uint64_t *out);
 /* Parses "30", "30s", "5m", "2h", "1d" into seconds. */

@@ -51,6 +51,10 @@ struct net_session_ops {
 struct net_server *net_server_new(const struct config *cfg, char *err,
     size_t errlen);
 
+/* Loads every certificate of cfg to see that it works. Returns 0, or -1
+ * with a line naming the file and the problem in err. */
+int net_certs_check(const struct config *cfg, char *err, size_t errlen);
+
 /* Serves protocol with ops (before net_server_start). */
 void net_server_set_ops(struct net_server *srv, enum config_proto proto,
     const struct net_session_ops *ops);

@@ -21,16 +21,22 @@ struct tls_set {
 	size_t n;
 };
 
+/* Writes "CONFIG:LINE: key 'KEY': FILE: what: OpenSSL's reason". */
 static void
-openssl_error(char *err, size_t errlen, const char *what, const char *file)
+openssl_error(char *err, size_t errlen, const struct config *cfg,
+    const struct config_cert *cc, const char *key, const char *what)
 {
-	unsigned long e = ERR_get_error();
-	char reason[256] = "unknown error";
+	unsigned long e = ERR_peek_error();
+	const char *reason = e == 0 ? NULL : ERR_SYSTEM_ERROR(e) ?
+	    strerror(ERR_GET_REASON(e)) : ERR_reason_error_string(e);
+	char section[96];
 
-	if (e != 0)
-		ERR_error_string_n(e, reason, sizeof(reason));
 	ERR_clear_error();
-	snprintf(err, errlen, "%s: %s: %s", file, what, reason);
+	snprintf(section, sizeof(section), "certificate %s", cc->name);
+	snprintf(err, errlen, "%s:%d: key '%s': %s: %s: %s", cfg->path,
+	    config_section_line(cfg, section), key,
+	    strcmp(key, "key") == 0 ? cc->key_file : cc->cert_file, what,
+	    reason != NULL ? reason : "unknown error");
 }
 
 /* RFC 6066 §3: the client names the host it wants; we answer with the
@@ -54,13 +60,14 @@ on_servername(SSL *ssl, int *alert, void *arg)
 }
 
 static SSL_CTX *
-ctx_new(const struct config_cert *cc, char *err, size_t errlen)
+ctx_new(const struct config *cfg, const struct config_cert *cc, char *err,
+    size_t errlen)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
 	if (ctx == NULL) {
-		openssl_error(err, errlen, "cannot create TLS context",
-		    cc->cert_file);
+		openssl_error(err, errlen, cfg, cc, "cert",
+		    "cannot create a TLS context");
 		return NULL;
 	}
 	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -70,21 +77,21 @@ ctx_new(const struct config_cert *cc, char *err, size_t errlen)
 	    SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cc->cert_file) != 1) {
-		openssl_error(err, errlen, "cannot load certificate chain",
-		    cc->cert_file);
+		openssl_error(err, errlen, cfg, cc, "cert",
+		    "cannot load the certificate chain");
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, cc->key_file,
 	    SSL_FILETYPE_PEM) != 1) {
-		openssl_error(err, errlen, "cannot load private key",
-		    cc->key_file);
+		openssl_error(err, errlen, cfg, cc, "key",
+		    "cannot load the private key");
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
-		openssl_error(err, errlen, "key does not match certificate",
-		    cc->key_file);
+		openssl_error(err, errlen, cfg, cc, "key",
+		    "does not match the certificate");
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -99,7 +106,7 @@ tls_set_new(const struct config *cfg, char *err, size_t errlen)
 	set->ctxs = xcalloc(cfg->ncerts + 1, sizeof(*set->ctxs));
 	set->leafs = xcalloc(cfg->ncerts + 1, sizeof(*set->leafs));
 	for (size_t i = 0; i < cfg->ncerts; i++) {
-		SSL_CTX *ctx = ctx_new(&cfg->certs[i], err, errlen);
+		SSL_CTX *ctx = ctx_new(cfg, &cfg->certs[i], err, errlen);
 
 		if (ctx == NULL) {
 			tls_set_free(&set);
@@ -115,6 +122,17 @@ tls_set_new(const struct config *cfg, char *err, size_t errlen)
 	if (set->n > 0)
 		SSL_CTX_set_tlsext_servername_arg(set->ctxs[0], set);
 	return set;
+}
+
+int
+net_certs_check(const struct config *cfg, char *err, size_t errlen)
+{
+	struct tls_set *set = tls_set_new(cfg, err, errlen);
+
+	if (set == NULL)
+		return -1;
+	tls_set_free(&set);
+	return 0;
 }
 
 bool

@@ -1,0 +1,126 @@
+/*
+ * auth: who a client is. Password and app-password checks, the SASL
+ * mechanisms every protocol shares (PLAIN, LOGIN, SCRAM-SHA-256,
+ * OAUTHBEARER, XOAUTH2), lockout after repeated failures, and the
+ * per-account protocol switches. One struct auth per process, shared by
+ * every worker; functions may be called from any event-loop thread and
+ * complete on that thread. Password hashing runs on a small thread pool,
+ * never on an event loop.
+ */
+#ifndef POSTERN_AUTH_H
+#define POSTERN_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+struct event_base;
+struct auth;
+struct auth_sasl;
+
+enum auth_proto {
+	AUTH_PROTO_IMAP,
+	AUTH_PROTO_POP3,
+	AUTH_PROTO_SUBMISSION,
+};
+
+/* What a login came to. The client hears only what its protocol allows
+ * (RFC 5530, RFC 2449 [AUTH], RFC 4954); logs tell them apart. */
+enum auth_result {
+	AUTH_OK,
+	AUTH_FAILED,		/* unknown user, wrong password, bad token */
+	AUTH_LOCKED,		/* too many failures: temporarily locked */
+	AUTH_DISABLED,		/* the account is disabled */
+	AUTH_PROTO_DISABLED,	/* this protocol is off for the account */
+	AUTH_TEMP,		/* the store failed: try later */
+};
+
+/* Words for logs: "ok", "failed", "locked", ... */
+const char *auth_result_name(enum auth_result r);
+
+struct auth_settings {
+	bool proto_default[AUTH_PROTO_SUBMISSION + 1];
+	unsigned lockout_failures;	/* failures before a lock */
+	unsigned lockout_window;	/* seconds they are counted over */
+	unsigned lockout_duration;	/* seconds a lock lasts */
+	unsigned cache_ttl;		/* seconds a success is remembered */
+	unsigned hash_threads;
+	/* OAUTHBEARER/XOAUTH2: the issuer and audience tokens must name,
+	 * and the issuer's keys (JWKS file). NULL: OAuth is off. */
+	const char *oauth_issuer;
+	const char *oauth_audience;
+	const char *oauth_jwks_file;
+};
+
+/* Fills s with the defaults: every protocol on, 10 failures in 15
+ * minutes lock for 15 minutes, successes remembered 5 minutes. */
+void auth_settings_default(struct auth_settings *s);
+
+/* Borrows st; copies s. Returns NULL with err set (a bad JWKS file). */
+struct auth *auth_new(struct store *st, const struct auth_settings *s,
+    char *err, size_t errlen);
+void auth_free(struct auth **a);
+
+struct auth_identity {
+	int64_t account;
+	char address[256];
+	char app_password[64];	/* the app password's name, or "" */
+};
+
+typedef void (*auth_done_cb)(void *arg, enum auth_result result,
+    const struct auth_identity *id);
+
+/* Checks user and password (IMAP LOGIN, POP3 USER/PASS, and SASL PLAIN
+ * and LOGIN). peer is the client address, for lockout and logs. Returns 0
+ * and calls cb once later on base's thread, or -1 (never calls cb). The
+ * password is copied and wiped; the caller wipes its own copy. */
+int auth_login(struct auth *a, const char *user, const char *password,
+    enum auth_proto proto, const char *peer, const char *sid,
+    struct event_base *base, auth_done_cb cb, void *arg);
+
+/* The mechanisms to announce, space-separated: with is_plain_ok false
+ * (before TLS) only those that never expose a password. */
+const char *auth_mechanisms(struct auth *a, bool is_plain_ok);
+
+/* Starts a SASL exchange. Returns NULL when mech is unknown or not offered
+ * (is_plain_ok as for auth_mechanisms). */
+struct auth_sasl *auth_sasl_new(struct auth *a, const char *mech,
+    bool is_plain_ok, enum auth_proto proto, const char *peer,
+    const char *sid);
+
+enum auth_step {
+	AUTH_STEP_CHALLENGE,	/* send *challenge_out, read a response */
+	AUTH_STEP_WAIT,		/* the result comes to cb */
+	AUTH_STEP_MALFORMED,	/* not base64 or not the mechanism's form */
+};
+
+/* Feeds one client response as received: base64 text (RFC 4422 §3; "="
+ * is an empty initial response). challenge_out (base64, owned by the
+ * exchange, valid until the next step) is what to send on CHALLENGE. On
+ * WAIT, cb runs once later on base's thread. */
+enum auth_step auth_sasl_step(struct auth_sasl *s, const char *b64,
+    size_t len, const char **challenge_out, struct event_base *base,
+    auth_done_cb cb, void *arg);
+
+/* The challenge to send (base64; "" for an empty one) when the client
+ * gave no initial response: LOGIN's "Username:", else empty. */
+const char *auth_sasl_first_challenge(struct auth_sasl *s);
+
+/* Ends the exchange (also to cancel it; a WAIT in flight still calls back
+ * its cb, which must not touch the exchange). */
+void auth_sasl_free(struct auth_sasl **s);
+
+/* ---- Passwords -------------------------------------------------------- */
+
+/* Hashes password with yescrypt. Returns a new crypt(3) string, or NULL
+ * when libcrypt fails. */
+char *auth_password_hash(const char *password);
+/* Checks password against a crypt(3) hash ($y$, $6$, $5$, $2b$). */
+bool is_auth_password_ok(const char *password, const char *hash);
+/* The RFC 5803 SCRAM-SHA-256 secret for password (random salt, 4096
+ * iterations), for store_account.scram_sha256. */
+char *auth_scram_secret(const char *password);
+
+#endif
