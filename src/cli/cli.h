@@ -7,6 +7,8 @@
 #ifndef POSTERN_CLI_H
 #define POSTERN_CLI_H
 
+#include <stdbool.h>
+
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1
 #define CLI_EXIT_USAGE 2
@@ -17,6 +19,34 @@
 int cli_serve(int argc, char **argv);
 int cli_config(int argc, char **argv);
 int cli_quickstart(int argc, char **argv);
+int cli_domain(int argc, char **argv);
+int cli_user(int argc, char **argv);
+int cli_alias(int argc, char **argv);
+int cli_app_password(int argc, char **argv);
+int cli_store(int argc, char **argv);
+
+/* What every administration command shares (cli_admin.c). */
+struct store;
+struct cli_admin {
+	const char *config_path;
+	struct config *cfg;
+	struct store *store;
+	bool is_json;
+	int argc;		/* the arguments left after the options */
+	char **argv;
+};
+
+/* Parses -c FILE and --json among argv (after the verb), loads the
+ * configuration and opens the store. Returns 0, or the exit status to
+ * return after printing why. */
+int cli_admin_open(struct cli_admin *ad, int argc, char **argv,
+    const char *usage);
+void cli_admin_close(struct cli_admin *ad);
+/* Prints "postern: " and the message to stderr; returns CLI_EXIT_FAIL. */
+int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Reads a new password: from the terminal (asked twice, not echoed) or
+ * one line of stdin. Returns a new string (wipe it), or NULL. */
+char *cli_password_read(const char *prompt);
 
 /* Parses "-c FILE" / "--config FILE" from argv into *path_out (borrowed
  * from argv; the default otherwise). Returns the index of the first

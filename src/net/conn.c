@@ -37,6 +37,7 @@ struct net_conn {
 	const char *refusal;	/* set: say this, then close */
 	struct sockaddr_storage addr;
 	struct event *free_ev;
+	struct event *resume_ev;	/* re-feeds input() after a pause */
 	struct net_conn *prev, *next;
 	bool is_tls;
 	bool is_handshaking;
@@ -44,11 +45,14 @@ struct net_conn {
 	bool is_closing;
 	bool is_tls_shut;	/* close_notify sent */
 	bool has_starttls;	/* STARTTLS began inside input() */
+	bool is_paused;		/* the session waits: no input() */
+	bool has_unfed;		/* a pause left parsed-later bytes in in */
 	char sid[24];
 	char peer[INET6_ADDRSTRLEN];
 };
 
 static void on_read(struct bufferevent *bev, void *arg);
+static void on_resume(evutil_socket_t fd, short what, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
@@ -170,6 +174,7 @@ net_conn_accept(struct worker *w, size_t li, evutil_socket_t fd,
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr,
 		    c->peer, sizeof(c->peer));
 	c->free_ev = event_new(w->base, -1, 0, on_free, c);
+	c->resume_ev = event_new(w->base, -1, 0, on_resume, c);
 	/* Room for one full line, or a chunk of a message body. */
 	cap = rt->cfg->line_length * 2;
 	buf_init(&c->in, cap < 65536 ? 65536 : cap);
@@ -214,7 +219,20 @@ on_read(struct bufferevent *bev, void *arg)
 	struct net_conn *c = arg;
 	struct evbuffer *src = bufferevent_get_input(bev);
 
-	while (!c->is_closing && evbuffer_get_length(src) > 0) {
+	if (c->is_paused)
+		return;
+	/* Bytes left in the buffer by a pause come first. */
+	if (c->has_unfed && c->session != NULL) {
+		c->has_unfed = false;
+		c->ops->input(c->session, c, &c->in);
+		if (c->has_starttls) {
+			c->has_starttls = false;
+			buf_clear(&c->in);
+			return;
+		}
+	}
+	while (!c->is_closing && !c->is_paused &&
+	    evbuffer_get_length(src) > 0) {
 		size_t room = buf_room(&c->in);
 		size_t n = evbuffer_get_length(src);
 		char chunk[16384];
@@ -263,6 +281,42 @@ close_progress(struct net_conn *c)
 	}
 	if (pending_output(c) == 0)
 		free_soon(c);
+}
+
+static void
+on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct net_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->is_closing || c->is_paused)
+		return;
+	on_read(c->bev, c);
+}
+
+void
+net_conn_pause(struct net_conn *c)
+{
+	c->is_paused = true;
+	c->has_unfed = true;
+	bufferevent_disable(c->bev, EV_READ);
+}
+
+void
+net_conn_resume(struct net_conn *c)
+{
+	if (!c->is_paused || c->is_closing)
+		return;
+	c->is_paused = false;
+	bufferevent_enable(c->bev, EV_READ);
+	event_active(c->resume_ev, 0, 0);
+}
+
+struct event_base *
+net_conn_base(const struct net_conn *c)
+{
+	return c->w->base;
 }
 
 static void
@@ -470,6 +524,7 @@ net_conn_free(struct net_conn *c)
 	w->nconns--;
 	log_debug(c->sid, "net.close peer=%s", c->peer);
 	event_free(c->free_ev);
+	event_free(c->resume_ev);
 	buf_deinit(&c->in);
 	net_runtime_release(&c->rt);
 	free(c);

@@ -99,6 +99,15 @@ void net_conn_printf(struct net_conn *c, const char *fmt, ...)
  * on. */
 int net_conn_starttls(struct net_conn *c);
 
+/* Stops feeding input() (the session waits for the store or for auth);
+ * bytes that arrive meanwhile wait in the connection. */
+void net_conn_pause(struct net_conn *c);
+/* Feeds input() again, first with what is already buffered, on the next
+ * loop turn. */
+void net_conn_resume(struct net_conn *c);
+/* The event loop of the connection's worker, for asynchronous calls. */
+struct event_base *net_conn_base(const struct net_conn *c);
+
 /* Sends what is queued, then closes. No callback of the session runs
  * afterwards except close(). */
 void net_conn_close(struct net_conn *c);

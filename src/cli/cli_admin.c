@@ -1,0 +1,167 @@
+/*
+ * cli_admin: what the administration commands share: options, the store
+ * opened from the configuration's data_dir (alongside a running server:
+ * SQLite's locking lets both write, and the server reads accounts on
+ * every login, so it sees a change at once), errors and password input.
+ */
+#include "cli/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "lib/config.h"
+#include "lib/util.h"
+#include "store/store.h"
+
+#define PASSWORD_MAX 1024
+
+int
+cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("postern: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return CLI_EXIT_FAIL;
+}
+
+int
+cli_admin_open(struct cli_admin *ad, int argc, char **argv,
+    const char *usage)
+{
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *env = getenv("POSTERN_CONFIG");
+	char err[1024];
+	int ch;
+
+	memset(ad, 0, sizeof(*ad));
+	ad->config_path = env != NULL && *env != '\0' ? env :
+	    CLI_DEFAULT_CONFIG;
+	optind = 1;
+	/* "+": options may come anywhere, but "--" ends them. */
+	while ((ch = getopt_long(argc, argv, "c:jh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			ad->config_path = optarg;
+			break;
+		case 'j':
+			ad->is_json = true;
+			break;
+		case 'h':
+			printf("usage: %s\n", usage);
+			exit(CLI_EXIT_OK);
+		default:
+			fprintf(stderr, "usage: %s\n", usage);
+			return CLI_EXIT_USAGE;
+		}
+	}
+	ad->argc = argc - optind;
+	ad->argv = argv + optind;
+	ad->cfg = config_load(ad->config_path, err, sizeof(err));
+	if (ad->cfg == NULL) {
+		fprintf(stderr, "%s\n", err);
+		return CLI_EXIT_USAGE;
+	}
+	ad->store = store_open(ad->cfg->data_dir, err, sizeof(err));
+	if (ad->store == NULL) {
+		config_free(&ad->cfg);
+		return cli_fail("%s", err);
+	}
+	return 0;
+}
+
+void
+cli_admin_close(struct cli_admin *ad)
+{
+	store_close(&ad->store);
+	config_free(&ad->cfg);
+}
+
+static char *
+line_read(FILE *f)
+{
+	char *line = xmalloc(PASSWORD_MAX + 2);
+	size_t n;
+
+	if (fgets(line, PASSWORD_MAX + 2, f) == NULL) {
+		free(line);
+		return NULL;
+	}
+	n = strcspn(line, "\r\n");
+	if (n > PASSWORD_MAX) {
+		secret_wipe(line, PASSWORD_MAX + 2);
+		free(line);
+		return NULL;
+	}
+	line[n] = '\0';
+	return line;
+}
+
+/* Reads one line from the terminal without echo. */
+static char *
+tty_read(FILE *tty, const char *prompt)
+{
+	struct termios old, quiet;
+	char *line;
+
+	fprintf(stderr, "%s", prompt);
+	fflush(stderr);
+	tcgetattr(fileno(tty), &old);
+	quiet = old;
+	quiet.c_lflag &= ~(tcflag_t)ECHO;
+	tcsetattr(fileno(tty), TCSAFLUSH, &quiet);
+	line = line_read(tty);
+	tcsetattr(fileno(tty), TCSAFLUSH, &old);
+	fputc('\n', stderr);
+	return line;
+}
+
+char *
+cli_password_read(const char *prompt)
+{
+	char *first, *again;
+
+	/* Passwords never come from argv (ps would show them). */
+	if (!isatty(STDIN_FILENO)) {
+		first = line_read(stdin);
+		if (first == NULL || first[0] == '\0') {
+			free(first);
+			cli_fail("no password on standard input");
+			return NULL;
+		}
+		return first;
+	}
+	first = tty_read(stdin, prompt);
+	if (first == NULL || first[0] == '\0') {
+		free(first);
+		cli_fail("empty password");
+		return NULL;
+	}
+	again = tty_read(stdin, "Again: ");
+	if (again == NULL || strcmp(first, again) != 0) {
+		secret_wipe(first, strlen(first));
+		free(first);
+		if (again != NULL)
+			secret_wipe(again, strlen(again));
+		free(again);
+		cli_fail("the passwords differ");
+		return NULL;
+	}
+	secret_wipe(again, strlen(again));
+	free(again);
+	return first;
+}
