@@ -19,10 +19,20 @@ CFLAGS=(-std=c17 -g -O1 -fno-omit-frame-pointer -Wall -Wextra
 	-D_GNU_SOURCE -Isrc)
 read -r -a LIBS <<<"$(pkg-config --cflags --libs inih libevent)"
 
+# A harness names what it needs beyond src/lib in comment lines:
+#	fuzz-sources: src/smtp/smtp_data.c src/smtp/smtp_address.c
+#	fuzz-packages: gmime-3.0
+# With arguments, only the named harnesses: bash fuzz/build.sh fuzz_smtp
 mkdir -p "$OUT"
-for src in fuzz/fuzz_*.c; do
+sources=(fuzz/fuzz_*.c)
+[ $# -gt 0 ] && sources=("${@/#/fuzz/}") && sources=("${sources[@]/%/.c}")
+for src in "${sources[@]}"; do
 	name=$(basename "$src" .c)
-	"$CC" "${CFLAGS[@]}" "$src" src/lib/*.c "${LIBS[@]}" -o "$OUT/$name"
+	read -r -a extra <<<"$(sed -n 's/.*fuzz-sources: *//p' "$src" | tr '\n' ' ')"
+	pkgs=$(sed -n 's/.*fuzz-packages: *//p' "$src" | tr '\n' ' ')
+	read -r -a plibs <<<"$( [ -n "$pkgs" ] && pkg-config --cflags --libs $pkgs)"
+	"$CC" "${CFLAGS[@]}" "$src" src/lib/*.c ${extra[@]+"${extra[@]}"} \
+	    "${LIBS[@]}" ${plibs[@]+"${plibs[@]}"} -o "$OUT/$name"
 	mkdir -p "$OUT/corpus/$name"
 	echo "built $OUT/$name"
 done

@@ -15,6 +15,12 @@ static const struct {
 	{ "config", cli_config, "check the configuration (config check)" },
 	{ "quickstart", cli_quickstart,
 	    "write a working configuration and certificate for DOMAIN" },
+	{ "domain", cli_domain, "add, delete, list domains; catch-all" },
+	{ "user", cli_user, "add, delete, list, change accounts" },
+	{ "alias", cli_alias, "add, delete, list aliases" },
+	{ "app-password", cli_app_password,
+	    "add, list, revoke per-device passwords" },
+	{ "store", cli_store, "check the mail store (store check)" },
 };
 
 static void

@@ -42,6 +42,8 @@ struct cli_admin {
 int cli_admin_open(struct cli_admin *ad, int argc, char **argv,
     const char *usage);
 void cli_admin_close(struct cli_admin *ad);
+/* When argv holds -h or --help, prints usage to stdout and returns true. */
+bool cli_help_asked(int argc, char **argv, const char *usage);
 /* Prints "postern: " and the message to stderr; returns CLI_EXIT_FAIL. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reads a new password: from the terminal (asked twice, not echoed) or

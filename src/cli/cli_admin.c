@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "lib/config.h"
+#include "lib/log.h"
 #include "lib/util.h"
 #include "store/store.h"
 
@@ -32,6 +33,21 @@ cli_fail(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	return CLI_EXIT_FAIL;
+}
+
+bool
+cli_help_asked(int argc, char **argv, const char *usage)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "-h") == 0 ||
+		    strcmp(argv[i], "--help") == 0) {
+			printf("usage: %s\n", usage);
+			return true;
+		}
+	}
+	return false;
 }
 
 int
@@ -76,6 +92,8 @@ cli_admin_open(struct cli_admin *ad, int argc, char **argv,
 		fprintf(stderr, "%s\n", err);
 		return CLI_EXIT_USAGE;
 	}
+	/* The server's info lines are noise in a command's output. */
+	log_configure(LOG_LEVEL_WARN, false);
 	ad->store = store_open(ad->cfg->data_dir, err, sizeof(err));
 	if (ad->store == NULL) {
 		config_free(&ad->cfg);

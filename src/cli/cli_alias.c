@@ -78,6 +78,9 @@ cli_alias(int argc, char **argv)
 	struct cli_admin ad;
 	int rc;
 
+	if (cli_help_asked(argc, argv, usage))
+		return CLI_EXIT_OK;
+
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s\n", usage);
 		return CLI_EXIT_USAGE;

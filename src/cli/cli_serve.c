@@ -20,19 +20,69 @@
 
 #include <event2/event.h>
 
+#include "auth/auth.h"
 #include "imap/imap.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "net/net.h"
 #include "pop3/pop3.h"
 #include "smtp/smtp.h"
+#include "store/store.h"
 
 struct serve_state {
 	const char *path;
 	struct config *cfg;	/* current; owned by the server */
 	struct net_server *srv;
 	struct event_base *base;
+	struct store *store;
+	struct auth *auth;
+	struct smtp_ctx smtp;
+	struct pop3_ctx pop3;
+	bool has_pop3;
 };
+
+/* Opens the store and authentication, after the privilege drop so that
+ * every file the store creates belongs to the run-as user. */
+static int
+services_open(struct serve_state *st, char *err, size_t errlen)
+{
+	const struct config *cfg = st->cfg;
+	struct auth_settings as;
+
+	st->store = store_open(cfg->data_dir, err, errlen);
+	if (st->store == NULL)
+		return -1;
+	auth_settings_default(&as);
+	as.proto_default[AUTH_PROTO_IMAP] = cfg->is_imap_default;
+	as.proto_default[AUTH_PROTO_POP3] = cfg->is_pop3_default;
+	as.proto_default[AUTH_PROTO_SUBMISSION] = cfg->is_submission_default;
+	as.lockout_failures = (unsigned)cfg->lockout_failures;
+	as.lockout_window = (unsigned)cfg->lockout_window;
+	as.lockout_duration = (unsigned)cfg->lockout_duration;
+	as.cache_ttl = (unsigned)cfg->auth_cache_ttl;
+	as.hash_threads = (unsigned)cfg->hash_threads;
+	as.oauth_issuer = cfg->oauth_issuer;
+	as.oauth_audience = cfg->oauth_audience;
+	as.oauth_jwks_file = cfg->oauth_jwks;
+	st->auth = auth_new(st->store, &as, err, errlen);
+	if (st->auth == NULL)
+		return -1;
+	st->smtp.store = st->store;
+	st->smtp.auth = st->auth;
+	pop3_ctx_init(&st->pop3, st->store, st->auth);
+	st->has_pop3 = true;
+	return 0;
+}
+
+static void
+services_close(struct serve_state *st)
+{
+	auth_free(&st->auth);
+	store_close(&st->store);
+	if (st->has_pop3)
+		pop3_ctx_deinit(&st->pop3);
+	st->has_pop3 = false;
+}
 
 /* Passwords pass through memory: no core dumps of it (DESIGN.md,
  * Security posture). */
@@ -169,10 +219,19 @@ cli_serve(int argc, char **argv)
 		net_server_free(&st.srv);
 		return CLI_EXIT_FAIL;
 	}
-	net_server_set_ops(st.srv, CONFIG_PROTO_SMTP, &smtp_session_ops);
-	net_server_set_ops(st.srv, CONFIG_PROTO_SUBMISSION, &smtp_session_ops);
-	net_server_set_ops(st.srv, CONFIG_PROTO_IMAP, &imap_session_ops);
-	net_server_set_ops(st.srv, CONFIG_PROTO_POP3, &pop3_session_ops);
+	if (services_open(&st, err, sizeof(err)) < 0) {
+		fprintf(stderr, "postern: %s\n", err);
+		services_close(&st);
+		net_server_free(&st.srv);
+		return CLI_EXIT_FAIL;
+	}
+	net_server_set_ops(st.srv, CONFIG_PROTO_SMTP, &smtp_session_ops,
+	    &st.smtp);
+	net_server_set_ops(st.srv, CONFIG_PROTO_SUBMISSION, &smtp_session_ops,
+	    &st.smtp);
+	net_server_set_ops(st.srv, CONFIG_PROTO_IMAP, &imap_session_ops, NULL);
+	net_server_set_ops(st.srv, CONFIG_PROTO_POP3, &pop3_session_ops,
+	    &st.pop3);
 
 	st.base = event_base_new();
 	sighup = evsignal_new(st.base, SIGHUP, on_reload, &st);
@@ -184,11 +243,16 @@ cli_serve(int argc, char **argv)
 	if (net_server_start(st.srv, err, sizeof(err)) < 0) {
 		fprintf(stderr, "postern: %s\n", err);
 		net_server_free(&st.srv);
+		services_close(&st);
 		return CLI_EXIT_FAIL;
 	}
 	event_base_dispatch(st.base);
 
+	/* Workers first, then the store and auth finish what sessions
+	 * started (their completions wait in the stopped loops), then the
+	 * loops run once more to deliver them. */
 	net_server_stop(st.srv);
+	services_close(&st);
 	net_server_free(&st.srv);
 	event_free(sighup);
 	event_free(sigterm);

@@ -24,6 +24,9 @@ cli_store(int argc, char **argv)
 	bool is_repair = false;
 	int rc, problems;
 
+	if (cli_help_asked(argc, argv, usage))
+		return CLI_EXIT_OK;
+
 	if (argc < 2 || strcmp(argv[1], "check") != 0) {
 		fprintf(stderr, "usage: %s\n", usage);
 		return CLI_EXIT_USAGE;

@@ -230,8 +230,12 @@ user_list(struct cli_admin *ad)
 	struct store_account *list = NULL;
 	size_t n = 0;
 	enum store_err err;
-	json_t *arr = json_array();
+	json_t *arr;
 
+	if (ad->argc == 1 && !is_store_domain_local(ad->store, ad->argv[0]))
+		return cli_fail("cannot list users: no such domain %s",
+		    ad->argv[0]);
+	arr = json_array();
 	if (store_account_list(ad->store, ad->argc ? ad->argv[0] : NULL,
 	    &list, &n, &err) < 0) {
 		json_decref(arr);
@@ -341,6 +345,9 @@ cli_user(int argc, char **argv)
 {
 	struct cli_admin ad;
 	int rc;
+
+	if (cli_help_asked(argc, argv, usage))
+		return CLI_EXIT_OK;
 
 	if (argc < 2) {
 		fprintf(stderr, "usage: %s\n", usage);

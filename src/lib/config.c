@@ -250,6 +250,36 @@ handle_server(struct load_state *st, const char *key, const char *value)
 	return 0;
 }
 
+static int handle_param(struct load_state *st, const char *section,
+    const char *key, const char *value);
+
+static int
+handle_auth(struct load_state *st, const char *key, const char *value)
+{
+	struct config *cfg = st->cfg;
+	bool *flag = strcmp(key, "imap") == 0 ? &cfg->is_imap_default :
+	    strcmp(key, "pop3") == 0 ? &cfg->is_pop3_default :
+	    strcmp(key, "submission") == 0 ? &cfg->is_submission_default :
+	    NULL;
+
+	if (flag != NULL) {
+		if (config_parse_bool(value, flag) < 0)
+			fail(st, "key '%s': '%s' is not yes or no", key, value);
+	} else if (strcmp(key, "oauth_issuer") == 0) {
+		set_string(&cfg->oauth_issuer, value);
+	} else if (strcmp(key, "oauth_audience") == 0) {
+		set_string(&cfg->oauth_audience, value);
+	} else if (strcmp(key, "oauth_jwks") == 0) {
+		if (value[0] != '/')
+			fail(st, "key 'oauth_jwks': '%s' is not an absolute "
+			    "path", value);
+		set_string(&cfg->oauth_jwks, value);
+	} else {
+		handle_param(st, "auth", key, value);
+	}
+	return 0;
+}
+
 static struct config_listener *
 listener_get(struct config *cfg, const char *name)
 {
@@ -403,6 +433,8 @@ on_ini_pair(void *user, const char *section, const char *key,
 	}
 	if (strcmp(section, "server") == 0) {
 		handle_server(st, key, value);
+	} else if (strcmp(section, "auth") == 0) {
+		handle_auth(st, key, value);
 	} else if (strcmp(section, "limits") == 0 ||
 	    strcmp(section, "timeouts") == 0) {
 		handle_param(st, section, key, value);
@@ -418,7 +450,7 @@ on_ini_pair(void *user, const char *section, const char *key,
 		fail(st, "key '%s': outside any section (start with [server])",
 		    key);
 	} else {
-		fail(st, "section [%s]: unknown (expected server, limits, "
+		fail(st, "section [%s]: unknown (expected server, auth, limits, "
 		    "timeouts, listener NAME or certificate NAME)", section);
 	}
 	return st->has_err ? 0 : 1;
@@ -606,6 +638,9 @@ config_load(const char *path, char *err, size_t errlen)
 
 	cfg->path = xstrdup(path);
 	cfg->log_level = LOG_LEVEL_INFO;
+	cfg->is_imap_default = true;
+	cfg->is_pop3_default = true;
+	cfg->is_submission_default = true;
 	for (size_t i = 0; i < ARRAY_LEN(params); i++)
 		*(uint64_t *)((char *)cfg + params[i].offset) = params[i].def;
 
@@ -674,6 +709,9 @@ config_free(struct config **cfgp)
 	free(cfg->hostname);
 	free(cfg->data_dir);
 	free(cfg->user);
+	free(cfg->oauth_issuer);
+	free(cfg->oauth_audience);
+	free(cfg->oauth_jwks);
 	free(cfg);
 	*cfgp = NULL;
 }

@@ -54,6 +54,15 @@ struct config {
 	/* Plaintext authentication before TLS, for loopback testing only. */
 	bool allow_plaintext_auth;
 
+	/* [auth]: whether each protocol is on for accounts that do not say
+	 * (some providers ship POP3 off), and OAuth bearer tokens. */
+	bool is_imap_default;
+	bool is_pop3_default;
+	bool is_submission_default;
+	char *oauth_issuer;
+	char *oauth_audience;
+	char *oauth_jwks;	/* JWKS file; NULL: OAuth off */
+
 	struct config_listener *listeners;
 	size_t nlisteners;
 	struct config_cert *certs;	/* certs[0] is served without SNI */

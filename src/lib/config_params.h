@@ -24,6 +24,11 @@
 	X(timeouts, imap, imap_timeout, 1800, 1, 86400, SECONDS)	\
 	X(timeouts, pop3, pop3_timeout, 600, 1, 86400, SECONDS)	\
 	X(timeouts, tls_handshake, tls_handshake_timeout, 30, 1, 3600, SECONDS) \
-	X(timeouts, shutdown_grace, shutdown_grace, 10, 0, 3600, SECONDS)
+	X(timeouts, shutdown_grace, shutdown_grace, 10, 0, 3600, SECONDS) \
+	X(auth, lockout_failures, lockout_failures, 10, 1, 1000, COUNT)	\
+	X(auth, lockout_window, lockout_window, 900, 1, 86400, SECONDS)	\
+	X(auth, lockout_duration, lockout_duration, 900, 1, 604800, SECONDS) \
+	X(auth, cache_ttl, auth_cache_ttl, 300, 0, 86400, SECONDS)	\
+	X(auth, hash_threads, hash_threads, 2, 1, 64, COUNT)
 
 #endif

@@ -92,6 +92,7 @@ static void
 callbacks_set(struct net_conn *c)
 {
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, NET_DRAIN_LOW, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	timeouts_set(c);
 }
@@ -325,8 +326,18 @@ on_write(struct bufferevent *bev, void *arg)
 	struct net_conn *c = arg;
 
 	(void)bev;
-	if (c->is_closing)
+	if (c->is_closing) {
 		close_progress(c);
+		return;
+	}
+	if (c->session != NULL && c->ops->drained != NULL)
+		c->ops->drained(c->session, c);
+}
+
+size_t
+net_conn_pending(const struct net_conn *c)
+{
+	return pending_output((struct net_conn *)c);
 }
 
 /* Watches the plaintext layer under TLS: after STARTTLS the last bytes of
@@ -385,6 +396,12 @@ const char *
 net_conn_sid(const struct net_conn *c)
 {
 	return c->sid;
+}
+
+void *
+net_conn_ctx(const struct net_conn *c)
+{
+	return c->w->srv->ctx[c->listener->proto];
 }
 
 const struct config *

@@ -19,6 +19,9 @@
 struct net_server;
 struct net_conn;
 
+/* Streaming sessions keep at most about this much queued for a client. */
+#define NET_DRAIN_LOW (64 * 1024)
+
 /*
  * What a protocol provides. Every callback runs on the connection's worker
  * thread. A session never frees its connection: it calls net_conn_close()
@@ -39,6 +42,9 @@ struct net_session_ops {
 	void (*shutdown)(void *session, struct net_conn *c);
 	/* Frees the session; the connection is already gone. */
 	void (*close)(void *session);
+	/* Optional: the output has drained below NET_DRAIN_LOW bytes; a
+	 * session streaming a large reply writes its next piece here. */
+	void (*drained)(void *session, struct net_conn *c);
 	/* Refuses a connection over a limit, without a session; reason is a
 	 * sentence such as "Too many connections from your address". */
 	void (*refuse)(struct net_conn *c, const char *reason);
@@ -55,9 +61,10 @@ struct net_server *net_server_new(const struct config *cfg, char *err,
  * with a line naming the file and the problem in err. */
 int net_certs_check(const struct config *cfg, char *err, size_t errlen);
 
-/* Serves protocol with ops (before net_server_start). */
+/* Serves protocol with ops (before net_server_start); every connection of
+ * it gets ctx (net_conn_ctx), e.g. the store and auth the protocol uses. */
 void net_server_set_ops(struct net_server *srv, enum config_proto proto,
-    const struct net_session_ops *ops);
+    const struct net_session_ops *ops, void *ctx);
 
 /* Starts the worker threads. Returns 0 or -1 with err set. */
 int net_server_start(struct net_server *srv, char *err, size_t errlen);
@@ -77,6 +84,8 @@ void net_server_free(struct net_server **srv);
 
 /* The connection's session id, for logs. */
 const char *net_conn_sid(const struct net_conn *c);
+/* The ctx given with the protocol's ops. */
+void *net_conn_ctx(const struct net_conn *c);
 /* The configuration the connection started with. */
 const struct config *net_conn_config(const struct net_conn *c);
 const struct config_listener *net_conn_listener(const struct net_conn *c);
@@ -86,6 +95,9 @@ bool is_net_conn_tls(const struct net_conn *c);
 /* "TLSv1.3" and the cipher name, or NULL without TLS. */
 const char *net_conn_tls_version(const struct net_conn *c);
 const char *net_conn_tls_cipher(const struct net_conn *c);
+
+/* Bytes queued for the client and not yet sent. */
+size_t net_conn_pending(const struct net_conn *c);
 
 /* Queues bytes for the client. */
 void net_conn_write(struct net_conn *c, const void *data, size_t len);

@@ -85,6 +85,7 @@ struct net_server {
 	pthread_mutex_t runtime_mu;
 	struct net_runtime *runtime;	/* guarded by runtime_mu */
 	const struct net_session_ops *ops[CONFIG_PROTO_HTTP + 1];
+	void *ctx[CONFIG_PROTO_HTTP + 1];
 	size_t nlisteners;
 	uint16_t *ports;		/* bound port of each listener */
 	evutil_socket_t *fds;		/* [worker * nlisteners + listener] */

@@ -190,9 +190,10 @@ fail:
 
 void
 net_server_set_ops(struct net_server *srv, enum config_proto proto,
-    const struct net_session_ops *ops)
+    const struct net_session_ops *ops, void *ctx)
 {
 	srv->ops[proto] = ops;
+	srv->ctx[proto] = ctx;
 }
 
 static void
@@ -432,8 +433,12 @@ net_server_free(struct net_server **srvp)
 			event_free(w->grace_ev);
 		if (w->deadline_ev != NULL)
 			event_free(w->deadline_ev);
-		if (w->base != NULL)
+		if (w->base != NULL) {
+			/* Completions queued after the loop stopped (the
+			 * store, auth) free what they hold. */
+			event_base_loop(w->base, EVLOOP_NONBLOCK);
 			event_base_free(w->base);
+		}
 	}
 	free(srv->workers);
 	for (size_t i = 0; i < srv->nworkers * srv->nlisteners; i++) {

@@ -7,6 +7,15 @@
 
 #include "net/net.h"
 
+struct store;
+struct auth;
+
+/* What every SMTP session shares (net_conn_ctx). */
+struct smtp_ctx {
+	struct store *store;
+	struct auth *auth;
+};
+
 extern const struct net_session_ops smtp_session_ops;
 
 #endif

@@ -575,3 +575,236 @@ def wait_refused(port, timeout=5.0):
             s.close()
         time.sleep(0.1)
     return False
+
+
+# --- mail servers with accounts (SMTP, auth and admin CLI tests) -----------
+#
+# These servers get their configuration as text (config_text=) so that the
+# data directory, the [auth] section and the accounts can be prepared before
+# `postern serve` starts; the admin command runs on the same file.
+
+DOMAIN = "example.test"
+
+
+def mail_config_text(data_dir, certs, listeners, server=None, limits=None,
+                     timeouts=None, auth=None):
+    """Configuration text like config_sections(), plus an [auth] section
+    when auth (a dict of keys) is given."""
+    sections = config_sections(data_dir, certs, listeners, server=server,
+                               limits=limits, timeouts=timeouts)
+    if auth:
+        sections.insert(1, ("auth", dict(auth)))
+    text, _ = render_config(sections)
+    return text
+
+
+def write_mail_config(directory, certs, listeners, **kw):
+    """Writes directory/postern.conf with its own data directory
+    (directory/data). Returns (config path, data dir, config text); start
+    the server with postern_factory(config_text=text, listeners=...)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    data = directory / "data"
+    data.mkdir(mode=0o700, exist_ok=True)
+    text = mail_config_text(data, certs, listeners, **kw)
+    path = directory / "postern.conf"
+    path.write_text(text)
+    return path, data, text
+
+
+def run_admin(config_path, command, *args, stdin_text=None, timeout=30):
+    """Runs `postern COMMAND [VERB] -c CONFIG ARGS...` (the -c comes right
+    after the verb). stdin is stdin_text, else /dev/null: never a
+    terminal, so a password is read as one line of stdin."""
+    args = [str(a) for a in args]
+    argv = [postern_bin(), command] + args[:1] + ["-c", str(config_path)] + \
+        args[1:]
+    if stdin_text is None:
+        return subprocess.run(argv, capture_output=True, text=True,
+                              timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(argv, capture_output=True, text=True,
+                          timeout=timeout, input=stdin_text)
+
+
+def admin_ok(config_path, command, *args, stdin_text=None):
+    """run_admin that must succeed; returns its stdout."""
+    r = run_admin(config_path, command, *args, stdin_text=stdin_text)
+    assert r.returncode == 0, "postern %s %s failed with %s:\n%s%s" % (
+        command, " ".join(map(str, args)), r.returncode, r.stdout, r.stderr)
+    return r.stdout
+
+
+def add_user(config_path, address, password, *keys):
+    """`postern user add ADDRESS KEYS...` with the password on stdin."""
+    return admin_ok(config_path, "user", "add", address, *keys,
+                    stdin_text=password + "\n")
+
+
+_source_counter = iter(range(10, 250 * 250))
+
+
+def next_source_address():
+    """A loopback address of its own (127.0.0.10, .11, ... then 127.0.1.x)
+    for a test whose failed logins must not slow down or lock out the
+    others (the server counts failures per client address)."""
+    n = next(_source_counter)
+    return "127.0.%d.%d" % (n // 250, n % 250 + 2 if n >= 250 else n)
+
+
+def connect_from(port, source=None, tls_ctx=None, server_hostname=None,
+                 timeout=LINE_TIMEOUT, host="127.0.0.1"):
+    """Like Conn.open, from the local address source (e.g. 127.0.0.2)."""
+    sock = socket.create_connection(
+        (host, port), timeout=timeout,
+        source_address=(source, 0) if source else None)
+    if tls_ctx is not None:
+        try:
+            sock = tls_ctx.wrap_socket(sock, server_hostname=server_hostname)
+        except BaseException:
+            sock.close()
+            raise
+    return Conn(sock, timeout)
+
+
+def smtp_open(srv, listener, source=None, ehlo="client.example",
+              starttls=False):
+    """Connects to an SMTP listener (TLS first on implicit ones, else
+    plain), reads the 220 greeting, optionally does STARTTLS and sends
+    EHLO. Returns (conn, EHLO reply or None)."""
+    implicit = srv.tls_kind(listener) == "implicit"
+    ctx = client_ctx(srv.cert.cert_path)
+    conn = connect_from(srv.ports[listener], source,
+                        tls_ctx=ctx if implicit else None,
+                        server_hostname=HOSTNAME if implicit else None)
+    try:
+        greeting = conn.readline()
+        assert greeting.startswith(b"220 "), greeting
+        if starttls:
+            if ehlo:
+                smtp_cmd(conn, "EHLO " + ehlo)
+            smtp_starttls(conn, ctx)
+        reply = smtp_cmd(conn, "EHLO " + ehlo) if ehlo else None
+    except BaseException:
+        conn.close()
+        raise
+    return conn, reply
+
+
+def smtp_cmd(conn, line, timeout=None):
+    """Sends one command line and reads its reply."""
+    if isinstance(line, str):
+        line = line.encode()
+    conn.send(line + b"\r\n")
+    return conn.read_smtp_reply(timeout)
+
+
+def smtp_auth_plain(conn, user, password, timeout=15):
+    """AUTH PLAIN with an initial response; returns the final reply."""
+    import base64
+    token = base64.b64encode(b"\0" + user.encode() + b"\0" +
+                             password.encode()).decode()
+    return smtp_cmd(conn, "AUTH PLAIN " + token, timeout=timeout)
+
+
+class ScramSha256Client:
+    """The client side of SCRAM-SHA-256 (RFC 5802, RFC 7677) without
+    channel binding: first() -> client-first-message; final(server_first)
+    -> client-final-message; verify(server_final) checks the server's
+    signature."""
+
+    def __init__(self, user, password, nonce=None):
+        import base64
+        import os as _os
+        self.user = user
+        self.password = password
+        self.nonce = nonce or base64.b64encode(_os.urandom(18)).decode()
+        name = user.replace("=", "=3D").replace(",", "=2C")
+        self.gs2 = "n,,"
+        self.first_bare = "n=%s,r=%s" % (name, self.nonce)
+        self.server_signature = None
+
+    def first(self):
+        return self.gs2 + self.first_bare
+
+    def final(self, server_first):
+        import base64
+        import hashlib
+        import hmac
+        if isinstance(server_first, bytes):
+            server_first = server_first.decode()
+        attrs = dict(kv.split("=", 1) for kv in server_first.split(","))
+        assert attrs["r"].startswith(self.nonce), \
+            "server nonce %r does not extend ours %r" % (attrs["r"],
+                                                        self.nonce)
+        salt = base64.b64decode(attrs["s"])
+        iterations = int(attrs["i"])
+        salted = hashlib.pbkdf2_hmac("sha256", self.password.encode(), salt,
+                                     iterations)
+        client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+        stored_key = hashlib.sha256(client_key).digest()
+        without_proof = "c=%s,r=%s" % (
+            base64.b64encode(self.gs2.encode()).decode(), attrs["r"])
+        auth_message = ",".join([self.first_bare, server_first,
+                                 without_proof]).encode()
+        client_sig = hmac.new(stored_key, auth_message,
+                              hashlib.sha256).digest()
+        proof = bytes(a ^ b for a, b in zip(client_key, client_sig))
+        server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+        self.server_signature = hmac.new(server_key, auth_message,
+                                         hashlib.sha256).digest()
+        return without_proof + ",p=" + base64.b64encode(proof).decode()
+
+    def verify(self, server_final):
+        import base64
+        if isinstance(server_final, bytes):
+            server_final = server_final.decode()
+        assert server_final.startswith("v="), server_final
+        return base64.b64decode(server_final[2:]) == self.server_signature
+
+
+def start_mail_server(factory, directory, cert, listeners, domains=(DOMAIN,),
+                      users=(), aliases=(), catchalls=(), **config):
+    """Prepares a data directory with the admin command (domains; users as
+    (address, password, KEY=VALUE...); aliases as (address, target);
+    catchalls as (domain, target)), then starts `postern serve` on it with
+    factory (postern_factory or module_postern_factory). The returned
+    Postern also has .admin_config (the configuration file for the admin
+    command) and .mail_data (the data directory)."""
+    path, data, text = write_mail_config(directory, [("main", cert)],
+                                         listeners, **config)
+    for d in domains:
+        admin_ok(path, "domain", "add", d)
+    for address, password, *keys in users:
+        add_user(path, address, password, *keys)
+    for address, target in aliases:
+        admin_ok(path, "alias", "add", address, target)
+    for domain, target in catchalls:
+        admin_ok(path, "domain", "catchall", domain, target)
+    srv = factory(config_text=text, listeners=listeners)
+    srv.admin_config = path
+    srv.mail_data = data
+    return srv
+
+
+QUEUED_RE = re.compile(rb"^250 2\.0\.0 OK: queued as (\S+)\r\n$")
+
+
+def smtp_send_data(conn, data, timeout=15):
+    """After a 354: sends data (already dot-stuffed, ending with CRLF) and
+    the final '.', and returns the reply."""
+    conn.send(data + b".\r\n")
+    return conn.read_smtp_reply(timeout)
+
+
+def smtp_transaction(conn, mail_from, rcpts, data, mail_params=""):
+    """MAIL, RCPT..., DATA and data (dot-stuffed by the caller), one
+    command at a time, each of which must succeed. Returns the reply to
+    the final dot (an SmtpReply)."""
+    r = smtp_cmd(conn, "MAIL FROM:<%s>%s" % (mail_from, mail_params))
+    assert r.raw == [b"250 2.1.0 Sender OK\r\n"], r.raw
+    for rcpt in rcpts:
+        r = smtp_cmd(conn, "RCPT TO:<%s>" % rcpt)
+        assert r.raw == [b"250 2.1.5 Recipient OK\r\n"], (rcpt, r.raw)
+    r = smtp_cmd(conn, "DATA")
+    assert r.raw == [b"354 End data with <CR><LF>.<CR><LF>\r\n"], r.raw
+    return smtp_send_data(conn, data)

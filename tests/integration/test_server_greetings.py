@@ -71,7 +71,7 @@ def test_smtp_ehlo_offers_no_starttls_on_implicit_tls(postern):
         assert b"STARTTLS" not in smtp_ehlo_keywords(reply), reply.raw
 
 
-def test_smtp_placeholder_commands_reply_as_specified(postern):
+def test_smtp_basic_commands_reply_as_specified(postern):
     conn, _ = postern.greet("smtp")
     with conn:
         conn.send(b"HELO client.example\r\n")
@@ -83,10 +83,10 @@ def test_smtp_placeholder_commands_reply_as_specified(postern):
 
         conn.send(b"XYZZY plugh\r\n")
         line = conn.readline()
-        assert line.startswith(b"502 5.5.1 "), line
+        assert line.startswith(b"500 5.5.2 "), line
 
         conn.send(b"QUIT\r\n")
-        assert conn.readline() == b"221 2.0.0 Bye\r\n"
+        assert conn.readline().startswith(b"221 2.0.0 ")
         assert conn.wait_closed() == b""
 
 
@@ -96,7 +96,7 @@ def test_smtp_commands_are_case_insensitive(postern):
         conn.send(b"noop\r\n")
         assert conn.readline() == b"250 2.0.0 OK\r\n"
         conn.send(b"quit\r\n")
-        assert conn.readline() == b"221 2.0.0 Bye\r\n"
+        assert conn.readline().startswith(b"221 2.0.0 ")
 
 
 def test_smtp_pipelined_commands_each_get_a_reply_in_order(postern):
@@ -104,7 +104,7 @@ def test_smtp_pipelined_commands_each_get_a_reply_in_order(postern):
     with conn:
         conn.send(b"NOOP\r\nXYZZY\r\nNOOP\r\n")
         assert conn.readline() == b"250 2.0.0 OK\r\n"
-        assert conn.readline().startswith(b"502 5.5.1 ")
+        assert conn.readline().startswith(b"500 5.5.2 ")
         assert conn.readline() == b"250 2.0.0 OK\r\n"
 
 

@@ -41,7 +41,7 @@ def test_sigterm_stops_accepting_but_serves_open_sessions(postern_factory):
         conn.send(b"NOOP\r\n")
         assert conn.readline() == b"250 2.0.0 OK\r\n"
         conn.send(b"QUIT\r\n")
-        assert conn.readline() == b"221 2.0.0 Bye\r\n"
+        assert conn.readline().startswith(b"221 2.0.0 ")
         assert conn.wait_closed() == b""
     assert srv.stop() == 0, srv.log_text()
 

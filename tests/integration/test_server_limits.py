@@ -181,7 +181,7 @@ def test_smtp_line_under_the_limit_is_a_command(short_lines):
     with conn:
         conn.send(b"X" * 400 + b"\r\n")
         line = conn.readline()
-        assert line.startswith(b"502 5.5.1 "), line
+        assert line.startswith(b"500 5.5.2 "), line
 
 
 @pytest.mark.parametrize("size", [2000, 200000])

@@ -1,0 +1,121 @@
+/*
+ * mime: parses a message once, at delivery or APPEND, into everything IMAP
+ * needs later without reading the message again: the ENVELOPE, BODY and
+ * BODYSTRUCTURE strings exactly as FETCH sends them, the byte offsets of
+ * every part (BODY[1.2], BODY[1.MIME], BODY[HEADER] are slices of the raw
+ * message), the decoded header values SORT and THREAD use, and UTF-8 text
+ * for the search index.
+ *
+ * Offsets come from our own bounded scanner over the raw bytes; GMime
+ * decodes what needs decoding (RFC 2047 words, charsets, base64 and
+ * quoted-printable, dates, address lists, message ids), and RFC 2231
+ * parameters are merged and percent-decoded here. Broken MIME never fails
+ * a parse: it gets a best-effort structure and is_broken.
+ * Every depth, count and size is bounded by the MIME_MAX_* limits below.
+ *
+ * Thread-safe: any thread may call mime_parse() once mime_init() has run;
+ * a struct mime_info belongs to its caller.
+ */
+#ifndef POSTERN_MIME_H
+#define POSTERN_MIME_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Nesting of multiparts and message parts below the top-level message. */
+#define MIME_MAX_DEPTH 32
+/* Parts of one message, embedded messages included. */
+#define MIME_MAX_PARTS 4096
+/* Decoded text kept for the search index. */
+#define MIME_MAX_TEXT (4u << 20)
+/* Bytes of one header block that are interpreted; fields starting later
+ * are ignored (the block's offsets stay exact). */
+#define MIME_MAX_HEADER (256u << 10)
+/* Longest boundary accepted (RFC 2046 §5.1.1 allows 70). */
+#define MIME_MAX_BOUNDARY 200
+/* Parameters kept per Content-Type or Content-Disposition field. */
+#define MIME_MAX_PARAMS 64
+/* Addresses (and group markers) put into the envelopes of one message. */
+#define MIME_MAX_ADDRESSES 10000
+/* Header bytes of embedded messages decoded for the search text; GMime
+ * spends microseconds per address, so this bounds the time too. */
+#define MIME_MAX_DECODED_HEADERS (1u << 20)
+
+/*
+ * One part that IMAP can name. A part's MIME header is the bytes
+ * header_off..body_off, its body body_off..end_off. The entry of section ""
+ * is the whole message (HEADER and TEXT). A message whose body is not
+ * multipart also has a part "1" (or "2.1" inside message part "2") with the
+ * same bytes as the message, as RFC 9051 §6.4.5 numbers it.
+ */
+struct mime_part {
+	char *section;		/* "", "1", "1.2", "2.1.3" */
+	size_t header_off;	/* first byte of the part's header */
+	size_t body_off;	/* first byte after the header's blank line */
+	size_t end_off;		/* one past the body; the CRLF before the next
+				 * boundary belongs to the boundary */
+	size_t message_body_off;	/* is_message: where the embedded
+					 * message's body starts, so its
+					 * header (section.HEADER) is
+					 * body_off..message_body_off and
+					 * its text (section.TEXT) runs to
+					 * end_off; 0 otherwise */
+	uint32_t lines;		/* LF-terminated lines of the raw body */
+	char *content_type;	/* lowercase "text/plain" */
+	char *charset;		/* lowercase charset parameter, or NULL */
+	char *transfer_encoding;	/* lowercase, or NULL when absent */
+	bool is_multipart;
+	bool is_message;	/* message/rfc822 or message/global */
+};
+
+/*
+ * What one parse yields. Every pointer is owned by the struct and freed by
+ * mime_info_deinit(); strings are NUL-terminated.
+ */
+struct mime_info {
+	/* "(...)" exactly as sent after "ENVELOPE ", "BODYSTRUCTURE " (with
+	 * extension data) and "BODY " (RFC 9051 §7.5.2, RFC 3501 §7.4.2).
+	 * They may hold literals ({n}CRLF...) for 8-bit values. */
+	char *envelope;
+	char *bodystructure;
+	char *body;
+	struct mime_part *parts;	/* parts[0] is section "" */
+	size_t nparts;
+	/* UTF-8 for the search index, at most MIME_MAX_TEXT bytes: decoded
+	 * Subject, From, To, Cc and Bcc of the message and of embedded
+	 * messages, attachment file names, and decoded text/... bodies
+	 * (HTML tags stay), one item per line. */
+	char *text;
+	int64_t date;		/* Date: as UTC unix seconds, -1 if missing
+				 * or unparseable */
+	/* Decoded UTF-8 values of the top-level header, NULL when absent.
+	 * The addresses read "Name <user@host>, ...". message_id and
+	 * in_reply_to hold one message id (the first) without angle
+	 * brackets; references holds every id, without brackets, separated
+	 * by single spaces. */
+	char *subject;
+	char *from, *to, *cc, *bcc;
+	char *message_id, *in_reply_to, *references;
+	bool is_broken;		/* the structure was repaired best-effort */
+};
+
+/* Initializes GMime. Call once before starting threads; calling it again
+ * from any thread is harmless. */
+void mime_init(void);
+
+/* Parses the len bytes of data (CRLF or bare LF line ends; NUL bytes
+ * allowed) into *out. Borrows data for the call only. Returns 0, or -1 only
+ * for impossible arguments (data NULL with len > 0); out is then zeroed.
+ * Broken MIME is never an error. */
+int mime_parse(const char *data, size_t len, struct mime_info *out);
+
+/* Frees what *info owns and zeroes it; a zeroed info is fine too. */
+void mime_info_deinit(struct mime_info *info);
+
+/* Returns s as an IMAP string in a new buffer (caller frees): a quoted
+ * string with \" and \\ escaped, or a literal "{n}\r\n..." when s holds
+ * 8-bit bytes, CR or LF; "NIL" for NULL. */
+char *mime_imap_string(const char *s);
+
+#endif

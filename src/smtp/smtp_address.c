@@ -1,0 +1,254 @@
+/*
+ * smtp_address: the reverse-path and forward-path of MAIL and RCPT with
+ * their parameters (RFC 5321 §4.1.2, §4.1.1.11; RFC 6531 §3.3 for UTF-8
+ * addresses). Bounded by RFC 5321 §4.5.3.1: local part 64, domain 255,
+ * path 256 octets.
+ */
+#include "smtp/smtp_int.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/util.h"
+
+#define LOCAL_MAX 64
+#define DOMAIN_MAX 255
+#define PATH_MAX_LEN 256
+
+static bool
+is_atext(unsigned char c)
+{
+	/* RFC 5322 §3.2.3 atext; UTF-8 bytes per RFC 6531 §3.3. */
+	return isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL ||
+	    c >= 0x80;
+}
+
+static bool
+is_local_part_ok(const char *s, size_t n, bool *is_utf8)
+{
+	if (n == 0 || n > LOCAL_MAX)
+		return false;
+	if (s[0] == '"') {
+		/* Quoted-string: qtextSMTP or quoted-pairSMTP. */
+		if (n < 2 || s[n - 1] != '"')
+			return false;
+		for (size_t i = 1; i < n - 1; i++) {
+			unsigned char c = (unsigned char)s[i];
+
+			if (c == '\\') {
+				if (++i >= n - 1 || s[i] < 32 || s[i] > 126)
+					return false;
+			} else if (c == '"' || (c < 32 && c != ' ') || c == 127) {
+				return false;
+			}
+			if (c >= 0x80)
+				*is_utf8 = true;
+		}
+		return true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '.') {
+			if (i == 0 || i == n - 1 || s[i + 1] == '.')
+				return false;
+		} else if (!is_atext(c)) {
+			return false;
+		}
+		if (c >= 0x80)
+			*is_utf8 = true;
+	}
+	return true;
+}
+
+static bool
+is_domain_ok(const char *s, size_t n, bool *is_utf8)
+{
+	if (n == 0 || n > DOMAIN_MAX)
+		return false;
+	if (s[0] == '[')
+		/* address-literal; checked loosely, never routed by us. */
+		return n > 2 && s[n - 1] == ']';
+	if (s[0] == '.' || s[0] == '-' || s[n - 1] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c >= 0x80)
+			*is_utf8 = true;
+		else if (!isalnum(c) && c != '-' && c != '.')
+			return false;
+		if (c == '.' && i + 1 < n && s[i + 1] == '.')
+			return false;
+	}
+	return true;
+}
+
+static int
+params_parse(const char *p, const char *end, struct smtp_path *path,
+    char *err, size_t errlen)
+{
+	while (p < end) {
+		const char *tok, *eq;
+		struct smtp_param *pa;
+
+		while (p < end && *p == ' ')
+			p++;
+		if (p == end)
+			break;
+		tok = p;
+		while (p < end && *p != ' ')
+			p++;
+		if (path->nparams == SMTP_MAX_PARAMS) {
+			snprintf(err, errlen, "501 5.5.4 Too many parameters");
+			return -1;
+		}
+		eq = memchr(tok, '=', (size_t)(p - tok));
+		if (eq == tok) {
+			snprintf(err, errlen, "501 5.5.4 Malformed parameter");
+			return -1;
+		}
+		pa = &path->params[path->nparams++];
+		pa->key = xstrndup(tok, (size_t)((eq ? eq : p) - tok));
+		for (char *k = pa->key; *k; k++) {
+			if (!isalnum((unsigned char)*k) && *k != '-') {
+				snprintf(err, errlen, "501 5.5.4 Malformed "
+				    "parameter");
+				return -1;
+			}
+			*k = (char)toupper((unsigned char)*k);
+		}
+		pa->value = eq ? xstrndup(eq + 1, (size_t)(p - eq - 1)) : NULL;
+	}
+	return 0;
+}
+
+int
+smtp_path_parse(const char *line, size_t len, const char *prefix,
+    struct smtp_path *path, char *err, size_t errlen)
+{
+	size_t plen = strlen(prefix);
+	const char *p = line, *end = line + len, *close, *at, *addr;
+	size_t alen;
+	bool is_utf8 = false;
+
+	memset(path, 0, sizeof(*path));
+	if (len < plen || strncasecmp(line, prefix, plen) != 0) {
+		snprintf(err, errlen, "501 5.5.4 Syntax: %s<address>", prefix);
+		return -1;
+	}
+	p += plen;
+	/* Tolerated though not in the grammar: "FROM: <a@b>". */
+	while (p < end && *p == ' ')
+		p++;
+	if (p == end || *p != '<') {
+		snprintf(err, errlen, "501 5.1.7 Address must be in angle "
+		    "brackets: %s<address>", prefix);
+		return -1;
+	}
+	p++;
+	close = NULL;
+	{
+		bool in_quote = false;
+
+		for (const char *q = p; q < end; q++) {
+			if (*q == '\\' && in_quote) {
+				q++;
+				continue;
+			}
+			if (*q == '"')
+				in_quote = !in_quote;
+			else if (*q == '>' && !in_quote) {
+				close = q;
+				break;
+			}
+		}
+	}
+	if (close == NULL) {
+		snprintf(err, errlen, "501 5.1.7 Missing '>' after the address");
+		return -1;
+	}
+	addr = p;
+	alen = (size_t)(close - p);
+	/* RFC 5321 §4.1.2: a source route "@a,@b:" is accepted and
+	 * ignored. */
+	if (alen > 0 && addr[0] == '@') {
+		const char *colon = memchr(addr, ':', alen);
+
+		if (colon == NULL) {
+			snprintf(err, errlen, "501 5.1.7 Bad address syntax");
+			return -1;
+		}
+		alen -= (size_t)(colon + 1 - addr);
+		addr = colon + 1;
+	}
+	if (alen > PATH_MAX_LEN) {
+		snprintf(err, errlen, "501 5.1.7 Address too long");
+		return -1;
+	}
+	if (alen > 0) {
+		at = NULL;
+		for (const char *q = addr + alen; q > addr; q--) {
+			if (q[-1] == '@') {
+				at = q - 1;
+				break;
+			}
+		}
+		if (at == NULL || !is_local_part_ok(addr, (size_t)(at - addr),
+		    &is_utf8) || !is_domain_ok(at + 1,
+		    alen - (size_t)(at + 1 - addr), &is_utf8)) {
+			snprintf(err, errlen, "501 5.1.3 Bad address syntax");
+			return -1;
+		}
+	}
+	path->address = xstrndup(addr, alen);
+	path->is_utf8 = is_utf8;
+	if (close + 1 < end && close[1] != ' ') {
+		snprintf(err, errlen, "501 5.5.4 Expected a space after the "
+		    "address");
+		smtp_path_deinit(path);
+		return -1;
+	}
+	if (params_parse(close + 1, end, path, err, errlen) < 0) {
+		smtp_path_deinit(path);
+		return -1;
+	}
+	return 0;
+}
+
+void
+smtp_path_deinit(struct smtp_path *p)
+{
+	free(p->address);
+	for (size_t i = 0; i < p->nparams; i++) {
+		free(p->params[i].key);
+		free(p->params[i].value);
+	}
+	memset(p, 0, sizeof(*p));
+}
+
+const char *
+smtp_path_param(const struct smtp_path *p, const char *key, bool *has_out)
+{
+	for (size_t i = 0; i < p->nparams; i++) {
+		if (strcmp(p->params[i].key, key) == 0) {
+			if (has_out != NULL)
+				*has_out = true;
+			return p->params[i].value;
+		}
+	}
+	if (has_out != NULL)
+		*has_out = false;
+	return NULL;
+}
+
+const char *
+smtp_address_domain(const char *address)
+{
+	const char *at = strrchr(address, '@');
+
+	return at != NULL ? at + 1 : "";
+}

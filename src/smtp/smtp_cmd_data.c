@@ -1,0 +1,375 @@
+/*
+ * smtp_cmd_data: DATA and BDAT (RFC 3030), and the delivery of what they
+ * carry: Return-Path and Received headers (RFC 5321 §4.4, with the TLS
+ * version and cipher), Date and Message-ID added to submissions that lack
+ * them (RFC 6409 §8.2, §8.3), the body streamed into the store, and 250
+ * only once the store reports it durable.
+ */
+#include "smtp/smtp_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+
+#define CHUNK 16384
+
+static void
+date_format(char *out, size_t n)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	/* RFC 5322 §3.3. */
+	localtime_r(&now, &tm);
+	strftime(out, n, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+static void
+store_write(struct smtp_session *s, const void *data, size_t n)
+{
+	enum store_err err;
+
+	/* No delivery: BDAT chunks of a transaction without recipients
+	 * are read and dropped. */
+	if (s->delivery == NULL || s->is_oversize || s->is_write_failed ||
+	    n == 0)
+		return;
+	if (store_delivery_write(s->delivery, data, n, &err) < 0) {
+		log_error(s->sid, "smtp.store_write_failed error=\"%s\"",
+		    store_err_text(err));
+		s->is_write_failed = true;
+	}
+}
+
+/* Does the header section hold a field called name? */
+static bool
+has_field(const struct buf *h, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i + n < h->len; i++) {
+		if ((i == 0 || h->data[i - 1] == '\n') &&
+		    strncasecmp(h->data + i, name, n) == 0 &&
+		    h->data[i + n] == ':')
+			return true;
+	}
+	return false;
+}
+
+static const char *
+with_protocol(const struct smtp_session *s)
+{
+	/* RFC 3848 §1. */
+	bool tls = is_net_conn_tls(s->conn);
+
+	if (!s->is_esmtp)
+		return "SMTP";
+	if (s->is_smtputf8)
+		return tls ? (s->is_authenticated ? "UTF8SMTPSA" : "UTF8SMTPS")
+		    : (s->is_authenticated ? "UTF8SMTPA" : "UTF8SMTP");
+	return tls ? (s->is_authenticated ? "ESMTPSA" : "ESMTPS") :
+	    (s->is_authenticated ? "ESMTPA" : "ESMTP");
+}
+
+/* Writes our header fields, then the client's header section. */
+static void
+header_flush(struct smtp_session *s)
+{
+	char date[64];
+	char *prefix, *tls = NULL, *added = NULL;
+	const char *version = net_conn_tls_version(s->conn);
+
+	date_format(date, sizeof(date));
+	if (version != NULL)
+		tls = xasprintf("\r\n\t(using %s with cipher %s)", version,
+		    net_conn_tls_cipher(s->conn));
+	if (s->is_submission) {
+		char *msgid = NULL;
+
+		if (!has_field(&s->header, "Message-ID"))
+			msgid = xasprintf("Message-ID: <%llx.%s@%s>\r\n",
+			    (unsigned long long)time(NULL), s->sid,
+			    s->cfg->hostname);
+		added = xasprintf("%s%s%s%s", has_field(&s->header, "Date") ?
+		    "" : "Date: ", has_field(&s->header, "Date") ? "" : date,
+		    has_field(&s->header, "Date") ? "" : "\r\n",
+		    msgid ? msgid : "");
+		free(msgid);
+	}
+	prefix = xasprintf("Return-Path: <%s>\r\n"
+	    "Received: from %s ([%s])\r\n\tby %s (postern) with %s id %s%s"
+	    "%s%s%s;\r\n\t%s\r\n%s",
+	    s->mail_from, s->helo ? s->helo : "unknown",
+	    net_conn_peer(s->conn), s->cfg->hostname, with_protocol(s),
+	    s->sid, tls ? tls : "", s->nrcpts == 1 ? "\r\n\tfor <" : "",
+	    s->nrcpts == 1 ? s->rcpts[0].address : "",
+	    s->nrcpts == 1 ? ">" : "", date, added ? added : "");
+	store_write(s, prefix, strlen(prefix));
+	store_write(s, s->header.data, s->header.len);
+	free(prefix);
+	free(tls);
+	free(added);
+	buf_clear(&s->header);
+	s->is_header_done = true;
+}
+
+/* Takes decoded message bytes. */
+static void
+message_bytes(struct smtp_session *s, const char *data, size_t n)
+{
+	s->size += n;
+	if (s->size > s->cfg->message_size)
+		s->is_oversize = true;
+	if (s->is_header_done) {
+		store_write(s, data, n);
+		return;
+	}
+	/* Keep the header section to see which fields it has; a header
+	 * larger than the buffer is written as it is. */
+	for (size_t i = 0; i < n; i++) {
+		struct buf *h = &s->header;
+
+		if (buf_append(h, data + i, 1) < 0) {
+			header_flush(s);
+			store_write(s, data + i, n - i);
+			return;
+		}
+		if ((h->len == 2 && memcmp(h->data, "\r\n", 2) == 0) ||
+		    (h->len >= 4 && memcmp(h->data + h->len - 4, "\r\n\r\n",
+		    4) == 0)) {
+			header_flush(s);
+			store_write(s, data + i + 1, n - i - 1);
+			return;
+		}
+	}
+}
+
+static void
+on_delivered(void *arg, const struct store_delivery_result *results,
+    size_t n)
+{
+	struct smtp_session *s = arg;
+	enum store_err err = STORE_OK;
+
+	s->is_waiting = false;
+	if (s->is_gone) {
+		/* The client left while the store worked. */
+		smtp_session_free(s);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (results[i].err != STORE_OK && err != STORE_OVER_QUOTA)
+			err = results[i].err;
+	}
+	if (err == STORE_OK) {
+		log_info(s->sid, "smtp.delivered from=<%s> rcpts=%zu size=%llu",
+		    s->mail_from, s->nrcpts, (unsigned long long)s->size);
+		smtp_reply(s, "250 2.0.0 OK: queued as %s", s->sid);
+	} else if (err == STORE_OVER_QUOTA) {
+		log_info(s->sid, "smtp.not_delivered reason=over_quota");
+		smtp_reply(s, "452 4.2.2 Mailbox full, try again later");
+	} else {
+		log_error(s->sid, "smtp.not_delivered error=\"%s\"",
+		    store_err_text(err));
+		smtp_reply(s, "451 4.3.0 Temporary failure storing the "
+		    "message, try again later");
+	}
+	smtp_transaction_reset(s);
+	smtp_set_state(s, SMTP_STATE_READY);
+	smtp_resume(s);
+}
+
+/* The whole message is in: answer, or hand it to the store. */
+static void
+message_end(struct smtp_session *s)
+{
+	if (!s->is_header_done)
+		header_flush(s);
+	if (s->is_oversize) {
+		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit of "
+		    "%llu bytes", (unsigned long long)s->cfg->message_size);
+	} else if (s->is_write_failed) {
+		smtp_reply(s, "452 4.3.1 Insufficient system storage, try "
+		    "again later");
+	} else if (s->nrcpts == 0) {
+		smtp_reply(s, "554 5.5.1 No valid recipients");
+	} else {
+		struct store_delivery *d = s->delivery;
+
+		for (size_t i = 0; i < s->nrcpts; i++) {
+			const struct smtp_rcpt *r = &s->rcpts[i];
+
+			for (size_t j = 0; j < r->naccounts; j++)
+				store_delivery_add(d, r->accounts[j], NULL, 0,
+				    NULL, 0);
+			for (size_t j = 0; j < r->nexternal; j++)
+				store_delivery_queue(d, s->mail_from,
+				    r->external[j], s->dsn_envelope, r->dsn);
+		}
+		if (s->data.bare_newlines > 0)
+			log_info(s->sid, "smtp.bare_newlines count=%llu "
+			    "result=normalised",
+			    (unsigned long long)s->data.bare_newlines);
+		store_delivery_set_atomic(d);
+		s->delivery = NULL;
+		smtp_set_state(s, SMTP_STATE_WAIT);
+		smtp_pause(s);
+		s->is_waiting = true;
+		if (store_delivery_submit(d, net_conn_base(s->conn),
+		    on_delivered, s) < 0) {
+			s->is_waiting = false;
+			smtp_reply(s, "451 4.3.0 Temporary failure storing "
+			    "the message, try again later");
+			smtp_transaction_reset(s);
+			smtp_set_state(s, SMTP_STATE_READY);
+			smtp_resume(s);
+		}
+		return;
+	}
+	smtp_transaction_reset(s);
+	smtp_set_state(s, SMTP_STATE_READY);
+}
+
+static int
+delivery_start(struct smtp_session *s)
+{
+	enum store_err err;
+
+	if (s->delivery != NULL)
+		return 0;
+	s->delivery = store_delivery_new(s->ctx->store, &err);
+	if (s->delivery == NULL) {
+		log_error(s->sid, "smtp.store_failed error=\"%s\"",
+		    store_err_text(err));
+		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+		return -1;
+	}
+	return 0;
+}
+
+void
+smtp_cmd_data(struct smtp_session *s, const char *args, size_t len)
+{
+	(void)args;
+	if (len != 0) {
+		smtp_error(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	if (s->nrcpts == 0) {
+		/* RFC 2920 §3.1: after refused recipients, DATA fails. */
+		smtp_error(s, "554 5.5.1 No valid recipients");
+		return;
+	}
+	if (s->delivery != NULL) {
+		smtp_error(s, "503 5.5.1 DATA after BDAT is not allowed");
+		return;
+	}
+	if (delivery_start(s) < 0)
+		return;
+	smtp_data_init(&s->data);
+	smtp_set_state(s, SMTP_STATE_DATA);
+	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+void
+smtp_cmd_bdat(struct smtp_session *s, const char *args, size_t len)
+{
+	char *end;
+	unsigned long long n;
+	const char *rest;
+
+	/* RFC 3030 §2: BDAT chunk-size [LAST]. */
+	if (len == 0 || args[0] < '0' || args[0] > '9') {
+		smtp_error(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		return;
+	}
+	n = strtoull(args, &end, 10);
+	rest = end;
+	while (rest < args + len && *rest == ' ')
+		rest++;
+	if ((size_t)(rest - args) == len) {
+		s->is_bdat_last = false;
+	} else if ((size_t)(args + len - rest) == 4 &&
+	    strncasecmp(rest, "LAST", 4) == 0) {
+		s->is_bdat_last = true;
+	} else {
+		smtp_error(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		return;
+	}
+	if (s->nrcpts > 0 && delivery_start(s) < 0)
+		return;
+	/* Whatever happens, the chunk's bytes are read: they are not
+	 * commands (RFC 3030 §2). */
+	s->bdat_left = n;
+	smtp_set_state(s, SMTP_STATE_BDAT);
+}
+
+/* A BDAT chunk has been read. */
+static void
+bdat_chunk_end(struct smtp_session *s)
+{
+	if (s->is_bdat_discard) {
+		s->is_bdat_discard = false;
+		smtp_set_state(s, s->bdat_return_state);
+		return;
+	}
+	if (s->is_bdat_last) {
+		message_end(s);
+		return;
+	}
+	if (s->nrcpts == 0) {
+		smtp_error(s, "554 5.5.1 No valid recipients");
+		smtp_transaction_reset(s);
+		smtp_set_state(s, SMTP_STATE_READY);
+		return;
+	}
+	smtp_reply(s, "250 2.0.0 %llu octets received",
+	    (unsigned long long)s->size);
+	smtp_set_state(s, SMTP_STATE_RCPT);
+}
+
+void
+smtp_message_input(struct smtp_session *s, struct buf *in)
+{
+	while (s->reader.off < in->len) {
+		const char *p = in->data + s->reader.off;
+		size_t avail = in->len - s->reader.off;
+
+		if (s->state == SMTP_STATE_BDAT) {
+			size_t take = avail < s->bdat_left ? avail :
+			    (size_t)s->bdat_left;
+
+			if (take > 0 && !s->is_bdat_discard)
+				message_bytes(s, p, take);
+			s->reader.off += take;
+			s->bdat_left -= take;
+			if (s->bdat_left == 0) {
+				bdat_chunk_end(s);
+				return;
+			}
+		} else {
+			char out[2 * CHUNK + 4];
+			size_t used, olen;
+			enum parse_rc rc;
+
+			if (avail > CHUNK)
+				avail = CHUNK;
+			rc = smtp_data_feed(&s->data, p, avail, &used, out,
+			    &olen);
+			message_bytes(s, out, olen);
+			s->reader.off += used;
+			if (rc == PARSE_DONE) {
+				message_end(s);
+				return;
+			}
+		}
+	}
+	/* A BDAT 0 chunk ends with no bytes at all. */
+	if (s->state == SMTP_STATE_BDAT && s->bdat_left == 0)
+		bdat_chunk_end(s);
+}

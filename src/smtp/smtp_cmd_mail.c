@@ -1,0 +1,322 @@
+/*
+ * smtp_cmd_mail: MAIL and RCPT, and the policy they carry: no relaying
+ * for anyone unauthenticated, submission only after AUTH and only from
+ * the account's own addresses (RFC 6409 §4.1, §6.1), limits on size
+ * (RFC 1870) and recipients (RFC 5321 §4.5.3.1.8), quotas at RCPT time.
+ */
+#include "smtp/smtp_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/config.h"
+#include "lib/log.h"
+#include "lib/util.h"
+
+/* RFC 3461 §4: the DSN parameters kept for the queue, "K=V K=V". */
+static char *
+params_join(const struct smtp_path *p, const char *const *keys, size_t nkeys)
+{
+	char *out = NULL;
+
+	for (size_t i = 0; i < nkeys; i++) {
+		bool has;
+		const char *v = smtp_path_param(p, keys[i], &has);
+		char *next;
+
+		if (!has || v == NULL)
+			continue;
+		next = xasprintf("%s%s%s=%s", out ? out : "", out ? " " : "",
+		    keys[i], v);
+		free(out);
+		out = next;
+	}
+	return out;
+}
+
+/* Is address one the authenticated account may send as? Its own, or an
+ * alias that delivers to it. */
+static bool
+is_sender_owned(struct smtp_session *s, const char *address)
+{
+	char **targets = NULL;
+	enum store_err err;
+	bool is_owned = false;
+
+	if (strcasecmp(address, s->id.address) == 0)
+		return true;
+	if (store_alias_targets(s->ctx->store, address, &targets, &err) < 0)
+		return false;
+	for (char **t = targets; *t != NULL; t++) {
+		if (strcasecmp(*t, s->id.address) == 0)
+			is_owned = true;
+	}
+	store_strings_free(&targets);
+	return is_owned;
+}
+
+/* Checks MAIL's parameters; sends the error and returns -1. */
+static int
+mail_params_check(struct smtp_session *s, const struct smtp_path *p)
+{
+	for (size_t i = 0; i < p->nparams; i++) {
+		const char *k = p->params[i].key, *v = p->params[i].value;
+
+		if (strcmp(k, "SIZE") == 0) {
+			uint64_t n;
+
+			if (v == NULL || config_parse_size(v, &n) < 0 ||
+			    strspn(v, "0123456789") != strlen(v)) {
+				smtp_error(s, "501 5.5.4 Bad SIZE parameter");
+				return -1;
+			}
+			s->declared_size = n;
+			if (n > s->cfg->message_size) {
+				smtp_error(s, "552 5.3.4 Message size exceeds "
+				    "fixed limit of %llu bytes",
+				    (unsigned long long)s->cfg->message_size);
+				return -1;
+			}
+		} else if (strcmp(k, "BODY") == 0) {
+			if (v == NULL || (strcasecmp(v, "7BIT") != 0 &&
+			    strcasecmp(v, "8BITMIME") != 0)) {
+				smtp_error(s, "501 5.5.4 BODY must be 7BIT or "
+				    "8BITMIME");
+				return -1;
+			}
+			s->is_8bit = strcasecmp(v, "8BITMIME") == 0;
+		} else if (strcmp(k, "SMTPUTF8") == 0) {
+			if (v != NULL) {
+				smtp_error(s, "501 5.5.4 SMTPUTF8 takes no "
+				    "value");
+				return -1;
+			}
+			s->is_smtputf8 = true;
+		} else if (strcmp(k, "RET") == 0) {
+			if (v == NULL || (strcasecmp(v, "FULL") != 0 &&
+			    strcasecmp(v, "HDRS") != 0)) {
+				smtp_error(s, "501 5.5.4 RET must be FULL or "
+				    "HDRS");
+				return -1;
+			}
+		} else if (strcmp(k, "ENVID") == 0 || strcmp(k, "AUTH") == 0) {
+			/* ENVID is kept for DSNs; AUTH= (RFC 4954 §5) is
+			 * accepted and not trusted. */
+			if (v == NULL || strlen(v) > 100) {
+				smtp_error(s, "501 5.5.4 Bad %s parameter", k);
+				return -1;
+			}
+		} else {
+			smtp_error(s, "555 5.5.4 Unsupported parameter %s", k);
+			return -1;
+		}
+	}
+	if (p->is_utf8 && !s->is_smtputf8) {
+		smtp_error(s, "553 5.6.7 Non-ASCII address needs SMTPUTF8");
+		return -1;
+	}
+	return 0;
+}
+
+void
+smtp_cmd_mail(struct smtp_session *s, const char *args, size_t len)
+{
+	static const char *const dsn_keys[] = { "RET", "ENVID" };
+	struct smtp_path p;
+	char err[256];
+
+	if (s->is_submission && !s->is_authenticated) {
+		smtp_error(s, "530 5.7.0 Authentication required");
+		return;
+	}
+	if (smtp_path_parse(args, len, "FROM:", &p, err, sizeof(err)) < 0) {
+		smtp_error(s, "%s", err);
+		return;
+	}
+	s->is_8bit = false;
+	s->is_smtputf8 = false;
+	s->declared_size = 0;
+	if (mail_params_check(s, &p) < 0) {
+		smtp_path_deinit(&p);
+		return;
+	}
+	if (s->is_authenticated && s->is_submission &&
+	    !is_sender_owned(s, p.address)) {
+		log_info(s->sid, "smtp.mail from=<%s> user=<%s> "
+		    "result=sender_not_owned", p.address, s->id.address);
+		smtp_error(s, "553 5.7.1 Sender address <%s> is not owned by "
+		    "user %s", p.address, s->id.address);
+		smtp_path_deinit(&p);
+		return;
+	}
+	s->mail_from = xstrdup(p.address);
+	s->dsn_envelope = params_join(&p, dsn_keys, ARRAY_LEN(dsn_keys));
+	log_debug(s->sid, "smtp.mail from=<%s>", p.address);
+	smtp_path_deinit(&p);
+	smtp_set_state(s, SMTP_STATE_MAIL);
+	smtp_reply(s, "250 2.1.0 Sender OK");
+}
+
+/* Is the account over its quota if this message arrives? 0: no; 1: full
+ * for now; 2: the message alone is larger than the whole quota. */
+static int
+quota_state(struct smtp_session *s, int64_t account)
+{
+	struct store_account a;
+	uint64_t bytes = 0, messages = 0;
+	enum store_err err;
+	int state = 0;
+
+	if (store_account_get_by_id(s->ctx->store, account, &a, &err) < 0)
+		return 0;
+	if (a.quota_bytes != 0 && s->declared_size > a.quota_bytes) {
+		state = 2;
+	} else if (store_account_usage(s->ctx->store, account, &bytes,
+	    &messages, &err) == 0) {
+		if (a.quota_bytes != 0 && bytes >= a.quota_bytes)
+			state = 1;
+		if (a.quota_messages != 0 && messages >= a.quota_messages)
+			state = 1;
+	}
+	store_account_deinit(&a);
+	return state;
+}
+
+static int
+rcpt_params_check(struct smtp_session *s, const struct smtp_path *p)
+{
+	for (size_t i = 0; i < p->nparams; i++) {
+		const char *k = p->params[i].key, *v = p->params[i].value;
+
+		if (strcmp(k, "NOTIFY") == 0 || strcmp(k, "ORCPT") == 0) {
+			if (v == NULL || strlen(v) > 500) {
+				smtp_error(s, "501 5.5.4 Bad %s parameter", k);
+				return -1;
+			}
+		} else {
+			smtp_error(s, "555 5.5.4 Unsupported parameter %s", k);
+			return -1;
+		}
+	}
+	if (p->is_utf8 && !s->is_smtputf8) {
+		smtp_error(s, "553 5.6.7 Non-ASCII address needs SMTPUTF8");
+		return -1;
+	}
+	return 0;
+}
+
+static void
+rcpt_add(struct smtp_session *s, const char *address,
+    const struct store_route *route, char *dsn)
+{
+	struct smtp_rcpt *r;
+
+	s->rcpts = xrealloc(s->rcpts, (s->nrcpts + 1) * sizeof(*s->rcpts));
+	r = &s->rcpts[s->nrcpts++];
+	memset(r, 0, sizeof(*r));
+	r->address = xstrdup(address);
+	r->dsn = dsn;
+	if (route == NULL) {
+		/* Relayed for an authenticated user: the queue takes it. */
+		r->external = xcalloc(1, sizeof(*r->external));
+		r->external[0] = xstrdup(address);
+		r->nexternal = 1;
+		return;
+	}
+	if (route->naccounts > 0) {
+		r->accounts = xcalloc(route->naccounts, sizeof(*r->accounts));
+		memcpy(r->accounts, route->accounts,
+		    route->naccounts * sizeof(*r->accounts));
+		r->naccounts = route->naccounts;
+	}
+	if (route->nexternal > 0) {
+		r->external = xcalloc(route->nexternal, sizeof(*r->external));
+		for (size_t i = 0; i < route->nexternal; i++)
+			r->external[i] = xstrdup(route->external[i]);
+		r->nexternal = route->nexternal;
+	}
+}
+
+void
+smtp_cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
+{
+	static const char *const dsn_keys[] = { "NOTIFY", "ORCPT" };
+	struct smtp_path p;
+	struct store_route route = { 0 };
+	enum store_err err;
+	char errtext[256];
+	bool is_local;
+
+	if (smtp_path_parse(args, len, "TO:", &p, errtext,
+	    sizeof(errtext)) < 0) {
+		smtp_error(s, "%s", errtext);
+		return;
+	}
+	if (rcpt_params_check(s, &p) < 0)
+		goto out;
+	if (p.address[0] == '\0') {
+		smtp_error(s, "501 5.1.3 Empty recipient address");
+		goto out;
+	}
+	if (s->nrcpts >= s->cfg->recipients) {
+		/* RFC 5321 §4.5.3.1.10: 452, and the client sends the
+		 * rest in another transaction. */
+		smtp_reply(s, "452 4.5.3 Too many recipients");
+		goto out;
+	}
+	if (store_route_resolve(s->ctx->store, p.address, &route,
+	    &err) == 0) {
+		is_local = true;
+	} else if (err == STORE_INVALID) {
+		is_local = false;
+	} else if (err == STORE_NOT_FOUND) {
+		log_info(s->sid, "smtp.rcpt to=<%s> result=unknown_user",
+		    p.address);
+		smtp_error(s, "550 5.1.1 <%s>: Recipient address rejected: "
+		    "no such user here", p.address);
+		goto out;
+	} else {
+		smtp_reply(s, "451 4.3.0 Temporary failure looking up the "
+		    "recipient, try again later");
+		goto out;
+	}
+	if (!is_local && !s->is_authenticated) {
+		log_info(s->sid, "smtp.rcpt to=<%s> peer=%s result=relay_denied",
+		    p.address, net_conn_peer(s->conn));
+		smtp_error(s, "554 5.7.1 <%s>: Relay access denied",
+		    p.address);
+		goto out;
+	}
+	for (size_t i = 0; is_local && i < route.naccounts; i++) {
+		int q = quota_state(s, route.accounts[i]);
+
+		if (q == 2) {
+			log_info(s->sid, "smtp.rcpt to=<%s> result=over_quota",
+			    p.address);
+			smtp_error(s, "552 5.2.2 <%s>: Message is larger than "
+			    "the mailbox quota", p.address);
+			store_route_deinit(&route);
+			goto out;
+		}
+		if (q != 0) {
+			log_info(s->sid, "smtp.rcpt to=<%s> result=over_quota",
+			    p.address);
+			smtp_reply(s, "452 4.2.2 <%s>: Mailbox full, try again "
+			    "later", p.address);
+			store_route_deinit(&route);
+			goto out;
+		}
+	}
+	rcpt_add(s, p.address, is_local ? &route : NULL,
+	    params_join(&p, dsn_keys, ARRAY_LEN(dsn_keys)));
+	if (is_local)
+		store_route_deinit(&route);
+	log_debug(s->sid, "smtp.rcpt to=<%s> result=accepted local=%s",
+	    p.address, is_local ? "yes" : "no");
+	smtp_set_state(s, SMTP_STATE_RCPT);
+	smtp_reply(s, "250 2.1.5 Recipient OK");
+out:
+	smtp_path_deinit(&p);
+}

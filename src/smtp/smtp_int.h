@@ -1,0 +1,176 @@
+/*
+ * smtp_int: what the files of src/smtp share: the session, its states and
+ * the command table (STYLE.md, Sessions, commands, parsers).
+ */
+#ifndef POSTERN_SMTP_INT_H
+#define POSTERN_SMTP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "lib/buf.h"
+#include "lib/parse.h"
+#include "smtp/smtp.h"
+#include "store/store.h"
+
+/* ---- DATA decoding (smtp_data.c) ------------------------------------- */
+
+enum smtp_data_state {
+	SMTP_DATA_LINE_START,		/* after a real CRLF */
+	SMTP_DATA_LINE_START_BARE,	/* after a bare LF or CR */
+	SMTP_DATA_MID,
+	SMTP_DATA_CR,
+	SMTP_DATA_DOT,			/* "." at a real line start */
+	SMTP_DATA_DOT_CR,
+};
+
+struct smtp_data {
+	enum smtp_data_state state;
+	uint64_t bare_newlines;		/* bare LF/CR turned into CRLF */
+};
+
+void smtp_data_init(struct smtp_data *d);
+/* Decodes len bytes of DATA into out, which must hold 2 * len + 4 bytes.
+ * Returns PARSE_DONE after CRLF.CRLF, with *used_out the bytes of in it
+ * took (the rest follows the message), or PARSE_MORE after taking all. */
+enum parse_rc smtp_data_feed(struct smtp_data *d, const char *in, size_t len,
+    size_t *used_out, char *out, size_t *out_len);
+
+/* ---- Addresses and parameters (smtp_address.c) ----------------------- */
+
+#define SMTP_MAX_PARAMS 16
+
+struct smtp_param {
+	char *key;		/* uppercase */
+	char *value;		/* or NULL */
+};
+
+/* "MAIL FROM:<a> K=V ..." and "RCPT TO:<a> ...", after the verb. */
+struct smtp_path {
+	char *address;		/* "" for the null path <> */
+	struct smtp_param params[SMTP_MAX_PARAMS];
+	size_t nparams;
+	bool is_utf8;		/* the address has non-ASCII characters */
+};
+
+/* Parses "FROM:<...> params" (prefix "FROM:" or "TO:"). Returns 0, or -1
+ * with a reply (code and text) in err. */
+int smtp_path_parse(const char *line, size_t len, const char *prefix,
+    struct smtp_path *path_out, char *err, size_t errlen);
+void smtp_path_deinit(struct smtp_path *p);
+/* The value of parameter key, or NULL; *has_out tells if it was given. */
+const char *smtp_path_param(const struct smtp_path *p, const char *key,
+    bool *has_out);
+/* The domain of an address ("" when none). */
+const char *smtp_address_domain(const char *address);
+
+/* ---- Session ---------------------------------------------------------- */
+
+enum smtp_state {
+	SMTP_STATE_FRESH = 1 << 0,	/* before EHLO/HELO */
+	SMTP_STATE_READY = 1 << 1,	/* greeted, no transaction */
+	SMTP_STATE_MAIL = 1 << 2,	/* MAIL accepted */
+	SMTP_STATE_RCPT = 1 << 3,	/* a recipient accepted */
+	SMTP_STATE_DATA = 1 << 4,	/* reading DATA bytes */
+	SMTP_STATE_BDAT = 1 << 5,	/* reading a BDAT chunk */
+	SMTP_STATE_AUTH = 1 << 6,	/* in a SASL exchange */
+	SMTP_STATE_WAIT = 1 << 7,	/* waiting for store or auth */
+};
+
+struct smtp_rcpt {
+	char *address;
+	int64_t *accounts;	/* local accounts it reaches */
+	size_t naccounts;
+	char **external;	/* external addresses it reaches */
+	size_t nexternal;
+	char *dsn;		/* "NOTIFY=... ORCPT=..." or NULL */
+};
+
+struct smtp_session {
+	struct net_conn *conn;
+	struct smtp_ctx *ctx;
+	const struct config *cfg;
+	char sid[24];
+	enum smtp_state state;
+	struct line_reader reader;
+	bool is_submission;	/* 587/465: authentication required */
+	bool is_esmtp;
+	char *helo;
+	unsigned errors;
+	bool is_paused;		/* input stopped: waiting or slowed down */
+	bool is_waiting;	/* a store or auth callback will come */
+	bool is_gone;		/* the connection closed while waiting */
+	bool has_starttls;	/* STARTTLS began in this input() call */
+	/* Authentication. */
+	struct auth_sasl *sasl;
+	bool is_authenticated;
+	struct auth_identity id;
+	/* The transaction. */
+	char *mail_from;	/* "" for <> */
+	bool is_smtputf8;
+	bool is_8bit;
+	uint64_t declared_size;	/* MAIL SIZE=, or 0 */
+	char *dsn_envelope;	/* "RET=... ENVID=..." or NULL */
+	struct smtp_rcpt *rcpts;
+	size_t nrcpts;
+	/* The message being received. */
+	struct store_delivery *delivery;
+	struct smtp_data data;
+	struct buf header;	/* the header section, until it ends */
+	bool is_header_done;
+	uint64_t size;		/* bytes received so far */
+	uint64_t bdat_left;	/* bytes of the BDAT chunk still to come */
+	bool is_bdat_last;
+	bool is_bdat_discard;	/* the BDAT was refused: drop its chunk */
+	enum smtp_state bdat_return_state;
+	bool is_oversize;
+	bool is_write_failed;
+};
+
+/* The shape of a command: allowed states, flags, the check that refuses
+ * it (sending the reply; returns -1) and the run that trusts it. */
+enum smtp_cmd_flag {
+	SMTP_CMD_PRE_TLS = 1 << 0,	/* allowed before STARTTLS when the
+					 * listener requires it */
+};
+
+struct smtp_cmd {
+	const char *name;
+	unsigned states;
+	unsigned flags;
+	void (*run)(struct smtp_session *s, const char *args, size_t len);
+};
+
+/* Sends one reply line ("250 2.0.0 OK"). */
+void smtp_reply(struct smtp_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Counts a client error, slows down and disconnects past the limits. */
+void smtp_error(struct smtp_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void smtp_set_state(struct smtp_session *s, enum smtp_state to);
+/* Stops and restarts reading commands (net_conn_pause/resume). */
+void smtp_pause(struct smtp_session *s);
+void smtp_resume(struct smtp_session *s);
+/* Frees a session whose connection is gone. */
+void smtp_session_free(struct smtp_session *s);
+/* Forgets the transaction (RSET, after the message). */
+void smtp_transaction_reset(struct smtp_session *s);
+
+/* smtp_cmd_mail.c */
+void smtp_cmd_mail(struct smtp_session *s, const char *args, size_t len);
+void smtp_cmd_rcpt(struct smtp_session *s, const char *args, size_t len);
+/* smtp_cmd_data.c */
+void smtp_cmd_data(struct smtp_session *s, const char *args, size_t len);
+void smtp_cmd_bdat(struct smtp_session *s, const char *args, size_t len);
+/* Consumes message bytes from in, from the line reader's offset on; when
+ * the message ends, replies (after the store) and leaves DATA/BDAT. */
+void smtp_message_input(struct smtp_session *s, struct buf *in);
+/* smtp_cmd_auth.c */
+void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len);
+void smtp_auth_response(struct smtp_session *s, const char *line,
+    size_t len);
+bool is_smtp_auth_offered(const struct smtp_session *s);
+
+#endif

@@ -1,0 +1,508 @@
+/*
+ * store: the one storage API of postern (DESIGN.md, Storage). Directory
+ * (domains, accounts, aliases), mailboxes, messages, flags, search, quotas
+ * and change notifications. Sessions never see SQL or files.
+ *
+ * Threads. A struct store is opened once per process and shared by every
+ * thread. Reads are synchronous and may be called from any thread (each
+ * call takes a read connection of its own from a pool; WAL readers never
+ * wait for the writer). Changes go to one writer thread that commits them
+ * in batches, one fsync for many changes (group commit):
+ *   - the asynchronous form (store_*_submit) takes an event_base and calls
+ *     its completion callback on that base's thread once the change is
+ *     durable, or failed; it follows STYLE.md: returns 0 and calls back
+ *     exactly once later, or returns -1 and never calls back;
+ *   - the synchronous form waits for the same writer (CLI, tests).
+ * Strings the store returns are owned by the caller unless said otherwise;
+ * free lists with the matching *_free function.
+ *
+ * Numbers follow RFC 9051 and RFC 7162: UIDVALIDITY, UIDs and MODSEQs are
+ * never reused and never go backwards, across restarts and crashes.
+ */
+#ifndef POSTERN_STORE_H
+#define POSTERN_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct event_base;
+struct store;
+
+enum store_err {
+	STORE_OK,
+	STORE_NOT_FOUND,	/* no such domain, account, mailbox, message */
+	STORE_EXISTS,		/* name already taken */
+	STORE_INVALID,		/* bad name, bad argument (client's mistake) */
+	STORE_OVER_QUOTA,	/* the account's quota would be exceeded */
+	STORE_NOT_ALLOWED,	/* e.g. deleting INBOX, renaming onto a child */
+	STORE_MODIFIED,		/* CONDSTORE UNCHANGEDSINCE failed */
+	STORE_TEMP,		/* disk full, database busy: try later */
+};
+
+/* A sentence for logs and replies: "over quota", "no such mailbox". */
+const char *store_err_text(enum store_err err);
+
+/* Opens (creating on first use) the store under data_dir, recovers what a
+ * crash left, and starts its writer thread. Returns NULL with err set. */
+struct store *store_open(const char *data_dir, char *err, size_t errlen);
+/* Waits for queued changes, stops the writer, closes everything. Every
+ * watch must have been freed before. */
+void store_close(struct store **st);
+
+/* How the writer makes a batch's message files durable before it commits
+ * the batch's metadata. */
+enum store_sync {
+	STORE_SYNC_AUTO,	/* the backend's choice (the default) */
+	STORE_SYNC_SYNCFS,	/* one syncfs(2) of the data file system */
+	STORE_SYNC_FILES,	/* fdatasync(2) each file, fsync(2) each
+				 * directory touched */
+};
+
+/* Tuning for benchmarks and tests: at most batch_max requests per commit
+ * (1 turns group commit off; 0 means the default, 256; at most 1024). Safe
+ * to call at any time from any thread; the next batch uses it. */
+void store_tune(struct store *st, size_t batch_max, enum store_sync sync);
+
+/* Waits until the full-text index has caught up with every message
+ * committed so far, resuming it if paused. Search is exact either way
+ * (messages not yet indexed are scanned); this is for benchmarks and
+ * tests. Returns 0, or -1 with *err_out set. */
+int store_index_wait(struct store *st, enum store_err *err_out);
+/* Stops or resumes the background indexing of new messages (benchmarks
+ * and tests). */
+void store_index_pause(struct store *st, bool is_paused);
+
+/* ---- Directory -------------------------------------------------------- */
+
+/* Per-account protocol switch: follow the server default, or force. */
+enum store_switch {
+	STORE_SWITCH_DEFAULT = -1,
+	STORE_SWITCH_OFF = 0,
+	STORE_SWITCH_ON = 1,
+};
+
+struct store_account {
+	int64_t id;
+	char *address;		/* lowercase local@domain */
+	char *display_name;	/* or NULL */
+	char *password_hash;	/* crypt(3) string, or NULL: no password */
+	char *scram_sha256;	/* RFC 5803 "SCRAM-SHA-256$..." or NULL */
+	uint64_t quota_bytes;	/* 0: unlimited */
+	uint64_t quota_messages;	/* 0: unlimited */
+	bool is_enabled;
+	enum store_switch imap, pop3, submission;
+	char *forward_to;	/* external address, or NULL */
+	bool is_forward_kept;	/* keep a local copy when forwarding */
+	uint32_t pop3_retention_days;	/* 0: keep forever */
+	int64_t locked_until;	/* unix time; 0: not locked */
+	int64_t created;	/* unix time */
+};
+
+void store_account_deinit(struct store_account *a);
+
+int store_domain_add(struct store *st, const char *domain,
+    enum store_err *err_out);
+/* Refuses (STORE_NOT_ALLOWED) while the domain still has accounts. */
+int store_domain_del(struct store *st, const char *domain,
+    enum store_err *err_out);
+/* Returns 0 with a NULL-terminated array of names (free with
+ * store_strings_free). */
+int store_domain_list(struct store *st, char ***names_out,
+    enum store_err *err_out);
+bool is_store_domain_local(struct store *st, const char *domain);
+/* Catch-all of a domain: every unknown local part goes to target (an
+ * address), or nobody when target is NULL. */
+int store_domain_catchall_set(struct store *st, const char *domain,
+    const char *target, enum store_err *err_out);
+
+/* Creates the account a->address (its domain must exist) with INBOX, Sent,
+ * Drafts, Trash, Junk and Archive (RFC 6154). Sets a->id. */
+int store_account_add(struct store *st, struct store_account *a,
+    enum store_err *err_out);
+/* Deletes the account, its mailboxes and messages. */
+int store_account_del(struct store *st, const char *address,
+    enum store_err *err_out);
+/* Fills *a_out (deinit it) for address, case-insensitively. */
+int store_account_get(struct store *st, const char *address,
+    struct store_account *a_out, enum store_err *err_out);
+int store_account_get_by_id(struct store *st, int64_t id,
+    struct store_account *a_out, enum store_err *err_out);
+/* Writes every field of a (found by a->id) except id, address, created. */
+int store_account_update(struct store *st, const struct store_account *a,
+    enum store_err *err_out);
+/* Accounts of domain (every domain when NULL), by address. */
+int store_account_list(struct store *st, const char *domain,
+    struct store_account **list_out, size_t *n_out,
+    enum store_err *err_out);
+void store_account_list_free(struct store_account **list, size_t n);
+
+/* What the account's messages take now, for quotas (RFC 9208 STORAGE and
+ * MESSAGE). */
+int store_account_usage(struct store *st, int64_t account,
+    uint64_t *bytes_out, uint64_t *messages_out, enum store_err *err_out);
+
+/* App passwords: one per device, named, optionally limited to some
+ * protocols, usable wherever the account password is. */
+enum store_app_proto {
+	STORE_APP_IMAP = 1 << 0,
+	STORE_APP_POP3 = 1 << 1,
+	STORE_APP_SUBMISSION = 1 << 2,
+};
+
+struct store_app_password {
+	int64_t id;
+	char *name;
+	char *hash;		/* crypt(3) */
+	uint32_t protocols;	/* enum store_app_proto bits; 0: all */
+	int64_t created;
+	int64_t last_used;	/* 0: never */
+	char *last_peer;	/* address of the last use, or NULL */
+};
+
+/* STORE_EXISTS when the account already has an app password of that
+ * name. */
+int store_app_password_add(struct store *st, int64_t account,
+    const char *name, const char *hash, uint32_t protocols,
+    enum store_err *err_out);
+int store_app_password_list(struct store *st, int64_t account,
+    struct store_app_password **list_out, size_t *n_out,
+    enum store_err *err_out);
+void store_app_password_list_free(struct store_app_password **list,
+    size_t n);
+int store_app_password_revoke(struct store *st, int64_t account,
+    const char *name, enum store_err *err_out);
+/* Notes a use: time and client address. */
+int store_app_password_touch(struct store *st, int64_t id, int64_t when,
+    const char *peer, enum store_err *err_out);
+
+/* Adds one target to the alias address, whose domain must be ours
+ * (STORE_NOT_FOUND otherwise). A target that leads back to address
+ * through other aliases is refused (STORE_NOT_ALLOWED). */
+int store_alias_add(struct store *st, const char *address,
+    const char *target, enum store_err *err_out);
+/* Removes one target, or every target of address when target is NULL. */
+int store_alias_del(struct store *st, const char *address,
+    const char *target, enum store_err *err_out);
+/* Targets of address (NULL-terminated; none: STORE_NOT_FOUND). */
+int store_alias_targets(struct store *st, const char *address,
+    char ***targets_out, enum store_err *err_out);
+/* Every alias as pairs "address", "target", ... (NULL-terminated). */
+int store_alias_list(struct store *st, char ***pairs_out,
+    enum store_err *err_out);
+
+/* Where mail for address goes: local accounts (after aliases, nested up
+ * to 8 levels, and the domain's catch-all) and external addresses.
+ * STORE_NOT_FOUND when the domain is ours but nobody takes the address;
+ * STORE_INVALID when the domain is not ours. */
+struct store_route {
+	int64_t *accounts;
+	size_t naccounts;
+	char **external;	/* forwarding targets and external aliases */
+	size_t nexternal;
+};
+int store_route_resolve(struct store *st, const char *address,
+    struct store_route *route_out, enum store_err *err_out);
+void store_route_deinit(struct store_route *r);
+
+void store_strings_free(char ***strings);
+
+/* ---- Mailboxes -------------------------------------------------------- */
+
+/* RFC 6154 special-use attributes. */
+enum store_special {
+	STORE_SPECIAL_NONE,
+	STORE_SPECIAL_SENT,
+	STORE_SPECIAL_DRAFTS,
+	STORE_SPECIAL_TRASH,
+	STORE_SPECIAL_JUNK,
+	STORE_SPECIAL_ARCHIVE,
+	STORE_SPECIAL_ALL,
+	STORE_SPECIAL_FLAGGED,
+};
+
+/* "\\Sent", ... or NULL for STORE_SPECIAL_NONE. */
+const char *store_special_name(enum store_special special);
+
+struct store_mailbox {
+	int64_t id;
+	char *name;		/* full name, '/' separates levels */
+	uint32_t uidvalidity;
+	uint32_t uidnext;
+	uint64_t highestmodseq;
+	uint32_t messages;
+	uint32_t unseen;
+	uint64_t size;		/* bytes of every message */
+	enum store_special special;
+	bool is_subscribed;
+	bool has_children;
+};
+
+void store_mailbox_deinit(struct store_mailbox *mb);
+
+/* Names are UTF-8, '/' the hierarchy separator; INBOX is case-insensitive
+ * (RFC 9051 §5.1), also as the first level of a child ("inbox/a" is
+ * "INBOX/a"). Missing parents are created too (RFC 9051 §6.3.4). */
+int store_mailbox_create(struct store *st, int64_t account,
+    const char *name, enum store_special special, enum store_err *err_out);
+/* Renames name and its children. Renaming INBOX moves its messages to the
+ * new mailbox and leaves INBOX empty (RFC 9051 §6.3.6). */
+int store_mailbox_rename(struct store *st, int64_t account,
+    const char *from, const char *to, enum store_err *err_out);
+/* Deletes a mailbox and its messages; INBOX cannot be deleted. Children
+ * stay. A mailbox created later under the same name gets a new
+ * UIDVALIDITY. */
+int store_mailbox_delete(struct store *st, int64_t account,
+    const char *name, enum store_err *err_out);
+int store_mailbox_get(struct store *st, int64_t account, const char *name,
+    struct store_mailbox *mb_out, enum store_err *err_out);
+/* Every mailbox of the account, by name. */
+int store_mailbox_list(struct store *st, int64_t account,
+    struct store_mailbox **list_out, size_t *n_out,
+    enum store_err *err_out);
+void store_mailbox_list_free(struct store_mailbox **list, size_t n);
+int store_mailbox_subscribe(struct store *st, int64_t account,
+    const char *name, bool is_subscribed, enum store_err *err_out);
+
+/* ---- Messages --------------------------------------------------------- */
+
+/* System flags as bits (RFC 9051 §2.3.2); keywords are separate. */
+enum store_flag {
+	STORE_FLAG_SEEN = 1 << 0,
+	STORE_FLAG_ANSWERED = 1 << 1,
+	STORE_FLAG_FLAGGED = 1 << 2,
+	STORE_FLAG_DELETED = 1 << 3,
+	STORE_FLAG_DRAFT = 1 << 4,
+};
+
+struct store_msg {
+	uint32_t uid;
+	uint64_t modseq;
+	uint32_t flags;		/* enum store_flag bits */
+	char *keywords;		/* space-separated, or NULL */
+	int64_t internal_date;	/* unix time */
+	uint64_t size;		/* RFC822.SIZE: bytes as stored */
+	int64_t blob;		/* the body, for store_blob_* */
+	int64_t retrieved;	/* unix time POP3 first retrieved it, or 0 */
+};
+
+/* Messages of mailbox with uid_min <= UID <= uid_max, by UID.
+ * STORE_INVALID when uid_min > uid_max. */
+int store_msg_list(struct store *st, int64_t mailbox, uint32_t uid_min,
+    uint32_t uid_max, struct store_msg **list_out, size_t *n_out,
+    enum store_err *err_out);
+/* Messages changed (flags, or new) after modseq, by UID, and the UIDs
+ * expunged after it (RFC 7162 §3.1.5, QRESYNC VANISHED). */
+int store_msg_changes(struct store *st, int64_t mailbox, uint64_t modseq,
+    struct store_msg **changed_out, size_t *nchanged_out,
+    uint32_t **expunged_out, size_t *nexpunged_out,
+    enum store_err *err_out);
+void store_msg_list_free(struct store_msg **list, size_t n);
+
+/* What IMAP FETCH needs from the parsed message, cached at delivery. */
+struct store_part {
+	char *section;		/* "", "1", "1.2" */
+	uint64_t header_off, body_off, end_off;
+};
+struct store_structure {
+	char *envelope;		/* IMAP ENVELOPE text */
+	char *bodystructure;	/* IMAP BODYSTRUCTURE text */
+	char *body;		/* IMAP BODY text */
+	struct store_part *parts;
+	size_t nparts;
+	int64_t date;		/* Date: header, or -1 */
+};
+int store_blob_structure(struct store *st, int64_t blob,
+    struct store_structure *s_out, enum store_err *err_out);
+void store_structure_deinit(struct store_structure *s);
+/* Opens the body for reading (pread ranges from it; close it when done).
+ * Returns an fd, or -1 with *err_out set. */
+int store_blob_open(struct store *st, int64_t blob, enum store_err *err_out);
+
+/* ---- Search ----------------------------------------------------------- */
+
+/* One condition; a query is a tree of them (RFC 9051 §6.4.4 keys map onto
+ * these). Text conditions use the full-text index to narrow and then
+ * check exact substrings of the decoded text. */
+enum store_cond_kind {
+	STORE_COND_ALL,
+	STORE_COND_AND,		/* every child */
+	STORE_COND_OR,		/* any child */
+	STORE_COND_NOT,		/* the first child is false */
+	STORE_COND_UID_RANGE,	/* lo <= UID <= hi */
+	STORE_COND_FLAG_SET,	/* flags has every bit of u */
+	STORE_COND_FLAG_UNSET,	/* flags has none of the bits of u */
+	STORE_COND_KEYWORD,	/* text is a keyword that is set */
+	STORE_COND_NO_KEYWORD,
+	STORE_COND_INTERNAL_BEFORE,	/* internal date < n (unix time) */
+	STORE_COND_INTERNAL_SINCE,	/* internal date >= n */
+	STORE_COND_SENT_BEFORE,	/* Date: header < n */
+	STORE_COND_SENT_SINCE,
+	STORE_COND_LARGER,	/* size > n */
+	STORE_COND_SMALLER,	/* size < n */
+	STORE_COND_MODSEQ,	/* modseq >= n */
+	STORE_COND_HEADER,	/* header field text (name in field) contains */
+	STORE_COND_BODY,	/* decoded body contains text */
+	STORE_COND_TEXT,	/* headers or body contain text */
+};
+
+struct store_cond {
+	enum store_cond_kind kind;
+	uint64_t n;		/* numbers, dates, flag bits, UID lo */
+	uint64_t hi;		/* UID hi */
+	const char *field;	/* header name for STORE_COND_HEADER */
+	const char *text;	/* borrowed */
+	struct store_cond *children;
+	size_t nchildren;
+};
+
+/* UIDs of the messages of mailbox that match, ascending. STORE_INVALID for
+ * a malformed tree (UID range with lo > hi, NOT without a child, nesting
+ * deeper than 32). */
+int store_search(struct store *st, int64_t mailbox,
+    const struct store_cond *cond, uint32_t **uids_out, size_t *n_out,
+    enum store_err *err_out);
+
+/* ---- Changes (through the writer) ------------------------------------ */
+
+/* A delivery: one message stored once for many recipients, atomically. */
+struct store_delivery;
+
+/* Starts a delivery; the body is written to a temporary file as it comes.
+ * Returns NULL with *err_out set (STORE_TEMP). */
+struct store_delivery *store_delivery_new(struct store *st,
+    enum store_err *err_out);
+/* Appends body bytes. Returns 0, or -1 (STORE_TEMP: disk full). */
+int store_delivery_write(struct store_delivery *d, const void *data,
+    size_t len, enum store_err *err_out);
+/* Adds a recipient: mailbox name (NULL: INBOX), flags, keywords (NULL or
+ * space-separated) and internal date (0: now). */
+void store_delivery_add(struct store_delivery *d, int64_t account,
+    const char *mailbox, uint32_t flags, const char *keywords,
+    int64_t internal_date);
+
+/* Queues the message for an external recipient; the outbound queue
+ * delivers it. sender is the envelope sender ("" for the null sender);
+ * dsn_envelope holds RFC 3461 RET/ENVID and dsn_rcpt NOTIFY/ORCPT as the
+ * client gave them, or NULL. A queued recipient has no result of its own:
+ * all of them share one, after the local recipients' (mailbox 0, uid 0),
+ * so that a delivery with queued recipients only still hears of failure;
+ * if they cannot be queued, the whole delivery fails with STORE_TEMP. The
+ * body is kept until the queue lets go of it. */
+void store_delivery_queue(struct store_delivery *d, const char *sender,
+    const char *rcpt, const char *dsn_envelope, const char *dsn_rcpt);
+/* All or nothing: when any recipient fails (over quota, ...), nothing is
+ * stored and every result carries that recipient's error. SMTP uses it,
+ * having one reply for the whole message. */
+void store_delivery_set_atomic(struct store_delivery *d);
+
+/* What happened to each recipient, in the order they were added. */
+struct store_delivery_result {
+	enum store_err err;	/* STORE_OK, STORE_OVER_QUOTA, ... */
+	int64_t mailbox;
+	uint32_t uidvalidity;
+	uint32_t uid;
+};
+
+typedef void (*store_delivery_cb)(void *arg,
+    const struct store_delivery_result *results, size_t n);
+
+/* Commits the delivery through the writer; cb runs on base's thread once
+ * it is durable (or failed). Takes d, also when it returns -1 (the store
+ * is closing). */
+int store_delivery_submit(struct store_delivery *d, struct event_base *base,
+    store_delivery_cb cb, void *arg);
+/* The same, waiting. Returns 0 and fills results_out (n entries, one per
+ * recipient, each with its own err; caller frees), or -1 with nothing
+ * filled when the store is closing. Takes d. */
+int store_delivery_commit(struct store_delivery *d,
+    struct store_delivery_result **results_out, size_t *n_out);
+/* Drops a delivery that will not be committed. */
+void store_delivery_abort(struct store_delivery **d);
+
+/* Changes to messages of one mailbox, by UID set. */
+enum store_flag_mode {
+	STORE_FLAGS_ADD,
+	STORE_FLAGS_REMOVE,
+	STORE_FLAGS_REPLACE,
+};
+
+struct store_change {
+	int64_t mailbox;
+	const uint32_t *uids;	/* borrowed; ascending */
+	size_t nuids;
+	enum store_change_kind {
+		STORE_CHANGE_FLAGS,
+		STORE_CHANGE_EXPUNGE,	/* the given UIDs */
+		STORE_CHANGE_COPY,	/* to dst_mailbox */
+		STORE_CHANGE_MOVE,	/* to dst_mailbox (RFC 6851) */
+		STORE_CHANGE_RETRIEVED,	/* POP3 RETR: note the time */
+	} kind;
+	enum store_flag_mode mode;
+	uint32_t flags;
+	const char *keywords;	/* borrowed; space-separated or NULL */
+	uint64_t unchangedsince;	/* CONDSTORE; 0: none */
+	int64_t dst_mailbox;
+};
+
+/* What a change did: the new modseq of each changed UID; for COPY and MOVE
+ * the destination's UIDVALIDITY and the new UIDs (RFC 4315 COPYUID); the
+ * UIDs refused by UNCHANGEDSINCE (RFC 7162 MODIFIED). UIDs that do not
+ * exist are skipped, as IMAP does for a UID set. */
+struct store_change_result {
+	enum store_err err;
+	uint64_t modseq;	/* highest modseq of the mailbox after the
+				 * change; every UID the change touched got
+				 * it (RFC 7162 §3.1: one per change) */
+	uint32_t dst_uidvalidity;
+	uint32_t *src_uids, *dst_uids;
+	size_t ncopied;
+	uint32_t *modified;
+	size_t nmodified;
+};
+
+void store_change_result_deinit(struct store_change_result *r);
+
+typedef void (*store_change_cb)(void *arg,
+    const struct store_change_result *result);
+
+/* Applies c through the writer; cb runs on base's thread once the change
+ * is durable, or failed (result->err). Copies what c borrows. Returns -1
+ * and never calls back when the store is closing. result->err is
+ * STORE_MODIFIED when UNCHANGEDSINCE refused some UIDs (listed in
+ * modified) and the others were changed (RFC 7162 §3.1.3); STORE_INVALID
+ * for UID 0, UIDs not ascending or bad keywords; STORE_NOT_FOUND for a
+ * missing mailbox or dst_mailbox; STORE_OVER_QUOTA
+ * when a COPY or MOVE would exceed the destination account's quota
+ * (nothing is copied). */
+int store_change_submit(struct store *st, const struct store_change *c,
+    struct event_base *base, store_change_cb cb, void *arg);
+/* The same, waiting: returns 0 when the change was applied (err STORE_OK
+ * or STORE_MODIFIED), or -1 with result_out->err set. Deinit result_out
+ * either way. */
+int store_change_commit(struct store *st, const struct store_change *c,
+    struct store_change_result *result_out);
+
+/* ---- Notifications ---------------------------------------------------- */
+
+/* Tells a session that mailbox changed (new messages, flags, expunges):
+ * cb(arg) runs on base's thread after the change is durable; the session
+ * then asks store_msg_changes() what changed. */
+struct store_watch;
+
+struct store_watch *store_watch_new(struct store *st, int64_t mailbox,
+    struct event_base *base, void (*cb)(void *arg), void *arg);
+/* After this returns, cb is never called again. Call on base's thread. */
+void store_watch_free(struct store_watch **w);
+
+/* ---- Maintenance ------------------------------------------------------ */
+
+/* Checks that every message has its body file, that no body file is an
+ * orphan and that counters match; repairs what it can when is_repair.
+ * Writes one line per finding to report (may be NULL). Returns the number
+ * of problems found, or -1 when the store cannot be read. */
+int store_check(struct store *st, bool is_repair,
+    void (*report)(void *arg, const char *line), void *arg);
+
+#endif

@@ -1,0 +1,89 @@
+/*
+ * store_backend: the function table every store backend fills (STYLE.md):
+ * the embedded one (store_sqlite*.c) today, PostgreSQL later. store.c
+ * checks arguments, normalizes names and runs the writer thread; a backend
+ * only reads and writes its own data.
+ *
+ * Threads. open and close run on the thread calling store_open() and
+ * store_close(). batch_run and idle run only on the writer thread. Every
+ * read may run on any thread, concurrently with the writer and with each
+ * other. Names given to a backend are already normalized (store_name_*).
+ */
+#ifndef POSTERN_STORE_BACKEND_H
+#define POSTERN_STORE_BACKEND_H
+
+#include "store/store_int.h"
+
+struct store_backend {
+	const char *name;
+
+	/* Opens the backend's data for st (st->data_dir), creating or
+	 * migrating it, and sets st->be_state. Returns 0, or -1 with err. */
+	int (*open)(struct store *st, char *err, size_t errlen);
+	/* Frees st->be_state; the writer has stopped. */
+	void (*close)(struct store *st);
+
+	/* Writer thread: applies every request durably, in one transaction
+	 * when it can, and sets each request's results and touched
+	 * mailboxes. A request that fails leaves no trace and does not fail
+	 * the others. Returns once the successful ones are durable. */
+	void (*batch_run)(struct store *st, struct store_req **reqs,
+	    size_t n);
+	/* Writer thread, when no request waits: does a little background
+	 * work (the full-text index). Returns true if more is left. */
+	bool (*idle)(struct store *st);
+
+	/* Reads; each returns 0, or -1 with *err_out set. */
+	int (*domain_list)(struct store *st, char ***names_out,
+	    enum store_err *err_out);
+	/* The domain's catch-all target (NULL: none); STORE_NOT_FOUND when
+	 * the domain is not ours. */
+	int (*domain_get)(struct store *st, const char *domain,
+	    char **catchall_out, enum store_err *err_out);
+	/* By address when address is not NULL, else by id. */
+	int (*account_get)(struct store *st, const char *address, int64_t id,
+	    struct store_account *a_out, enum store_err *err_out);
+	int (*account_list)(struct store *st, const char *domain,
+	    struct store_account **list_out, size_t *n_out,
+	    enum store_err *err_out);
+	int (*account_usage)(struct store *st, int64_t account,
+	    uint64_t *bytes_out, uint64_t *messages_out,
+	    enum store_err *err_out);
+	/* Targets of address; an empty list is STORE_NOT_FOUND. */
+	int (*alias_targets)(struct store *st, const char *address,
+	    char ***targets_out, enum store_err *err_out);
+	int (*alias_list)(struct store *st, char ***pairs_out,
+	    enum store_err *err_out);
+	/* An account without app passwords has an empty list; a missing
+	 * account is STORE_NOT_FOUND. */
+	int (*app_password_list)(struct store *st, int64_t account,
+	    struct store_app_password **list_out, size_t *n_out,
+	    enum store_err *err_out);
+	int (*mailbox_get)(struct store *st, int64_t account,
+	    const char *name, struct store_mailbox *mb_out,
+	    enum store_err *err_out);
+	int (*mailbox_list)(struct store *st, int64_t account,
+	    struct store_mailbox **list_out, size_t *n_out,
+	    enum store_err *err_out);
+	int (*msg_list)(struct store *st, int64_t mailbox, uint32_t uid_min,
+	    uint32_t uid_max, struct store_msg **list_out, size_t *n_out,
+	    enum store_err *err_out);
+	int (*msg_changes)(struct store *st, int64_t mailbox, uint64_t modseq,
+	    struct store_msg **changed_out, size_t *nchanged_out,
+	    uint32_t **expunged_out, size_t *nexpunged_out,
+	    enum store_err *err_out);
+	int (*blob_structure)(struct store *st, int64_t blob,
+	    struct store_structure *s_out, enum store_err *err_out);
+	/* Returns an fd, or -1 with *err_out set. */
+	int (*blob_open)(struct store *st, int64_t blob,
+	    enum store_err *err_out);
+	/* The tree is already checked (store.c). */
+	int (*search)(struct store *st, int64_t mailbox,
+	    const struct store_cond *cond, uint32_t **uids_out,
+	    size_t *n_out, enum store_err *err_out);
+};
+
+/* The embedded backend (store_sqlite.c). */
+extern const struct store_backend store_sqlite_backend;
+
+#endif

@@ -1,0 +1,262 @@
+/*
+ * store_sqlite: what the files of the embedded backend share (and only
+ * they: this is the one header that includes sqlite3.h). Connections with
+ * their cached prepared statements, the backend's state, and the layout of
+ * DATA: store.db (WAL), blobs/xx/<id> (one immutable file per message
+ * body), tmp/ (bodies being received).
+ *
+ * Threads. The writer connection belongs to the writer thread (and to
+ * open and close). Read connections sit in a pool; a reader takes one for
+ * the length of one call, so a connection is never used by two threads at
+ * once (they are opened SQLITE_OPEN_NOMUTEX).
+ */
+#ifndef POSTERN_STORE_SQLITE_H
+#define POSTERN_STORE_SQLITE_H
+
+#include <sqlite3.h>
+
+#include "store/store_backend.h"
+
+#define SQ_ACCOUNT_COLS							\
+	"id, address, display_name, password_hash, scram_sha256, "	\
+	"quota_bytes, quota_messages, is_enabled, imap, pop3, submission, " \
+	"forward_to, is_forward_kept, pop3_retention_days, locked_until, " \
+	"created"
+#define SQ_MAILBOX_COLS							\
+	"m.id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, "	\
+	"m.messages, m.unseen, m.size, m.special, m.subscribed, "	\
+	"EXISTS (SELECT 1 FROM mailboxes c WHERE c.account = m.account " \
+	"AND c.name > m.name || '/' AND c.name < m.name || '0')"
+#define SQ_MSG_COLS							\
+	"uid, modseq, flags, keywords, internal_date, size, blob, retrieved"
+
+/* Every statement the backend prepares once per connection. */
+#define SQ_STMTS(X)							\
+	X(BEGIN_READ, "BEGIN")						\
+	X(BEGIN_WRITE, "BEGIN IMMEDIATE")				\
+	X(COMMIT, "COMMIT")						\
+	X(ROLLBACK, "ROLLBACK")						\
+	X(SAVEPOINT, "SAVEPOINT req")					\
+	X(RELEASE, "RELEASE req")					\
+	X(ROLLBACK_TO, "ROLLBACK TO req")				\
+	X(META_GET, "SELECT value FROM meta WHERE key = ?1")		\
+	X(META_SET, "INSERT INTO meta(key, value) VALUES (?1, ?2) "	\
+	    "ON CONFLICT(key) DO UPDATE SET value = excluded.value")	\
+	X(DOMAIN_LIST, "SELECT name FROM domains ORDER BY name")	\
+	X(DOMAIN_GET, "SELECT id, catchall FROM domains WHERE name = ?1") \
+	X(DOMAIN_INSERT, "INSERT INTO domains(name) VALUES (?1)")	\
+	X(DOMAIN_ACCOUNTS, "SELECT count(*) FROM accounts "		\
+	    "WHERE domain = ?1")					\
+	X(DOMAIN_DELETE, "DELETE FROM domains WHERE id = ?1")		\
+	X(DOMAIN_ALIASES_DELETE, "DELETE FROM aliases WHERE domain = ?1") \
+	X(CATCHALL_SET, "UPDATE domains SET catchall = ?2 WHERE id = ?1") \
+	X(ACCOUNT_BY_ADDRESS, "SELECT " SQ_ACCOUNT_COLS " FROM accounts " \
+	    "WHERE address = ?1")					\
+	X(ACCOUNT_BY_ID, "SELECT " SQ_ACCOUNT_COLS " FROM accounts "	\
+	    "WHERE id = ?1")						\
+	X(ACCOUNT_LIST, "SELECT " SQ_ACCOUNT_COLS " FROM accounts "	\
+	    "ORDER BY address")						\
+	X(ACCOUNT_LIST_DOMAIN, "SELECT " SQ_ACCOUNT_COLS " FROM accounts " \
+	    "WHERE domain = (SELECT id FROM domains WHERE name = ?1) "	\
+	    "ORDER BY address")						\
+	X(ACCOUNT_USAGE, "SELECT used_bytes, used_messages, quota_bytes, " \
+	    "quota_messages FROM accounts WHERE id = ?1")		\
+	X(ACCOUNT_INSERT, "INSERT INTO accounts(address, domain, "	\
+	    "display_name, password_hash, scram_sha256, quota_bytes, "	\
+	    "quota_messages, is_enabled, imap, pop3, submission, "	\
+	    "forward_to, is_forward_kept, pop3_retention_days, "	\
+	    "locked_until, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, " \
+	    "?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)")		\
+	X(ACCOUNT_UPDATE, "UPDATE accounts SET display_name = ?3, "	\
+	    "password_hash = ?4, scram_sha256 = ?5, quota_bytes = ?6, "	\
+	    "quota_messages = ?7, is_enabled = ?8, imap = ?9, pop3 = ?10, " \
+	    "submission = ?11, forward_to = ?12, is_forward_kept = ?13, " \
+	    "pop3_retention_days = ?14, locked_until = ?15 WHERE id = ?1") \
+	X(ACCOUNT_MESSAGES_DELETE, "DELETE FROM messages WHERE mailbox IN " \
+	    "(SELECT id FROM mailboxes WHERE account = ?1)")		\
+	X(ACCOUNT_EXPUNGED_DELETE, "DELETE FROM expunged WHERE mailbox IN " \
+	    "(SELECT id FROM mailboxes WHERE account = ?1)")		\
+	X(ACCOUNT_MAILBOXES_DELETE, "DELETE FROM mailboxes "		\
+	    "WHERE account = ?1")					\
+	X(ACCOUNT_DELETE, "DELETE FROM accounts WHERE id = ?1")		\
+	X(ACCOUNT_EXISTS, "SELECT 1 FROM accounts WHERE id = ?1")	\
+	X(ALIAS_TARGETS, "SELECT target FROM aliases WHERE address = ?1 " \
+	    "ORDER BY target")						\
+	X(ALIAS_LIST, "SELECT address, target FROM aliases "		\
+	    "ORDER BY address, target")					\
+	X(ALIAS_INSERT, "INSERT INTO aliases(address, target, domain) "	\
+	    "VALUES (?1, ?2, ?3)")					\
+	X(ALIAS_DELETE_ONE, "DELETE FROM aliases WHERE address = ?1 "	\
+	    "AND target = ?2")						\
+	X(ALIAS_DELETE_ALL, "DELETE FROM aliases WHERE address = ?1")	\
+	X(MAILBOX_GET, "SELECT " SQ_MAILBOX_COLS " FROM mailboxes m "	\
+	    "WHERE m.account = ?1 AND m.name = ?2")			\
+	X(MAILBOX_LIST, "SELECT " SQ_MAILBOX_COLS " FROM mailboxes m "	\
+	    "WHERE m.account = ?1 ORDER BY m.name")			\
+	X(MAILBOX_EXISTS, "SELECT 1 FROM mailboxes WHERE id = ?1")	\
+	X(MAILBOX_ROW, "SELECT id, uidvalidity, uidnext, highestmodseq " \
+	    "FROM mailboxes WHERE account = ?1 AND name = ?2")		\
+	X(MAILBOX_BY_ID, "SELECT account, uidvalidity, uidnext, "	\
+	    "highestmodseq FROM mailboxes WHERE id = ?1")		\
+	X(MAILBOX_INSERT, "INSERT INTO mailboxes(account, name, "	\
+	    "uidvalidity, special, subscribed) VALUES (?1, ?2, ?3, ?4, ?5)") \
+	X(MAILBOX_CHILDREN, "SELECT id, name FROM mailboxes "		\
+	    "WHERE account = ?1 AND name > ?2 || '/' AND name < ?2 || '0'") \
+	X(MAILBOX_RENAME, "UPDATE mailboxes SET name = ?2 WHERE id = ?1") \
+	X(MAILBOX_MESSAGES_DELETE, "DELETE FROM messages WHERE mailbox = ?1") \
+	X(MAILBOX_EXPUNGED_DELETE, "DELETE FROM expunged WHERE mailbox = ?1") \
+	X(MAILBOX_DELETE, "DELETE FROM mailboxes WHERE id = ?1")	\
+	X(MAILBOX_SUBSCRIBE, "UPDATE mailboxes SET subscribed = ?2 "	\
+	    "WHERE id = ?1")						\
+	X(MAILBOX_BUMP, "UPDATE mailboxes SET uidnext = ?2, "		\
+	    "highestmodseq = ?3 WHERE id = ?1")				\
+	X(MAILBOX_EXPUNGE_ALL, "INSERT INTO expunged(mailbox, uid, modseq) " \
+	    "SELECT mailbox, uid, ?2 FROM messages WHERE mailbox = ?1")	\
+	X(MAILBOX_MOVE_ALL, "UPDATE messages SET mailbox = ?2 "		\
+	    "WHERE mailbox = ?1")					\
+	X(MSG_LIST, "SELECT " SQ_MSG_COLS " FROM messages "		\
+	    "WHERE mailbox = ?1 AND uid BETWEEN ?2 AND ?3 "		\
+	    "ORDER BY uid")						\
+	X(MSG_CHANGED, "SELECT " SQ_MSG_COLS " FROM messages "		\
+	    "WHERE mailbox = ?1 AND modseq > ?2 ORDER BY uid")		\
+	X(MSG_EXPUNGED, "SELECT uid FROM expunged WHERE mailbox = ?1 "	\
+	    "AND modseq > ?2 ORDER BY uid")				\
+	X(MSG_GET, "SELECT " SQ_MSG_COLS " FROM messages "		\
+	    "WHERE mailbox = ?1 AND uid = ?2")				\
+	X(MSG_INSERT, "INSERT INTO messages(mailbox, uid, blob, modseq, " \
+	    "flags, keywords, internal_date, size, retrieved) "		\
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")		\
+	X(MSG_SET_FLAGS, "UPDATE messages SET flags = ?3, keywords = ?4, " \
+	    "modseq = ?5 WHERE mailbox = ?1 AND uid = ?2")		\
+	X(MSG_DELETE, "DELETE FROM messages WHERE mailbox = ?1 AND uid = ?2") \
+	X(MSG_RETRIEVED, "UPDATE messages SET retrieved = ?3 "		\
+	    "WHERE mailbox = ?1 AND uid = ?2 AND retrieved = 0")	\
+	X(EXPUNGED_INSERT, "INSERT INTO expunged(mailbox, uid, modseq) " \
+	    "VALUES (?1, ?2, ?3)")					\
+	X(BLOB_INSERT, "INSERT INTO blobs(id, size) VALUES (?1, ?2)")	\
+	X(BLOB_SIZE, "SELECT size FROM blobs WHERE id = ?1")		\
+	X(STRUCTURE_INSERT, "INSERT INTO structures(blob, envelope, "	\
+	    "bodystructure, body, parts, date, subject, from_, to_, cc, " \
+	    "bcc, message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, " \
+	    "?10, ?11, ?12)")						\
+	X(STRUCTURE_GET, "SELECT envelope, bodystructure, body, parts, " \
+	    "date FROM structures WHERE blob = ?1")			\
+	X(TEXT_INSERT, "INSERT INTO texts(blob, headers, body) "	\
+	    "VALUES (?1, ?2, ?3)")					\
+	X(GC_LIST, "SELECT id FROM blob_gc")				\
+	X(GC_DELETE, "DELETE FROM blob_gc WHERE id = ?1")		\
+	X(FTS_PENDING, "SELECT blob, headers, body FROM texts "		\
+	    "WHERE blob > ?1 ORDER BY blob LIMIT ?2")			\
+	X(FTS_INSERT, "INSERT INTO fts(rowid, headers, body) "		\
+	    "VALUES (?1, ?2, ?3)")					\
+	X(QUEUE_INSERT, "INSERT INTO queue(blob, sender, rcpt, "	\
+	    "dsn_envelope, dsn_rcpt, created, next_attempt) "		\
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)")			\
+	X(APP_PASSWORD_INSERT, "INSERT INTO app_passwords(account, name, " \
+	    "hash, protocols, created) VALUES (?1, ?2, ?3, ?4, ?5)")	\
+	X(APP_PASSWORD_LIST, "SELECT id, name, hash, protocols, created, " \
+	    "last_used, last_peer FROM app_passwords WHERE account = ?1 " \
+	    "ORDER BY name")						\
+	X(APP_PASSWORD_REVOKE, "DELETE FROM app_passwords "		\
+	    "WHERE account = ?1 AND name = ?2")				\
+	X(APP_PASSWORD_TOUCH, "UPDATE app_passwords SET last_used = ?2, " \
+	    "last_peer = ?3 WHERE id = ?1")				\
+	X(ACCOUNT_APP_PASSWORDS_DELETE, "DELETE FROM app_passwords "	\
+	    "WHERE account = ?1")
+
+#define SQ_STMT_ENUM(name, sql) SQ_##name,
+enum sq_stmt {
+	SQ_STMTS(SQ_STMT_ENUM)
+	SQ_STMT_COUNT
+};
+#undef SQ_STMT_ENUM
+
+struct sq_conn {
+	sqlite3 *db;
+	sqlite3_stmt *stmts[SQ_STMT_COUNT];
+	struct sq_conn *next;	/* in the pool of idle readers */
+};
+
+struct sq_state {
+	char *db_path;
+	int data_fd;		/* DATA, for syncfs(2) */
+	int blobs_fd;		/* DATA/blobs */
+	bool has_fts;		/* FTS5 with the trigram tokenizer */
+	struct sq_conn *writer;
+	pthread_mutex_t pool_lock;
+	struct sq_conn *pool;	/* idle read connections */
+	/* The checkpointer: a thread with its own connection that copies
+	 * the WAL into the database beside the writer (store_sqlite.c).
+	 * ckpt_lock guards the three fields after it. */
+	struct sq_conn *ckpt;
+	pthread_t ckpt_thread;
+	pthread_mutex_t ckpt_lock;
+	pthread_cond_t ckpt_cond;
+	int wal_frames;		/* WAL size after the last commit */
+	bool is_ckpt_stopping;
+	/* The syncer: a thread that makes a batch's files durable while the
+	 * writer runs the batch's SQL (store_sqlite_write.c). sync_lock
+	 * guards the fields after it. */
+	pthread_t sync_thread;
+	pthread_mutex_t sync_lock;
+	pthread_cond_t sync_cond;
+	struct sq_sync_job *sync_job;
+	bool is_sync_started;
+	bool is_sync_stopping;
+	/* Blob files unlinked after a commit whose blob_gc rows the next
+	 * transaction drops (writer thread). */
+	int64_t *gc_done;
+	size_t ngc_done, gc_done_cap;
+};
+
+static inline struct sq_state *
+sq_state(struct store *st)
+{
+	return st->be_state;
+}
+
+/* The statement id of c, prepared on first use; use it, then sq_reset().
+ * NULL (logged) if it cannot be prepared. */
+sqlite3_stmt *sq_stmt(struct sq_conn *c, enum sq_stmt id);
+void sq_reset(sqlite3_stmt *s);
+/* Runs a statement without results; returns the sqlite result code. */
+int sq_exec(struct sq_conn *c, enum sq_stmt id);
+/* Logs a failed SQLite call and says what it means for a caller. */
+enum store_err sq_err(struct sq_conn *c, int rc, const char *what);
+/* Column i as a new string, or NULL. */
+char *sq_text(sqlite3_stmt *s, int i);
+int sq_meta_get(struct sq_conn *c, const char *key, int64_t *value_out);
+int sq_meta_set(struct sq_conn *c, const char *key, int64_t value);
+
+/* A read connection from the pool, and back. NULL (logged) if none can
+ * be opened. */
+struct sq_conn *sq_reader_get(struct store *st);
+void sq_reader_put(struct store *st, struct sq_conn *c);
+
+/* The file of blob id: DATA/blobs/xx/<id>, xx = (id >> 8) & 0xff in hex,
+ * relative to blobs_fd. */
+void sq_blob_name(int64_t id, char *buf, size_t len);
+
+/* Fills *a_out from a row of SQ_ACCOUNT_COLS. */
+void sq_account_row(sqlite3_stmt *s, struct store_account *a_out);
+
+/* Writer (store_sqlite_write.c). */
+int sq_syncer_start(struct sq_state *sq, char *err, size_t errlen);
+void sq_syncer_stop(struct sq_state *sq);
+void sq_batch_run(struct store *st, struct store_req **reqs, size_t n);
+bool sq_idle(struct store *st);
+/* Unlinks the files of blob_gc rows and drops the rows; at open. */
+int sq_gc_recover(struct store *st);
+/* Unlinks body files a crashed batch renamed but never committed. */
+int sq_orphans_recover(struct store *st);
+
+/* store_check (store_sqlite_check.c), on the writer thread. */
+int sq_check(struct store *st, bool is_repair,
+    void (*report)(void *arg, const char *line), void *arg);
+
+/* Search (store_sqlite_search.c). */
+int sq_search(struct store *st, int64_t mailbox,
+    const struct store_cond *cond, uint32_t **uids_out, size_t *n_out,
+    enum store_err *err_out);
+
+#endif

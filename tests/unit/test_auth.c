@@ -1,0 +1,617 @@
+/*
+ * test_auth: password hashes against published vectors, SCRAM-SHA-256
+ * against RFC 7677 §3 and through a whole exchange, JWT bearer tokens,
+ * and the lockout arithmetic.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+#include <openssl/ec.h>
+#include <openssl/ecdsa.h>
+#include <openssl/evp.h>
+#include <openssl/core_names.h>
+#include <openssl/rsa.h>
+
+#include "auth/auth_int.h"
+#include "lib/base64.h"
+#include "lib/util.h"
+#include "store/store.h"
+
+/* ---- Hashes ------------------------------------------------------------ */
+
+static void
+test_auth_sha512_crypt_vector_verifies(void **state)
+{
+	/* Ulrich Drepper's SHA-crypt specification, first test vector. */
+	static const char hash[] = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iK"
+	    "wSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+
+	(void)state;
+	assert_true(is_auth_password_ok("Hello world!", hash));
+	assert_false(is_auth_password_ok("Hello world?", hash));
+}
+
+static void
+test_auth_sha256_crypt_vector_verifies(void **state)
+{
+	static const char hash[] = "$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/"
+	    "GNooZaBBGWEc5";
+
+	(void)state;
+	assert_true(is_auth_password_ok("Hello world!", hash));
+	assert_false(is_auth_password_ok("hello world!", hash));
+}
+
+static void
+test_auth_bcrypt_vector_verifies(void **state)
+{
+	/* Openwall's crypt_blowfish test vector for "U*U". */
+	static const char hash[] = "$2b$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0X"
+	    "ouQYb4YMJKvyOeW";
+
+	(void)state;
+	assert_true(is_auth_password_ok("U*U", hash));
+	assert_false(is_auth_password_ok("U*V", hash));
+}
+
+static void
+test_auth_new_hash_is_yescrypt_and_verifies(void **state)
+{
+	char *h = auth_password_hash("correct horse");
+
+	(void)state;
+	assert_non_null(h);
+	assert_memory_equal(h, "$y$", 3);
+	assert_true(is_auth_password_ok("correct horse", h));
+	assert_false(is_auth_password_ok("correct horsf", h));
+	assert_false(is_auth_password_ok("", h));
+	free(h);
+}
+
+static void
+test_auth_unknown_scheme_refused(void **state)
+{
+	(void)state;
+	/* DES crypt and plain text are never accepted. */
+	assert_false(is_auth_password_ok("abc", "abJnggxhB/yWI"));
+	assert_false(is_auth_password_ok("abc", "abc"));
+	assert_false(is_auth_password_ok("abc", NULL));
+}
+
+/* ---- SCRAM ------------------------------------------------------------ */
+
+static void
+test_auth_scram_rfc7677_vector(void **state)
+{
+	/* RFC 7677 §3. */
+	static const char auth_msg[] = "n=user,r=rOprNGfwEbeRWgbNEkqO,"
+	    "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+	    "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,"
+	    "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0";
+	unsigned char salted[32], ck[32], sk[32], stored[32], sig[32];
+	unsigned char proof[32];
+	size_t saltlen;
+	unsigned char *salt = base64_decode("W22ZaJ0SNY7soEsUEjb6gQ==", 24,
+	    false, &saltlen);
+	char *p64, *v64;
+
+	(void)state;
+	assert_non_null(salt);
+	auth_pbkdf2_sha256("pencil", salt, saltlen, 4096, salted);
+	auth_hmac_sha256(salted, 32, "Client Key", 10, ck);
+	auth_sha256(ck, 32, stored);
+	auth_hmac_sha256(stored, 32, auth_msg, strlen(auth_msg), sig);
+	for (int i = 0; i < 32; i++)
+		proof[i] = ck[i] ^ sig[i];
+	p64 = base64_encode(proof, 32, false);
+	assert_string_equal(p64, "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
+	auth_hmac_sha256(salted, 32, "Server Key", 10, sk);
+	auth_hmac_sha256(sk, 32, auth_msg, strlen(auth_msg), sig);
+	v64 = base64_encode(sig, 32, false);
+	assert_string_equal(v64, "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+	free(salt);
+	free(p64);
+	free(v64);
+}
+
+static void
+test_auth_scram_secret_has_rfc5803_form(void **state)
+{
+	char *s = auth_scram_secret("pencil");
+
+	(void)state;
+	assert_non_null(s);
+	assert_memory_equal(s, "SCRAM-SHA-256$4096:", 19);
+	assert_non_null(strchr(s + 19, '$'));
+	free(s);
+}
+
+/* ---- A store with one account, for the exchanges ----------------------- */
+
+struct fixture {
+	char dir[256];
+	struct store *store;
+	struct auth *auth;
+	struct event_base *base;
+	enum auth_result result;
+	int calls;
+	char address[256];
+};
+
+static void
+rm_rf(const char *dir)
+{
+	char cmd[512];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fail_msg("cannot clean %s", dir);
+}
+
+static int
+setup(void **state)
+{
+	struct fixture *f = xcalloc(1, sizeof(*f));
+	const char *tmp = getenv("POSTERN_TEST_TMP");
+	struct auth_settings as;
+	struct store_account a = {
+		.is_enabled = true,
+		.imap = STORE_SWITCH_DEFAULT,
+		.pop3 = STORE_SWITCH_OFF,
+		.submission = STORE_SWITCH_DEFAULT,
+	};
+	enum store_err err;
+	char e[512];
+
+	evthread_use_pthreads();
+	mkdir(tmp ? tmp : "/tmp", 0700);
+	snprintf(f->dir, sizeof(f->dir), "%s/test_auth.%d",
+	    tmp ? tmp : "/tmp", (int)getpid());
+	rm_rf(f->dir);
+	f->store = store_open(f->dir, e, sizeof(e));
+	assert_non_null(f->store);
+	assert_int_equal(store_domain_add(f->store, "example.test", &err), 0);
+	a.address = xstrdup("user@example.test");
+	a.password_hash = auth_password_hash("pencil");
+	a.scram_sha256 = auth_scram_secret("pencil");
+	assert_int_equal(store_account_add(f->store, &a, &err), 0);
+	store_account_deinit(&a);
+	auth_settings_default(&as);
+	as.lockout_failures = 3;
+	f->auth = auth_new(f->store, &as, e, sizeof(e));
+	assert_non_null(f->auth);
+	f->base = event_base_new();
+	*state = f;
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	auth_free(&f->auth);
+	store_close(&f->store);
+	event_base_free(f->base);
+	rm_rf(f->dir);
+	free(f);
+	return 0;
+}
+
+static void
+on_done(void *arg, enum auth_result r, const struct auth_identity *id)
+{
+	struct fixture *f = arg;
+
+	f->result = r;
+	f->calls++;
+	snprintf(f->address, sizeof(f->address), "%s", id ? id->address : "");
+}
+
+/* Runs the loop until the callback came. */
+static void
+wait_done(struct fixture *f)
+{
+	for (int i = 0; i < 2000 && f->calls == 0; i++) {
+		struct timeval tv = { 0, 10000 };
+
+		event_base_loopexit(f->base, &tv);
+		event_base_dispatch(f->base);
+	}
+	assert_int_equal(f->calls, 1);
+}
+
+static void
+test_auth_login_right_and_wrong_password(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(auth_login(f->auth, "User@Example.test", "pencil",
+	    AUTH_PROTO_IMAP, "192.0.2.1", NULL, f->base, on_done, f), 0);
+	wait_done(f);
+	assert_int_equal(f->result, AUTH_OK);
+	assert_string_equal(f->address, "user@example.test");
+	f->calls = 0;
+	auth_login(f->auth, "user@example.test", "pencil2", AUTH_PROTO_IMAP,
+	    "192.0.2.1", NULL, f->base, on_done, f);
+	wait_done(f);
+	assert_int_equal(f->result, AUTH_FAILED);
+}
+
+static void
+test_auth_login_protocol_switch_off(void **state)
+{
+	struct fixture *f = *state;
+
+	auth_login(f->auth, "user@example.test", "pencil", AUTH_PROTO_POP3,
+	    "192.0.2.1", NULL, f->base, on_done, f);
+	wait_done(f);
+	assert_int_equal(f->result, AUTH_PROTO_DISABLED);
+}
+
+static void
+test_auth_lockout_after_failures(void **state)
+{
+	struct fixture *f = *state;
+
+	for (int i = 0; i < 3; i++) {
+		f->calls = 0;
+		auth_login(f->auth, "user@example.test", "wrong",
+		    AUTH_PROTO_IMAP, "192.0.2.7", NULL, f->base, on_done, f);
+		wait_done(f);
+		assert_int_equal(f->result, AUTH_FAILED);
+	}
+	/* The right password from another address: the account is locked
+	 * too. */
+	f->calls = 0;
+	auth_login(f->auth, "user@example.test", "pencil", AUTH_PROTO_IMAP,
+	    "192.0.2.8", NULL, f->base, on_done, f);
+	wait_done(f);
+	assert_int_equal(f->result, AUTH_LOCKED);
+}
+
+/* Runs one SASL step, which must answer with a challenge. */
+static char *
+sasl_challenge(struct fixture *f, struct auth_sasl *s, const char *msg)
+{
+	char *b64 = base64_encode(msg, strlen(msg), false);
+	const char *challenge;
+	unsigned char *raw;
+	size_t n;
+
+	assert_int_equal(auth_sasl_step(s, b64, strlen(b64), &challenge,
+	    f->base, on_done, f), AUTH_STEP_CHALLENGE);
+	free(b64);
+	raw = base64_decode(challenge, strlen(challenge), false, &n);
+	assert_non_null(raw);
+	return (char *)raw;
+}
+
+/* The client side of SCRAM-SHA-256, to drive the server. */
+static void
+scram_client_final(const char *password, const char *client_first_bare,
+    const char *server_first, char *out, size_t outlen)
+{
+	const char *r = strstr(server_first, "r=") + 2;
+	const char *sp = strstr(server_first, ",s=") + 3;
+	const char *ip = strstr(server_first, ",i=") + 3;
+	char nonce[128], salt64[64], *auth_msg, *p64;
+	unsigned char *salt, salted[32], ck[32], stored[32], sig[32];
+	unsigned char proof[32];
+	size_t saltlen;
+
+	snprintf(nonce, sizeof(nonce), "%.*s", (int)(strchr(r, ',') - r), r);
+	snprintf(salt64, sizeof(salt64), "%.*s", (int)(strchr(sp, ',') - sp),
+	    sp);
+	salt = base64_decode(salt64, strlen(salt64), false, &saltlen);
+	auth_pbkdf2_sha256(password, salt, saltlen, (unsigned)atoi(ip),
+	    salted);
+	auth_hmac_sha256(salted, 32, "Client Key", 10, ck);
+	auth_sha256(ck, 32, stored);
+	auth_msg = xasprintf("%s,%s,c=biws,r=%s", client_first_bare,
+	    server_first, nonce);
+	auth_hmac_sha256(stored, 32, auth_msg, strlen(auth_msg), sig);
+	for (int i = 0; i < 32; i++)
+		proof[i] = ck[i] ^ sig[i];
+	p64 = base64_encode(proof, 32, false);
+	snprintf(out, outlen, "c=biws,r=%s,p=%s", nonce, p64);
+	free(p64);
+	free(auth_msg);
+	free(salt);
+}
+
+static void
+scram_exchange(struct fixture *f, const char *password)
+{
+	struct auth_sasl *s = auth_sasl_new(f->auth, "SCRAM-SHA-256", false,
+	    AUTH_PROTO_IMAP, "192.0.2.9", NULL);
+	char *server_first, final[512];
+	const char *challenge;
+
+	assert_non_null(s);
+	server_first = sasl_challenge(f, s,
+	    "n,,n=user@example.test,r=fyko+d2lbbFgONRv9qkxdawL");
+	assert_memory_equal(server_first, "r=fyko+d2lbbFgONRv9qkxdawL", 26);
+	scram_client_final(password,
+	    "n=user@example.test,r=fyko+d2lbbFgONRv9qkxdawL", server_first,
+	    final, sizeof(final));
+	free(server_first);
+	{
+		char *b64 = base64_encode(final, strlen(final), false);
+		enum auth_step step = auth_sasl_step(s, b64, strlen(b64),
+		    &challenge, f->base, on_done, f);
+
+		free(b64);
+		if (strcmp(password, "pencil") == 0) {
+			assert_int_equal(step, AUTH_STEP_CHALLENGE);
+			/* The server proves itself with v=. */
+			assert_int_equal(auth_sasl_step(s, "", 0, &challenge,
+			    f->base, on_done, f), AUTH_STEP_WAIT);
+		} else {
+			assert_int_equal(step, AUTH_STEP_WAIT);
+		}
+	}
+	wait_done(f);
+	auth_sasl_free(&s);
+}
+
+static void
+test_auth_scram_exchange_succeeds(void **state)
+{
+	struct fixture *f = *state;
+
+	scram_exchange(f, "pencil");
+	assert_int_equal(f->result, AUTH_OK);
+	assert_string_equal(f->address, "user@example.test");
+}
+
+static void
+test_auth_scram_wrong_password_fails(void **state)
+{
+	struct fixture *f = *state;
+
+	scram_exchange(f, "pencil!");
+	assert_int_equal(f->result, AUTH_FAILED);
+}
+
+static void
+test_auth_plain_needs_tls(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_null(auth_sasl_new(f->auth, "PLAIN", false, AUTH_PROTO_IMAP,
+	    "192.0.2.1", NULL));
+	assert_string_equal(auth_mechanisms(f->auth, false), "SCRAM-SHA-256");
+}
+
+static void
+test_auth_plain_exchange(void **state)
+{
+	struct fixture *f = *state;
+	struct auth_sasl *s = auth_sasl_new(f->auth, "plain", true,
+	    AUTH_PROTO_IMAP, "192.0.2.1", NULL);
+	static const char msg[] = "\0user@example.test\0pencil";
+	char *b64 = base64_encode(msg, sizeof(msg) - 1, false);
+	const char *challenge;
+
+	assert_non_null(s);
+	assert_int_equal(auth_sasl_step(s, b64, strlen(b64), &challenge,
+	    f->base, on_done, f), AUTH_STEP_WAIT);
+	wait_done(f);
+	assert_int_equal(f->result, AUTH_OK);
+	assert_int_equal(auth_sasl_step(s, "!!", 2, &challenge, f->base,
+	    on_done, f), AUTH_STEP_MALFORMED);
+	free(b64);
+	auth_sasl_free(&s);
+}
+
+/* ---- Lockout arithmetic ----------------------------------------------- */
+
+static void
+test_auth_failure_delay_grows_and_caps(void **state)
+{
+	(void)state;
+	assert_int_equal(auth_failure_delay_ms(1), 250);
+	assert_int_equal(auth_failure_delay_ms(2), 500);
+	assert_int_equal(auth_failure_delay_ms(3), 1000);
+	assert_int_equal(auth_failure_delay_ms(6), 8000);
+	assert_int_equal(auth_failure_delay_ms(60), 8000);
+}
+
+static void
+test_auth_failures_counted_in_window(void **state)
+{
+	struct fixture *f = *state;
+	bool locked;
+	time_t t = 1000000;
+
+	assert_int_equal(auth_failure_count(f->auth, "k", t, &locked), 1);
+	assert_false(locked);
+	assert_int_equal(auth_failure_count(f->auth, "k", t + 1, &locked), 2);
+	/* After the window, counting starts over. */
+	assert_int_equal(auth_failure_count(f->auth, "k", t + 901, &locked),
+	    1);
+	assert_int_equal(auth_failure_count(f->auth, "k", t + 902, &locked),
+	    2);
+	assert_int_equal(auth_failure_count(f->auth, "k", t + 903, &locked),
+	    3);
+	assert_true(locked);
+	assert_true(is_auth_locked(f->auth, "k", t + 904));
+	assert_false(is_auth_locked(f->auth, "k", t + 903 + 900));
+}
+
+/* ---- JWT -------------------------------------------------------------- */
+
+static char *
+b64url_json(const char *json)
+{
+	return base64_encode(json, strlen(json), true);
+}
+
+/* Signs header.claims with key (ES256: raw r||s). */
+static char *
+jwt_sign(EVP_PKEY *key, bool is_ec, const char *header, const char *claims)
+{
+	char *h = b64url_json(header), *c = b64url_json(claims);
+	char *signing = xasprintf("%s.%s", h, c), *sig64, *token;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char sig[512], raw[64];
+	size_t siglen = sizeof(sig);
+
+	assert_int_equal(EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL,
+	    key), 1);
+	assert_int_equal(EVP_DigestSign(md, sig, &siglen,
+	    (unsigned char *)signing, strlen(signing)), 1);
+	if (is_ec) {
+		const unsigned char *p = sig;
+		ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)siglen);
+		const BIGNUM *r, *s;
+
+		ECDSA_SIG_get0(es, &r, &s);
+		BN_bn2binpad(r, raw, 32);
+		BN_bn2binpad(s, raw + 32, 32);
+		ECDSA_SIG_free(es);
+		sig64 = base64_encode(raw, 64, true);
+	} else {
+		sig64 = base64_encode(sig, siglen, true);
+	}
+	token = xasprintf("%s.%s", signing, sig64);
+	EVP_MD_CTX_free(md);
+	free(h);
+	free(c);
+	free(signing);
+	free(sig64);
+	return token;
+}
+
+static char *
+bn_b64url(EVP_PKEY *key, const char *param)
+{
+	BIGNUM *bn = NULL;
+	unsigned char buf[512];
+	int n;
+	char *out;
+
+	assert_int_equal(EVP_PKEY_get_bn_param(key, param, &bn), 1);
+	n = BN_bn2bin(bn, buf);
+	out = base64_encode(buf, (size_t)n, true);
+	BN_free(bn);
+	return out;
+}
+
+static void
+test_auth_jwt_rs256_and_es256(void **state)
+{
+	struct fixture *f = *state;
+	EVP_PKEY *rsa = EVP_RSA_gen(2048);
+	EVP_PKEY *ec = EVP_EC_gen("P-256");
+	char *n = bn_b64url(rsa, OSSL_PKEY_PARAM_RSA_N);
+	char *e = bn_b64url(rsa, OSSL_PKEY_PARAM_RSA_E);
+	char *x = bn_b64url(ec, OSSL_PKEY_PARAM_EC_PUB_X);
+	char *y = bn_b64url(ec, OSSL_PKEY_PARAM_EC_PUB_Y);
+	char *jwks_path = xasprintf("%s/jwks.json", f->dir);
+	FILE *fp = fopen(jwks_path, "w");
+	struct auth_settings as;
+	struct auth *a;
+	char err[256], claims[512], *tok, *sub;
+	time_t now = time(NULL);
+
+	(void)state;
+	fprintf(fp, "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"r1\",\"n\":\"%s\","
+	    "\"e\":\"%s\"},{\"kty\":\"EC\",\"kid\":\"e1\",\"crv\":\"P-256\","
+	    "\"x\":\"%s\",\"y\":\"%s\"}]}", n, e, x, y);
+	fclose(fp);
+	auth_settings_default(&as);
+	as.oauth_jwks_file = jwks_path;
+	as.oauth_issuer = "https://issuer.test";
+	as.oauth_audience = "mail";
+	a = auth_new(f->store, &as, err, sizeof(err));
+	assert_non_null(a);
+
+	snprintf(claims, sizeof(claims), "{\"iss\":\"https://issuer.test\","
+	    "\"aud\":\"mail\",\"exp\":%lld,\"email\":\"user@example.test\"}",
+	    (long long)now + 600);
+	tok = jwt_sign(rsa, false, "{\"alg\":\"RS256\",\"kid\":\"r1\"}", claims);
+	sub = auth_jwt_subject(a, auth_jwks(a), tok, now);
+	assert_non_null(sub);
+	assert_string_equal(sub, "user@example.test");
+	free(sub);
+	/* A flipped signature byte fails. */
+	tok[strlen(tok) - 3] = tok[strlen(tok) - 3] == 'A' ? 'B' : 'A';
+	assert_null(auth_jwt_subject(a, auth_jwks(a), tok, now));
+	free(tok);
+
+	tok = jwt_sign(ec, true, "{\"alg\":\"ES256\",\"kid\":\"e1\"}", claims);
+	sub = auth_jwt_subject(a, auth_jwks(a), tok, now);
+	assert_non_null(sub);
+	free(sub);
+	/* Expired. */
+	assert_null(auth_jwt_subject(a, auth_jwks(a), tok, now + 3600));
+	free(tok);
+
+	snprintf(claims, sizeof(claims), "{\"iss\":\"https://issuer.test\","
+	    "\"aud\":\"other\",\"exp\":%lld,\"sub\":\"user@example.test\"}",
+	    (long long)now + 600);
+	tok = jwt_sign(ec, true, "{\"alg\":\"ES256\",\"kid\":\"e1\"}", claims);
+	assert_null(auth_jwt_subject(a, auth_jwks(a), tok, now));
+	free(tok);
+	/* alg none is never accepted. */
+	tok = xasprintf("%s.%s.", "eyJhbGciOiJub25lIn0", "e30");
+	assert_null(auth_jwt_subject(a, auth_jwks(a), tok, now));
+	free(tok);
+
+	auth_free(&a);
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(ec);
+	free(n);
+	free(e);
+	free(x);
+	free(y);
+	free(jwks_path);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_auth_sha512_crypt_vector_verifies),
+		cmocka_unit_test(test_auth_sha256_crypt_vector_verifies),
+		cmocka_unit_test(test_auth_bcrypt_vector_verifies),
+		cmocka_unit_test(test_auth_new_hash_is_yescrypt_and_verifies),
+		cmocka_unit_test(test_auth_unknown_scheme_refused),
+		cmocka_unit_test(test_auth_scram_rfc7677_vector),
+		cmocka_unit_test(test_auth_scram_secret_has_rfc5803_form),
+		cmocka_unit_test(test_auth_failure_delay_grows_and_caps),
+		cmocka_unit_test_setup_teardown(
+		    test_auth_login_right_and_wrong_password, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_auth_login_protocol_switch_off, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_auth_lockout_after_failures, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_auth_scram_exchange_succeeds, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_auth_scram_wrong_password_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_plain_needs_tls,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_plain_exchange,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_auth_failures_counted_in_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_auth_jwt_rs256_and_es256,
+		    setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
