@@ -42,6 +42,10 @@ struct cli_admin {
 int cli_admin_open(struct cli_admin *ad, int argc, char **argv,
     const char *usage);
 void cli_admin_close(struct cli_admin *ad);
+/* The whole of a "postern NOUN VERB ..." command: --help, usage, opening
+ * the store, run(ad, verb), closing. Returns the exit status. */
+int cli_admin_main(int argc, char **argv, const char *usage,
+    int (*run)(struct cli_admin *ad, const char *verb));
 /* When argv holds -h or --help, prints usage to stdout and returns true. */
 bool cli_help_asked(int argc, char **argv, const char *usage);
 /* Prints "postern: " and the message to stderr; returns CLI_EXIT_FAIL. */

@@ -109,6 +109,27 @@ cli_admin_close(struct cli_admin *ad)
 	config_free(&ad->cfg);
 }
 
+int
+cli_admin_main(int argc, char **argv, const char *usage,
+    int (*run)(struct cli_admin *ad, const char *verb))
+{
+	struct cli_admin ad;
+	int rc;
+
+	if (cli_help_asked(argc, argv, usage))
+		return CLI_EXIT_OK;
+	if (argc < 2) {
+		fprintf(stderr, "usage: %s\n", usage);
+		return CLI_EXIT_USAGE;
+	}
+	rc = cli_admin_open(&ad, argc - 1, argv + 1, usage);
+	if (rc != 0)
+		return rc;
+	rc = run(&ad, argv[1]);
+	cli_admin_close(&ad);
+	return rc;
+}
+
 static char *
 line_read(FILE *f)
 {

@@ -343,20 +343,5 @@ usage:
 int
 cli_user(int argc, char **argv)
 {
-	struct cli_admin ad;
-	int rc;
-
-	if (cli_help_asked(argc, argv, usage))
-		return CLI_EXIT_OK;
-
-	if (argc < 2) {
-		fprintf(stderr, "usage: %s\n", usage);
-		return CLI_EXIT_USAGE;
-	}
-	rc = cli_admin_open(&ad, argc - 1, argv + 1, usage);
-	if (rc != 0)
-		return rc;
-	rc = user_run(&ad, argv[1]);
-	cli_admin_close(&ad);
-	return rc;
+	return cli_admin_main(argc, argv, usage, user_run);
 }
