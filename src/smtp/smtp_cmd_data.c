@@ -184,6 +184,23 @@ on_delivered(void *arg, const struct store_delivery_result *results,
 	smtp_resume(s);
 }
 
+/* Does account j of recipient i also appear before it in the envelope? */
+static bool
+is_account_earlier(const struct smtp_session *s, size_t i, size_t j)
+{
+	int64_t acc = s->rcpts[i].accounts[j];
+
+	for (size_t a = 0; a <= i; a++) {
+		size_t n = a == i ? j : s->rcpts[a].naccounts;
+
+		for (size_t b = 0; b < n; b++) {
+			if (s->rcpts[a].accounts[b] == acc)
+				return true;
+		}
+	}
+	return false;
+}
+
 /* The whole message is in: answer, or hand it to the store. */
 static void
 message_end(struct smtp_session *s)
@@ -204,9 +221,13 @@ message_end(struct smtp_session *s)
 		for (size_t i = 0; i < s->nrcpts; i++) {
 			const struct smtp_rcpt *r = &s->rcpts[i];
 
-			for (size_t j = 0; j < r->naccounts; j++)
-				store_delivery_add(d, r->accounts[j], NULL, 0,
-				    NULL, 0);
+			for (size_t j = 0; j < r->naccounts; j++) {
+				/* One copy per account, however many of
+				 * its addresses the envelope names. */
+				if (!is_account_earlier(s, i, j))
+					store_delivery_add(d, r->accounts[j],
+					    NULL, 0, NULL, 0);
+			}
 			for (size_t j = 0; j < r->nexternal; j++)
 				store_delivery_queue(d, s->mail_from,
 				    r->external[j], s->dsn_envelope, r->dsn);

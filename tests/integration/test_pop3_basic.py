@@ -170,3 +170,20 @@ def test_pop3_capa_lists_extensions(mail):
               "EXPIRE", "LOGIN-DELAY", "IMPLEMENTATION"):
         assert c in caps
     p.quit()
+
+
+def test_account_named_twice_in_the_envelope_gets_one_copy(postern_factory,
+                                                           default_cert,
+                                                           tmp_path):
+    srv = start_mail_server(
+        postern_factory, tmp_path, default_cert,
+        [("smtp", "smtp", "none"), ("pop3s", "pop3", "implicit")],
+        users=[(ALICE, "alice-pw-1")],
+        aliases=[("info@example.test", ALICE)])
+    with smtplib.SMTP("127.0.0.1", srv.ports["smtp"], timeout=15) as s:
+        s.sendmail("sender@other.test",
+                   [ALICE, ALICE.upper(), "info@example.test"],
+                   b"Subject: once\r\n\r\nx\r\n")
+    p = pop_login(srv)
+    assert p.stat()[0] == 1
+    p.quit()
