@@ -334,8 +334,9 @@ invalid(enum store_err *err_out)
 
 /* ---- Directory ------------------------------------------------------- */
 
-int
-store_domain_add(struct store *st, const char *domain,
+/* Runs a request that names one domain. */
+static int
+domain_req_run(struct store *st, enum store_req_kind kind, const char *domain,
     enum store_err *err_out)
 {
 	struct store_req req;
@@ -344,7 +345,7 @@ store_domain_add(struct store *st, const char *domain,
 
 	if (store_name_domain(domain, &norm) < 0)
 		return invalid(err_out);
-	req_init(&req, STORE_REQ_DOMAIN_ADD);
+	req_init(&req, kind);
 	req.s1 = norm;
 	rc = req_run(st, &req, err_out);
 	free(norm);
@@ -352,20 +353,17 @@ store_domain_add(struct store *st, const char *domain,
 }
 
 int
+store_domain_add(struct store *st, const char *domain,
+    enum store_err *err_out)
+{
+	return domain_req_run(st, STORE_REQ_DOMAIN_ADD, domain, err_out);
+}
+
+int
 store_domain_del(struct store *st, const char *domain,
     enum store_err *err_out)
 {
-	struct store_req req;
-	char *norm;
-	int rc;
-
-	if (store_name_domain(domain, &norm) < 0)
-		return invalid(err_out);
-	req_init(&req, STORE_REQ_DOMAIN_DEL);
-	req.s1 = norm;
-	rc = req_run(st, &req, err_out);
-	free(norm);
-	return rc;
+	return domain_req_run(st, STORE_REQ_DOMAIN_DEL, domain, err_out);
 }
 
 int

@@ -1068,9 +1068,13 @@ row_exists(struct sq_conn *c, enum sq_stmt id, int64_t key,
 	return -1;
 }
 
+/* Reads every row stmt gives for account into a growing array of
+ * elements of size bytes, each filled by row. STORE_NOT_FOUND when the
+ * account does not exist. On -1 the caller frees what *list_out holds. */
 static int
-sq_mailbox_list(struct store *st, int64_t account,
-    struct store_mailbox **list_out, size_t *n_out, enum store_err *err_out)
+account_rows_read(struct store *st, int64_t account, enum sq_stmt stmt,
+    size_t size, void (*row)(sqlite3_stmt *s, void *elem), const char *what,
+    void **list_out, size_t *n_out, enum store_err *err_out)
 {
 	READ_BEGIN(st, c, err_out);
 	sqlite3_stmt *s;
@@ -1085,26 +1089,58 @@ sq_mailbox_list(struct store *st, int64_t account,
 		return read_end(st, c, -1, exists == 0 ? STORE_NOT_FOUND : err,
 		    err_out);
 	}
-	s = sq_stmt(c, SQ_MAILBOX_LIST);
+	s = sq_stmt(c, stmt);
 	if (s != NULL)
 		sqlite3_bind_int64(s, 1, account);
 	while (s != NULL && (rc = sqlite3_step(s)) == SQLITE_ROW) {
 		if (*n_out == cap) {
 			cap = cap ? cap * 2 : 16;
-			*list_out = xrealloc(*list_out,
-			    cap * sizeof(**list_out));
+			*list_out = xrealloc(*list_out, cap * size);
 		}
-		mailbox_row(s, &(*list_out)[(*n_out)++]);
+		row(s, (char *)*list_out + (*n_out)++ * size);
 	}
 	sq_reset(s);
 	sq_exec(c, SQ_ROLLBACK);
-	if (rc != SQLITE_DONE) {
+	if (rc != SQLITE_DONE)
+		return read_end(st, c, -1, sq_err(c, rc, what), err_out);
+	return read_end(st, c, 0, STORE_OK, err_out);
+}
+
+static void
+mailbox_row_any(sqlite3_stmt *s, void *elem)
+{
+	mailbox_row(s, elem);
+}
+
+static int
+sq_mailbox_list(struct store *st, int64_t account,
+    struct store_mailbox **list_out, size_t *n_out, enum store_err *err_out)
+{
+	void *list = *list_out;
+
+	if (account_rows_read(st, account, SQ_MAILBOX_LIST, sizeof(**list_out),
+	    mailbox_row_any, "mailbox_list", &list, n_out, err_out) < 0) {
+		*list_out = list;
 		store_mailbox_list_free(list_out, *n_out);
 		*n_out = 0;
-		return read_end(st, c, -1, sq_err(c, rc, "mailbox_list"),
-		    err_out);
+		return -1;
 	}
-	return read_end(st, c, 0, STORE_OK, err_out);
+	*list_out = list;
+	return 0;
+}
+
+static void
+app_password_row(sqlite3_stmt *s, void *elem)
+{
+	struct store_app_password *p = elem;
+
+	p->id = sqlite3_column_int64(s, 0);
+	p->name = sq_text(s, 1);
+	p->hash = sq_text(s, 2);
+	p->protocols = (uint32_t)sqlite3_column_int64(s, 3);
+	p->created = sqlite3_column_int64(s, 4);
+	p->last_used = sqlite3_column_int64(s, 5);
+	p->last_peer = sq_text(s, 6);
 }
 
 static int
@@ -1112,48 +1148,18 @@ sq_app_password_list(struct store *st, int64_t account,
     struct store_app_password **list_out, size_t *n_out,
     enum store_err *err_out)
 {
-	READ_BEGIN(st, c, err_out);
-	sqlite3_stmt *s;
-	enum store_err err = STORE_TEMP;
-	size_t cap = 0;
-	int rc = SQLITE_ERROR, exists;
+	void *list = *list_out;
 
-	sq_exec(c, SQ_BEGIN_READ);
-	exists = row_exists(c, SQ_ACCOUNT_EXISTS, account, &err);
-	if (exists <= 0) {
-		sq_exec(c, SQ_ROLLBACK);
-		return read_end(st, c, -1, exists == 0 ? STORE_NOT_FOUND : err,
-		    err_out);
-	}
-	s = sq_stmt(c, SQ_APP_PASSWORD_LIST);
-	if (s != NULL)
-		sqlite3_bind_int64(s, 1, account);
-	while (s != NULL && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		struct store_app_password *p;
-
-		if (*n_out == cap) {
-			cap = cap ? cap * 2 : 8;
-			*list_out = xrealloc(*list_out,
-			    cap * sizeof(**list_out));
-		}
-		p = &(*list_out)[(*n_out)++];
-		p->id = sqlite3_column_int64(s, 0);
-		p->name = sq_text(s, 1);
-		p->hash = sq_text(s, 2);
-		p->protocols = (uint32_t)sqlite3_column_int64(s, 3);
-		p->created = sqlite3_column_int64(s, 4);
-		p->last_used = sqlite3_column_int64(s, 5);
-		p->last_peer = sq_text(s, 6);
-	}
-	sq_reset(s);
-	sq_exec(c, SQ_ROLLBACK);
-	if (rc != SQLITE_DONE) {
+	if (account_rows_read(st, account, SQ_APP_PASSWORD_LIST,
+	    sizeof(**list_out), app_password_row, "app_password_list", &list,
+	    n_out, err_out) < 0) {
+		*list_out = list;
 		store_app_password_list_free(list_out, *n_out);
 		*n_out = 0;
-		return read_end(st, c, -1, sq_err(c, rc, "app_password_list"),
-		    err_out);
+		return -1;
 	}
-	return read_end(st, c, 0, STORE_OK, err_out);
+	*list_out = list;
+	return 0;
 }
 
 static void
