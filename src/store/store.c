@@ -836,14 +836,17 @@ int
 store_msg_changes(struct store *st, int64_t mailbox, uint64_t modseq,
     struct store_msg **changed_out, size_t *nchanged_out,
     uint32_t **expunged_out, size_t *nexpunged_out,
-    enum store_err *err_out)
+    uint64_t *highestmodseq_out, enum store_err *err_out)
 {
 	*changed_out = NULL;
 	*nchanged_out = 0;
 	*expunged_out = NULL;
 	*nexpunged_out = 0;
+	if (highestmodseq_out != NULL)
+		*highestmodseq_out = 0;
 	return st->be->msg_changes(st, mailbox, modseq, changed_out,
-	    nchanged_out, expunged_out, nexpunged_out, err_out);
+	    nchanged_out, expunged_out, nexpunged_out, highestmodseq_out,
+	    err_out);
 }
 
 int

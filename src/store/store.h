@@ -293,11 +293,13 @@ int store_msg_list(struct store *st, int64_t mailbox, uint32_t uid_min,
     uint32_t uid_max, struct store_msg **list_out, size_t *n_out,
     enum store_err *err_out);
 /* Messages changed (flags, or new) after modseq, by UID, and the UIDs
- * expunged after it (RFC 7162 §3.1.5, QRESYNC VANISHED). */
+ * expunged after it (RFC 7162 §3.1.5, QRESYNC VANISHED), with the
+ * mailbox's HIGHESTMODSEQ from the same snapshot (highestmodseq_out may be
+ * NULL): asking again from that value misses nothing. */
 int store_msg_changes(struct store *st, int64_t mailbox, uint64_t modseq,
     struct store_msg **changed_out, size_t *nchanged_out,
     uint32_t **expunged_out, size_t *nexpunged_out,
-    enum store_err *err_out);
+    uint64_t *highestmodseq_out, enum store_err *err_out);
 void store_msg_list_free(struct store_msg **list, size_t n);
 
 /* What IMAP FETCH needs from the parsed message, cached at delivery. */

@@ -71,7 +71,7 @@ struct store_backend {
 	int (*msg_changes)(struct store *st, int64_t mailbox, uint64_t modseq,
 	    struct store_msg **changed_out, size_t *nchanged_out,
 	    uint32_t **expunged_out, size_t *nexpunged_out,
-	    enum store_err *err_out);
+	    uint64_t *highestmodseq_out, enum store_err *err_out);
 	int (*blob_structure)(struct store *st, int64_t blob,
 	    struct store_structure *s_out, enum store_err *err_out);
 	/* Returns an fd, or -1 with *err_out set. */

@@ -1230,7 +1230,8 @@ sq_msg_list(struct store *st, int64_t mailbox, uint32_t uid_min,
 static int
 sq_msg_changes(struct store *st, int64_t mailbox, uint64_t modseq,
     struct store_msg **changed_out, size_t *nchanged_out,
-    uint32_t **expunged_out, size_t *nexpunged_out, enum store_err *err_out)
+    uint32_t **expunged_out, size_t *nexpunged_out,
+    uint64_t *highestmodseq_out, enum store_err *err_out)
 {
 	READ_BEGIN(st, c, err_out);
 	sqlite3_stmt *s;
@@ -1246,6 +1247,14 @@ sq_msg_changes(struct store *st, int64_t mailbox, uint64_t modseq,
 		sq_exec(c, SQ_ROLLBACK);
 		return read_end(st, c, -1, exists == 0 ? STORE_NOT_FOUND : err,
 		    err_out);
+	}
+	if (highestmodseq_out != NULL &&
+	    (s = sq_stmt(c, SQ_MAILBOX_MODSEQ)) != NULL) {
+		sqlite3_bind_int64(s, 1, mailbox);
+		if (sqlite3_step(s) == SQLITE_ROW)
+			*highestmodseq_out =
+			    (uint64_t)sqlite3_column_int64(s, 0);
+		sq_reset(s);
 	}
 	if ((s = sq_stmt(c, SQ_MSG_CHANGED)) != NULL) {
 		sqlite3_bind_int64(s, 1, mailbox);

@@ -94,6 +94,8 @@
 	X(MAILBOX_LIST, "SELECT " SQ_MAILBOX_COLS " FROM mailboxes m "	\
 	    "WHERE m.account = ?1 ORDER BY m.name")			\
 	X(MAILBOX_EXISTS, "SELECT 1 FROM mailboxes WHERE id = ?1")	\
+	X(MAILBOX_MODSEQ, "SELECT highestmodseq FROM mailboxes "	\
+	    "WHERE id = ?1")						\
 	X(MAILBOX_ROW, "SELECT id, uidvalidity, uidnext, highestmodseq " \
 	    "FROM mailboxes WHERE account = ?1 AND name = ?2")		\
 	X(MAILBOX_BY_ID, "SELECT account, uidvalidity, uidnext, "	\

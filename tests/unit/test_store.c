@@ -935,7 +935,7 @@ test_store_mailbox_rename_inbox_moves_messages(void **state)
 	}
 	assert_int_equal(store_msg_changes(fx->st, inbox.id,
 	    inbox.highestmodseq, &changed, &nchanged, &vanished, &nvanished,
-	    &err), 0);
+	    NULL, &err), 0);
 	assert_int_equal(nchanged, 0);
 	assert_int_equal(nvanished, 2);
 	assert_int_equal(vanished[0], u1);
@@ -1473,6 +1473,7 @@ test_store_expunge_reported_as_vanished(void **state)
 	uint32_t *vanished, uids[4], gone[2];
 	size_t nchanged, nvanished;
 	enum store_err err;
+	uint64_t highest = 0, flag_modseq;
 	uint64_t since;
 
 	for (int i = 0; i < 4; i++)
@@ -1493,9 +1494,11 @@ test_store_expunge_reported_as_vanished(void **state)
 	}
 	assert_int_equal(flags_commit(fx->st, mb.id, uids, 1, STORE_FLAGS_ADD,
 	    STORE_FLAG_SEEN, NULL, 0, &r), 0);
+	flag_modseq = r.modseq;
 	store_change_result_deinit(&r);
 	assert_int_equal(store_msg_changes(fx->st, mb.id, since, &changed,
-	    &nchanged, &vanished, &nvanished, &err), 0);
+	    &nchanged, &vanished, &nvanished, &highest, &err), 0);
+	assert_int_equal(highest, flag_modseq);
 	assert_int_equal(nchanged, 1);
 	assert_int_equal(changed[0].uid, uids[0]);
 	assert_int_equal(changed[0].flags, STORE_FLAG_SEEN);
@@ -1506,13 +1509,13 @@ test_store_expunge_reported_as_vanished(void **state)
 	free(vanished);
 	/* From 0: every message is "changed", every expunge reported. */
 	assert_int_equal(store_msg_changes(fx->st, mb.id, 0, &changed,
-	    &nchanged, &vanished, &nvanished, &err), 0);
+	    &nchanged, &vanished, &nvanished, NULL, &err), 0);
 	assert_int_equal(nchanged, 2);
 	assert_int_equal(nvanished, 2);
 	store_msg_list_free(&changed, nchanged);
 	free(vanished);
 	assert_int_equal(store_msg_changes(fx->st, 987654, 0, &changed,
-	    &nchanged, &vanished, &nvanished, &err), -1);
+	    &nchanged, &vanished, &nvanished, NULL, &err), -1);
 	assert_int_equal(err, STORE_NOT_FOUND);
 	assert_int_equal(blob_files(fx->dir), 2);
 	store_mailbox_deinit(&mb);
@@ -1629,7 +1632,7 @@ test_store_move_expunges_source(void **state)
 	assert_true(r.modseq > src.highestmodseq);
 	store_change_result_deinit(&r);
 	assert_int_equal(store_msg_changes(fx->st, src.id, src.highestmodseq,
-	    &changed, &nchanged, &vanished, &nvanished, &err), 0);
+	    &changed, &nchanged, &vanished, &nvanished, NULL, &err), 0);
 	assert_int_equal(nchanged, 0);
 	assert_int_equal(nvanished, 1);
 	assert_int_equal(vanished[0], uids[1]);

@@ -323,7 +323,7 @@ on_watch(void *arg)
 	enum store_err err;
 
 	assert_int_equal(store_msg_changes(s->st, s->mailbox, s->modseq,
-	    &changed, &nchanged, &vanished, &nvanished, &err), 0);
+	    &changed, &nchanged, &vanished, &nvanished, NULL, &err), 0);
 	pthread_mutex_lock(&s->lock);
 	s->calls++;
 	s->nchanged += nchanged + nvanished;

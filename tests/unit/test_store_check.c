@@ -264,7 +264,7 @@ test_store_check_missing_body_found_and_expunged(void **state)
 	assert_int_equal(check(fx, false), 0);
 	/* Clients learn the message vanished. */
 	assert_int_equal(store_msg_changes(fx->st, fx->inbox, modseq, &changed,
-	    &nchanged, &vanished, &nvanished, &err), 0);
+	    &nchanged, &vanished, &nvanished, NULL, &err), 0);
 	assert_int_equal(nvanished, 1);
 	assert_int_equal(vanished[0], lost);
 	store_msg_list_free(&changed, nchanged);
