@@ -37,6 +37,7 @@ struct serve_state {
 	struct store *store;
 	struct auth *auth;
 	struct smtp_ctx smtp;
+	struct imap_ctx imap;
 	struct pop3_ctx pop3;
 	bool has_pop3;
 };
@@ -69,6 +70,8 @@ services_open(struct serve_state *st, char *err, size_t errlen)
 		return -1;
 	st->smtp.store = st->store;
 	st->smtp.auth = st->auth;
+	st->imap.store = st->store;
+	st->imap.auth = st->auth;
 	pop3_ctx_init(&st->pop3, st->store, st->auth);
 	st->has_pop3 = true;
 	return 0;
@@ -229,7 +232,8 @@ cli_serve(int argc, char **argv)
 	    &st.smtp);
 	net_server_set_ops(st.srv, CONFIG_PROTO_SUBMISSION, &smtp_session_ops,
 	    &st.smtp);
-	net_server_set_ops(st.srv, CONFIG_PROTO_IMAP, &imap_session_ops, NULL);
+	net_server_set_ops(st.srv, CONFIG_PROTO_IMAP, &imap_session_ops,
+	    &st.imap);
 	net_server_set_ops(st.srv, CONFIG_PROTO_POP3, &pop3_session_ops,
 	    &st.pop3);
 

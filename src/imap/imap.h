@@ -8,6 +8,15 @@
 
 #include "net/net.h"
 
+struct store;
+struct auth;
+
+/* What every IMAP session shares (net_conn_ctx). */
+struct imap_ctx {
+	struct store *store;
+	struct auth *auth;
+};
+
 extern const struct net_session_ops imap_session_ops;
 
 #endif

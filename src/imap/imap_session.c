@@ -1,37 +1,782 @@
 /*
- * imap_session: the greeting, CAPABILITY, NOOP, LOGOUT and STARTTLS. Every
- * other command is answered BAD "not implemented" until the IMAP issue
- * (#7) replaces this placeholder with the real protocol.
+ * imap_session: one IMAP connection (RFC 9051, and RFC 3501 for clients
+ * that do not ENABLE IMAP4rev2). Reads commands through the incremental
+ * parser, dispatches them by state, and holds the replies every command
+ * shares; the commands of the not-authenticated state (LOGIN,
+ * AUTHENTICATE, STARTTLS) and the small ones (CAPABILITY, NOOP, LOGOUT,
+ * ENABLE, ID, IDLE, CLOSE, UNSELECT) live here too. See imap_int.h for how
+ * a command runs and ends.
  */
-#include "imap/imap.h"
+#include "imap/imap_int.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "lib/parse.h"
+#include "lib/log.h"
 #include "lib/util.h"
 
-struct imap_session {
-	struct net_conn *conn;
-	struct line_reader reader;
+#define IMAP_MAX_ERRORS 20
+/* Quoted strings longer than this go out as literals. */
+#define QUOTED_MAX 1024
+
+enum {
+	ST_NOT_AUTH = 1 << IMAP_STATE_NOT_AUTH,
+	ST_AUTH = 1 << IMAP_STATE_AUTH,
+	ST_SELECTED = 1 << IMAP_STATE_SELECTED,
+	ST_ANY = ST_NOT_AUTH | ST_AUTH | ST_SELECTED,
+	ST_LOGGED_IN = ST_AUTH | ST_SELECTED,
 };
 
-static bool
-can_starttls(struct net_conn *c)
+/* One row per command: the states it is valid in, whether it has a UID
+ * form, and its handler. */
+struct imap_cmd_def {
+	const char *name;
+	unsigned states;
+	bool has_uid_form;
+	imap_handler *run;
+};
+
+static const struct imap_cmd_def commands[] = {
+	{ "CAPABILITY", ST_ANY, false, imap_cmd_capability },
+	{ "NOOP", ST_ANY, false, imap_cmd_noop },
+	{ "LOGOUT", ST_ANY, false, imap_cmd_logout },
+	{ "ID", ST_ANY, false, imap_cmd_id },
+	{ "STARTTLS", ST_NOT_AUTH, false, imap_cmd_starttls },
+	{ "LOGIN", ST_NOT_AUTH, false, imap_cmd_login },
+	{ "AUTHENTICATE", ST_NOT_AUTH, false, imap_cmd_authenticate },
+	{ "ENABLE", ST_AUTH | ST_SELECTED, false, imap_cmd_enable },
+	{ "SELECT", ST_LOGGED_IN, false, imap_cmd_select },
+	{ "EXAMINE", ST_LOGGED_IN, false, imap_cmd_select },
+	{ "CREATE", ST_LOGGED_IN, false, imap_cmd_create },
+	{ "DELETE", ST_LOGGED_IN, false, imap_cmd_delete },
+	{ "RENAME", ST_LOGGED_IN, false, imap_cmd_rename },
+	{ "SUBSCRIBE", ST_LOGGED_IN, false, imap_cmd_subscribe },
+	{ "UNSUBSCRIBE", ST_LOGGED_IN, false, imap_cmd_subscribe },
+	{ "LIST", ST_LOGGED_IN, false, imap_cmd_list },
+	{ "LSUB", ST_LOGGED_IN, false, imap_cmd_list },
+	{ "NAMESPACE", ST_LOGGED_IN, false, imap_cmd_namespace },
+	{ "STATUS", ST_LOGGED_IN, false, imap_cmd_status },
+	{ "APPEND", ST_LOGGED_IN, false, imap_cmd_append },
+	{ "IDLE", ST_LOGGED_IN, false, imap_cmd_idle },
+	{ "CHECK", ST_SELECTED, false, imap_cmd_noop },
+	{ "CLOSE", ST_SELECTED, false, imap_cmd_close },
+	{ "UNSELECT", ST_SELECTED, false, imap_cmd_unselect },
+	{ "EXPUNGE", ST_SELECTED, true, imap_cmd_expunge },
+	{ "SEARCH", ST_SELECTED, true, imap_cmd_search },
+	{ "FETCH", ST_SELECTED, true, imap_cmd_fetch },
+	{ "STORE", ST_SELECTED, true, imap_cmd_store },
+	{ "COPY", ST_SELECTED, true, imap_cmd_copy },
+	{ "MOVE", ST_SELECTED, true, imap_cmd_copy },
+};
+
+static void session_free(struct imap_session *s);
+
+/* ---- Output ------------------------------------------------------------ */
+
+void
+imap_write(struct imap_session *s, const void *data, size_t len)
 {
-	return !is_net_conn_tls(c) &&
-	    net_conn_listener(c)->tls == CONFIG_TLS_STARTTLS;
+	net_conn_write(s->conn, data, len);
 }
 
-/* RFC 9051 §6.2.1: before TLS on 143, LOGINDISABLED tells clients not to
- * send a password in clear. */
-static const char *
-capabilities(struct net_conn *c)
+void
+imap_printf(struct imap_session *s, const char *fmt, ...)
 {
-	return can_starttls(c) ?
-	    "IMAP4rev2 IMAP4rev1 STARTTLS LOGINDISABLED" :
-	    "IMAP4rev2 IMAP4rev1";
+	char small[512];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		panic("imap_printf: bad format");
+	if ((size_t)n < sizeof(small)) {
+		net_conn_write(s->conn, small, (size_t)n);
+		return;
+	}
+	char *big = xmalloc((size_t)n + 1);
+
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	net_conn_write(s->conn, big, (size_t)n);
+	free(big);
+}
+
+static bool
+is_quotable(const struct imap_session *s, const char *str, size_t len)
+{
+	if (len >= QUOTED_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)str[i];
+
+		if (c == '\0' || c == '\r' || c == '\n')
+			return false;
+		if (c >= 0x80 && !s->is_utf8)
+			return false;
+	}
+	return true;
+}
+
+void
+imap_write_string(struct imap_session *s, const char *str, size_t len)
+{
+	if (!is_quotable(s, str, len)) {
+		imap_printf(s, "{%zu}\r\n", len);
+		imap_write(s, str, len);
+		return;
+	}
+	char *out = xmalloc(2 * len + 3);
+	size_t o = 0;
+
+	out[o++] = '"';
+	for (size_t i = 0; i < len; i++) {
+		if (str[i] == '"' || str[i] == '\\')
+			out[o++] = '\\';
+		out[o++] = str[i];
+	}
+	out[o++] = '"';
+	imap_write(s, out, o);
+	free(out);
+}
+
+void
+imap_write_nstring(struct imap_session *s, const char *str, size_t len)
+{
+	if (str == NULL)
+		imap_write(s, "NIL", 3);
+	else
+		imap_write_string(s, str, len);
+}
+
+void
+imap_write_mailbox(struct imap_session *s, const char *name)
+{
+	if (s->is_utf8) {
+		imap_write_string(s, name, strlen(name));
+		return;
+	}
+	char *enc = imap_mutf7_encode(name);
+
+	if (enc == NULL)
+		enc = xstrdup(name);	/* not UTF-8: sent as stored */
+	imap_write_string(s, enc, strlen(enc));
+	free(enc);
+}
+
+void
+imap_write_flags(struct imap_session *s, uint32_t flags,
+    const char *keywords)
+{
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} names[] = {
+		{ STORE_FLAG_ANSWERED, "\\Answered" },
+		{ STORE_FLAG_FLAGGED, "\\Flagged" },
+		{ STORE_FLAG_DELETED, "\\Deleted" },
+		{ STORE_FLAG_SEEN, "\\Seen" },
+		{ STORE_FLAG_DRAFT, "\\Draft" },
+	};
+	bool is_first = true;
+
+	imap_write(s, "(", 1);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (flags & names[i].bit) {
+			imap_printf(s, "%s%s", is_first ? "" : " ",
+			    names[i].name);
+			is_first = false;
+		}
+	}
+	if (keywords != NULL && *keywords != '\0')
+		imap_printf(s, "%s%s", is_first ? "" : " ", keywords);
+	imap_write(s, ")", 1);
+}
+
+/* ---- Running commands -------------------------------------------------- */
+
+static void
+session_pause(struct imap_session *s)
+{
+	if (!s->is_paused) {
+		s->is_paused = true;
+		net_conn_pause(s->conn);
+	}
+}
+
+static void
+session_resume(struct imap_session *s)
+{
+	if (s->is_paused) {
+		s->is_paused = false;
+		net_conn_resume(s->conn);
+	}
+}
+
+static void
+job_end(struct imap_session *s)
+{
+	if (s->job_free != NULL && s->job != NULL)
+		s->job_free(s->job);
+	s->job = NULL;
+	s->job_free = NULL;
+	s->job_drained = NULL;
+}
+
+/* RFC 9051 §7.5.1: no EXPUNGE while answering FETCH, STORE or SEARCH (by
+ * sequence number: the UID forms may hear them). */
+static bool
+may_expunge(const struct imap_cmd *cmd)
+{
+	if (cmd == NULL || cmd->is_uid)
+		return true;
+	return strcmp(cmd->name, "FETCH") != 0 &&
+	    strcmp(cmd->name, "STORE") != 0 &&
+	    strcmp(cmd->name, "SEARCH") != 0;
+}
+
+void
+imap_done(struct imap_session *s, const char *status, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+	const char *tag = s->cmd != NULL ? s->cmd->tag : "*";
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	if (s->view != NULL && s->state == IMAP_STATE_SELECTED)
+		imap_view_sync(s, may_expunge(s->cmd), false);
+	imap_printf(s, "%s %s %s\r\n", tag, status, text);
+	job_end(s);
+	imap_cmd_free(&s->cmd);
+	if (strcmp(status, "BAD") == 0 && ++s->errors >= IMAP_MAX_ERRORS) {
+		imap_printf(s, "* BYE Too many errors, closing connection\r\n");
+		s->is_closing = true;
+		net_conn_close(s->conn);
+		return;
+	}
+	session_resume(s);
+}
+
+void
+imap_wait(struct imap_session *s)
+{
+	s->is_waiting = true;
+	session_pause(s);
+}
+
+bool
+imap_resumed(struct imap_session *s)
+{
+	s->is_waiting = false;
+	if (s->is_gone) {
+		session_free(s);
+		return false;
+	}
+	return true;
+}
+
+/* ---- Capabilities ------------------------------------------------------ */
+
+static bool
+is_plain_ok(const struct imap_session *s)
+{
+	return is_net_conn_tls(s->conn) || s->cfg->allow_plaintext_auth;
+}
+
+static bool
+can_starttls(const struct imap_session *s)
+{
+	return !is_net_conn_tls(s->conn) &&
+	    net_conn_listener(s->conn)->tls == CONFIG_TLS_STARTTLS;
+}
+
+/* Writes the capability list (no line end). Before login: how to log in
+ * (RFC 9051 §6.2.1 LOGINDISABLED before TLS on 143); after: what the
+ * session can do. */
+static void
+write_capabilities(struct imap_session *s)
+{
+	imap_printf(s, "IMAP4rev2 IMAP4rev1 ID ENABLE IDLE SASL-IR LITERAL+");
+	if (s->state == IMAP_STATE_NOT_AUTH) {
+		char *mechs = xstrdup(s->ctx->auth != NULL ?
+		    auth_mechanisms(s->ctx->auth, is_plain_ok(s)) : "");
+		char *save = NULL;
+
+		if (can_starttls(s))
+			imap_printf(s, " STARTTLS");
+		if (!is_plain_ok(s))
+			imap_printf(s, " LOGINDISABLED");
+		for (char *m = strtok_r(mechs, " ", &save); m != NULL;
+		    m = strtok_r(NULL, " ", &save))
+			imap_printf(s, " AUTH=%s", m);
+		free(mechs);
+		return;
+	}
+	imap_printf(s, " NAMESPACE UIDPLUS UNSELECT MOVE CHILDREN "
+	    "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS "
+	    "ESEARCH SEARCHRES BINARY STATUS=SIZE CONDSTORE QRESYNC "
+	    "UTF8=ACCEPT");
+}
+
+void
+imap_cmd_capability(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	if (cmd->nargs != 0) {
+		imap_done(s, "BAD", "CAPABILITY takes no arguments");
+		return;
+	}
+	imap_printf(s, "* CAPABILITY ");
+	write_capabilities(s);
+	imap_printf(s, "\r\n");
+	imap_done(s, "OK", "CAPABILITY completed");
+}
+
+void
+imap_cmd_noop(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	(void)cmd;
+	/* A client polls with NOOP: look even if no notification came yet
+	 * (it travels through the event loop). */
+	if (s->view != NULL)
+		s->view->is_stale = true;
+	imap_done(s, "OK", "%s completed", s->cmd->name);
+}
+
+void
+imap_cmd_logout(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	(void)cmd;
+	imap_printf(s, "* BYE postern logging out\r\n");
+	imap_printf(s, "%s OK LOGOUT completed\r\n", s->cmd->tag);
+	imap_cmd_free(&s->cmd);
+	s->is_closing = true;
+	net_conn_close(s->conn);
+}
+
+void
+imap_cmd_starttls(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	(void)cmd;
+	if (!can_starttls(s)) {
+		imap_done(s, "BAD", "TLS is already active or not offered "
+		    "here");
+		return;
+	}
+	imap_printf(s, "%s OK Begin TLS negotiation now\r\n", s->cmd->tag);
+	imap_cmd_free(&s->cmd);
+	if (net_conn_starttls(s->conn) < 0) {
+		s->is_closing = true;
+		net_conn_close(s->conn);
+		return;
+	}
+	/* RFC 9051 §6.2.1: what the client sent behind STARTTLS is thrown
+	 * away with the buffer; the parser forgets its offset into it. */
+	imap_parser_reset(&s->parser);
+	s->is_starttls_done = true;
+}
+
+void
+imap_cmd_id(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	/* RFC 2971: the client's parameters are a list or NIL. */
+	if (cmd->nargs != 1 || (cmd->args[0].kind != IMAP_ARG_LIST &&
+	    cmd->args[0].kind != IMAP_ARG_NIL)) {
+		imap_done(s, "BAD", "ID takes a list of parameters or NIL");
+		return;
+	}
+	imap_printf(s, "* ID (\"name\" \"postern\" \"vendor\" \"postern\")"
+	    "\r\n");
+	imap_done(s, "OK", "ID completed");
+}
+
+void
+imap_cmd_enable(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	char enabled[128] = "";
+
+	if (cmd->nargs == 0) {
+		imap_done(s, "BAD", "ENABLE needs at least one capability");
+		return;
+	}
+	for (size_t i = 0; i < cmd->nargs; i++) {
+		const struct imap_arg *a = &cmd->args[i];
+		const char *name = NULL;
+
+		if (a->kind != IMAP_ARG_ATOM) {
+			imap_done(s, "BAD", "ENABLE takes capability names");
+			return;
+		}
+		/* RFC 5161 §3: only capabilities not enabled before are
+		 * listed; unknown ones are ignored. */
+		if (strcasecmp(a->str, "IMAP4rev2") == 0 && !s->is_rev2) {
+			s->is_rev2 = true;
+			s->is_utf8 = true;
+			name = "IMAP4rev2";
+		} else if (strcasecmp(a->str, "UTF8=ACCEPT") == 0 &&
+		    !s->is_utf8) {
+			s->is_utf8 = true;
+			name = "UTF8=ACCEPT";
+		} else if (strcasecmp(a->str, "CONDSTORE") == 0 &&
+		    !s->is_condstore) {
+			s->is_condstore = true;
+			name = "CONDSTORE";
+		} else if (strcasecmp(a->str, "QRESYNC") == 0 &&
+		    !s->is_qresync) {
+			/* RFC 7162 §3.2.3: QRESYNC implies CONDSTORE. */
+			s->is_qresync = true;
+			s->is_condstore = true;
+			name = "QRESYNC";
+		}
+		if (name != NULL && strlen(enabled) + strlen(name) + 2 <
+		    sizeof(enabled)) {
+			strcat(enabled, " ");
+			strcat(enabled, name);
+		}
+	}
+	s->parser.is_utf8 = s->is_utf8;
+	imap_printf(s, "* ENABLED%s\r\n", enabled);
+	imap_done(s, "OK", "ENABLE completed");
+}
+
+/* RFC 2177. The session answers "+ idling" and waits for DONE; changes to
+ * the selected mailbox are sent as they happen (imap_view.c). */
+void
+imap_cmd_idle(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	(void)cmd;
+	s->is_idle = true;
+	imap_printf(s, "+ idling\r\n");
+	if (s->view != NULL)
+		imap_view_sync(s, true, true);
+}
+
+static void
+idle_line(struct imap_session *s, const char *line, size_t len)
+{
+	s->is_idle = false;
+	if (len == 4 && strncasecmp(line, "DONE", 4) == 0)
+		imap_done(s, "OK", "IDLE terminated");
+	else
+		imap_done(s, "BAD", "Expected DONE to end IDLE");
+}
+
+static void
+close_expunged(void *arg, const struct store_change_result *r)
+{
+	struct imap_session *s = arg;
+
+	if (!imap_resumed(s))
+		return;
+	imap_view_close(s);
+	s->state = IMAP_STATE_AUTH;
+	if (r->err != STORE_OK) {
+		imap_done(s, "NO", "[UNAVAILABLE] Mailbox closed, but deleted "
+		    "messages could not be removed: %s",
+		    store_err_text(r->err));
+		return;
+	}
+	imap_done(s, "OK", "CLOSE completed");
+}
+
+/* RFC 9051 §6.4.1: CLOSE expunges \Deleted messages silently (unless the
+ * mailbox is read-only) and leaves the selected state. */
+void
+imap_cmd_close(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	struct imap_view *v = s->view;
+	uint32_t *uids;
+	size_t n = 0;
+
+	(void)cmd;
+	uids = xcalloc(v->n ? v->n : 1, sizeof(*uids));
+	for (size_t i = 0; i < v->n && !v->is_readonly; i++) {
+		if ((v->msgs[i].flags & STORE_FLAG_DELETED) &&
+		    !v->msgs[i].is_expunged)
+			uids[n++] = v->msgs[i].uid;
+	}
+	if (n > 0) {
+		struct store_change c = {
+			.mailbox = v->mailbox,
+			.uids = uids,
+			.nuids = n,
+			.kind = STORE_CHANGE_EXPUNGE,
+		};
+
+		imap_wait(s);
+		if (store_change_submit(s->ctx->store, &c, s->base,
+		    close_expunged, s) == 0) {
+			free(uids);
+			return;
+		}
+		s->is_waiting = false;
+	}
+	free(uids);
+	imap_view_close(s);
+	s->state = IMAP_STATE_AUTH;
+	imap_done(s, "OK", "CLOSE completed");
+}
+
+void
+imap_cmd_unselect(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	(void)cmd;
+	imap_view_close(s);
+	s->state = IMAP_STATE_AUTH;
+	imap_done(s, "OK", "UNSELECT completed");
+}
+
+/* ---- Logging in -------------------------------------------------------- */
+
+static void
+on_auth_done(void *arg, enum auth_result result,
+    const struct auth_identity *id)
+{
+	struct imap_session *s = arg;
+
+	if (!imap_resumed(s))
+		return;
+	auth_sasl_free(&s->sasl);
+	log_info(s->sid, "imap.login user=<%s> result=%s",
+	    id != NULL ? id->address : "", auth_result_name(result));
+	/* RFC 5530 response codes: the client learns whether to ask for the
+	 * password again (AUTHENTICATIONFAILED) or to try later. */
+	switch (result) {
+	case AUTH_OK:
+		s->id = *id;
+		s->state = IMAP_STATE_AUTH;
+		s->parser.literal_max = s->cfg->imap_literal_max;
+		imap_printf(s, "%s OK [CAPABILITY ", s->cmd->tag);
+		write_capabilities(s);
+		imap_printf(s, "] Logged in\r\n");
+		imap_cmd_free(&s->cmd);
+		session_resume(s);
+		return;
+	case AUTH_PROTO_DISABLED:
+		imap_done(s, "NO", "[UNAVAILABLE] IMAP access is disabled for "
+		    "this account");
+		return;
+	case AUTH_DISABLED:
+		imap_done(s, "NO", "[UNAVAILABLE] This account is disabled");
+		return;
+	case AUTH_LOCKED:
+		imap_done(s, "NO", "[UNAVAILABLE] Account temporarily locked "
+		    "after too many failed logins, try again later");
+		return;
+	case AUTH_TEMP:
+		imap_done(s, "NO", "[UNAVAILABLE] Temporary failure, try again "
+		    "later");
+		return;
+	default:
+		imap_done(s, "NO", "[AUTHENTICATIONFAILED] Authentication "
+		    "failed");
+		return;
+	}
+}
+
+void
+imap_cmd_login(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	const char *user, *pass;
+	size_t ulen, plen;
+
+	if (cmd->nargs != 2 || !imap_arg_astring(&cmd->args[0], &user, &ulen)
+	    || !imap_arg_astring(&cmd->args[1], &pass, &plen)) {
+		imap_done(s, "BAD", "Syntax: LOGIN user password");
+		return;
+	}
+	if (!is_plain_ok(s) || s->ctx->auth == NULL) {
+		imap_done(s, "NO", "[PRIVACYREQUIRED] Plaintext login is only "
+		    "allowed over TLS: use STARTTLS, or port 993");
+		return;
+	}
+	if (ulen > 255 || strlen(user) != ulen || strlen(pass) != plen) {
+		imap_done(s, "NO", "[AUTHENTICATIONFAILED] Authentication "
+		    "failed");
+		return;
+	}
+	imap_wait(s);
+	if (auth_login(s->ctx->auth, user, pass, AUTH_PROTO_IMAP,
+	    net_conn_peer(s->conn), s->sid, s->base, on_auth_done, s) < 0) {
+		s->is_waiting = false;
+		imap_done(s, "NO", "[UNAVAILABLE] Temporary failure, try again "
+		    "later");
+	}
+}
+
+static void
+sasl_feed(struct imap_session *s, const char *b64, size_t len)
+{
+	const char *challenge;
+	enum auth_step step;
+
+	imap_wait(s);
+	step = auth_sasl_step(s->sasl, b64, len, &challenge, s->base,
+	    on_auth_done, s);
+	if (step == AUTH_STEP_WAIT)
+		return;
+	s->is_waiting = false;
+	if (step == AUTH_STEP_CHALLENGE) {
+		imap_printf(s, "+ %s\r\n", challenge);
+		session_resume(s);
+		return;
+	}
+	auth_sasl_free(&s->sasl);
+	imap_done(s, "BAD", "Cannot decode the authentication response");
+}
+
+/* RFC 9051 §6.2.2 with SASL-IR (RFC 4959). */
+void
+imap_cmd_authenticate(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	const char *mech;
+
+	if (cmd->nargs < 1 || cmd->nargs > 2 ||
+	    cmd->args[0].kind != IMAP_ARG_ATOM ||
+	    (cmd->nargs == 2 && cmd->args[1].kind != IMAP_ARG_ATOM)) {
+		imap_done(s, "BAD", "Syntax: AUTHENTICATE mechanism "
+		    "[initial-response]");
+		return;
+	}
+	mech = cmd->args[0].str;
+	if (s->ctx->auth != NULL)
+		s->sasl = auth_sasl_new(s->ctx->auth, mech, is_plain_ok(s),
+		    AUTH_PROTO_IMAP, net_conn_peer(s->conn), s->sid);
+	if (s->sasl == NULL) {
+		imap_done(s, "NO", "%s", is_plain_ok(s) ?
+		    "Unknown authentication mechanism" :
+		    "[PRIVACYREQUIRED] Unknown mechanism, or not allowed "
+		    "without TLS");
+		return;
+	}
+	if (cmd->nargs == 2) {
+		sasl_feed(s, cmd->args[1].str, cmd->args[1].len);
+		return;
+	}
+	imap_printf(s, "+ %s\r\n", auth_sasl_first_challenge(s->sasl));
+}
+
+static void
+sasl_line(struct imap_session *s, const char *line, size_t len)
+{
+	if (len == 1 && line[0] == '*') {
+		auth_sasl_free(&s->sasl);
+		imap_done(s, "BAD", "Authentication cancelled");
+		return;
+	}
+	sasl_feed(s, line, len);
+}
+
+/* ---- Input ------------------------------------------------------------- */
+
+static const struct imap_cmd_def *
+command_find(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	}
+	return NULL;
+}
+
+static void
+dispatch(struct imap_session *s)
+{
+	const struct imap_cmd_def *def = command_find(s->cmd->name);
+
+	if (def == NULL || (s->cmd->is_uid && !def->has_uid_form)) {
+		imap_done(s, "BAD", "Unknown command %s%.40s",
+		    s->cmd->is_uid ? "UID " : "", s->cmd->name);
+		return;
+	}
+	if (!(def->states & (1u << s->state))) {
+		imap_done(s, "BAD", "%s", s->state == IMAP_STATE_NOT_AUTH ?
+		    "Log in first" : s->state == IMAP_STATE_AUTH &&
+		    (def->states & ST_SELECTED) ? "Select a mailbox first" :
+		    "Command not valid in this state");
+		return;
+	}
+	def->run(s, s->cmd);
+}
+
+/* Returns false when the session stops reading this buffer. */
+static bool
+input_step(struct imap_session *s, struct buf *in)
+{
+	const char *line;
+	size_t len;
+	enum parse_rc rc;
+	bool need_cont = false;
+
+	if (s->is_idle || s->sasl != NULL) {
+		rc = imap_parser_read_line(&s->parser, in, &line, &len);
+		if (rc == PARSE_MORE)
+			return false;
+		if (rc == PARSE_ERROR) {
+			line = "";
+			len = 0;
+		}
+		if (s->is_idle)
+			idle_line(s, line, len);
+		else
+			sasl_line(s, line, len);
+		return true;
+	}
+	rc = imap_parser_feed(&s->parser, in, &s->cmd, &need_cont);
+	if (need_cont)
+		imap_printf(s, "+ Ready for literal data\r\n");
+	if (rc == PARSE_MORE)
+		return need_cont;
+	if (rc == PARSE_ERROR) {
+		if (s->parser.is_fatal) {
+			imap_printf(s, "* BYE %s\r\n", s->parser.error_text);
+			s->is_closing = true;
+			net_conn_close(s->conn);
+			return false;
+		}
+		imap_printf(s, "%s BAD %s\r\n", s->parser.error_tag ?
+		    s->parser.error_tag : "*", s->parser.error_text);
+		if (++s->errors >= IMAP_MAX_ERRORS) {
+			imap_printf(s, "* BYE Too many errors, closing "
+			    "connection\r\n");
+			s->is_closing = true;
+			net_conn_close(s->conn);
+			return false;
+		}
+		return true;
+	}
+	dispatch(s);
+	return true;
+}
+
+static void
+imap_session_input(void *arg, struct net_conn *c, struct buf *in)
+{
+	struct imap_session *s = arg;
+
+	(void)c;
+	while (!s->is_paused && !s->is_closing &&
+	    (s->cmd == NULL || s->is_idle || s->sasl != NULL)) {
+		if (!input_step(s, in))
+			break;
+		if (s->is_starttls_done) {
+			s->is_starttls_done = false;
+			return;
+		}
+	}
+	if (s->is_closing)
+		return;
+	/* A command still running (a streamed FETCH, IDLE) reads nothing
+	 * more until it ends; IDLE and SASL read lines themselves. */
+	if (s->cmd != NULL && !s->is_idle && s->sasl == NULL)
+		session_pause(s);
+	imap_parser_compact(&s->parser, in);
 }
 
 static void *
@@ -40,78 +785,26 @@ imap_session_open(struct net_conn *c)
 	struct imap_session *s = xcalloc(1, sizeof(*s));
 
 	s->conn = c;
-	line_reader_init(&s->reader, net_conn_config(c)->line_length);
-	net_conn_printf(c, "* OK [CAPABILITY %s] postern ready\r\n",
-	    capabilities(c));
+	s->ctx = net_conn_ctx(c);
+	s->cfg = net_conn_config(c);
+	s->base = net_conn_base(c);
+	snprintf(s->sid, sizeof(s->sid), "%s", net_conn_sid(c));
+	imap_parser_init(&s->parser, s->cfg->line_length,
+	    s->cfg->imap_literal_max_preauth);
+	imap_printf(s, "* OK [CAPABILITY ");
+	write_capabilities(s);
+	imap_printf(s, "] postern ready\r\n");
 	return s;
 }
 
-/* Returns false once the session stops reading this buffer. */
-static bool
-imap_line(struct imap_session *s, const char *line, size_t len)
-{
-	struct net_conn *c = s->conn;
-	const char *sp = memchr(line, ' ', len);
-	int taglen = sp ? (int)(sp - line) : (int)len;
-	const char *cmd = sp ? sp + 1 : line + len;
-	int cmdlen = (int)(line + len - cmd);
-
-	if (taglen == 0 || sp == NULL || cmdlen == 0) {
-		net_conn_printf(c, "* BAD Expected a tag and a command\r\n");
-		return true;
-	}
-	if (cmdlen == 10 && strncasecmp(cmd, "CAPABILITY", 10) == 0) {
-		net_conn_printf(c, "* CAPABILITY %s\r\n%.*s OK CAPABILITY "
-		    "completed\r\n", capabilities(c), taglen, line);
-	} else if (cmdlen == 4 && strncasecmp(cmd, "NOOP", 4) == 0) {
-		net_conn_printf(c, "%.*s OK NOOP completed\r\n", taglen, line);
-	} else if (cmdlen == 6 && strncasecmp(cmd, "LOGOUT", 6) == 0) {
-		net_conn_printf(c, "* BYE postern logging out\r\n%.*s OK "
-		    "LOGOUT completed\r\n", taglen, line);
-		net_conn_close(c);
-		return false;
-	} else if (cmdlen == 8 && strncasecmp(cmd, "STARTTLS", 8) == 0) {
-		if (!can_starttls(c)) {
-			net_conn_printf(c, "%.*s BAD TLS is already active or "
-			    "not offered here\r\n", taglen, line);
-			return true;
-		}
-		net_conn_printf(c, "%.*s OK Begin TLS negotiation now\r\n",
-		    taglen, line);
-		if (net_conn_starttls(c) < 0) {
-			net_conn_close(c);
-			return false;
-		}
-		line_reader_init(&s->reader, s->reader.max);
-		return false;
-	} else {
-		net_conn_printf(c, "%.*s BAD Command not implemented\r\n",
-		    taglen, line);
-	}
-	return true;
-}
-
 static void
-imap_session_input(void *arg, struct net_conn *c, struct buf *in)
+imap_session_drained(void *arg, struct net_conn *c)
 {
 	struct imap_session *s = arg;
-	const char *line;
-	size_t len;
 
-	for (;;) {
-		enum parse_rc rc = line_reader_next(&s->reader, in, &line,
-		    &len);
-
-		if (rc == PARSE_MORE)
-			break;
-		if (rc == PARSE_ERROR) {
-			net_conn_printf(c, "* BAD Line too long\r\n");
-			continue;
-		}
-		if (!imap_line(s, line, len))
-			return;
-	}
-	line_reader_compact(&s->reader, in);
+	(void)c;
+	if (s->job_drained != NULL && !s->is_waiting)
+		s->job_drained(s);
 }
 
 static void
@@ -130,9 +823,28 @@ imap_session_shutdown(void *arg, struct net_conn *c)
 }
 
 static void
+session_free(struct imap_session *s)
+{
+	job_end(s);
+	imap_view_close(s);
+	auth_sasl_free(&s->sasl);
+	imap_cmd_free(&s->cmd);
+	imap_parser_deinit(&s->parser);
+	free(s);
+}
+
+static void
 imap_session_close(void *arg)
 {
-	free(arg);
+	struct imap_session *s = arg;
+
+	/* A callback still holding s frees it (imap_resumed). */
+	if (s->is_waiting) {
+		s->is_gone = true;
+		s->conn = NULL;
+		return;
+	}
+	session_free(s);
 }
 
 static void
@@ -147,5 +859,6 @@ const struct net_session_ops imap_session_ops = {
 	.timeout = imap_session_timeout,
 	.shutdown = imap_session_shutdown,
 	.close = imap_session_close,
+	.drained = imap_session_drained,
 	.refuse = imap_session_refuse,
 };

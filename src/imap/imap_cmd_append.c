@@ -1,0 +1,9 @@
+/* imap_cmd_append: not written yet; answers BAD. */
+#include "imap/imap_int.h"
+
+void
+imap_cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	(void)cmd;
+	imap_done(s, "BAD", "Command not implemented yet");
+}

@@ -1,0 +1,809 @@
+/*
+ * imap_cmd_mailbox: the commands on mailboxes as a whole (RFC 9051 §6.3):
+ * SELECT and EXAMINE (with CONDSTORE and QRESYNC, RFC 7162), CREATE (with
+ * USE, RFC 6154), DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST (with
+ * LIST-EXTENDED, RFC 5258, LIST-STATUS, RFC 5819, and SPECIAL-USE), LSUB,
+ * STATUS (with SIZE, RFC 8438) and NAMESPACE (RFC 2342). '/' separates
+ * levels, as in the store.
+ */
+#include "imap/imap_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "lib/util.h"
+
+#define MAILBOX_NAME_MAX 1000
+/* Patterns in one LIST command. */
+#define LIST_PATTERNS_MAX 32
+
+/* Makes a leading "inbox" of any case "INBOX" (RFC 9051 §5.1). */
+static void
+inbox_normalize(char *name)
+{
+	if (strncasecmp(name, "INBOX", 5) == 0 &&
+	    (name[5] == '\0' || name[5] == '/'))
+		memcpy(name, "INBOX", 5);
+}
+
+static bool
+is_utf8_valid(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	while (*p) {
+		int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 :
+		    (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
+
+		if (n < 0)
+			return false;
+		p++;
+		for (int i = 0; i < n; i++, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return false;
+		}
+	}
+	return true;
+}
+
+/* Decodes a name or pattern the client sent. */
+static char *
+name_decode(struct imap_session *s, const char *str, size_t len)
+{
+	char *name;
+
+	if (len > MAILBOX_NAME_MAX || strlen(str) != len)
+		return NULL;
+	if (s->is_utf8)
+		name = is_utf8_valid(str) ? xstrdup(str) : NULL;
+	else
+		name = imap_mutf7_decode(str);
+	if (name != NULL)
+		inbox_normalize(name);
+	return name;
+}
+
+char *
+imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a)
+{
+	const char *str;
+	size_t len;
+	char *name;
+
+	if (!imap_arg_astring(a, &str, &len) || len == 0)
+		return NULL;
+	name = name_decode(s, str, len);
+	if (name == NULL)
+		return NULL;
+	/* A trailing separator only says children are planned (RFC 9051
+	 * §6.3.4). */
+	len = strlen(name);
+	while (len > 1 && name[len - 1] == '/')
+		name[--len] = '\0';
+	return name;
+}
+
+/* The reply for a store error about a mailbox. */
+static void
+done_store_err(struct imap_session *s, enum store_err err)
+{
+	switch (err) {
+	case STORE_NOT_FOUND:
+		imap_done(s, "NO", "[NONEXISTENT] No such mailbox");
+		break;
+	case STORE_EXISTS:
+		imap_done(s, "NO", "[ALREADYEXISTS] Mailbox already exists");
+		break;
+	case STORE_INVALID:
+		imap_done(s, "NO", "[CANNOT] Invalid mailbox name");
+		break;
+	case STORE_NOT_ALLOWED:
+		imap_done(s, "NO", "[CANNOT] Not allowed on this mailbox");
+		break;
+	case STORE_OVER_QUOTA:
+		imap_done(s, "NO", "[OVERQUOTA] Over quota");
+		break;
+	default:
+		imap_done(s, "NO", "[UNAVAILABLE] %s, try again later",
+		    store_err_text(err));
+		break;
+	}
+}
+
+/* ---- SELECT and EXAMINE ----------------------------------------------- */
+
+/* The QRESYNC parameters of SELECT (RFC 7162 §3.2.5). */
+struct qresync {
+	bool is_set;
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	const struct imap_arg *known_uids;
+};
+
+static int
+select_params(struct imap_session *s, const struct imap_arg *a,
+    struct qresync *q)
+{
+	if (a->kind != IMAP_ARG_LIST)
+		return -1;
+	for (size_t i = 0; i < a->len; i++) {
+		const struct imap_arg *p = &a->list[i];
+
+		if (is_imap_arg_atom(p, "CONDSTORE")) {
+			s->is_condstore = true;
+			continue;
+		}
+		if (!is_imap_arg_atom(p, "QRESYNC") || !s->is_qresync ||
+		    i + 1 >= a->len || a->list[i + 1].kind != IMAP_ARG_LIST)
+			return -1;
+		p = &a->list[++i];
+		if (p->len < 2 || p->len > 4 ||
+		    !imap_arg_number(&p->list[0], &q->uidvalidity) ||
+		    !imap_arg_number64(&p->list[1], &q->modseq) ||
+		    q->uidvalidity == 0)
+			return -1;
+		if (p->len >= 3) {
+			if (p->list[2].kind != IMAP_ARG_ATOM)
+				return -1;
+			q->known_uids = &p->list[2];
+		}
+		q->is_set = true;
+	}
+	return 0;
+}
+
+/* RFC 7162 §3.2.5.1: what changed since the client's modseq, as
+ * VANISHED (EARLIER) and FETCH responses, before the tagged OK. */
+static void
+qresync_report(struct imap_session *s, const struct qresync *q)
+{
+	struct imap_view *v = s->view;
+	struct store_msg *changed = NULL;
+	uint32_t *expunged = NULL;
+	size_t nchanged = 0, nexpunged = 0, nout = 0;
+	struct imap_seqset known = { 0 };
+	bool has_known = false;
+	enum store_err err;
+
+	if (q->uidvalidity != v->uidvalidity)
+		return;
+	if (store_msg_changes(s->ctx->store, v->mailbox, q->modseq, &changed,
+	    &nchanged, &expunged, &nexpunged, NULL, &err) < 0)
+		return;
+	if (q->known_uids != NULL &&
+	    imap_seqset_parse(q->known_uids->str, 10000, &known) == 0) {
+		imap_seqset_resolve(&known, UINT32_MAX);
+		has_known = true;
+	}
+	for (size_t i = 0; i < nexpunged; i++) {
+		if (has_known && !is_imap_seqset_member(&known, expunged[i]))
+			continue;
+		if (imap_view_find(v, expunged[i]) != SIZE_MAX)
+			continue;
+		imap_printf(s, "%s%u", nout++ ? "," : "* VANISHED (EARLIER) ",
+		    expunged[i]);
+	}
+	if (nout > 0)
+		imap_printf(s, "\r\n");
+	for (size_t i = 0; i < nchanged; i++) {
+		size_t at = imap_view_find(v, changed[i].uid);
+
+		if (at == SIZE_MAX)
+			continue;
+		imap_printf(s, "* %zu FETCH (UID %u FLAGS ", at + 1,
+		    v->msgs[at].uid);
+		imap_write_flags(s, v->msgs[at].flags, v->msgs[at].keywords);
+		imap_printf(s, " MODSEQ (%llu))\r\n",
+		    (unsigned long long)v->msgs[at].modseq);
+	}
+	if (has_known)
+		imap_seqset_deinit(&known);
+	store_msg_list_free(&changed, nchanged);
+	free(expunged);
+}
+
+void
+imap_cmd_select(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	bool is_readonly = strcmp(cmd->name, "EXAMINE") == 0;
+	struct qresync q = { 0 };
+	struct imap_view *v;
+	enum store_err err;
+	char *name;
+	bool had_view = s->view != NULL;
+	size_t first_unseen = 0;
+
+	if (cmd->nargs < 1 || cmd->nargs > 2 ||
+	    (name = imap_mailbox_arg(s, &cmd->args[0])) == NULL) {
+		imap_done(s, "BAD", "Syntax: %s mailbox [(parameters)]",
+		    cmd->name);
+		return;
+	}
+	if (cmd->nargs == 2 && select_params(s, &cmd->args[1], &q) < 0) {
+		free(name);
+		imap_done(s, "BAD", "Unknown %s parameters (QRESYNC needs "
+		    "ENABLE QRESYNC first)", cmd->name);
+		return;
+	}
+	/* RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected. */
+	s->state = IMAP_STATE_AUTH;
+	if (imap_view_open(s, name, is_readonly, &err) < 0) {
+		free(name);
+		if (had_view)
+			imap_printf(s, "* OK [CLOSED] Previous mailbox "
+			    "closed\r\n");
+		done_store_err(s, err);
+		return;
+	}
+	free(name);
+	if (had_view)
+		imap_printf(s, "* OK [CLOSED] Previous mailbox closed\r\n");
+	v = s->view;
+	s->state = IMAP_STATE_SELECTED;
+	imap_printf(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+	    "\\Draft)\r\n");
+	if (is_readonly)
+		imap_printf(s, "* OK [PERMANENTFLAGS ()] Read-only "
+		    "mailbox\r\n");
+	else
+		imap_printf(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged "
+		    "\\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n");
+	imap_printf(s, "* %zu EXISTS\r\n", v->n);
+	if (!s->is_rev2) {
+		imap_printf(s, "* 0 RECENT\r\n");
+		for (size_t i = 0; i < v->n && first_unseen == 0; i++) {
+			if (!(v->msgs[i].flags & STORE_FLAG_SEEN))
+				first_unseen = i + 1;
+		}
+		if (first_unseen > 0)
+			imap_printf(s, "* OK [UNSEEN %zu] First unseen\r\n",
+			    first_unseen);
+	}
+	imap_printf(s, "* OK [UIDVALIDITY %u] UIDs valid\r\n",
+	    v->uidvalidity);
+	imap_printf(s, "* OK [UIDNEXT %u] Predicted next UID\r\n",
+	    v->uidnext);
+	imap_printf(s, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+	    (unsigned long long)v->modseq);
+	if (s->is_rev2) {
+		/* RFC 9051 §6.3.2: the mailbox's name as the server
+		 * knows it. */
+		imap_printf(s, "* LIST () \"/\" ");
+		imap_write_mailbox(s, v->name);
+		imap_printf(s, "\r\n");
+	}
+	if (q.is_set)
+		qresync_report(s, &q);
+	imap_done(s, "OK", "[%s] %s completed", is_readonly ? "READ-ONLY" :
+	    "READ-WRITE", cmd->name);
+}
+
+/* ---- CREATE, DELETE, RENAME, SUBSCRIBE -------------------------------- */
+
+static const struct {
+	const char *name;
+	enum store_special special;
+} specials[] = {
+	{ "\\Sent", STORE_SPECIAL_SENT },
+	{ "\\Drafts", STORE_SPECIAL_DRAFTS },
+	{ "\\Trash", STORE_SPECIAL_TRASH },
+	{ "\\Junk", STORE_SPECIAL_JUNK },
+	{ "\\Archive", STORE_SPECIAL_ARCHIVE },
+	{ "\\All", STORE_SPECIAL_ALL },
+	{ "\\Flagged", STORE_SPECIAL_FLAGGED },
+};
+
+/* RFC 6154 §3: CREATE name (USE (\Archive)). Returns 0, -1 for bad
+ * syntax, -2 for an attribute we do not support. */
+static int
+create_params(const struct imap_arg *a, enum store_special *special)
+{
+	if (a->kind != IMAP_ARG_LIST || a->len != 2 ||
+	    !is_imap_arg_atom(&a->list[0], "USE") ||
+	    a->list[1].kind != IMAP_ARG_LIST || a->list[1].len > 1)
+		return -1;
+	if (a->list[1].len == 0)
+		return 0;
+	if (a->list[1].list[0].kind != IMAP_ARG_ATOM)
+		return -1;
+	for (size_t i = 0; i < sizeof(specials) / sizeof(specials[0]); i++) {
+		if (strcasecmp(a->list[1].list[0].str, specials[i].name) ==
+		    0) {
+			*special = specials[i].special;
+			return 0;
+		}
+	}
+	return -2;
+}
+
+void
+imap_cmd_create(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	enum store_special special = STORE_SPECIAL_NONE;
+	enum store_err err;
+	char *name;
+	int rc = 0;
+
+	if (cmd->nargs < 1 || cmd->nargs > 2 ||
+	    (name = imap_mailbox_arg(s, &cmd->args[0])) == NULL) {
+		imap_done(s, "BAD", "Syntax: CREATE mailbox [(USE "
+		    "(attribute))]");
+		return;
+	}
+	if (cmd->nargs == 2)
+		rc = create_params(&cmd->args[1], &special);
+	if (rc < 0) {
+		free(name);
+		if (rc == -2)
+			imap_done(s, "NO", "[USEATTR] Unsupported special-use "
+			    "attribute");
+		else
+			imap_done(s, "BAD", "Syntax: CREATE mailbox [(USE "
+			    "(attribute))]");
+		return;
+	}
+	if (strcmp(name, "INBOX") == 0) {
+		free(name);
+		imap_done(s, "NO", "[ALREADYEXISTS] INBOX always exists");
+		return;
+	}
+	rc = store_mailbox_create(s->ctx->store, s->id.account, name,
+	    special, &err);
+	free(name);
+	if (rc < 0) {
+		done_store_err(s, err);
+		return;
+	}
+	imap_done(s, "OK", "CREATE completed");
+}
+
+void
+imap_cmd_delete(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	enum store_err err;
+	char *name;
+
+	if (cmd->nargs != 1 ||
+	    (name = imap_mailbox_arg(s, &cmd->args[0])) == NULL) {
+		imap_done(s, "BAD", "Syntax: DELETE mailbox");
+		return;
+	}
+	if (strcmp(name, "INBOX") == 0) {
+		free(name);
+		imap_done(s, "NO", "[CANNOT] INBOX cannot be deleted");
+		return;
+	}
+	if (s->view != NULL && strcmp(s->view->name, name) == 0) {
+		/* Deleting the selected mailbox leaves no mailbox
+		 * selected. */
+		imap_view_close(s);
+		s->state = IMAP_STATE_AUTH;
+	}
+	if (store_mailbox_delete(s->ctx->store, s->id.account, name,
+	    &err) < 0) {
+		free(name);
+		done_store_err(s, err);
+		return;
+	}
+	free(name);
+	imap_done(s, "OK", "DELETE completed");
+}
+
+void
+imap_cmd_rename(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	enum store_err err;
+	char *from, *to;
+	int rc;
+
+	if (cmd->nargs != 2 ||
+	    (from = imap_mailbox_arg(s, &cmd->args[0])) == NULL)
+		goto bad;
+	if ((to = imap_mailbox_arg(s, &cmd->args[1])) == NULL) {
+		free(from);
+		goto bad;
+	}
+	if (strcmp(to, "INBOX") == 0) {
+		free(from);
+		free(to);
+		imap_done(s, "NO", "[ALREADYEXISTS] INBOX always exists");
+		return;
+	}
+	rc = store_mailbox_rename(s->ctx->store, s->id.account, from, to,
+	    &err);
+	free(from);
+	free(to);
+	if (rc < 0) {
+		done_store_err(s, err);
+		return;
+	}
+	imap_done(s, "OK", "RENAME completed");
+	return;
+bad:
+	imap_done(s, "BAD", "Syntax: RENAME from to");
+}
+
+void
+imap_cmd_subscribe(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	bool is_on = strcmp(cmd->name, "SUBSCRIBE") == 0;
+	enum store_err err;
+	char *name;
+	int rc;
+
+	if (cmd->nargs != 1 ||
+	    (name = imap_mailbox_arg(s, &cmd->args[0])) == NULL) {
+		imap_done(s, "BAD", "Syntax: %s mailbox", cmd->name);
+		return;
+	}
+	rc = store_mailbox_subscribe(s->ctx->store, s->id.account, name,
+	    is_on, &err);
+	free(name);
+	if (rc < 0) {
+		done_store_err(s, err);
+		return;
+	}
+	imap_done(s, "OK", "%s completed", cmd->name);
+}
+
+/* ---- STATUS ------------------------------------------------------------ */
+
+enum {
+	STATUS_MESSAGES = 1 << 0,
+	STATUS_UIDNEXT = 1 << 1,
+	STATUS_UIDVALIDITY = 1 << 2,
+	STATUS_UNSEEN = 1 << 3,
+	STATUS_DELETED = 1 << 4,
+	STATUS_SIZE = 1 << 5,
+	STATUS_HIGHESTMODSEQ = 1 << 6,
+	STATUS_RECENT = 1 << 7,
+};
+
+static const struct {
+	const char *name;
+	unsigned bit;
+} status_items[] = {
+	{ "MESSAGES", STATUS_MESSAGES },
+	{ "UIDNEXT", STATUS_UIDNEXT },
+	{ "UIDVALIDITY", STATUS_UIDVALIDITY },
+	{ "UNSEEN", STATUS_UNSEEN },
+	{ "DELETED", STATUS_DELETED },
+	{ "SIZE", STATUS_SIZE },
+	{ "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ },
+	{ "RECENT", STATUS_RECENT },
+};
+
+/* Returns the item bits of a STATUS list, or 0 when it is not one. */
+static unsigned
+status_items_parse(const struct imap_arg *a)
+{
+	unsigned bits = 0;
+
+	if (a->kind != IMAP_ARG_LIST || a->len == 0)
+		return 0;
+	for (size_t i = 0; i < a->len; i++) {
+		unsigned bit = 0;
+
+		for (size_t k = 0; k < sizeof(status_items) /
+		    sizeof(status_items[0]); k++) {
+			if (is_imap_arg_atom(&a->list[i], status_items[k].name))
+				bit = status_items[k].bit;
+		}
+		if (bit == 0)
+			return 0;
+		bits |= bit;
+	}
+	return bits;
+}
+
+static uint32_t
+count_deleted(struct imap_session *s, int64_t mailbox)
+{
+	struct store_msg *list = NULL;
+	size_t n = 0;
+	uint32_t deleted = 0;
+	enum store_err err;
+
+	if (store_msg_list(s->ctx->store, mailbox, 1, UINT32_MAX, &list, &n,
+	    &err) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		deleted += (list[i].flags & STORE_FLAG_DELETED) != 0;
+	store_msg_list_free(&list, n);
+	return deleted;
+}
+
+static void
+status_write(struct imap_session *s, const struct store_mailbox *mb,
+    unsigned bits)
+{
+	bool is_first = true;
+
+	if (bits & STATUS_HIGHESTMODSEQ)
+		s->is_condstore = true;
+	imap_printf(s, "* STATUS ");
+	imap_write_mailbox(s, mb->name);
+	imap_printf(s, " (");
+	for (size_t k = 0; k < sizeof(status_items) /
+	    sizeof(status_items[0]); k++) {
+		unsigned long long value = 0;
+
+		switch (bits & status_items[k].bit) {
+		case 0:
+			continue;
+		case STATUS_MESSAGES:
+			value = mb->messages;
+			break;
+		case STATUS_UIDNEXT:
+			value = mb->uidnext;
+			break;
+		case STATUS_UIDVALIDITY:
+			value = mb->uidvalidity;
+			break;
+		case STATUS_UNSEEN:
+			value = mb->unseen;
+			break;
+		case STATUS_DELETED:
+			value = count_deleted(s, mb->id);
+			break;
+		case STATUS_SIZE:
+			value = mb->size;
+			break;
+		case STATUS_HIGHESTMODSEQ:
+			value = mb->highestmodseq;
+			break;
+		case STATUS_RECENT:
+			value = 0;
+			break;
+		}
+		imap_printf(s, "%s%s %llu", is_first ? "" : " ",
+		    status_items[k].name, value);
+		is_first = false;
+	}
+	imap_printf(s, ")\r\n");
+}
+
+void
+imap_cmd_status(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	struct store_mailbox mb;
+	enum store_err err;
+	unsigned bits;
+	char *name;
+
+	if (cmd->nargs != 2 ||
+	    (name = imap_mailbox_arg(s, &cmd->args[0])) == NULL ||
+	    (bits = status_items_parse(&cmd->args[1])) == 0) {
+		if (cmd->nargs == 2)
+			free(imap_mailbox_arg(s, &cmd->args[0]));
+		imap_done(s, "BAD", "Syntax: STATUS mailbox (items)");
+		return;
+	}
+	if (store_mailbox_get(s->ctx->store, s->id.account, name, &mb,
+	    &err) < 0) {
+		free(name);
+		done_store_err(s, err);
+		return;
+	}
+	free(name);
+	status_write(s, &mb, bits);
+	store_mailbox_deinit(&mb);
+	imap_done(s, "OK", "STATUS completed");
+}
+
+/* ---- LIST and LSUB ----------------------------------------------------- */
+
+/* RFC 9051 §6.3.9: "*" matches anything, "%" anything but the
+ * separator. */
+static bool
+is_match(const char *pat, const char *name)
+{
+	for (; *pat; pat++) {
+		if (*pat == '*' || *pat == '%') {
+			bool is_star = *pat == '*';
+
+			for (const char *n = name;; n++) {
+				if (is_match(pat + 1, n))
+					return true;
+				if (*n == '\0' || (!is_star && *n == '/'))
+					return false;
+			}
+		}
+		if (*name != *pat)
+			return false;
+		name++;
+	}
+	return *name == '\0';
+}
+
+/* RFC 9051 §9 list-mailbox: an astring that may hold "%" and "*". */
+static bool
+list_mailbox_arg(const struct imap_arg *a, const char **str_out,
+    size_t *len_out)
+{
+	if (a->kind == IMAP_ARG_ATOM) {
+		*str_out = a->str;
+		*len_out = a->len;
+		return true;
+	}
+	return imap_arg_astring(a, str_out, len_out);
+}
+
+struct list_opts {
+	bool is_lsub;
+	bool only_subscribed;	/* selection SUBSCRIBED, or LSUB */
+	bool only_special;	/* selection SPECIAL-USE */
+	bool show_subscribed;	/* \Subscribed attribute */
+	unsigned status;	/* RETURN (STATUS (...)) items */
+};
+
+static int
+list_selection(const struct imap_arg *a, struct list_opts *o)
+{
+	for (size_t i = 0; i < a->len; i++) {
+		const struct imap_arg *p = &a->list[i];
+
+		if (is_imap_arg_atom(p, "SUBSCRIBED")) {
+			o->only_subscribed = true;
+			o->show_subscribed = true;
+		} else if (is_imap_arg_atom(p, "SPECIAL-USE")) {
+			o->only_special = true;
+		} else if (!is_imap_arg_atom(p, "REMOTE") &&
+		    !is_imap_arg_atom(p, "RECURSIVEMATCH")) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int
+list_return(const struct imap_arg *a, struct list_opts *o)
+{
+	if (a->kind != IMAP_ARG_LIST)
+		return -1;
+	for (size_t i = 0; i < a->len; i++) {
+		const struct imap_arg *p = &a->list[i];
+
+		if (is_imap_arg_atom(p, "SUBSCRIBED")) {
+			o->show_subscribed = true;
+		} else if (is_imap_arg_atom(p, "CHILDREN") ||
+		    is_imap_arg_atom(p, "SPECIAL-USE")) {
+			/* Always given. */
+		} else if (is_imap_arg_atom(p, "STATUS") && i + 1 < a->len) {
+			o->status = status_items_parse(&a->list[++i]);
+			if (o->status == 0)
+				return -1;
+		} else {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void
+list_write(struct imap_session *s, const struct store_mailbox *mb,
+    const struct list_opts *o)
+{
+	const char *special = store_special_name(mb->special);
+
+	imap_printf(s, "* %s (%s", o->is_lsub ? "LSUB" : "LIST",
+	    mb->has_children ? "\\HasChildren" : "\\HasNoChildren");
+	if (special != NULL)
+		imap_printf(s, " %s", special);
+	if (o->show_subscribed && mb->is_subscribed)
+		imap_printf(s, " \\Subscribed");
+	imap_printf(s, ") \"/\" ");
+	imap_write_mailbox(s, mb->name);
+	imap_printf(s, "\r\n");
+	if (o->status != 0)
+		status_write(s, mb, o->status);
+}
+
+void
+imap_cmd_list(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	struct list_opts o = { .is_lsub = strcmp(cmd->name, "LSUB") == 0 };
+	const struct imap_arg *args = cmd->args, *pats;
+	size_t nargs = cmd->nargs, npats;
+	char *patterns[LIST_PATTERNS_MAX];
+	const char *ref;
+	size_t reflen;
+	struct store_mailbox *list = NULL;
+	size_t n = 0;
+	enum store_err err;
+
+	o.only_subscribed = o.is_lsub;
+	if (!o.is_lsub && nargs > 0 && args[0].kind == IMAP_ARG_LIST) {
+		if (list_selection(&args[0], &o) < 0)
+			goto bad;
+		args++;
+		nargs--;
+	}
+	if (!o.is_lsub && nargs == 4 && is_imap_arg_atom(&args[2],
+	    "RETURN")) {
+		if (list_return(&args[3], &o) < 0)
+			goto bad;
+		nargs = 2;
+	}
+	if (nargs != 2 || !imap_arg_astring(&args[0], &ref, &reflen))
+		goto bad;
+	pats = &args[1];
+	npats = 1;
+	if (args[1].kind == IMAP_ARG_LIST && !o.is_lsub) {
+		pats = args[1].list;
+		npats = args[1].len;
+	}
+	if (npats == 0 || npats > LIST_PATTERNS_MAX)
+		goto bad;
+	for (size_t i = 0; i < npats; i++) {
+		const char *p;
+		size_t plen;
+
+		if (!list_mailbox_arg(&pats[i], &p, &plen))
+			goto bad;
+		/* RFC 9051 §6.3.9: an empty pattern asks for the
+		 * separator. */
+		if (plen == 0 && npats == 1) {
+			imap_printf(s, "* %s (\\Noselect) \"/\" \"\"\r\n",
+			    cmd->name);
+			imap_done(s, "OK", "%s completed", cmd->name);
+			return;
+		}
+	}
+	for (size_t i = 0; i < npats; i++) {
+		const char *p;
+		size_t plen;
+		char *joined;
+
+		list_mailbox_arg(&pats[i], &p, &plen);
+		joined = xasprintf("%s%s", p[0] == '/' ? "" : ref, p);
+		patterns[i] = name_decode(s, joined, strlen(joined));
+		free(joined);
+		if (patterns[i] == NULL) {
+			for (size_t k = 0; k < i; k++)
+				free(patterns[k]);
+			imap_done(s, "BAD", "Invalid mailbox pattern");
+			return;
+		}
+	}
+	if (store_mailbox_list(s->ctx->store, s->id.account, &list, &n,
+	    &err) < 0) {
+		for (size_t k = 0; k < npats; k++)
+			free(patterns[k]);
+		done_store_err(s, err);
+		return;
+	}
+	for (size_t m = 0; m < n; m++) {
+		bool is_matched = false;
+
+		for (size_t i = 0; i < npats && !is_matched; i++)
+			is_matched = is_match(patterns[i], list[m].name);
+		if (!is_matched ||
+		    (o.only_subscribed && !list[m].is_subscribed) ||
+		    (o.only_special && list[m].special == STORE_SPECIAL_NONE))
+			continue;
+		list_write(s, &list[m], &o);
+	}
+	for (size_t k = 0; k < npats; k++)
+		free(patterns[k]);
+	store_mailbox_list_free(&list, n);
+	imap_done(s, "OK", "%s completed", cmd->name);
+	return;
+bad:
+	imap_done(s, "BAD", "Syntax: %s", o.is_lsub ? "LSUB reference "
+	    "pattern" : "LIST [(options)] reference pattern [RETURN "
+	    "(options)]");
+}
+
+void
+imap_cmd_namespace(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	if (cmd->nargs != 0) {
+		imap_done(s, "BAD", "NAMESPACE takes no arguments");
+		return;
+	}
+	/* RFC 2342: one personal namespace, no shared or other users'. */
+	imap_printf(s, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+	imap_done(s, "OK", "NAMESPACE completed");
+}

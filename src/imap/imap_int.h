@@ -1,0 +1,292 @@
+/*
+ * imap_int.h: what the files of src/imap share. One struct imap_session per
+ * connection, on its connection's worker thread.
+ *
+ * Commands run one at a time. The session reads a command, checks its
+ * state, and calls its handler with s->cmd set. The handler ends the
+ * command by calling imap_done() exactly once: at once, or later from a
+ * store or auth callback, or when a streamed reply has been sent. Until
+ * then the session reads no further command (input stays buffered; what
+ * the client pipelined is read afterwards).
+ *
+ * Untagged updates about the selected mailbox (EXISTS, EXPUNGE or
+ * VANISHED, FETCH FLAGS) are sent by imap_done() just before the tagged
+ * reply, following RFC 9051 §7.5.1 (no EXPUNGE while answering FETCH,
+ * STORE or SEARCH), and at once while in IDLE. Handlers never send them
+ * themselves; a handler that changed the selected mailbox sets
+ * s->view->is_stale so that imap_done() looks.
+ *
+ * Waiting for a callback: the handler calls imap_wait(s) before it submits
+ * work whose callback gets s, and the callback's first statement is
+ * "if (!imap_resumed(s)) return;" (the connection closed meanwhile: the
+ * session has been freed then, and the callback must not touch it).
+ */
+#ifndef POSTERN_IMAP_INT_H
+#define POSTERN_IMAP_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "auth/auth.h"
+#include "imap/imap.h"
+#include "imap/imap_parser.h"
+#include "lib/config.h"
+#include "store/store.h"
+
+enum imap_state {
+	IMAP_STATE_NOT_AUTH,
+	IMAP_STATE_AUTH,
+	IMAP_STATE_SELECTED,
+};
+
+/* One message of the selected mailbox as this session knows it;
+ * view->msgs[i] has sequence number i + 1. */
+struct imap_msg {
+	uint32_t uid;
+	uint32_t flags;		/* enum store_flag bits */
+	char *keywords;		/* owned; space-separated, or NULL */
+	uint64_t modseq;
+	uint64_t size;		/* RFC822.SIZE */
+	int64_t internal_date;	/* unix time */
+	int64_t blob;		/* for store_blob_open/structure */
+	bool is_expunged;	/* gone from the store, not yet announced:
+				 * keeps its number until then */
+};
+
+/* The selected mailbox (imap_view.c). */
+struct imap_view {
+	int64_t mailbox;
+	char *name;		/* UTF-8, as the store names it */
+	bool is_readonly;	/* EXAMINE */
+	uint32_t uidvalidity;
+	uint32_t uidnext;	/* above every UID the session knows */
+	uint64_t modseq;	/* HIGHESTMODSEQ the session has caught up with */
+	struct imap_msg *msgs;
+	size_t n, cap;
+	struct store_watch *watch;
+	bool is_stale;		/* changed since the last look */
+	uint32_t *saved;	/* SEARCHRES "$" (RFC 5182): UIDs, ascending */
+	size_t nsaved;
+};
+
+struct imap_session {
+	struct net_conn *conn;
+	struct event_base *base;
+	struct imap_ctx *ctx;
+	const struct config *cfg;
+	char sid[24];
+	enum imap_state state;
+	struct auth_identity id;	/* who logged in */
+	struct imap_parser parser;
+	struct imap_cmd *cmd;	/* the command running, or NULL */
+	struct imap_view *view;	/* the selected mailbox, or NULL */
+	bool is_rev2;		/* ENABLE IMAP4rev2 */
+	bool is_utf8;		/* IMAP4rev2 or UTF8=ACCEPT: names in UTF-8,
+				 * not modified UTF-7 */
+	bool is_condstore;	/* RFC 7162 §3.1: MODSEQ in FETCH replies */
+	bool is_qresync;	/* RFC 7162 §3.2: VANISHED, not EXPUNGE */
+
+	/* A command in progress across callbacks (a streamed FETCH...):
+	 * job_drained runs when the output has drained below NET_DRAIN_LOW;
+	 * job_free(job) runs at imap_done() and when the connection
+	 * closes. Set by the handler, cleared by the session. */
+	void *job;
+	void (*job_drained)(struct imap_session *s);
+	void (*job_free)(void *job);
+
+	/* Private to imap_session.c. */
+	unsigned errors;
+	bool is_paused;
+	bool is_waiting;
+	bool is_gone;
+	bool is_closing;
+	bool is_idle;
+	bool is_starttls_done;
+	struct auth_sasl *sasl;
+	char *sasl_tag;
+};
+
+/* ---- Replies (imap_session.c) ---------------------------------------- */
+
+void imap_write(struct imap_session *s, const void *data, size_t len);
+void imap_printf(struct imap_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A string as an IMAP string: quoted when it can be (no CR, LF or NUL, no
+ * 8-bit byte unless s->is_utf8, shorter than 1 KiB), else a literal. */
+void imap_write_string(struct imap_session *s, const char *str, size_t len);
+/* The same, or NIL for a NULL str. */
+void imap_write_nstring(struct imap_session *s, const char *str,
+    size_t len);
+/* A store mailbox name, in modified UTF-7 unless s->is_utf8. */
+void imap_write_mailbox(struct imap_session *s, const char *name);
+/* "(\Seen \Flagged keyword ...)". */
+void imap_write_flags(struct imap_session *s, uint32_t flags,
+    const char *keywords);
+
+/* Ends s->cmd: sends the pending untagged updates, then
+ * "<tag> <status> <text>\r\n" (status "OK", "NO" or "BAD"; the text may
+ * start with a response code "[TRYCREATE] ..."), frees the command and its
+ * job, and reads the next command. */
+void imap_done(struct imap_session *s, const char *status,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+void imap_wait(struct imap_session *s);
+bool imap_resumed(struct imap_session *s);
+
+/* ---- Flags, dates, names ---------------------------------------------- */
+
+/* Parses a flag list (a LIST of atoms, or one atom) into system flag bits
+ * and a new space-separated keyword string (NULL when none). \Recent and
+ * unknown backslash flags are refused. Returns 0, or -1. */
+int imap_flags_parse(const struct imap_arg *a, uint32_t *flags_out,
+    char **keywords_out);
+
+#define IMAP_DATE_TIME_LEN 27	/* "23-Nov-2026 12:00:00 +0000" + NUL */
+/* RFC 9051 date-time in UTC, for INTERNALDATE. */
+void imap_date_time_format(int64_t t, char out[IMAP_DATE_TIME_LEN]);
+/* Parses date-time ("dd-Mon-yyyy hh:mm:ss +zzzz", day may be " d"). */
+bool imap_date_time_parse(const char *str, int64_t *t_out);
+/* Parses a SEARCH date ("d-Mon-yyyy" or "dd-Mon-yyyy"): midnight UTC. */
+bool imap_date_parse(const char *str, int64_t *t_out);
+
+/* Modified UTF-7 (RFC 3501 §5.1.3). Return new strings, or NULL when the
+ * input is not valid. */
+char *imap_mutf7_encode(const char *utf8);
+char *imap_mutf7_decode(const char *mutf7);
+
+/* The store name a mailbox argument means (decoded from modified UTF-7
+ * unless s->is_utf8, "INBOX" in any case made INBOX), or NULL (bad
+ * encoding, empty, too long). Caller frees. */
+char *imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a);
+
+/* ---- The selected mailbox (imap_view.c) ------------------------------- */
+
+/* Opens name for SELECT (or EXAMINE with is_readonly) into s->view,
+ * closing any previous one. Returns 0, or -1 with *err_out set. */
+int imap_view_open(struct imap_session *s, const char *name,
+    bool is_readonly, enum store_err *err_out);
+void imap_view_close(struct imap_session *s);
+/* Catches up with the store when the view is stale (or is_forced) and
+ * sends what changed: EXISTS for new messages, FETCH (FLAGS ...) for
+ * changed flags, and, when may_expunge, EXPUNGE or VANISHED for messages
+ * gone (else they stay numbered, marked is_expunged). */
+void imap_view_sync(struct imap_session *s, bool may_expunge,
+    bool is_forced);
+/* Index into view->msgs of uid, or SIZE_MAX. */
+size_t imap_view_find(const struct imap_view *v, uint32_t uid);
+/* Resolves a sequence set argument (sequence numbers, or UIDs when
+ * is_uid; "$" for the saved search) into ascending indexes of view->msgs
+ * (the caller frees *idx_out). UIDs not in the view are skipped. Returns
+ * 0; -1 when the atom is not a sequence set; -2 when a sequence number is
+ * beyond the last message (RFC 9051 §6.4.4: BAD). */
+int imap_view_set(struct imap_session *s, const struct imap_arg *a,
+    bool is_uid, size_t **idx_out, size_t *n_out);
+/* Updates what the session knows of a message after its own STORE. */
+void imap_msg_update(struct imap_msg *m, uint32_t flags,
+    const char *keywords, uint64_t modseq);
+
+/* ---- Command handlers ------------------------------------------------- */
+
+typedef void imap_handler(struct imap_session *s, const struct imap_cmd *cmd);
+
+/* imap_session.c */
+imap_handler imap_cmd_capability, imap_cmd_noop, imap_cmd_logout,
+    imap_cmd_starttls, imap_cmd_login, imap_cmd_authenticate,
+    imap_cmd_enable, imap_cmd_id, imap_cmd_idle, imap_cmd_close,
+    imap_cmd_unselect;
+/* imap_cmd_mailbox.c: SELECT and EXAMINE; CREATE, DELETE, RENAME; SUBSCRIBE
+ * and UNSUBSCRIBE; LIST and LSUB; STATUS; NAMESPACE. */
+imap_handler imap_cmd_select, imap_cmd_create, imap_cmd_delete,
+    imap_cmd_rename, imap_cmd_subscribe, imap_cmd_list, imap_cmd_status,
+    imap_cmd_namespace;
+/* imap_cmd_fetch.c: FETCH and UID FETCH. imap_cmd_store.c: STORE. */
+imap_handler imap_cmd_fetch, imap_cmd_store;
+/* imap_cmd_search.c: SEARCH and UID SEARCH. */
+imap_handler imap_cmd_search;
+/* imap_cmd_copy.c: COPY, MOVE and their UID forms; EXPUNGE, UID EXPUNGE. */
+imap_handler imap_cmd_copy, imap_cmd_expunge;
+/* imap_cmd_append.c */
+imap_handler imap_cmd_append;
+
+/* added by search */
+/* imap_cmd_search.c: SEARCH keys (RFC 9051 §6.4.4) as one store condition.
+ * root is the AND of the keys. Sequence sets (and UID sets) among the keys
+ * of the top level are kept apart in in_set, one bool per view message
+ * (NULL when there are none); deeper ones become UID ranges. Texts borrow
+ * from the command's arguments. */
+struct imap_search_keys {
+	struct store_cond root;
+	bool *in_set;
+	bool has_modseq;	/* the MODSEQ key was used (RFC 7162 §3.1.5) */
+	bool is_no;		/* on error: NO, else BAD */
+	const char *error;	/* on error: the reply text */
+	char **owned;		/* strings root points to */
+	size_t nowned;
+};
+/* Parses args[0..nargs) against s->view. Returns 0, or -1 with error and
+ * is_no set; deinit k either way. */
+int imap_search_keys_parse(struct imap_session *s,
+    const struct imap_arg *args, size_t nargs, struct imap_search_keys *k);
+void imap_search_keys_deinit(struct imap_search_keys *k);
+
+/* added by fetch */
+/* ---- FETCH and STORE helpers (imap_fetch_filter.c) -------------------- */
+
+/* What a FETCH body item does to the bytes of its range of the message, a
+ * chunk at a time: copy them, keep or drop header fields
+ * (HEADER.FIELDS[.NOT], RFC 9051 §6.4.5), or undo a
+ * Content-Transfer-Encoding (BINARY, RFC 3516 §4.2). */
+enum imap_filter_kind {
+	IMAP_FILTER_COPY,
+	IMAP_FILTER_FIELDS,
+	IMAP_FILTER_FIELDS_NOT,
+	IMAP_FILTER_BASE64,
+	IMAP_FILTER_QP,
+};
+
+/* Longest field name the field filter compares (RFC 5322 §2.1.1 line). */
+#define IMAP_FILTER_NAME_MAX 998
+/* imap_fetch_filter_run() writes at most len + IMAP_FILTER_SLACK bytes. */
+#define IMAP_FILTER_SLACK 1024
+
+struct imap_filter {
+	enum imap_filter_kind kind;
+	char *const *fields;	/* borrowed: the names for FIELDS[_NOT] */
+	size_t nfields;
+	/* Private. */
+	int state;
+	bool is_kept;
+	uint32_t acc;
+	unsigned nacc;
+	size_t nbuf;
+	char buf[IMAP_FILTER_NAME_MAX + 2];
+};
+
+/* Borrows fields until the filter is no longer used. */
+void imap_fetch_filter_init(struct imap_filter *f,
+    enum imap_filter_kind kind, char *const *fields, size_t nfields);
+/* Transforms in[0..len) into out, which has room for len +
+ * IMAP_FILTER_SLACK bytes. Returns the bytes written. */
+size_t imap_fetch_filter_run(struct imap_filter *f, const char *in,
+    size_t len, char *out);
+/* Flushes what the filter held back at the end of the input (at most
+ * IMAP_FILTER_SLACK bytes). Returns the bytes written. */
+size_t imap_fetch_filter_end(struct imap_filter *f, char *out);
+/* The filter that undoes a Content-Transfer-Encoding value (lowercase
+ * token, "" when the field is absent). Returns 0, or -1 for an encoding we
+ * do not know (RFC 3516 §4.2: NO [UNKNOWN-CTE]). */
+int imap_fetch_filter_cte(const char *cte, enum imap_filter_kind *kind_out);
+/* Finds the field name (case-insensitive) in the header block hdr and
+ * copies the first token of its value (up to ";", white space or a
+ * comment), lowercased, into out. Returns false when absent. */
+bool imap_fetch_header_value(const char *hdr, size_t len, const char *name,
+    char *out, size_t outlen);
+/* Looks for the blank line that ends a header in buf, carrying *state
+ * (0 before the first call) across chunks. Returns the offset just past
+ * it, or SIZE_MAX when the header goes on. */
+size_t imap_fetch_header_end(const char *buf, size_t len, int *state);
+/* Formats ascending numbers as a sequence set ("1:3,7"). Caller frees. */
+char *imap_fetch_set_format(const uint32_t *v, size_t n);
+
+#endif

@@ -1,0 +1,379 @@
+/*
+ * imap_view: the selected mailbox as one session sees it. Sequence numbers
+ * are positions in view->msgs; they change only when the session is told
+ * (EXPUNGE, VANISHED, EXISTS), at the points RFC 9051 §7 allows. The
+ * store's watch marks the view stale; imap_view_sync() asks the store what
+ * changed since the modseq the view has caught up with and tells the
+ * client. Everything runs on the session's thread.
+ */
+#include "imap/imap_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "lib/util.h"
+
+/* Items of one sequence set; more is a client error. */
+#define SEQSET_ITEMS_MAX 10000
+
+static void
+msg_fill(struct imap_msg *m, const struct store_msg *sm)
+{
+	m->uid = sm->uid;
+	m->flags = sm->flags;
+	free(m->keywords);
+	m->keywords = sm->keywords != NULL && *sm->keywords != '\0' ?
+	    xstrdup(sm->keywords) : NULL;
+	m->modseq = sm->modseq;
+	m->size = sm->size;
+	m->internal_date = sm->internal_date;
+	m->blob = sm->blob;
+	m->is_expunged = false;
+}
+
+static void
+view_push(struct imap_view *v, const struct store_msg *sm)
+{
+	if (v->n == v->cap) {
+		v->cap = v->cap ? v->cap * 2 : 64;
+		v->msgs = xrealloc(v->msgs, v->cap * sizeof(*v->msgs));
+	}
+	memset(&v->msgs[v->n], 0, sizeof(v->msgs[v->n]));
+	msg_fill(&v->msgs[v->n], sm);
+	v->n++;
+	if (sm->uid >= v->uidnext)
+		v->uidnext = sm->uid + 1;
+}
+
+static void
+on_mailbox_changed(void *arg)
+{
+	struct imap_session *s = arg;
+
+	if (s->view == NULL)
+		return;
+	s->view->is_stale = true;
+	/* RFC 2177: an idling client hears of changes at once. */
+	if (s->is_idle)
+		imap_view_sync(s, true, false);
+}
+
+int
+imap_view_open(struct imap_session *s, const char *name, bool is_readonly,
+    enum store_err *err_out)
+{
+	struct store_mailbox mb;
+	struct store_msg *list = NULL;
+	size_t n = 0;
+	struct imap_view *v;
+
+	imap_view_close(s);
+	if (store_mailbox_get(s->ctx->store, s->id.account, name, &mb,
+	    err_out) < 0)
+		return -1;
+	if (store_msg_list(s->ctx->store, mb.id, 1, UINT32_MAX, &list, &n,
+	    err_out) < 0) {
+		store_mailbox_deinit(&mb);
+		return -1;
+	}
+	v = xcalloc(1, sizeof(*v));
+	v->mailbox = mb.id;
+	v->name = xstrdup(mb.name);
+	v->is_readonly = is_readonly;
+	v->uidvalidity = mb.uidvalidity;
+	v->uidnext = mb.uidnext;
+	/* The list was read after the mailbox: whatever changed in between
+	 * is asked for again at the first sync, which is idempotent. */
+	v->modseq = mb.highestmodseq;
+	v->is_stale = true;
+	for (size_t i = 0; i < n; i++)
+		view_push(v, &list[i]);
+	store_msg_list_free(&list, n);
+	store_mailbox_deinit(&mb);
+	v->watch = store_watch_new(s->ctx->store, v->mailbox, s->base,
+	    on_mailbox_changed, s);
+	s->view = v;
+	return 0;
+}
+
+void
+imap_view_close(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+
+	if (v == NULL)
+		return;
+	store_watch_free(&v->watch);
+	for (size_t i = 0; i < v->n; i++)
+		free(v->msgs[i].keywords);
+	free(v->msgs);
+	free(v->saved);
+	free(v->name);
+	free(v);
+	s->view = NULL;
+}
+
+size_t
+imap_view_find(const struct imap_view *v, uint32_t uid)
+{
+	size_t lo = 0, hi = v->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < v->n && v->msgs[lo].uid == uid ? lo : SIZE_MAX;
+}
+
+/* First index whose UID is at least uid. */
+static size_t
+view_lower_bound(const struct imap_view *v, uint32_t uid)
+{
+	size_t lo = 0, hi = v->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v->msgs[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+void
+imap_msg_update(struct imap_msg *m, uint32_t flags, const char *keywords,
+    uint64_t modseq)
+{
+	m->flags = flags;
+	free(m->keywords);
+	m->keywords = keywords != NULL && *keywords != '\0' ?
+	    xstrdup(keywords) : NULL;
+	if (modseq > m->modseq)
+		m->modseq = modseq;
+}
+
+static bool
+is_same_keywords(const char *a, const char *b)
+{
+	if (a == NULL || *a == '\0')
+		return b == NULL || *b == '\0';
+	return b != NULL && strcmp(a, b) == 0;
+}
+
+static void
+write_flags_update(struct imap_session *s, size_t i)
+{
+	const struct imap_msg *m = &s->view->msgs[i];
+
+	imap_printf(s, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
+	imap_write_flags(s, m->flags, m->keywords);
+	if (s->is_condstore)
+		imap_printf(s, " MODSEQ (%llu)",
+		    (unsigned long long)m->modseq);
+	imap_printf(s, ")\r\n");
+}
+
+/* Writes uids (ascending) as a compact sequence set. */
+static void
+write_uid_set(struct imap_session *s, const uint32_t *uids, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t j = i;
+
+		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
+			j++;
+		if (j == i)
+			imap_printf(s, "%s%u", i ? "," : "", uids[i]);
+		else
+			imap_printf(s, "%s%u:%u", i ? "," : "", uids[i],
+			    uids[j]);
+		i = j + 1;
+	}
+}
+
+/* Removes the messages marked is_expunged and tells the client: EXPUNGE
+ * from the highest number down, so that each number is right when it is
+ * read, or one VANISHED under QRESYNC (RFC 7162 §3.2.10). */
+static void
+announce_expunges(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+	uint32_t *gone = NULL;
+	size_t ngone = 0, o = 0;
+
+	for (size_t i = v->n; i-- > 0;) {
+		if (!v->msgs[i].is_expunged)
+			continue;
+		if (!s->is_qresync)
+			imap_printf(s, "* %zu EXPUNGE\r\n", i + 1);
+		ngone++;
+	}
+	if (ngone == 0)
+		return;
+	gone = xcalloc(ngone, sizeof(*gone));
+	ngone = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		if (v->msgs[i].is_expunged) {
+			gone[ngone++] = v->msgs[i].uid;
+			free(v->msgs[i].keywords);
+			continue;
+		}
+		v->msgs[o++] = v->msgs[i];
+	}
+	v->n = o;
+	if (s->is_qresync) {
+		imap_printf(s, "* VANISHED ");
+		write_uid_set(s, gone, ngone);
+		imap_printf(s, "\r\n");
+	}
+	free(gone);
+}
+
+static bool
+has_pending_expunges(const struct imap_view *v)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		if (v->msgs[i].is_expunged)
+			return true;
+	}
+	return false;
+}
+
+void
+imap_view_sync(struct imap_session *s, bool may_expunge, bool is_forced)
+{
+	struct imap_view *v = s->view;
+	struct store_msg *changed = NULL;
+	uint32_t *expunged = NULL;
+	size_t nchanged = 0, nexpunged = 0, before, nadded = 0;
+	uint64_t highest = 0;
+	enum store_err err;
+
+	if (v == NULL)
+		return;
+	if (!v->is_stale && !is_forced) {
+		if (may_expunge && has_pending_expunges(v))
+			announce_expunges(s);
+		return;
+	}
+	v->is_stale = false;
+	if (store_msg_changes(s->ctx->store, v->mailbox, v->modseq, &changed,
+	    &nchanged, &expunged, &nexpunged, &highest, &err) < 0) {
+		if (err == STORE_NOT_FOUND) {
+			/* RFC 9051 §7.1: the mailbox was deleted or renamed
+			 * under us; the session cannot go on with it. */
+			imap_printf(s, "* BYE [UNAVAILABLE] The selected "
+			    "mailbox was deleted\r\n");
+			s->is_closing = true;
+			net_conn_close(s->conn);
+			return;
+		}
+		log_error(s->sid, "imap.sync_failed error=\"%s\"",
+		    store_err_text(err));
+		v->is_stale = true;
+		return;
+	}
+	before = v->n;
+	for (size_t i = 0; i < nexpunged; i++) {
+		size_t at = imap_view_find(v, expunged[i]);
+
+		if (at != SIZE_MAX)
+			v->msgs[at].is_expunged = true;
+	}
+	for (size_t i = 0; i < nchanged; i++) {
+		const struct store_msg *sm = &changed[i];
+		size_t at = imap_view_find(v, sm->uid);
+
+		if (at == SIZE_MAX) {
+			/* New, unless it is one we already dropped. */
+			if (sm->uid >= v->uidnext) {
+				view_push(v, sm);
+				nadded++;
+			}
+			continue;
+		}
+		struct imap_msg *m = &v->msgs[at];
+
+		if (m->is_expunged)
+			continue;
+		if (m->flags == sm->flags &&
+		    is_same_keywords(m->keywords, sm->keywords) &&
+		    (!s->is_condstore || m->modseq >= sm->modseq))
+			continue;
+		imap_msg_update(m, sm->flags, sm->keywords, sm->modseq);
+		/* New messages are announced by EXISTS, not FETCH. */
+		if (at < before)
+			write_flags_update(s, at);
+	}
+	if (highest > v->modseq)
+		v->modseq = highest;
+	store_msg_list_free(&changed, nchanged);
+	free(expunged);
+	if (may_expunge)
+		announce_expunges(s);
+	if (nadded > 0)
+		imap_printf(s, "* %zu EXISTS\r\n", v->n);
+}
+
+int
+imap_view_set(struct imap_session *s, const struct imap_arg *a, bool is_uid,
+    size_t **idx_out, size_t *n_out)
+{
+	struct imap_view *v = s->view;
+	struct imap_seqset set;
+	size_t *idx, n = 0;
+
+	*idx_out = NULL;
+	*n_out = 0;
+	if (a->kind != IMAP_ARG_ATOM || imap_seqset_parse(a->str,
+	    SEQSET_ITEMS_MAX, &set) < 0)
+		return -1;
+	idx = xcalloc(v->n ? v->n : 1, sizeof(*idx));
+	if (set.is_saved) {
+		/* RFC 5182: "$" holds UIDs whichever form uses it. */
+		for (size_t i = 0; i < v->nsaved; i++) {
+			size_t at = imap_view_find(v, v->saved[i]);
+
+			if (at != SIZE_MAX)
+				idx[n++] = at;
+		}
+		imap_seqset_deinit(&set);
+		*idx_out = idx;
+		*n_out = n;
+		return 0;
+	}
+	if (is_uid) {
+		imap_seqset_resolve(&set, v->n ? v->msgs[v->n - 1].uid : 0);
+		for (size_t r = 0; r < set.n; r++) {
+			for (size_t i = view_lower_bound(v,
+			    set.ranges[r].first);
+			    i < v->n && v->msgs[i].uid <= set.ranges[r].last;
+			    i++)
+				idx[n++] = i;
+		}
+	} else {
+		imap_seqset_resolve(&set, (uint32_t)v->n);
+		for (size_t r = 0; r < set.n; r++) {
+			if (set.ranges[r].first == 0 ||
+			    set.ranges[r].last > v->n) {
+				imap_seqset_deinit(&set);
+				free(idx);
+				return -2;
+			}
+			for (uint32_t q = set.ranges[r].first;
+			    q <= set.ranges[r].last; q++)
+				idx[n++] = q - 1;
+		}
+	}
+	imap_seqset_deinit(&set);
+	*idx_out = idx;
+	*n_out = n;
+	return 0;
+}
