@@ -148,7 +148,7 @@ imap_mutf7_decode(const char *in)
 	const char *p = in;
 
 	while (*p) {
-		if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20)
+		if ((unsigned char)*p >= 0x7f || (unsigned char)*p < 0x20)
 			goto bad;
 		if (*p != '&') {
 			out[o++] = *p++;
