@@ -700,6 +700,66 @@ list_write(struct imap_session *s, const struct store_mailbox *mb,
 		status_write(s, mb, o->status);
 }
 
+static bool
+is_any_match(char *const *patterns, size_t npats, const char *name)
+{
+	for (size_t i = 0; i < npats; i++) {
+		if (is_match(patterns[i], name))
+			return true;
+	}
+	return false;
+}
+
+static bool
+is_listed_name(const struct store_mailbox *list, size_t n, const char *name,
+    size_t len)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strlen(list[i].name) == len &&
+		    strncmp(list[i].name, name, len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A mailbox whose parent was deleted keeps its place in the hierarchy
+ * (RFC 9051 §6.3.4); a "%" pattern that stops at the missing level still
+ * shows the parent, as \NonExistent (IMAP4rev2, which implies \Noselect)
+ * or \Noselect (RFC 3501), once: before its first child in name order. */
+static void
+list_missing_parents(struct imap_session *s,
+    const struct store_mailbox *list, size_t n, size_t m,
+    const char *const *patterns, size_t npats)
+{
+	const char *name = list[m].name;
+
+	for (const char *sep = strchr(name, '/'); sep != NULL;
+	    sep = strchr(sep + 1, '/')) {
+		size_t len = (size_t)(sep - name);
+		char *parent;
+		bool is_first_child = true;
+
+		if (is_listed_name(list, n, name, len))
+			continue;
+		/* Only the first mailbox under this parent prints it. */
+		for (size_t i = 0; i < m && is_first_child; i++) {
+			if (strncmp(list[i].name, name, len) == 0 &&
+			    list[i].name[len] == '/')
+				is_first_child = false;
+		}
+		if (!is_first_child)
+			continue;
+		parent = xstrndup(name, len);
+		if (is_any_match((char *const *)patterns, npats, parent)) {
+			imap_printf(s, "* LIST (%s \\HasChildren) \"/\" ",
+			    s->is_rev2 ? "\\NonExistent" : "\\Noselect");
+			imap_write_mailbox(s, parent);
+			imap_printf(s, "\r\n");
+		}
+		free(parent);
+	}
+}
+
 void
 imap_cmd_list(struct imap_session *s, const struct imap_cmd *cmd)
 {
@@ -775,11 +835,10 @@ imap_cmd_list(struct imap_session *s, const struct imap_cmd *cmd)
 		return;
 	}
 	for (size_t m = 0; m < n; m++) {
-		bool is_matched = false;
-
-		for (size_t i = 0; i < npats && !is_matched; i++)
-			is_matched = is_match(patterns[i], list[m].name);
-		if (!is_matched ||
+		if (!o.only_subscribed && !o.only_special)
+			list_missing_parents(s, list, n, m,
+			    (const char *const *)patterns, npats);
+		if (!is_any_match(patterns, npats, list[m].name) ||
 		    (o.only_subscribed && !list[m].is_subscribed) ||
 		    (o.only_special && list[m].special == STORE_SPECIAL_NONE))
 			continue;

@@ -585,6 +585,7 @@ imap_cmd_login(struct imap_session *s, const struct imap_cmd *cmd)
 {
 	const char *user, *pass;
 	size_t ulen, plen;
+	int rc;
 
 	if (cmd->nargs != 2 || !imap_arg_astring(&cmd->args[0], &user, &ulen)
 	    || !imap_arg_astring(&cmd->args[1], &pass, &plen)) {
@@ -602,8 +603,11 @@ imap_cmd_login(struct imap_session *s, const struct imap_cmd *cmd)
 		return;
 	}
 	imap_wait(s);
-	if (auth_login(s->ctx->auth, user, pass, AUTH_PROTO_IMAP,
-	    net_conn_peer(s->conn), s->sid, s->base, on_auth_done, s) < 0) {
+	rc = auth_login(s->ctx->auth, user, pass, AUTH_PROTO_IMAP,
+	    net_conn_peer(s->conn), s->sid, s->base, on_auth_done, s);
+	/* auth_login took a copy; the command's own goes now. */
+	secret_wipe((char *)pass, plen);
+	if (rc < 0) {
 		s->is_waiting = false;
 		imap_done(s, "NO", "[UNAVAILABLE] Temporary failure, try again "
 		    "later");
