@@ -51,7 +51,7 @@ on_mailbox_changed(void *arg)
 {
 	struct imap_session *s = arg;
 
-	if (s->view == NULL)
+	if (s->view == NULL || s->is_gone)
 		return;
 	s->view->is_stale = true;
 	/* RFC 2177: an idling client hears of changes at once. */
