@@ -27,6 +27,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "auth/auth.h"
 #include "imap/imap.h"
@@ -98,6 +99,7 @@ struct imap_session {
 	/* Private to imap_session.c. */
 	unsigned errors;
 	bool is_paused;
+	bool is_output_full;
 	bool is_waiting;
 	bool is_gone;
 	bool is_closing;
@@ -288,5 +290,49 @@ bool imap_fetch_header_value(const char *hdr, size_t len, const char *name,
 size_t imap_fetch_header_end(const char *buf, size_t len, int *state);
 /* Formats ascending numbers as a sequence set ("1:3,7"). Caller frees. */
 char *imap_fetch_set_format(const uint32_t *v, size_t n);
+
+/* ---- FETCH sections (imap_fetch_section.c) ----------------------------- */
+
+/* Bytes FETCH reads from a message file at a time. */
+#define IMAP_FETCH_CHUNK (32 * 1024)
+
+/* A message file open for FETCH. Borrows st; in and out are scratch of
+ * IMAP_FETCH_CHUNK and IMAP_FETCH_CHUNK + IMAP_FILTER_SLACK bytes. */
+struct imap_fetch_msg {
+	int fd;
+	uint64_t fd_size;	/* bytes of the file */
+	uint64_t size;		/* RFC822.SIZE: BODY[] is bytes 0..size */
+	const struct store_structure *st;
+	char *in, *out;
+};
+
+/* What one section item sends for one message. */
+struct imap_fetch_plan {
+	bool is_nil;		/* no such part */
+	bool is_literal8;	/* BINARY data holding NUL (RFC 3516 §4.2) */
+	uint64_t start, end;	/* bytes of the file */
+	enum imap_filter_kind filter;
+	uint64_t total;		/* bytes of the section, filtered */
+	uint64_t skip;		/* bytes before the partial window */
+	uint64_t len;		/* bytes sent */
+};
+
+/* Plans sec for the message. Returns 0; -1 when the file cannot be read
+ * (errno set when a read failed); -2 for a Content-Transfer-Encoding that
+ * cannot be undone (BINARY). */
+int imap_fetch_plan(const struct imap_fetch_msg *fm,
+    const struct imap_fetch_section *sec, struct imap_fetch_plan *p_out);
+/* Reads n bytes at off, retrying short reads. Returns the bytes read
+ * (fewer at the end of the file), or -1 with errno set. */
+ssize_t imap_fetch_read(int fd, char *buf, size_t n, uint64_t off);
+
+/* After this session's own flag change (imap_cmd_store.c): reads back
+ * from the store the flags, keywords and MODSEQ of the messages at view
+ * indexes idx[k] (ascending) where pick[k], and updates the view, for
+ * replies that show them; is_found_out[k] says which are still there.
+ * Returns 0, or -1 (logged) when the store cannot be read. */
+int imap_store_reread(struct imap_session *s, const size_t *idx, size_t n,
+    const bool *pick, bool *is_found_out);
+
 
 #endif

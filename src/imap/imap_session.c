@@ -243,16 +243,19 @@ may_expunge(const struct imap_cmd *cmd)
 void
 imap_done(struct imap_session *s, const char *status, const char *fmt, ...)
 {
-	char text[1024];
+	char *text;
 	va_list ap;
 	const char *tag = s->cmd != NULL ? s->cmd->tag : "*";
 
+	/* Response codes such as COPYUID may run long: no fixed buffer. */
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof(text), fmt, ap);
+	if (vasprintf(&text, fmt, ap) < 0)
+		panic("imap_done: out of memory");
 	va_end(ap);
 	if (s->view != NULL && s->state == IMAP_STATE_SELECTED)
 		imap_view_sync(s, may_expunge(s->cmd), false);
 	imap_printf(s, "%s %s %s\r\n", tag, status, text);
+	free(text);
 	job_end(s);
 	imap_cmd_free(&s->cmd);
 	if (strcmp(status, "BAD") == 0 && ++s->errors >= IMAP_MAX_ERRORS) {
@@ -396,6 +399,17 @@ imap_cmd_id(struct imap_session *s, const struct imap_cmd *cmd)
 	imap_done(s, "OK", "ID completed");
 }
 
+/* RFC 7162 §3.1: enabling CONDSTORE with a mailbox selected tells the
+ * client its HIGHESTMODSEQ at once, as SEARCH MODSEQ does. */
+static void
+condstore_enable(struct imap_session *s)
+{
+	if (!s->is_condstore && s->view != NULL)
+		imap_printf(s, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+		    (unsigned long long)s->view->modseq);
+	s->is_condstore = true;
+}
+
 void
 imap_cmd_enable(struct imap_session *s, const struct imap_cmd *cmd)
 {
@@ -425,13 +439,13 @@ imap_cmd_enable(struct imap_session *s, const struct imap_cmd *cmd)
 			name = "UTF8=ACCEPT";
 		} else if (strcasecmp(a->str, "CONDSTORE") == 0 &&
 		    !s->is_condstore) {
-			s->is_condstore = true;
+			condstore_enable(s);
 			name = "CONDSTORE";
 		} else if (strcasecmp(a->str, "QRESYNC") == 0 &&
 		    !s->is_qresync) {
 			/* RFC 7162 §3.2.3: QRESYNC implies CONDSTORE. */
 			s->is_qresync = true;
-			s->is_condstore = true;
+			condstore_enable(s);
 			name = "QRESYNC";
 		}
 		if (name != NULL && strlen(enabled) + strlen(name) + 2 <
@@ -551,7 +565,10 @@ on_auth_done(void *arg, enum auth_result result,
 	case AUTH_OK:
 		s->id = *id;
 		s->state = IMAP_STATE_AUTH;
+		/* RFC 7888 LITERAL+: after login a {n+} may be as large as a
+		 * synchronizing literal. */
 		s->parser.literal_max = s->cfg->imap_literal_max;
+		s->parser.literal_plus_max = s->cfg->imap_literal_max;
 		imap_printf(s, "%s OK [CAPABILITY ", s->cmd->tag);
 		write_capabilities(s);
 		imap_printf(s, "] Logged in\r\n");
@@ -767,6 +784,13 @@ imap_session_input(void *arg, struct net_conn *c, struct buf *in)
 	(void)c;
 	while (!s->is_paused && !s->is_closing &&
 	    (s->cmd == NULL || s->is_idle || s->sasl != NULL)) {
+		/* A client that pipelines and never reads must not make us
+		 * queue its replies without bound. */
+		if (net_conn_pending(s->conn) >= NET_DRAIN_LOW) {
+			s->is_output_full = true;
+			session_pause(s);
+			break;
+		}
 		if (!input_step(s, in))
 			break;
 		if (s->is_starttls_done) {
@@ -807,8 +831,12 @@ imap_session_drained(void *arg, struct net_conn *c)
 	struct imap_session *s = arg;
 
 	(void)c;
-	if (s->job_drained != NULL && !s->is_waiting)
+	if (s->job_drained != NULL && !s->is_waiting) {
 		s->job_drained(s);
+	} else if (s->is_output_full) {
+		s->is_output_full = false;
+		session_resume(s);
+	}
 }
 
 static void

@@ -66,6 +66,7 @@ struct pop3_session {
 	struct line_reader reader;
 	unsigned errors;
 	bool is_paused;
+	bool is_output_full;	/* paused until the replies drain */
 	bool is_waiting;	/* a callback from auth or the store will come */
 	bool is_gone;		/* the connection closed while waiting */
 	bool has_starttls;
@@ -346,8 +347,8 @@ stream_start(struct pop3_session *s, struct pop3_msg *m, bool is_top,
 
 	if (fd < 0) {
 		/* Expunged by IMAP since login, or the store failed. */
-		pop3_reply(s, "-ERR [SYS/TEMP] The message is gone or cannot "
-		    "be read (deleted by another session?)");
+		pop3_reply(s, "-ERR The message is gone or cannot be read "
+		    "(deleted by another session?)");
 		return;
 	}
 	memset(&s->stream, 0, sizeof(s->stream));
@@ -930,10 +931,17 @@ pop3_session_input(void *arg, struct net_conn *c, struct buf *in)
 
 	(void)c;
 	while (!s->is_paused) {
-		enum parse_rc rc = line_reader_next(&s->reader, in, &line,
-		    &len);
+		enum parse_rc rc;
 		char *copy;
 
+		/* A client that pipelines and never reads must not make us
+		 * queue its replies without bound. */
+		if (net_conn_pending(s->conn) >= NET_DRAIN_LOW) {
+			s->is_output_full = true;
+			pop3_pause(s);
+			break;
+		}
+		rc = line_reader_next(&s->reader, in, &line, &len);
 		if (rc == PARSE_MORE)
 			break;
 		if (rc == PARSE_ERROR) {
@@ -959,8 +967,12 @@ pop3_session_drained(void *arg, struct net_conn *c)
 	struct pop3_session *s = arg;
 
 	(void)c;
-	if (s->stream.is_active)
+	if (s->stream.is_active) {
 		stream_pump(s);
+	} else if (s->is_output_full) {
+		s->is_output_full = false;
+		pop3_resume(s);
+	}
 }
 
 static void
