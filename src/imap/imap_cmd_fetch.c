@@ -551,8 +551,10 @@ item_step(struct imap_session *s, struct fetch_job *j)
 	char date[IMAP_DATE_TIME_LEN];
 	size_t i = j->att;
 
-	if (i == 0 && s->cmd->is_uid && !j->has_uid) {
-		/* RFC 9051 §6.4.9: UID FETCH replies carry the UID. */
+	if (i == 0 && (s->cmd->is_uid || s->is_condstore) && !j->has_uid) {
+		/* RFC 9051 §6.4.9: UID FETCH replies carry the UID; so does
+		 * every FETCH reply once CONDSTORE is on, for the client to
+		 * file the MODSEQ by (RFC 7162 §3.2.4). */
 		item_sep(s, j);
 		imap_printf(s, "UID %" PRIu32, m->uid);
 	}

@@ -1,10 +1,9 @@
 /*
  * imap_cmd_mailbox: the commands on mailboxes as a whole (RFC 9051 §6.3):
  * SELECT and EXAMINE (with CONDSTORE and QRESYNC, RFC 7162), CREATE (with
- * USE, RFC 6154), DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST (with
- * LIST-EXTENDED, RFC 5258, LIST-STATUS, RFC 5819, and SPECIAL-USE), LSUB,
- * STATUS (with SIZE, RFC 8438) and NAMESPACE (RFC 2342). '/' separates
- * levels, as in the store.
+ * USE, RFC 6154), DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, STATUS (with
+ * SIZE, RFC 8438) and NAMESPACE (RFC 2342). LIST and LSUB are in
+ * imap_cmd_list.c. '/' separates levels, as in the store.
  */
 #include "imap/imap_int.h"
 
@@ -47,9 +46,8 @@ is_utf8_valid(const char *s)
 	return true;
 }
 
-/* Decodes a name or pattern the client sent. */
-static char *
-name_decode(struct imap_session *s, const char *str, size_t len)
+char *
+imap_name_decode(struct imap_session *s, const char *str, size_t len)
 {
 	char *name;
 
@@ -73,7 +71,7 @@ imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a)
 
 	if (!imap_arg_astring(a, &str, &len) || len == 0)
 		return NULL;
-	name = name_decode(s, str, len);
+	name = imap_name_decode(s, str, len);
 	if (name == NULL)
 		return NULL;
 	/* A trailing separator only says children are planned (RFC 9051
@@ -84,9 +82,8 @@ imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a)
 	return name;
 }
 
-/* The reply for a store error about a mailbox. */
-static void
-done_store_err(struct imap_session *s, enum store_err err)
+void
+imap_done_store_err(struct imap_session *s, enum store_err err)
 {
 	switch (err) {
 	case STORE_NOT_FOUND:
@@ -233,7 +230,7 @@ imap_cmd_select(struct imap_session *s, const struct imap_cmd *cmd)
 		if (had_view)
 			imap_printf(s, "* OK [CLOSED] Previous mailbox "
 			    "closed\r\n");
-		done_store_err(s, err);
+		imap_done_store_err(s, err);
 		return;
 	}
 	free(name);
@@ -301,12 +298,18 @@ create_params(const struct imap_arg *a, enum store_special *special)
 {
 	if (a->kind != IMAP_ARG_LIST || a->len != 2 ||
 	    !is_imap_arg_atom(&a->list[0], "USE") ||
-	    a->list[1].kind != IMAP_ARG_LIST || a->list[1].len > 1)
+	    a->list[1].kind != IMAP_ARG_LIST)
 		return -1;
+	for (size_t i = 0; i < a->list[1].len; i++) {
+		if (a->list[1].list[i].kind != IMAP_ARG_ATOM)
+			return -1;
+	}
 	if (a->list[1].len == 0)
 		return 0;
-	if (a->list[1].list[0].kind != IMAP_ARG_ATOM)
-		return -1;
+	/* The store keeps one attribute per mailbox: RFC 6154 §3 lets a
+	 * server refuse the others with USEATTR. */
+	if (a->list[1].len > 1)
+		return -2;
 	for (size_t i = 0; i < sizeof(specials) / sizeof(specials[0]); i++) {
 		if (strcasecmp(a->list[1].list[0].str, specials[i].name) ==
 		    0) {
@@ -352,7 +355,7 @@ imap_cmd_create(struct imap_session *s, const struct imap_cmd *cmd)
 	    special, &err);
 	free(name);
 	if (rc < 0) {
-		done_store_err(s, err);
+		imap_done_store_err(s, err);
 		return;
 	}
 	imap_done(s, "OK", "CREATE completed");
@@ -383,7 +386,7 @@ imap_cmd_delete(struct imap_session *s, const struct imap_cmd *cmd)
 	if (store_mailbox_delete(s->ctx->store, s->id.account, name,
 	    &err) < 0) {
 		free(name);
-		done_store_err(s, err);
+		imap_done_store_err(s, err);
 		return;
 	}
 	free(name);
@@ -415,7 +418,7 @@ imap_cmd_rename(struct imap_session *s, const struct imap_cmd *cmd)
 	free(from);
 	free(to);
 	if (rc < 0) {
-		done_store_err(s, err);
+		imap_done_store_err(s, err);
 		return;
 	}
 	imap_done(s, "OK", "RENAME completed");
@@ -441,7 +444,7 @@ imap_cmd_subscribe(struct imap_session *s, const struct imap_cmd *cmd)
 	    is_on, &err);
 	free(name);
 	if (rc < 0) {
-		done_store_err(s, err);
+		imap_done_store_err(s, err);
 		return;
 	}
 	imap_done(s, "OK", "%s completed", cmd->name);
@@ -474,9 +477,8 @@ static const struct {
 	{ "RECENT", STATUS_RECENT },
 };
 
-/* Returns the item bits of a STATUS list, or 0 when it is not one. */
-static unsigned
-status_items_parse(const struct imap_arg *a)
+unsigned
+imap_status_items_parse(const struct imap_arg *a)
 {
 	unsigned bits = 0;
 
@@ -514,8 +516,8 @@ count_deleted(struct imap_session *s, int64_t mailbox)
 	return deleted;
 }
 
-static void
-status_write(struct imap_session *s, const struct store_mailbox *mb,
+void
+imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
     unsigned bits)
 {
 	bool is_first = true;
@@ -574,7 +576,7 @@ imap_cmd_status(struct imap_session *s, const struct imap_cmd *cmd)
 
 	if (cmd->nargs != 2 ||
 	    (name = imap_mailbox_arg(s, &cmd->args[0])) == NULL ||
-	    (bits = status_items_parse(&cmd->args[1])) == 0) {
+	    (bits = imap_status_items_parse(&cmd->args[1])) == 0) {
 		if (cmd->nargs == 2)
 			free(imap_mailbox_arg(s, &cmd->args[0]));
 		imap_done(s, "BAD", "Syntax: STATUS mailbox (items)");
@@ -583,285 +585,19 @@ imap_cmd_status(struct imap_session *s, const struct imap_cmd *cmd)
 	if (store_mailbox_get(s->ctx->store, s->id.account, name, &mb,
 	    &err) < 0) {
 		free(name);
-		done_store_err(s, err);
+		imap_done_store_err(s, err);
 		return;
 	}
 	free(name);
-	status_write(s, &mb, bits);
+	imap_status_write(s, &mb, bits);
 	store_mailbox_deinit(&mb);
 	imap_done(s, "OK", "STATUS completed");
-}
-
-/* ---- LIST and LSUB ----------------------------------------------------- */
-
-/* RFC 9051 §6.3.9: "*" matches anything, "%" anything but the
- * separator. */
-static bool
-is_match(const char *pat, const char *name)
-{
-	for (; *pat; pat++) {
-		if (*pat == '*' || *pat == '%') {
-			bool is_star = *pat == '*';
-
-			for (const char *n = name;; n++) {
-				if (is_match(pat + 1, n))
-					return true;
-				if (*n == '\0' || (!is_star && *n == '/'))
-					return false;
-			}
-		}
-		if (*name != *pat)
-			return false;
-		name++;
-	}
-	return *name == '\0';
-}
-
-/* RFC 9051 §9 list-mailbox: an astring that may hold "%" and "*". */
-static bool
-list_mailbox_arg(const struct imap_arg *a, const char **str_out,
-    size_t *len_out)
-{
-	if (a->kind == IMAP_ARG_ATOM) {
-		*str_out = a->str;
-		*len_out = a->len;
-		return true;
-	}
-	return imap_arg_astring(a, str_out, len_out);
-}
-
-struct list_opts {
-	bool is_lsub;
-	bool only_subscribed;	/* selection SUBSCRIBED, or LSUB */
-	bool only_special;	/* selection SPECIAL-USE */
-	bool show_subscribed;	/* \Subscribed attribute */
-	unsigned status;	/* RETURN (STATUS (...)) items */
-};
-
-static int
-list_selection(const struct imap_arg *a, struct list_opts *o)
-{
-	for (size_t i = 0; i < a->len; i++) {
-		const struct imap_arg *p = &a->list[i];
-
-		if (is_imap_arg_atom(p, "SUBSCRIBED")) {
-			o->only_subscribed = true;
-			o->show_subscribed = true;
-		} else if (is_imap_arg_atom(p, "SPECIAL-USE")) {
-			o->only_special = true;
-		} else if (!is_imap_arg_atom(p, "REMOTE") &&
-		    !is_imap_arg_atom(p, "RECURSIVEMATCH")) {
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static int
-list_return(const struct imap_arg *a, struct list_opts *o)
-{
-	if (a->kind != IMAP_ARG_LIST)
-		return -1;
-	for (size_t i = 0; i < a->len; i++) {
-		const struct imap_arg *p = &a->list[i];
-
-		if (is_imap_arg_atom(p, "SUBSCRIBED")) {
-			o->show_subscribed = true;
-		} else if (is_imap_arg_atom(p, "CHILDREN") ||
-		    is_imap_arg_atom(p, "SPECIAL-USE")) {
-			/* Always given. */
-		} else if (is_imap_arg_atom(p, "STATUS") && i + 1 < a->len) {
-			o->status = status_items_parse(&a->list[++i]);
-			if (o->status == 0)
-				return -1;
-		} else {
-			return -1;
-		}
-	}
-	return 0;
-}
-
-static void
-list_write(struct imap_session *s, const struct store_mailbox *mb,
-    const struct list_opts *o)
-{
-	const char *special = store_special_name(mb->special);
-
-	imap_printf(s, "* %s (%s", o->is_lsub ? "LSUB" : "LIST",
-	    mb->has_children ? "\\HasChildren" : "\\HasNoChildren");
-	if (special != NULL)
-		imap_printf(s, " %s", special);
-	if (o->show_subscribed && mb->is_subscribed)
-		imap_printf(s, " \\Subscribed");
-	imap_printf(s, ") \"/\" ");
-	imap_write_mailbox(s, mb->name);
-	imap_printf(s, "\r\n");
-	if (o->status != 0)
-		status_write(s, mb, o->status);
-}
-
-static bool
-is_any_match(char *const *patterns, size_t npats, const char *name)
-{
-	for (size_t i = 0; i < npats; i++) {
-		if (is_match(patterns[i], name))
-			return true;
-	}
-	return false;
-}
-
-static bool
-is_listed_name(const struct store_mailbox *list, size_t n, const char *name,
-    size_t len)
-{
-	for (size_t i = 0; i < n; i++) {
-		if (strlen(list[i].name) == len &&
-		    strncmp(list[i].name, name, len) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* A mailbox whose parent was deleted keeps its place in the hierarchy
- * (RFC 9051 §6.3.4); a "%" pattern that stops at the missing level still
- * shows the parent, as \NonExistent (IMAP4rev2, which implies \Noselect)
- * or \Noselect (RFC 3501), once: before its first child in name order. */
-static void
-list_missing_parents(struct imap_session *s,
-    const struct store_mailbox *list, size_t n, size_t m,
-    const char *const *patterns, size_t npats)
-{
-	const char *name = list[m].name;
-
-	for (const char *sep = strchr(name, '/'); sep != NULL;
-	    sep = strchr(sep + 1, '/')) {
-		size_t len = (size_t)(sep - name);
-		char *parent;
-		bool is_first_child = true;
-
-		if (is_listed_name(list, n, name, len))
-			continue;
-		/* Only the first mailbox under this parent prints it. */
-		for (size_t i = 0; i < m && is_first_child; i++) {
-			if (strncmp(list[i].name, name, len) == 0 &&
-			    list[i].name[len] == '/')
-				is_first_child = false;
-		}
-		if (!is_first_child)
-			continue;
-		parent = xstrndup(name, len);
-		if (is_any_match((char *const *)patterns, npats, parent)) {
-			imap_printf(s, "* LIST (%s \\HasChildren) \"/\" ",
-			    s->is_rev2 ? "\\NonExistent" : "\\Noselect");
-			imap_write_mailbox(s, parent);
-			imap_printf(s, "\r\n");
-		}
-		free(parent);
-	}
-}
-
-void
-imap_cmd_list(struct imap_session *s, const struct imap_cmd *cmd)
-{
-	struct list_opts o = { .is_lsub = strcmp(cmd->name, "LSUB") == 0 };
-	const struct imap_arg *args = cmd->args, *pats;
-	size_t nargs = cmd->nargs, npats;
-	char *patterns[LIST_PATTERNS_MAX];
-	const char *ref;
-	size_t reflen;
-	struct store_mailbox *list = NULL;
-	size_t n = 0;
-	enum store_err err;
-
-	o.only_subscribed = o.is_lsub;
-	if (!o.is_lsub && nargs > 0 && args[0].kind == IMAP_ARG_LIST) {
-		if (list_selection(&args[0], &o) < 0)
-			goto bad;
-		args++;
-		nargs--;
-	}
-	if (!o.is_lsub && nargs == 4 && is_imap_arg_atom(&args[2],
-	    "RETURN")) {
-		if (list_return(&args[3], &o) < 0)
-			goto bad;
-		nargs = 2;
-	}
-	if (nargs != 2 || !imap_arg_astring(&args[0], &ref, &reflen))
-		goto bad;
-	pats = &args[1];
-	npats = 1;
-	if (args[1].kind == IMAP_ARG_LIST && !o.is_lsub) {
-		pats = args[1].list;
-		npats = args[1].len;
-	}
-	if (npats == 0 || npats > LIST_PATTERNS_MAX)
-		goto bad;
-	for (size_t i = 0; i < npats; i++) {
-		const char *p;
-		size_t plen;
-
-		if (!list_mailbox_arg(&pats[i], &p, &plen))
-			goto bad;
-		/* RFC 9051 §6.3.9: an empty pattern asks for the
-		 * separator. */
-		if (plen == 0 && npats == 1) {
-			imap_printf(s, "* %s (\\Noselect) \"/\" \"\"\r\n",
-			    cmd->name);
-			imap_done(s, "OK", "%s completed", cmd->name);
-			return;
-		}
-	}
-	for (size_t i = 0; i < npats; i++) {
-		const char *p;
-		size_t plen;
-		char *joined;
-
-		list_mailbox_arg(&pats[i], &p, &plen);
-		joined = xasprintf("%s%s", p[0] == '/' ? "" : ref, p);
-		patterns[i] = name_decode(s, joined, strlen(joined));
-		free(joined);
-		if (patterns[i] == NULL) {
-			for (size_t k = 0; k < i; k++)
-				free(patterns[k]);
-			imap_done(s, "BAD", "Invalid mailbox pattern");
-			return;
-		}
-	}
-	if (store_mailbox_list(s->ctx->store, s->id.account, &list, &n,
-	    &err) < 0) {
-		for (size_t k = 0; k < npats; k++)
-			free(patterns[k]);
-		done_store_err(s, err);
-		return;
-	}
-	for (size_t m = 0; m < n; m++) {
-		if (!o.only_subscribed && !o.only_special)
-			list_missing_parents(s, list, n, m,
-			    (const char *const *)patterns, npats);
-		if (!is_any_match(patterns, npats, list[m].name) ||
-		    (o.only_subscribed && !list[m].is_subscribed) ||
-		    (o.only_special && list[m].special == STORE_SPECIAL_NONE))
-			continue;
-		list_write(s, &list[m], &o);
-	}
-	for (size_t k = 0; k < npats; k++)
-		free(patterns[k]);
-	store_mailbox_list_free(&list, n);
-	imap_done(s, "OK", "%s completed", cmd->name);
-	return;
-bad:
-	imap_done(s, "BAD", "Syntax: %s", o.is_lsub ? "LSUB reference "
-	    "pattern" : "LIST [(options)] reference pattern [RETURN "
-	    "(options)]");
 }
 
 void
 imap_cmd_namespace(struct imap_session *s, const struct imap_cmd *cmd)
 {
-	if (cmd->nargs != 0) {
-		imap_done(s, "BAD", "NAMESPACE takes no arguments");
-		return;
-	}
+	(void)cmd;
 	/* RFC 2342: one personal namespace, no shared or other users'. */
 	imap_printf(s, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
 	imap_done(s, "OK", "NAMESPACE completed");

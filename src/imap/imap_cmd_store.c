@@ -238,12 +238,15 @@ store_pump(struct imap_session *s)
 			imap_write(s, "FLAGS ", 6);
 			imap_write_flags(s, m->flags, m->keywords);
 		}
-		if (s->cmd->is_uid)
+		/* With CONDSTORE the client files the MODSEQ by UID: give
+		 * it always (RFC 7162 §3.2.4 asks it under QRESYNC). */
+		if (s->cmd->is_uid || s->is_condstore)
 			imap_printf(s, "%sUID %" PRIu32, j->is_silent ? "" :
 			    " ", m->uid);
 		if (s->is_condstore)
 			imap_printf(s, "%sMODSEQ (%" PRIu64 ")",
-			    j->is_silent && !s->cmd->is_uid ? "" : " ",
+			    j->is_silent && !s->cmd->is_uid &&
+			    !s->is_condstore ? "" : " ",
 			    m->modseq);
 		imap_write(s, ")\r\n", 3);
 	}

@@ -157,6 +157,19 @@ bool imap_date_parse(const char *str, int64_t *t_out);
 char *imap_mutf7_encode(const char *utf8);
 char *imap_mutf7_decode(const char *mutf7);
 
+/* A mailbox name or LIST pattern as the client sent it, as a store name
+ * (UTF-8, INBOX normalized), or NULL when not valid. Caller frees. */
+char *imap_name_decode(struct imap_session *s, const char *str, size_t len);
+/* Ends the command with the reply to a store error about a mailbox
+ * (NONEXISTENT, ALREADYEXISTS, CANNOT, OVERQUOTA, UNAVAILABLE). */
+void imap_done_store_err(struct imap_session *s, enum store_err err);
+/* STATUS items (imap_cmd_mailbox.c): the bits of a list such as
+ * (MESSAGES UNSEEN), or 0 when it is not one; and the STATUS line of a
+ * mailbox (LIST-STATUS uses both). */
+unsigned imap_status_items_parse(const struct imap_arg *a);
+void imap_status_write(struct imap_session *s,
+    const struct store_mailbox *mb, unsigned bits);
+
 /* The store name a mailbox argument means (decoded from modified UTF-7
  * unless s->is_utf8, "INBOX" in any case made INBOX), or NULL (bad
  * encoding, empty, too long). Caller frees. */
@@ -198,7 +211,7 @@ imap_handler imap_cmd_capability, imap_cmd_noop, imap_cmd_logout,
     imap_cmd_enable, imap_cmd_id, imap_cmd_idle, imap_cmd_close,
     imap_cmd_unselect;
 /* imap_cmd_mailbox.c: SELECT and EXAMINE; CREATE, DELETE, RENAME; SUBSCRIBE
- * and UNSUBSCRIBE; LIST and LSUB; STATUS; NAMESPACE. */
+ * and UNSUBSCRIBE; STATUS; NAMESPACE. imap_cmd_list.c: LIST and LSUB. */
 imap_handler imap_cmd_select, imap_cmd_create, imap_cmd_delete,
     imap_cmd_rename, imap_cmd_subscribe, imap_cmd_list, imap_cmd_status,
     imap_cmd_namespace;

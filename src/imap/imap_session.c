@@ -35,41 +35,46 @@ enum {
 struct imap_cmd_def {
 	const char *name;
 	unsigned states;
-	bool has_uid_form;
+	unsigned flags;
 	imap_handler *run;
 };
 
+enum {
+	CMD_UID = 1 << 0,	/* has a UID form */
+	CMD_NO_ARGS = 1 << 1,	/* takes no arguments */
+};
+
 static const struct imap_cmd_def commands[] = {
-	{ "CAPABILITY", ST_ANY, false, imap_cmd_capability },
-	{ "NOOP", ST_ANY, false, imap_cmd_noop },
-	{ "LOGOUT", ST_ANY, false, imap_cmd_logout },
-	{ "ID", ST_ANY, false, imap_cmd_id },
-	{ "STARTTLS", ST_NOT_AUTH, false, imap_cmd_starttls },
-	{ "LOGIN", ST_NOT_AUTH, false, imap_cmd_login },
-	{ "AUTHENTICATE", ST_NOT_AUTH, false, imap_cmd_authenticate },
-	{ "ENABLE", ST_AUTH | ST_SELECTED, false, imap_cmd_enable },
-	{ "SELECT", ST_LOGGED_IN, false, imap_cmd_select },
-	{ "EXAMINE", ST_LOGGED_IN, false, imap_cmd_select },
-	{ "CREATE", ST_LOGGED_IN, false, imap_cmd_create },
-	{ "DELETE", ST_LOGGED_IN, false, imap_cmd_delete },
-	{ "RENAME", ST_LOGGED_IN, false, imap_cmd_rename },
-	{ "SUBSCRIBE", ST_LOGGED_IN, false, imap_cmd_subscribe },
-	{ "UNSUBSCRIBE", ST_LOGGED_IN, false, imap_cmd_subscribe },
-	{ "LIST", ST_LOGGED_IN, false, imap_cmd_list },
-	{ "LSUB", ST_LOGGED_IN, false, imap_cmd_list },
-	{ "NAMESPACE", ST_LOGGED_IN, false, imap_cmd_namespace },
-	{ "STATUS", ST_LOGGED_IN, false, imap_cmd_status },
-	{ "APPEND", ST_LOGGED_IN, false, imap_cmd_append },
-	{ "IDLE", ST_LOGGED_IN, false, imap_cmd_idle },
-	{ "CHECK", ST_SELECTED, false, imap_cmd_noop },
-	{ "CLOSE", ST_SELECTED, false, imap_cmd_close },
-	{ "UNSELECT", ST_SELECTED, false, imap_cmd_unselect },
-	{ "EXPUNGE", ST_SELECTED, true, imap_cmd_expunge },
-	{ "SEARCH", ST_SELECTED, true, imap_cmd_search },
-	{ "FETCH", ST_SELECTED, true, imap_cmd_fetch },
-	{ "STORE", ST_SELECTED, true, imap_cmd_store },
-	{ "COPY", ST_SELECTED, true, imap_cmd_copy },
-	{ "MOVE", ST_SELECTED, true, imap_cmd_copy },
+	{ "CAPABILITY", ST_ANY, CMD_NO_ARGS, imap_cmd_capability },
+	{ "NOOP", ST_ANY, CMD_NO_ARGS, imap_cmd_noop },
+	{ "LOGOUT", ST_ANY, CMD_NO_ARGS, imap_cmd_logout },
+	{ "ID", ST_ANY, 0, imap_cmd_id },
+	{ "STARTTLS", ST_NOT_AUTH, CMD_NO_ARGS, imap_cmd_starttls },
+	{ "LOGIN", ST_NOT_AUTH, 0, imap_cmd_login },
+	{ "AUTHENTICATE", ST_NOT_AUTH, 0, imap_cmd_authenticate },
+	{ "ENABLE", ST_AUTH | ST_SELECTED, 0, imap_cmd_enable },
+	{ "SELECT", ST_LOGGED_IN, 0, imap_cmd_select },
+	{ "EXAMINE", ST_LOGGED_IN, 0, imap_cmd_select },
+	{ "CREATE", ST_LOGGED_IN, 0, imap_cmd_create },
+	{ "DELETE", ST_LOGGED_IN, 0, imap_cmd_delete },
+	{ "RENAME", ST_LOGGED_IN, 0, imap_cmd_rename },
+	{ "SUBSCRIBE", ST_LOGGED_IN, 0, imap_cmd_subscribe },
+	{ "UNSUBSCRIBE", ST_LOGGED_IN, 0, imap_cmd_subscribe },
+	{ "LIST", ST_LOGGED_IN, 0, imap_cmd_list },
+	{ "LSUB", ST_LOGGED_IN, 0, imap_cmd_list },
+	{ "NAMESPACE", ST_LOGGED_IN, CMD_NO_ARGS, imap_cmd_namespace },
+	{ "STATUS", ST_LOGGED_IN, 0, imap_cmd_status },
+	{ "APPEND", ST_LOGGED_IN, 0, imap_cmd_append },
+	{ "IDLE", ST_LOGGED_IN, CMD_NO_ARGS, imap_cmd_idle },
+	{ "CHECK", ST_SELECTED, CMD_NO_ARGS, imap_cmd_noop },
+	{ "CLOSE", ST_SELECTED, CMD_NO_ARGS, imap_cmd_close },
+	{ "UNSELECT", ST_SELECTED, CMD_NO_ARGS, imap_cmd_unselect },
+	{ "EXPUNGE", ST_SELECTED, CMD_UID, imap_cmd_expunge },
+	{ "SEARCH", ST_SELECTED, CMD_UID, imap_cmd_search },
+	{ "FETCH", ST_SELECTED, CMD_UID, imap_cmd_fetch },
+	{ "STORE", ST_SELECTED, CMD_UID, imap_cmd_store },
+	{ "COPY", ST_SELECTED, CMD_UID, imap_cmd_copy },
+	{ "MOVE", ST_SELECTED, CMD_UID, imap_cmd_copy },
 };
 
 static void session_free(struct imap_session *s);
@@ -331,10 +336,7 @@ write_capabilities(struct imap_session *s)
 void
 imap_cmd_capability(struct imap_session *s, const struct imap_cmd *cmd)
 {
-	if (cmd->nargs != 0) {
-		imap_done(s, "BAD", "CAPABILITY takes no arguments");
-		return;
-	}
+	(void)cmd;
 	imap_printf(s, "* CAPABILITY ");
 	write_capabilities(s);
 	imap_printf(s, "\r\n");
@@ -388,10 +390,24 @@ imap_cmd_starttls(struct imap_session *s, const struct imap_cmd *cmd)
 void
 imap_cmd_id(struct imap_session *s, const struct imap_cmd *cmd)
 {
-	/* RFC 2971: the client's parameters are a list or NIL. */
-	if (cmd->nargs != 1 || (cmd->args[0].kind != IMAP_ARG_LIST &&
-	    cmd->args[0].kind != IMAP_ARG_NIL)) {
-		imap_done(s, "BAD", "ID takes a list of parameters or NIL");
+	const struct imap_arg *a = cmd->nargs == 1 ? &cmd->args[0] : NULL;
+	bool is_ok = a != NULL && (a->kind == IMAP_ARG_NIL ||
+	    (a->kind == IMAP_ARG_LIST && a->len % 2 == 0 && a->len <= 60));
+
+	/* RFC 2971 §3.1: NIL, or at most 30 field-value pairs of strings
+	 * (a value may be NIL). */
+	for (size_t i = 0; is_ok && a->kind == IMAP_ARG_LIST && i < a->len;
+	    i++) {
+		const char *str;
+		size_t len;
+
+		is_ok = i % 2 == 0 ?
+		    imap_arg_string(&a->list[i], &str, &len) :
+		    imap_arg_nstring(&a->list[i], &str, &len);
+	}
+	if (!is_ok) {
+		imap_done(s, "BAD", "ID takes NIL or a list of field-value "
+		    "pairs");
 		return;
 	}
 	imap_printf(s, "* ID (\"name\" \"postern\" \"vendor\" \"postern\")"
@@ -500,20 +516,27 @@ close_expunged(void *arg, const struct store_change_result *r)
 }
 
 /* RFC 9051 §6.4.1: CLOSE expunges \Deleted messages silently (unless the
- * mailbox is read-only) and leaves the selected state. */
+ * mailbox is read-only) and leaves the selected state. The flags are the
+ * store's: another session may have set or cleared \Deleted since this
+ * one last looked. */
 void
 imap_cmd_close(struct imap_session *s, const struct imap_cmd *cmd)
 {
 	struct imap_view *v = s->view;
-	uint32_t *uids;
+	const struct store_cond deleted = {
+		.kind = STORE_COND_FLAG_SET,
+		.n = STORE_FLAG_DELETED,
+	};
+	uint32_t *uids = NULL;
 	size_t n = 0;
+	enum store_err err;
 
 	(void)cmd;
-	uids = xcalloc(v->n ? v->n : 1, sizeof(*uids));
-	for (size_t i = 0; i < v->n && !v->is_readonly; i++) {
-		if ((v->msgs[i].flags & STORE_FLAG_DELETED) &&
-		    !v->msgs[i].is_expunged)
-			uids[n++] = v->msgs[i].uid;
+	if (!v->is_readonly && store_search(s->ctx->store, v->mailbox,
+	    &deleted, &uids, &n, &err) < 0) {
+		imap_done(s, "NO", "[UNAVAILABLE] Cannot close the mailbox: "
+		    "%s, try again later", store_err_text(err));
+		return;
 	}
 	if (n > 0) {
 		struct store_change c = {
@@ -711,7 +734,7 @@ dispatch(struct imap_session *s)
 {
 	const struct imap_cmd_def *def = command_find(s->cmd->name);
 
-	if (def == NULL || (s->cmd->is_uid && !def->has_uid_form)) {
+	if (def == NULL || (s->cmd->is_uid && !(def->flags & CMD_UID))) {
 		imap_done(s, "BAD", "Unknown command %s%.40s",
 		    s->cmd->is_uid ? "UID " : "", s->cmd->name);
 		return;
@@ -721,6 +744,10 @@ dispatch(struct imap_session *s)
 		    "Log in first" : s->state == IMAP_STATE_AUTH &&
 		    (def->states & ST_SELECTED) ? "Select a mailbox first" :
 		    "Command not valid in this state");
+		return;
+	}
+	if ((def->flags & CMD_NO_ARGS) && s->cmd->nargs != 0) {
+		imap_done(s, "BAD", "%s takes no arguments", def->name);
 		return;
 	}
 	def->run(s, s->cmd);
