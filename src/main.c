@@ -21,6 +21,9 @@ static const struct {
 	{ "app-password", cli_app_password,
 	    "add, list, revoke per-device passwords" },
 	{ "store", cli_store, "check the mail store (store check)" },
+	{ "queue", cli_queue, "list, show, retry, hold, release, delete "
+	    "outbound mail" },
+	{ "dkim", cli_dkim, "make the DKIM key of a domain, show its record" },
 };
 
 static void

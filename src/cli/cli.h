@@ -24,6 +24,8 @@ int cli_user(int argc, char **argv);
 int cli_alias(int argc, char **argv);
 int cli_app_password(int argc, char **argv);
 int cli_store(int argc, char **argv);
+int cli_queue(int argc, char **argv);
+int cli_dkim(int argc, char **argv);
 
 /* What every administration command shares (cli_admin.c). */
 struct store;

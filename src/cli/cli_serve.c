@@ -26,6 +26,7 @@
 #include "lib/log.h"
 #include "net/net.h"
 #include "pop3/pop3.h"
+#include "queue/queue.h"
 #include "smtp/smtp.h"
 #include "store/store.h"
 
@@ -40,6 +41,7 @@ struct serve_state {
 	struct imap_ctx imap;
 	struct pop3_ctx pop3;
 	bool has_pop3;
+	struct queue_runner *queue;	/* outbound delivery (issue #8) */
 };
 
 /* Opens the store and authentication, after the privilege drop so that
@@ -74,12 +76,18 @@ services_open(struct serve_state *st, char *err, size_t errlen)
 	st->imap.auth = st->auth;
 	pop3_ctx_init(&st->pop3, st->store, st->auth);
 	st->has_pop3 = true;
+	st->queue = queue_runner_new(cfg, st->store, err, errlen);
+	if (st->queue == NULL ||
+	    queue_runner_start(st->queue, err, errlen) < 0)
+		return -1;
 	return 0;
 }
 
 static void
 services_close(struct serve_state *st)
 {
+	/* The runner before the store it writes to. */
+	queue_runner_free(&st->queue);
 	auth_free(&st->auth);
 	store_close(&st->store);
 	if (st->has_pop3)

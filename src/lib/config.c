@@ -253,6 +253,65 @@ handle_server(struct load_state *st, const char *key, const char *value)
 static int handle_param(struct load_state *st, const char *section,
     const char *key, const char *value);
 
+static bool
+is_tls_policy(const char *s, size_t n)
+{
+	static const char *const names[] = { "none", "may", "encrypt",
+	    "verify" };
+
+	for (size_t i = 0; i < ARRAY_LEN(names); i++) {
+		if (strlen(names[i]) == n && strncmp(s, names[i], n) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* "domain:policy domain:policy ...". */
+static bool
+is_tls_domains(const char *s)
+{
+	while (*s != '\0') {
+		size_t n = strcspn(s, " \t,");
+		const char *colon = memchr(s, ':', n);
+
+		if (n > 0 && (colon == NULL || colon == s ||
+		    !is_tls_policy(colon + 1, n - (size_t)(colon + 1 - s))))
+			return false;
+		s += n;
+		s += strspn(s, " \t,");
+	}
+	return true;
+}
+
+/* [queue]: the resolver's address, TLS policies, and the numbers of
+ * config_params.h. */
+static int
+handle_queue(struct load_state *st, const char *key, const char *value)
+{
+	if (strcmp(key, "tls") == 0) {
+		if (!is_tls_policy(value, strlen(value)))
+			fail(st, "key 'tls': '%s' is not none, may, encrypt or "
+			    "verify", value);
+		set_string(&st->cfg->queue_tls, value);
+		return 0;
+	}
+	if (strcmp(key, "tls_domains") == 0) {
+		if (!is_tls_domains(value))
+			fail(st, "key 'tls_domains': '%s' is not a list of "
+			    "DOMAIN:POLICY (none, may, encrypt, verify)", value);
+		set_string(&st->cfg->queue_tls_domains, value);
+		return 0;
+	}
+	if (strcmp(key, "resolver") == 0) {
+		if (!is_valid_address(value))
+			fail(st, "key 'resolver': '%s' is not a numeric IPv4 "
+			    "or IPv6 address", value);
+		set_string(&st->cfg->queue_resolver, value);
+		return 0;
+	}
+	return handle_param(st, "queue", key, value);
+}
+
 static int
 handle_auth(struct load_state *st, const char *key, const char *value)
 {
@@ -435,6 +494,8 @@ on_ini_pair(void *user, const char *section, const char *key,
 		handle_server(st, key, value);
 	} else if (strcmp(section, "auth") == 0) {
 		handle_auth(st, key, value);
+	} else if (strcmp(section, "queue") == 0) {
+		handle_queue(st, key, value);
 	} else if (strcmp(section, "limits") == 0 ||
 	    strcmp(section, "timeouts") == 0) {
 		handle_param(st, section, key, value);
@@ -451,7 +512,7 @@ on_ini_pair(void *user, const char *section, const char *key,
 		    key);
 	} else {
 		fail(st, "section [%s]: unknown (expected server, auth, limits, "
-		    "timeouts, listener NAME or certificate NAME)", section);
+		    "timeouts, queue, listener NAME or certificate NAME)", section);
 	}
 	return st->has_err ? 0 : 1;
 }
@@ -712,6 +773,9 @@ config_free(struct config **cfgp)
 	free(cfg->oauth_issuer);
 	free(cfg->oauth_audience);
 	free(cfg->oauth_jwks);
+	free(cfg->queue_resolver);
+	free(cfg->queue_tls);
+	free(cfg->queue_tls_domains);
 	free(cfg);
 	*cfgp = NULL;
 }

@@ -63,6 +63,15 @@ struct config {
 	char *oauth_audience;
 	char *oauth_jwks;	/* JWKS file; NULL: OAuth off */
 
+	/* [queue]: the DNS server the queue runner asks (numeric address;
+	 * NULL: the system's, from /etc/resolv.conf). */
+	char *queue_resolver;
+	/* [queue] TLS policy for outbound SMTP: "none", "may" (the
+	 * default), "encrypt" or "verify"; and per-destination exceptions,
+	 * "domain:policy" words separated by spaces (NULL: none). */
+	char *queue_tls;
+	char *queue_tls_domains;
+
 	struct config_listener *listeners;
 	size_t nlisteners;
 	struct config_cert *certs;	/* certs[0] is served without SNI */

@@ -29,6 +29,18 @@
 	X(auth, lockout_window, lockout_window, 900, 1, 86400, SECONDS)	\
 	X(auth, lockout_duration, lockout_duration, 900, 1, 604800, SECONDS) \
 	X(auth, cache_ttl, auth_cache_ttl, 300, 0, 86400, SECONDS)	\
-	X(auth, hash_threads, hash_threads, 2, 1, 64, COUNT)
+	X(auth, hash_threads, hash_threads, 2, 1, 64, COUNT)		\
+	X(queue, concurrency, queue_concurrency, 20, 0, 1000, COUNT)	\
+	X(queue, concurrency_per_domain, queue_concurrency_per_domain, 5, 1, \
+	    1000, COUNT)						\
+	X(queue, retry_first, queue_retry_first, 300, 1, 86400, SECONDS) \
+	X(queue, retry_max, queue_retry_max, 14400, 1, 604800, SECONDS) \
+	X(queue, lifetime, queue_lifetime, 432000, 60, 2592000, SECONDS) \
+	X(queue, delay_warning, queue_delay_warning, 14400, 0, 2592000,	\
+	    SECONDS)							\
+	X(queue, poll_interval, queue_poll_interval, 5, 1, 3600, SECONDS) \
+	X(queue, timeout, queue_timeout, 300, 1, 3600, SECONDS)	\
+	X(queue, resolver_port, queue_resolver_port, 53, 1, 65535, COUNT) \
+	X(queue, remote_port, queue_remote_port, 25, 1, 65535, COUNT)
 
 #endif

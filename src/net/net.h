@@ -130,4 +130,58 @@ void net_conn_close(struct net_conn *c);
 int tls_selfsigned_write(const char *const *names, size_t nnames,
     const char *cert_path, const char *key_path, char *err, size_t errlen);
 
+/* TLS for connections postern opens (the queue runner's SMTP client;
+ * tls_client.c). */
+struct bufferevent;
+struct event_base;
+struct net_tls_client;
+
+/* A client context: TLS 1.2 or later, the system's roots. Returns NULL
+ * with err set. */
+struct net_tls_client *net_tls_client_new(char *err, size_t errlen);
+void net_tls_client_free(struct net_tls_client **t);
+/* Starts a TLS handshake over the connected bufferevent under, sending
+ * host as SNI (may be NULL). With is_verify the handshake fails unless the
+ * peer's certificate chains to a trusted root and names host; without, any
+ * certificate is taken (opportunistic, RFC 7435). Returns the bufferevent
+ * to use from now on (freeing it frees under), or NULL. */
+struct bufferevent *net_tls_client_wrap(struct net_tls_client *t,
+    struct event_base *base, struct bufferevent *under, const char *host,
+    bool is_verify);
+/* "TLSv1.3" for a bufferevent net_tls_client_wrap() made, else NULL. */
+const char *net_tls_bev_version(struct bufferevent *bev);
+/* Whether the peer's certificate verified (chain and name). */
+bool is_net_tls_bev_verified(struct bufferevent *bev);
+
+/* Private keys besides TLS (tls_key.c): DKIM signing keys. */
+enum net_key_type {
+	NET_KEY_RSA,		/* 2048 bits; DKIM rsa-sha256 */
+	NET_KEY_ED25519,	/* DKIM ed25519-sha256, RFC 8463 */
+};
+
+struct net_key;
+struct net_sha256;
+
+/* Makes a new key and writes it as PEM to path (mode 0600). Returns 0
+ * with *pub_out the public key as DKIM publishes it (RFC 6376 §3.6.1 p=,
+ * base64; caller frees), or -1 with err set. */
+int net_key_generate(enum net_key_type type, const char *path,
+    char **pub_out, char *err, size_t errlen);
+/* Reads a PEM private key (RSA or Ed25519). NULL with err set. */
+struct net_key *net_key_load(const char *path, char *err, size_t errlen);
+enum net_key_type net_key_type_of(const struct net_key *k);
+/* The public key as DKIM publishes it (base64; caller frees), or NULL. */
+char *net_key_public_b64(const struct net_key *k);
+void net_key_free(struct net_key **k);
+/* Signs len bytes of data: RSASSA-PKCS1-v1_5 with SHA-256, or Ed25519
+ * over their SHA-256 (RFC 8463 §3). Returns 0 with *sig_out (caller
+ * frees) and *len_out, or -1. */
+int net_key_sign(const struct net_key *k, const void *data, size_t len,
+    unsigned char **sig_out, size_t *len_out);
+/* SHA-256 in steps. */
+struct net_sha256 *net_sha256_new(void);
+void net_sha256_update(struct net_sha256 *h, const void *data, size_t len);
+/* Writes the digest and frees *h. */
+void net_sha256_final(struct net_sha256 **h, unsigned char out[32]);
+
 #endif

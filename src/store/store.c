@@ -793,6 +793,13 @@ store_mailbox_subscribe(struct store *st, int64_t account, const char *name,
 }
 
 int
+store_subscription_list(struct store *st, int64_t account,
+    char ***names_out, enum store_err *err_out)
+{
+	return st->be->subscription_list(st, account, names_out, err_out);
+}
+
+int
 store_mailbox_get(struct store *st, int64_t account, const char *name,
     struct store_mailbox *mb_out, enum store_err *err_out)
 {

@@ -262,8 +262,16 @@ int store_mailbox_list(struct store *st, int64_t account,
     struct store_mailbox **list_out, size_t *n_out,
     enum store_err *err_out);
 void store_mailbox_list_free(struct store_mailbox **list, size_t n);
+/* Subscriptions are names, kept apart from the mailboxes (RFC 9051
+ * §6.3.7): deleting a mailbox leaves its name subscribed, renaming moves
+ * the subscriptions of the name and its children. Subscribing needs the
+ * mailbox (STORE_NOT_FOUND); unsubscribing needs only the subscription. */
 int store_mailbox_subscribe(struct store *st, int64_t account,
     const char *name, bool is_subscribed, enum store_err *err_out);
+/* Every subscribed name of the account, existing or not, by name
+ * (NULL-terminated; free with store_strings_free). */
+int store_subscription_list(struct store *st, int64_t account,
+    char ***names_out, enum store_err *err_out);
 
 /* ---- Messages --------------------------------------------------------- */
 
@@ -497,6 +505,94 @@ struct store_watch *store_watch_new(struct store *st, int64_t mailbox,
     struct event_base *base, void (*cb)(void *arg), void *arg);
 /* After this returns, cb is never called again. Call on base's thread. */
 void store_watch_free(struct store_watch **w);
+
+/* ---- Outbound queue --------------------------------------------------- */
+
+/* One external recipient of a message waiting to go out (RFC 5321 §4.5.4),
+ * as store_delivery_queue() put it there, with what the attempts so far
+ * left: their number, the remote server's last reply and when the next
+ * one is due. The body is the blob, kept while an entry holds it. */
+enum store_queue_state {
+	STORE_QUEUE_QUEUED,	/* waits for next_attempt */
+	STORE_QUEUE_HELD,	/* an administrator stopped it */
+};
+
+struct store_queue_entry {
+	int64_t id;
+	int64_t blob;
+	uint64_t size;		/* bytes of the body */
+	char *sender;		/* "" for the null sender */
+	char *rcpt;
+	char *domain;		/* of rcpt (after its last '@'), lowercase */
+	char *dsn_envelope;	/* RFC 3461 RET/ENVID as given, or NULL */
+	char *dsn_rcpt;		/* RFC 3461 NOTIFY/ORCPT as given, or NULL */
+	uint32_t attempts;
+	int64_t created;	/* unix time */
+	int64_t next_attempt;	/* unix time */
+	int64_t lease_until;	/* a runner has it until then; 0: none */
+	char *last_reply;	/* the last failure, or NULL */
+	enum store_queue_state state;
+	bool is_warned;		/* the sender heard of the delay */
+};
+
+void store_queue_entry_deinit(struct store_queue_entry *e);
+void store_queue_list_free(struct store_queue_entry **list, size_t n);
+
+/* Every entry, by id. */
+int store_queue_list(struct store *st, struct store_queue_entry **list_out,
+    size_t *n_out, enum store_err *err_out);
+/* The entry id (STORE_NOT_FOUND when there is none). */
+int store_queue_get(struct store *st, int64_t id,
+    struct store_queue_entry *e_out, enum store_err *err_out);
+
+/* Claims at most max entries due at now (not held, next_attempt <= now,
+ * no lease running) and leases them until now + lease seconds: a runner
+ * that dies leaves them due again once the lease ends. Ordered by
+ * next_attempt, then body, so that the recipients of one message come
+ * together. An empty list is not an error. */
+int store_queue_claim(struct store *st, int64_t now, int64_t lease,
+    size_t max, struct store_queue_entry **list_out, size_t *n_out,
+    enum store_err *err_out);
+/* Ends every lease: a runner starting up knows no other runner uses this
+ * store, so whatever a crashed one held is due again at once. */
+int store_queue_unlease_all(struct store *st, enum store_err *err_out);
+
+/* What an attempt at one recipient came to. */
+enum store_queue_outcome {
+	STORE_QUEUE_DELIVERED,	/* the peer said 250: the entry goes */
+	STORE_QUEUE_DEFERRED,	/* 4xx or no connection: try again later */
+	STORE_QUEUE_FAILED,	/* 5xx, or given up: the entry goes (the
+				 * caller has bounced it first) */
+};
+
+/* Records the outcome for entry id. DEFERRED counts the attempt, keeps
+ * reply (may be NULL) as the last reply, sets next_attempt and ends the
+ * lease. DELIVERED and FAILED remove the entry; its body goes when
+ * nothing else holds it. When e_out is not NULL it receives the entry as
+ * it was before the change. STORE_NOT_FOUND when the entry is gone
+ * (deleted meanwhile by an administrator). */
+int store_queue_finish(struct store *st, int64_t id,
+    enum store_queue_outcome outcome, const char *reply,
+    int64_t next_attempt, struct store_queue_entry *e_out,
+    enum store_err *err_out);
+/* Notes that the sender was warned of the delay (is_warned). */
+int store_queue_warned(struct store *st, int64_t id,
+    enum store_err *err_out);
+
+/* What an administrator does to entries (postern queue). */
+enum store_queue_action {
+	STORE_QUEUE_HOLD,	/* stop trying until released */
+	STORE_QUEUE_RELEASE,	/* try again, at once */
+	STORE_QUEUE_RETRY,	/* due at once; a held entry is released */
+	STORE_QUEUE_DELETE,	/* drop without a bounce */
+};
+
+/* Applies action to entry id, or to every entry when id is 0 (RETRY:
+ * every entry that is not held). *n_out (may be NULL) receives the
+ * number of entries changed. STORE_NOT_FOUND when id names no entry. */
+int store_queue_act(struct store *st, int64_t id,
+    enum store_queue_action action, int64_t now, size_t *n_out,
+    enum store_err *err_out);
 
 /* ---- Maintenance ------------------------------------------------------ */
 

@@ -34,6 +34,8 @@ struct store_backend {
 	bool (*idle)(struct store *st);
 
 	/* Reads; each returns 0, or -1 with *err_out set. */
+	int (*subscription_list)(struct store *st, int64_t account,
+	    char ***names_out, enum store_err *err_out);
 	int (*domain_list)(struct store *st, char ***names_out,
 	    enum store_err *err_out);
 	/* The domain's catch-all target (NULL: none); STORE_NOT_FOUND when
@@ -81,6 +83,13 @@ struct store_backend {
 	int (*search)(struct store *st, int64_t mailbox,
 	    const struct store_cond *cond, uint32_t **uids_out,
 	    size_t *n_out, enum store_err *err_out);
+	/* The outbound queue (store.h); changes go through batch_run as
+	 * STORE_REQ_QUEUE. */
+	int (*queue_list)(struct store *st,
+	    struct store_queue_entry **list_out, size_t *n_out,
+	    enum store_err *err_out);
+	int (*queue_get)(struct store *st, int64_t id,
+	    struct store_queue_entry *e_out, enum store_err *err_out);
 };
 
 /* The embedded backend (store_sqlite.c). */

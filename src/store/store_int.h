@@ -14,6 +14,7 @@
 #include "store/store.h"
 
 struct store_backend;
+struct store_queue_op;
 struct store_watch;
 
 /* Requests per commit unless store_tune() says otherwise, and the most
@@ -162,6 +163,7 @@ enum store_req_kind {
 	STORE_REQ_APP_PASSWORD_REVOKE,	/* account, s1 name */
 	STORE_REQ_APP_PASSWORD_TOUCH,	/* id, when, s1 peer or NULL */
 	STORE_REQ_CHECK,	/* is_on: repair; report, report_arg */
+	STORE_REQ_QUEUE,	/* qop (store_queue_int.h) */
 };
 
 struct store_req {
@@ -193,6 +195,7 @@ struct store_req {
 	char *owned_keywords;
 	void (*report)(void *arg, const char *line);
 	void *report_arg;
+	struct store_queue_op *qop;
 
 	/* Results. */
 	enum store_err err;

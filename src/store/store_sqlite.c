@@ -28,7 +28,7 @@
 
 /* The schema this code reads and writes; older stores are migrated on
  * open, newer ones refused. */
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 4
 /* How long a connection waits for a lock another one holds (another
  * process writing, a checkpoint) before the call fails with STORE_TEMP. */
 #define BUSY_TIMEOUT_MS 10000
@@ -213,6 +213,25 @@ static const char schema_v2[] =
 	" last_used INTEGER NOT NULL DEFAULT 0,"
 	" last_peer TEXT,"
 	" UNIQUE (account, name));";
+
+/* Version 3: what the queue runner and postern queue need: entries an
+ * administrator holds, the lease of a runner at work on an entry, and
+ * whether the sender was warned of a delay. */
+static const char schema_v3[] =
+	"ALTER TABLE queue ADD COLUMN held INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE queue ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE queue ADD COLUMN warned INTEGER NOT NULL DEFAULT 0;";
+
+/* Version 4: subscriptions of their own (RFC 9051 §6.3.7: a server must
+ * not drop a name from them when the mailbox is deleted). The subscribed
+ * column of mailboxes is read no more. */
+static const char schema_v4[] =
+	"CREATE TABLE IF NOT EXISTS subscriptions ("
+	" account INTEGER NOT NULL REFERENCES accounts(id),"
+	" name TEXT NOT NULL,"
+	" PRIMARY KEY (account, name)) WITHOUT ROWID;"
+	"INSERT OR IGNORE INTO subscriptions(account, name)"
+	" SELECT account, name FROM mailboxes WHERE subscribed = 1;";
 
 /* The full-text index: trigram, so that any substring of three or more
  * characters narrows a search (SQLite 3.34+). detail=none keeps the index
@@ -655,6 +674,16 @@ schema_migrate(struct sq_conn *c, bool *has_fts, char *err, size_t errlen)
 		if (rc != SQLITE_OK)
 			goto fail;
 	}
+	if (version < 3) {
+		rc = sqlite3_exec(c->db, schema_v3, NULL, NULL, &msg);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	if (version < 4) {
+		rc = sqlite3_exec(c->db, schema_v4, NULL, NULL, &msg);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
 	rc = sq_meta_set(c, "schema_version", SCHEMA_VERSION);
 	if (rc != SQLITE_OK)
 		goto fail;
@@ -828,6 +857,29 @@ sq_domain_list(struct store *st, char ***names_out, enum store_err *err_out)
 	if (rc != SQLITE_DONE) {
 		store_strings_free(names_out);
 		return read_end(st, c, -1, sq_err(c, rc, "domain_list"),
+		    err_out);
+	}
+	return read_end(st, c, 0, STORE_OK, err_out);
+}
+
+static int
+sq_subscription_list(struct store *st, int64_t account, char ***names_out,
+    enum store_err *err_out)
+{
+	READ_BEGIN(st, c, err_out);
+	sqlite3_stmt *s = sq_stmt(c, SQ_SUBSCRIPTION_LIST);
+	size_t n = 0;
+	int rc = SQLITE_ERROR;
+
+	*names_out = xcalloc(1, sizeof(**names_out));
+	if (s != NULL)
+		sqlite3_bind_int64(s, 1, account);
+	while (s != NULL && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		strings_add(names_out, &n, sq_text(s, 0));
+	sq_reset(s);
+	if (rc != SQLITE_DONE) {
+		store_strings_free(names_out);
+		return read_end(st, c, -1, sq_err(c, rc, "subscription_list"),
 		    err_out);
 	}
 	return read_end(st, c, 0, STORE_OK, err_out);
@@ -1392,4 +1444,7 @@ const struct store_backend store_sqlite_backend = {
 	.blob_structure = sq_blob_structure,
 	.blob_open = sq_blob_open,
 	.search = sq_search,
+	.subscription_list = sq_subscription_list,
+	.queue_list = sq_queue_list,
+	.queue_get = sq_queue_get,
 };

@@ -24,11 +24,18 @@
 	"created"
 #define SQ_MAILBOX_COLS							\
 	"m.id, m.name, m.uidvalidity, m.uidnext, m.highestmodseq, "	\
-	"m.messages, m.unseen, m.size, m.special, m.subscribed, "	\
+	"m.messages, m.unseen, m.size, m.special, "			\
+	"EXISTS (SELECT 1 FROM subscriptions u WHERE u.account = m.account " \
+	"AND u.name = m.name), "					\
 	"EXISTS (SELECT 1 FROM mailboxes c WHERE c.account = m.account " \
 	"AND c.name > m.name || '/' AND c.name < m.name || '0')"
 #define SQ_MSG_COLS							\
 	"uid, modseq, flags, keywords, internal_date, size, blob, retrieved"
+#define SQ_QUEUE_COLS							\
+	"q.id, q.blob, coalesce(b.size, 0), q.sender, q.rcpt, "	\
+	"q.dsn_envelope, q.dsn_rcpt, q.attempts, q.created, "		\
+	"q.next_attempt, q.lease_until, q.last_error, q.held, q.warned " \
+	"FROM queue q LEFT JOIN blobs b ON b.id = q.blob"
 
 /* Every statement the backend prepares once per connection. */
 #define SQ_STMTS(X)							\
@@ -108,8 +115,18 @@
 	X(MAILBOX_MESSAGES_DELETE, "DELETE FROM messages WHERE mailbox = ?1") \
 	X(MAILBOX_EXPUNGED_DELETE, "DELETE FROM expunged WHERE mailbox = ?1") \
 	X(MAILBOX_DELETE, "DELETE FROM mailboxes WHERE id = ?1")	\
-	X(MAILBOX_SUBSCRIBE, "UPDATE mailboxes SET subscribed = ?2 "	\
-	    "WHERE id = ?1")						\
+	X(SUBSCRIPTION_ADD, "INSERT OR IGNORE INTO subscriptions(account, " \
+	    "name) VALUES (?1, ?2)")					\
+	X(SUBSCRIPTION_DEL, "DELETE FROM subscriptions "		\
+	    "WHERE account = ?1 AND name = ?2")				\
+	X(SUBSCRIPTION_RENAME, "UPDATE OR REPLACE subscriptions "	\
+	    "SET name = ?3 || substr(name, length(?2) + 1) "		\
+	    "WHERE account = ?1 AND (name = ?2 OR "			\
+	    "(name > ?2 || '/' AND name < ?2 || '0'))")			\
+	X(SUBSCRIPTION_LIST, "SELECT name FROM subscriptions "		\
+	    "WHERE account = ?1 ORDER BY name")				\
+	X(ACCOUNT_SUBSCRIPTIONS_DELETE, "DELETE FROM subscriptions "	\
+	    "WHERE account = ?1")					\
 	X(MAILBOX_BUMP, "UPDATE mailboxes SET uidnext = ?2, "		\
 	    "highestmodseq = ?3 WHERE id = ?1")				\
 	X(MAILBOX_EXPUNGE_ALL, "INSERT INTO expunged(mailbox, uid, modseq) " \
@@ -164,7 +181,31 @@
 	X(APP_PASSWORD_TOUCH, "UPDATE app_passwords SET last_used = ?2, " \
 	    "last_peer = ?3 WHERE id = ?1")				\
 	X(ACCOUNT_APP_PASSWORDS_DELETE, "DELETE FROM app_passwords "	\
-	    "WHERE account = ?1")
+	    "WHERE account = ?1")					\
+	X(QUEUE_LIST, "SELECT " SQ_QUEUE_COLS " ORDER BY q.id")		\
+	X(QUEUE_GET, "SELECT " SQ_QUEUE_COLS " WHERE q.id = ?1")	\
+	X(QUEUE_DUE, "SELECT " SQ_QUEUE_COLS " WHERE q.held = 0 "	\
+	    "AND q.next_attempt <= ?1 AND q.lease_until <= ?1 "	\
+	    "ORDER BY q.next_attempt, q.blob, q.id LIMIT ?2")		\
+	X(QUEUE_LEASE, "UPDATE queue SET lease_until = ?2 WHERE id = ?1") \
+	X(QUEUE_UNLEASE_ALL, "UPDATE queue SET lease_until = 0 "	\
+	    "WHERE lease_until != 0")					\
+	X(QUEUE_DELETE, "DELETE FROM queue WHERE id = ?1")		\
+	X(QUEUE_DELETE_ALL, "DELETE FROM queue")			\
+	X(QUEUE_DEFER, "UPDATE queue SET attempts = attempts + 1, "	\
+	    "last_error = ?2, next_attempt = ?3, lease_until = 0 "	\
+	    "WHERE id = ?1")						\
+	X(QUEUE_WARNED, "UPDATE queue SET warned = 1 WHERE id = ?1")	\
+	X(QUEUE_HOLD, "UPDATE queue SET held = ?2 WHERE id = ?1")	\
+	X(QUEUE_HOLD_ALL, "UPDATE queue SET held = ?1 WHERE held != ?1") \
+	X(QUEUE_RETRY, "UPDATE queue SET held = 0, next_attempt = ?2 "	\
+	    "WHERE id = ?1")						\
+	X(QUEUE_RELEASE, "UPDATE queue SET held = 0, next_attempt = ?2 " \
+	    "WHERE id = ?1 AND held != 0")				\
+	X(QUEUE_RELEASE_ALL, "UPDATE queue SET held = 0, "		\
+	    "next_attempt = ?1 WHERE held != 0")			\
+	X(QUEUE_RETRY_ALL, "UPDATE queue SET next_attempt = ?1 "	\
+	    "WHERE held = 0 AND next_attempt > ?1")
 
 #define SQ_STMT_ENUM(name, sql) SQ_##name,
 enum sq_stmt {
@@ -255,6 +296,14 @@ int sq_orphans_recover(struct store *st);
 /* store_check (store_sqlite_check.c), on the writer thread. */
 int sq_check(struct store *st, bool is_repair,
     void (*report)(void *arg, const char *line), void *arg);
+
+/* The outbound queue (store_sqlite_queue.c). */
+int sq_queue_list(struct store *st, struct store_queue_entry **list_out,
+    size_t *n_out, enum store_err *err_out);
+int sq_queue_get(struct store *st, int64_t id,
+    struct store_queue_entry *e_out, enum store_err *err_out);
+/* Writer thread: runs req->qop inside the batch's transaction. */
+enum store_err sq_queue_apply(struct sq_conn *c, struct store_req *req);
 
 /* Search (store_sqlite_search.c). */
 int sq_search(struct store *st, int64_t mailbox,

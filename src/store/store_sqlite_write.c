@@ -266,6 +266,21 @@ catchall_set(struct batch *b, struct store_req *req)
 	    STORE_TEMP;
 }
 
+static enum store_err
+subscription_set(struct batch *b, int64_t account, const char *name,
+    bool is_on)
+{
+	sqlite3_stmt *s = stmt(b, is_on ? SQ_SUBSCRIPTION_ADD :
+	    SQ_SUBSCRIPTION_DEL);
+
+	if (s == NULL)
+		return STORE_TEMP;
+	sqlite3_bind_int64(s, 1, account);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	return step_done(b, s, "subscription_set") == SQLITE_DONE ?
+	    STORE_OK : STORE_TEMP;
+}
+
 /* Creates one mailbox with a UIDVALIDITY never handed out before. */
 static enum store_err
 mailbox_insert(struct batch *b, int64_t account, const char *name,
@@ -295,7 +310,10 @@ mailbox_insert(struct batch *b, int64_t account, const char *name,
 	rc = step_done(b, s, "mailbox_insert");
 	if (is_unique_violation(rc))
 		return STORE_EXISTS;
-	return rc == SQLITE_DONE ? STORE_OK : STORE_TEMP;
+	if (rc != SQLITE_DONE)
+		return STORE_TEMP;
+	return is_subscribed ? subscription_set(b, account, name, true) :
+	    STORE_OK;
 }
 
 static void
@@ -358,6 +376,7 @@ account_del(struct batch *b, struct store_req *req)
 	static const enum sq_stmt steps[] = {
 		SQ_ACCOUNT_MESSAGES_DELETE, SQ_ACCOUNT_EXPUNGED_DELETE,
 		SQ_ACCOUNT_MAILBOXES_DELETE, SQ_ACCOUNT_APP_PASSWORDS_DELETE,
+		SQ_ACCOUNT_SUBSCRIPTIONS_DELETE,
 		SQ_ACCOUNT_DELETE,
 	};
 	int64_t id;
@@ -649,6 +668,22 @@ inbox_rename(struct batch *b, struct store_req *req, struct mb_row *inbox)
 	return STORE_OK;
 }
 
+/* The subscriptions of from and its children follow them to to. */
+static enum store_err
+subscriptions_rename(struct batch *b, int64_t account, const char *from,
+    const char *to)
+{
+	sqlite3_stmt *s = stmt(b, SQ_SUBSCRIPTION_RENAME);
+
+	if (s == NULL)
+		return STORE_TEMP;
+	sqlite3_bind_int64(s, 1, account);
+	sqlite3_bind_text(s, 2, from, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, to, -1, SQLITE_STATIC);
+	return step_done(b, s, "subscriptions_rename") == SQLITE_DONE ?
+	    STORE_OK : STORE_TEMP;
+}
+
 static enum store_err
 mailbox_rename(struct batch *b, struct store_req *req)
 {
@@ -702,6 +737,8 @@ mailbox_rename(struct batch *b, struct store_req *req)
 	free(names);
 	free(ids);
 	if (err == STORE_OK)
+		err = subscriptions_rename(b, req->account, from, to);
+	if (err == STORE_OK)
 		store_req_touch(req, mb.id);
 	return err;
 }
@@ -738,17 +775,18 @@ static enum store_err
 mailbox_subscribe(struct batch *b, struct store_req *req)
 {
 	struct mb_row mb;
-	sqlite3_stmt *s;
+	enum store_err err;
 	int found = mb_get(b, req->account, req->s1, 0, &mb);
 
-	if (found <= 0)
-		return found == 0 ? STORE_NOT_FOUND : STORE_TEMP;
-	if ((s = stmt(b, SQ_MAILBOX_SUBSCRIBE)) == NULL)
+	if (found < 0)
 		return STORE_TEMP;
-	sqlite3_bind_int64(s, 1, mb.id);
-	sqlite3_bind_int(s, 2, req->is_on);
-	return step_done(b, s, "mailbox_subscribe") == SQLITE_DONE ?
-	    STORE_OK : STORE_TEMP;
+	if (req->is_on && found == 0)
+		return STORE_NOT_FOUND;
+	err = subscription_set(b, req->account, req->s1, req->is_on);
+	if (err == STORE_OK && !req->is_on && found == 0 &&
+	    sqlite3_changes(b->c->db) == 0)
+		return STORE_NOT_FOUND;
+	return err;
 }
 
 /* ---- Messages -------------------------------------------------------- */
@@ -1316,6 +1354,8 @@ apply(struct batch *b, struct store_req *req)
 		return app_password_revoke(b, req);
 	case STORE_REQ_APP_PASSWORD_TOUCH:
 		return app_password_touch(b, req);
+	case STORE_REQ_QUEUE:
+		return sq_queue_apply(b->c, req);
 	case STORE_REQ_CHECK:
 		break;
 	}

@@ -979,6 +979,61 @@ test_store_mailbox_subscribe(void **state)
 	assert_int_equal(err, STORE_NOT_FOUND);
 }
 
+static bool
+is_subscription(struct store *st, int64_t account, const char *name)
+{
+	char **names;
+	enum store_err err;
+	bool found = false;
+
+	assert_int_equal(store_subscription_list(st, account, &names, &err),
+	    0);
+	for (char **n = names; *n != NULL; n++)
+		found |= strcmp(*n, name) == 0;
+	store_strings_free(&names);
+	return found;
+}
+
+/* RFC 9051 §6.3.7: a deleted mailbox stays subscribed; RENAME moves the
+ * subscriptions of the name and its children; UNSUBSCRIBE works on a
+ * name whose mailbox is gone. */
+static void
+test_store_subscription_outlives_its_mailbox(void **state)
+{
+	struct fx *fx = *state;
+	struct store_mailbox mb;
+	enum store_err err;
+
+	assert_int_equal(store_mailbox_create(fx->st, fx->alice, "A/B",
+	    STORE_SPECIAL_NONE, &err), 0);
+	assert_int_equal(store_mailbox_subscribe(fx->st, fx->alice, "A/B",
+	    true, &err), 0);
+	assert_int_equal(store_mailbox_rename(fx->st, fx->alice, "A", "C",
+	    &err), 0);
+	assert_false(is_subscription(fx->st, fx->alice, "A/B"));
+	assert_true(is_subscription(fx->st, fx->alice, "C/B"));
+	mb = mailbox(fx->st, fx->alice, "C/B");
+	assert_true(mb.is_subscribed);
+	store_mailbox_deinit(&mb);
+	assert_int_equal(store_mailbox_delete(fx->st, fx->alice, "C/B", &err),
+	    0);
+	assert_true(is_subscription(fx->st, fx->alice, "C/B"));
+	/* A mailbox created again under the name is subscribed. */
+	assert_int_equal(store_mailbox_create(fx->st, fx->alice, "C/B",
+	    STORE_SPECIAL_NONE, &err), 0);
+	mb = mailbox(fx->st, fx->alice, "C/B");
+	assert_true(mb.is_subscribed);
+	store_mailbox_deinit(&mb);
+	assert_int_equal(store_mailbox_delete(fx->st, fx->alice, "C/B", &err),
+	    0);
+	assert_int_equal(store_mailbox_subscribe(fx->st, fx->alice, "C/B",
+	    false, &err), 0);
+	assert_false(is_subscription(fx->st, fx->alice, "C/B"));
+	assert_int_equal(store_mailbox_subscribe(fx->st, fx->alice, "C/B",
+	    false, &err), -1);
+	assert_int_equal(err, STORE_NOT_FOUND);
+}
+
 /* ---- Deliveries ------------------------------------------------------ */
 
 static void
@@ -1968,6 +2023,7 @@ main(void)
 		T(test_store_mailbox_rename_moves_children),
 		T(test_store_mailbox_rename_inbox_moves_messages),
 		T(test_store_mailbox_subscribe),
+		T(test_store_subscription_outlives_its_mailbox),
 		T(test_store_delivery_many_recipients_stored_once),
 		T(test_store_delivery_failures_are_per_recipient),
 		T(test_store_delivery_over_quota_fails_that_recipient_only),

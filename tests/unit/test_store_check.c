@@ -392,6 +392,8 @@ test_store_open_migrates_an_older_schema(void **state)
 	store_close(&fx->st);
 	/* What a version 1 store looked like. */
 	sql(fx, "DROP TABLE queue; DROP TABLE app_passwords;"
+	    "DROP TABLE subscriptions;"
+	    "UPDATE mailboxes SET subscribed = (name = 'INBOX');"
 	    "UPDATE meta SET value = 1 WHERE key = 'schema_version';");
 	open_store(fx);
 	assert_int_equal(store_app_password_add(fx->st, fx->alice, "phone",
@@ -403,6 +405,12 @@ test_store_open_migrates_an_older_schema(void **state)
 	assert_int_equal(store_mailbox_get(fx->st, fx->alice, "INBOX", &mb,
 	    &err), 0);
 	assert_int_equal(mb.messages, 1);
+	/* Version 4 took the subscriptions over from the column. */
+	assert_true(mb.is_subscribed);
+	store_mailbox_deinit(&mb);
+	assert_int_equal(store_mailbox_get(fx->st, fx->alice, "Sent", &mb,
+	    &err), 0);
+	assert_false(mb.is_subscribed);
 	store_mailbox_deinit(&mb);
 	assert_int_equal(check(fx, false), 0);
 }
@@ -418,7 +426,7 @@ test_store_open_refuses_a_newer_schema(void **state)
 	fx->st = store_open(fx->dir, err, sizeof(err));
 	assert_null(fx->st);
 	assert_non_null(strstr(err, "newer"));
-	sql(fx, "UPDATE meta SET value = 2 WHERE key = 'schema_version';");
+	sql(fx, "UPDATE meta SET value = 4 WHERE key = 'schema_version';");
 	open_store(fx);
 }
 

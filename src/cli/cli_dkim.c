@@ -1,0 +1,257 @@
+/*
+ * cli_dkim: `postern dkim generate DOMAIN [--selector NAME] [--ed25519]`
+ * makes the DKIM key (RFC 6376) the queue runner signs the domain's
+ * outgoing mail with, and prints the TXT record to publish; `postern dkim
+ * show DOMAIN` prints it again. RSA 2048 by default (rsa-sha256, what
+ * every verifier knows); --ed25519 for ed25519-sha256 (RFC 8463).
+ */
+#include "cli/cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "lib/config.h"
+#include "lib/util.h"
+#include "net/net.h"
+#include "queue/queue.h"
+#include "store/store.h"
+
+static const char usage[] = "postern dkim generate DOMAIN [--selector NAME] "
+    "[--ed25519] | show DOMAIN  [-c FILE] [--json]";
+
+/* Options of ours, taken out before the shared parser sees argv. */
+static const char *selector_opt;
+static bool is_ed25519;
+
+/* A selector is a DNS label of our choosing: letters, digits, '-'. */
+static bool
+is_selector_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 63 || s[0] == '-')
+		return false;
+	for (; *s != '\0'; s++) {
+		if (!isalnum((unsigned char)*s) && *s != '-')
+			return false;
+	}
+	return true;
+}
+
+/* The domain, lowercased, when it is one of ours. */
+static char *
+domain_ours(struct cli_admin *ad, const char *domain)
+{
+	char *d;
+
+	if (strlen(domain) > 253 || strchr(domain, '/') != NULL ||
+	    domain[0] == '.' || !is_store_domain_local(ad->store, domain))
+		return NULL;
+	d = xstrdup(domain);
+	for (char *p = d; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return d;
+}
+
+static int
+record_print(struct cli_admin *ad, const char *domain, const char *sel,
+    enum net_key_type type, const char *pub)
+{
+	const char *k = type == NET_KEY_ED25519 ? "ed25519" : "rsa";
+
+	if (ad->is_json) {
+		char *name = xasprintf("%s._domainkey.%s", sel, domain);
+		char *value = xasprintf("v=DKIM1; k=%s; p=%s", k, pub);
+		json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:s}", "domain", domain,
+		    "selector", sel, "key_type", k, "name", name, "value",
+		    value);
+
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(j);
+		free(name);
+		free(value);
+		return CLI_EXIT_OK;
+	}
+	/* One line of zone file; a resolver joins the quoted pieces (RFC
+	 * 7208 §3.3 style, 255 bytes a string). */
+	printf("%s._domainkey.%s. IN TXT (", sel, domain);
+	printf("\"v=DKIM1; k=%s; \"", k);
+	for (size_t i = 0, l = strlen(pub); i < l; i += 200)
+		printf(" \"%s%.*s\"", i == 0 ? "p=" : "", (int)(l - i < 200 ?
+		    l - i : 200), pub + i);
+	printf(" )\n");
+	return CLI_EXIT_OK;
+}
+
+/* Gives path to the run-as user: the server reads the key after it has
+ * dropped privileges. */
+static int
+owner_set(struct cli_admin *ad, const char *path)
+{
+	const struct passwd *pw;
+
+	if (geteuid() != 0 || ad->cfg->user == NULL)
+		return 0;
+	pw = getpwnam(ad->cfg->user);
+	if (pw == NULL || chown(path, pw->pw_uid, pw->pw_gid) < 0)
+		return -1;
+	return 0;
+}
+
+static int
+dkim_generate(struct cli_admin *ad, const char *domain_arg)
+{
+	const char *sel = selector_opt;
+	enum net_key_type type = is_ed25519 ? NET_KEY_ED25519 : NET_KEY_RSA;
+	char *domain, *dir, *kpath, *spath, *tmp, *pub = NULL, err[512],
+	    def_sel[32];
+	FILE *f;
+	int rc = CLI_EXIT_FAIL;
+
+	if ((domain = domain_ours(ad, domain_arg)) == NULL)
+		return cli_fail("cannot make a DKIM key for %s: not one of our "
+		    "domains (postern domain add)", domain_arg);
+	if (sel == NULL) {
+		/* A new name each time, so that a new key can be published
+		 * beside the old one before it takes over. */
+		time_t now = time(NULL);
+		struct tm tm;
+
+		gmtime_r(&now, &tm);
+		strftime(def_sel, sizeof(def_sel), "pst%Y%m%d", &tm);
+		sel = def_sel;
+	}
+	if (!is_selector_valid(sel)) {
+		free(domain);
+		fprintf(stderr, "postern: selector '%s': letters, digits and "
+		    "'-' only, at most 63\n", sel);
+		return CLI_EXIT_USAGE;
+	}
+	dir = xasprintf("%s/dkim", ad->cfg->data_dir);
+	kpath = queue_dkim_key_path(ad->cfg->data_dir, domain);
+	spath = queue_dkim_selector_path(ad->cfg->data_dir, domain);
+	tmp = xasprintf("%s.new", kpath);
+	if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || owner_set(ad,
+	    dir) < 0) {
+		cli_fail("cannot create %s: %s", dir, strerror(errno));
+		goto out;
+	}
+	if (net_key_generate(type, tmp, &pub, err, sizeof(err)) < 0) {
+		cli_fail("%s", err);
+		unlink(tmp);
+		goto out;
+	}
+	if (owner_set(ad, tmp) < 0 || rename(tmp, kpath) < 0) {
+		cli_fail("cannot install %s: %s", kpath, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	f = fopen(spath, "w");
+	if (f == NULL || fprintf(f, "%s\n", sel) < 0 || fclose(f) != 0) {
+		cli_fail("cannot write %s: %s", spath, strerror(errno));
+		goto out;
+	}
+	owner_set(ad, spath);
+	if (!ad->is_json)
+		printf("DKIM key for %s made (%s, selector %s). Publish this "
+		    "record; mail from %s is signed from now on:\n", domain,
+		    type == NET_KEY_ED25519 ? "ed25519-sha256" : "rsa-sha256",
+		    sel, domain);
+	rc = record_print(ad, domain, sel, type, pub);
+out:
+	free(pub);
+	free(tmp);
+	free(spath);
+	free(kpath);
+	free(dir);
+	free(domain);
+	return rc;
+}
+
+static int
+dkim_show(struct cli_admin *ad, const char *domain_arg)
+{
+	char *domain, *kpath, *spath, *pub, sel[72] = "", err[512];
+	struct net_key *key;
+	FILE *f;
+	int rc;
+
+	if ((domain = domain_ours(ad, domain_arg)) == NULL)
+		return cli_fail("%s is not one of our domains", domain_arg);
+	kpath = queue_dkim_key_path(ad->cfg->data_dir, domain);
+	spath = queue_dkim_selector_path(ad->cfg->data_dir, domain);
+	if ((f = fopen(spath, "r")) != NULL) {
+		if (fgets(sel, sizeof(sel), f) == NULL)
+			sel[0] = '\0';
+		sel[strcspn(sel, "\r\n")] = '\0';
+		fclose(f);
+	}
+	key = sel[0] != '\0' ? net_key_load(kpath, err, sizeof(err)) : NULL;
+	if (key == NULL) {
+		rc = cli_fail("%s has no DKIM key (postern dkim generate %s)",
+		    domain, domain);
+	} else {
+		pub = net_key_public_b64(key);
+		rc = record_print(ad, domain, sel, net_key_type_of(key), pub);
+		free(pub);
+	}
+	net_key_free(&key);
+	free(kpath);
+	free(spath);
+	free(domain);
+	return rc;
+}
+
+static int
+dkim_run(struct cli_admin *ad, const char *verb)
+{
+	if (strcmp(verb, "generate") == 0 && ad->argc == 1)
+		return dkim_generate(ad, ad->argv[0]);
+	if (strcmp(verb, "show") == 0 && ad->argc == 1 &&
+	    selector_opt == NULL && !is_ed25519)
+		return dkim_show(ad, ad->argv[0]);
+	fprintf(stderr, "usage: %s\n", usage);
+	return CLI_EXIT_USAGE;
+}
+
+int
+cli_dkim(int argc, char **argv)
+{
+	char **args = xcalloc((size_t)argc + 1, sizeof(*args));
+	int n = 0, rc;
+
+	selector_opt = NULL;
+	is_ed25519 = false;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0) {
+			while (i < argc)
+				args[n++] = argv[i++];
+			break;
+		}
+		if (strcmp(argv[i], "--ed25519") == 0) {
+			is_ed25519 = true;
+		} else if (strcmp(argv[i], "--selector") == 0) {
+			if (i + 1 >= argc) {
+				free(args);
+				fprintf(stderr, "usage: %s\n", usage);
+				return CLI_EXIT_USAGE;
+			}
+			selector_opt = argv[++i];
+		} else {
+			args[n++] = argv[i];
+		}
+	}
+	rc = cli_admin_main(n, args, usage, dkim_run);
+	free(args);
+	return rc;
+}

@@ -1,0 +1,44 @@
+/*
+ * queue: outbound delivery (DESIGN.md, queue runner). Mail our users send
+ * to other domains waits in the store's outbound queue (store.h); the
+ * runner claims what is due, looks up the domain's MX hosts with c-ares,
+ * hands the message to them over SMTP (STARTTLS when offered, PIPELINING,
+ * several recipients per transaction), and records each recipient's
+ * outcome: delivered, deferred with backoff, or bounced with an RFC 3464
+ * report to the sender's INBOX. Mail from a domain with a DKIM key
+ * (`postern dkim generate`) is signed on the way out (RFC 6376, 8463);
+ * TLS follows [queue] tls and tls_domains (none, may, encrypt, verify).
+ *
+ * Threads. The runner has one thread and one event_base of its own;
+ * queue_runner_start() and queue_runner_stop() are called from the main
+ * thread.
+ */
+#ifndef POSTERN_QUEUE_H
+#define POSTERN_QUEUE_H
+
+#include <stddef.h>
+
+struct config;
+struct queue_runner;
+struct store;
+
+/* A runner for the store st under configuration cfg (both borrowed; they
+ * must outlive it). Returns NULL with err set. */
+struct queue_runner *queue_runner_new(const struct config *cfg,
+    struct store *st, char *err, size_t errlen);
+/* Starts the runner's thread. Returns 0, or -1 with err set. */
+int queue_runner_start(struct queue_runner *r, char *err, size_t errlen);
+/* Stops the thread: deliveries under way are dropped and their entries
+ * stay in the queue, due again at once when the next runner starts (at
+ * most a duplicate for the peer, never a loss). */
+void queue_runner_stop(struct queue_runner *r);
+void queue_runner_free(struct queue_runner **r);
+
+/* DKIM keys (RFC 6376) of our domains live in DATA/dkim: DOMAIN.pem (the
+ * private key, mode 0600) and DOMAIN.selector (one line, the selector of
+ * the published record). These return the two paths (caller frees);
+ * domain must already be a valid, lowercase domain name. */
+char *queue_dkim_key_path(const char *data_dir, const char *domain);
+char *queue_dkim_selector_path(const char *data_dir, const char *domain);
+
+#endif
