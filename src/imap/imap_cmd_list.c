@@ -203,7 +203,11 @@ entry_write(struct listing *l, const struct list_entry *e)
 	const struct store_mailbox *mb = e->is_selected ? e->mb : NULL;
 
 	imap_printf(s, "* %s (", l->o.is_lsub ? "LSUB" : "LIST");
-	if (mb != NULL) {
+	if (mb != NULL && mb->id == 0) {
+		/* Subscribed, but no such mailbox. */
+		imap_printf(s, "%s", l->o.is_lsub ? "\\Noselect" :
+		    "\\NonExistent \\Subscribed");
+	} else if (mb != NULL) {
 		const char *special = store_special_name(mb->special);
 
 		imap_printf(s, "%s", mb->has_children ? "\\HasChildren" :
@@ -226,7 +230,7 @@ entry_write(struct listing *l, const struct list_entry *e)
 	if (e->has_childinfo)
 		imap_printf(s, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 	imap_printf(s, "\r\n");
-	if (l->o.status != 0 && mb != NULL)
+	if (l->o.status != 0 && mb != NULL && mb->id != 0)
 		imap_status_write(s, mb, l->o.status);
 }
 
@@ -358,12 +362,50 @@ listing_deinit(struct listing *l)
 	free(l->entries);
 }
 
+/* When the listing is of subscriptions, the names subscribed whose
+ * mailbox is gone join the store's mailboxes (RFC 9051 §6.3.7 keeps them),
+ * as id 0: \NonExistent (RFC 5258 §3.4), or \Noselect for LSUB. Returns
+ * a new array of shallow copies (free the array only); *subs_out holds the
+ * names. */
+static struct store_mailbox *
+boxes_with_subscriptions(struct listing *l, const struct store_mailbox *boxes,
+    size_t nboxes, size_t *n_out, char ***subs_out)
+{
+	struct store_mailbox *all;
+	size_t n = nboxes, nsubs = 0;
+	enum store_err err;
+
+	*subs_out = NULL;
+	if (l->o.only_subscribed && store_subscription_list(l->s->ctx->store,
+	    l->s->id.account, subs_out, &err) == 0) {
+		while ((*subs_out)[nsubs] != NULL)
+			nsubs++;
+	}
+	all = xcalloc(nboxes + nsubs + 1, sizeof(*all));
+	memcpy(all, boxes, nboxes * sizeof(*all));
+	for (size_t i = 0; i < nsubs; i++) {
+		const char *name = (*subs_out)[i];
+
+		l->boxes = boxes;
+		l->nboxes = nboxes;
+		if (mailbox_find(l, name, strlen(name)) != NULL)
+			continue;
+		all[n++] = (struct store_mailbox){
+			.name = (char *)name,
+			.is_subscribed = true,
+		};
+	}
+	*n_out = n;
+	return all;
+}
+
 void
 imap_cmd_list(struct imap_session *s, const struct imap_cmd *cmd)
 {
 	struct listing l = { .s = s };
-	struct store_mailbox *boxes = NULL;
-	size_t nboxes = 0;
+	struct store_mailbox *boxes = NULL, *all;
+	size_t nboxes = 0, nall;
+	char **subs = NULL;
 	enum store_err err;
 	int rc;
 
@@ -390,16 +432,20 @@ imap_cmd_list(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_done_store_err(s, err);
 		return;
 	}
-	l.boxes = boxes;
-	l.nboxes = nboxes;
-	for (size_t i = 0; i < nboxes; i++) {
-		if (is_selected(&l, &boxes[i]))
-			listing_add(&l, &boxes[i]);
+	all = boxes_with_subscriptions(&l, boxes, nboxes, &nall, &subs);
+	l.boxes = all;
+	l.nboxes = nall;
+	for (size_t i = 0; i < nall; i++) {
+		if (is_selected(&l, &all[i]))
+			listing_add(&l, &all[i]);
 	}
-	qsort(l.entries, l.n, sizeof(*l.entries), entry_cmp);
+	if (l.n > 0)
+		qsort(l.entries, l.n, sizeof(*l.entries), entry_cmp);
 	for (size_t i = 0; i < l.n; i++)
 		entry_write(&l, &l.entries[i]);
 	listing_deinit(&l);
+	free(all);
+	store_strings_free(&subs);
 	store_mailbox_list_free(&boxes, nboxes);
 	imap_done(s, "OK", "%s completed", cmd->name);
 }

@@ -212,7 +212,9 @@ def test_imap_overlong_line_gets_bad_and_the_session_goes_on(short_lines,
     with conn:
         conn.send(b"a1 NOOP " + b"x" * 2000 + b"\r\na2 NOOP\r\n")
         line = conn.readline()
-        assert line.startswith(b"* BAD "), line
+        # RFC 9051 §7.1.3: the tag was read, so the BAD is tagged
+        # (RFC 5530 TOOBIG).
+        assert line.startswith(b"a1 BAD [TOOBIG] "), line
         others, tagged = conn.read_imap_tagged(b"a2")
         assert others == [], others
         assert tagged.startswith(b"a2 OK"), tagged
