@@ -9,7 +9,7 @@ PACKAGES := build-essential cmake pkg-config openssl \
 	libc-ares-dev libcrypt-dev libinih-dev zlib1g-dev libjansson-dev \
 	libcmocka-dev python3-pytest clang \
 	isync offlineimap3 mutt tmux curl \
-	fetchmail getmail6 dnsmasq-base
+	fetchmail getmail6 dnsmasq-base python3-dkim
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
