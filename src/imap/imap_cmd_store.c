@@ -59,95 +59,6 @@ store_job_free(void *arg)
 
 /* ---- Flags ------------------------------------------------------------ */
 
-static const char *
-word_next(const char **pos, size_t *len_out)
-{
-	const char *p = *pos, *start;
-
-	if (p == NULL)
-		return NULL;
-	while (*p == ' ')
-		p++;
-	if (*p == '\0')
-		return NULL;
-	start = p;
-	while (*p != '\0' && *p != ' ')
-		p++;
-	*len_out = (size_t)(p - start);
-	*pos = p;
-	return start;
-}
-
-/* Keywords compare without regard to ASCII case, as the store keeps
- * them. */
-static bool
-has_keyword(const char *list, const char *w, size_t n)
-{
-	const char *pos = list, *x;
-	size_t xn;
-
-	while ((x = word_next(&pos, &xn)) != NULL)
-		if (xn == n && strncasecmp(x, w, n) == 0)
-			return true;
-	return false;
-}
-
-static void
-list_add(char **list, size_t *len, const char *w, size_t n)
-{
-	*list = xrealloc(*list, *len + n + 2);
-	if (*len > 0)
-		(*list)[(*len)++] = ' ';
-	memcpy(*list + *len, w, n);
-	*len += n;
-	(*list)[*len] = '\0';
-}
-
-/* The keywords of a message after the change, as the store computes
- * them (store_keywords_apply). New string or NULL. */
-static char *
-keywords_apply(const char *old, const char *change, enum store_flag_mode mode)
-{
-	const char *pos, *w;
-	char *list = NULL;
-	size_t len = 0, n;
-
-	if (mode == STORE_FLAGS_REPLACE)
-		return change != NULL && *change != '\0' ? xstrdup(change) :
-		    NULL;
-	pos = old;
-	while ((w = word_next(&pos, &n)) != NULL) {
-		bool is_in = change != NULL && has_keyword(change, w, n);
-
-		if (mode == STORE_FLAGS_ADD || !is_in)
-			list_add(&list, &len, w, n);
-	}
-	if (mode == STORE_FLAGS_ADD) {
-		pos = change;
-		while ((w = word_next(&pos, &n)) != NULL)
-			if (list == NULL || !has_keyword(list, w, n))
-				list_add(&list, &len, w, n);
-	}
-	return list;
-}
-
-static bool
-is_keywords_equal(const char *a, const char *b)
-{
-	const char *pos = a, *w;
-	size_t na = 0, nb = 0, n;
-
-	while ((w = word_next(&pos, &n)) != NULL) {
-		if (b == NULL || !has_keyword(b, w, n))
-			return false;
-		na++;
-	}
-	pos = b;
-	while (word_next(&pos, &n) != NULL)
-		nb++;
-	return na == nb;
-}
-
 static int
 uid_cmp(const void *a, const void *b)
 {
@@ -220,11 +131,12 @@ store_pump(struct imap_session *s)
 			    m->flags | j->flags : j->mode ==
 			    STORE_FLAGS_REMOVE ? m->flags & ~j->flags :
 			    j->flags;
-			kw = keywords_apply(m->keywords, j->keywords, j->mode);
+			kw = store_keywords_apply(m->keywords, j->keywords,
+			    j->mode);
 			/* The store gives a new MODSEQ only to messages
 			 * whose flags changed (RFC 7162 §3.1). */
 			if (flags != m->flags ||
-			    !is_keywords_equal(kw, m->keywords))
+			    !is_store_keywords_equal(kw, m->keywords))
 				imap_msg_update(m, flags, kw, j->modseq);
 			free(kw);
 		}

@@ -37,22 +37,6 @@ is_keyword(const char *k)
 	return true;
 }
 
-static bool
-has_keyword(const char *list, const char *k)
-{
-	size_t n = strlen(k);
-
-	for (const char *p = list; p != NULL && *p;) {
-		const char *sp = strchr(p, ' ');
-		size_t len = sp ? (size_t)(sp - p) : strlen(p);
-
-		if (len == n && strncasecmp(p, k, n) == 0)
-			return true;
-		p = sp ? sp + 1 : NULL;
-	}
-	return false;
-}
-
 static int
 flag_add(const char *name, uint32_t *flags, char *kw, size_t *kwlen)
 {
@@ -72,7 +56,7 @@ flag_add(const char *name, uint32_t *flags, char *kw, size_t *kwlen)
 	}
 	if (!is_keyword(name))
 		return -1;
-	if (has_keyword(kw, name))
+	if (has_store_keyword(kw, name, strlen(name)))
 		return 0;
 	n = strlen(name);
 	if (*kwlen + n + 2 > KEYWORDS_MAX)

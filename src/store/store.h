@@ -438,6 +438,16 @@ enum store_flag_mode {
 	STORE_FLAGS_REPLACE,
 };
 
+/* Keyword lists: space-separated IMAP flag atoms, compared
+ * case-insensitively (RFC 9051 §2.3.2), kept in the case first seen
+ * (store_name.c). The list after applying change in mode, as a STORE
+ * leaves it (new string; NULL when empty); whether list holds keyword;
+ * whether two lists hold the same keywords. */
+char *store_keywords_apply(const char *old, const char *change,
+    enum store_flag_mode mode);
+bool has_store_keyword(const char *list, const char *keyword, size_t len);
+bool is_store_keywords_equal(const char *a, const char *b);
+
 struct store_change {
 	int64_t mailbox;
 	const uint32_t *uids;	/* borrowed; ascending */

@@ -243,15 +243,8 @@ bool is_store_name_inbox(const char *norm);
 /* The parent of a normalized name in a new string, or NULL at the top. */
 char *store_name_parent(const char *norm);
 
-/* Keywords (store_name.c): space-separated IMAP flag atoms, compared
- * case-insensitively (RFC 9051 §2.3.2), kept in the case first seen. */
+/* Keywords (store_name.c; the list helpers are in store.h). */
 int store_keywords_norm(const char *keywords, char **norm_out);
-/* The keyword list after applying change in mode; NULL when empty. */
-char *store_keywords_apply(const char *old, const char *change,
-    enum store_flag_mode mode);
-bool has_store_keyword(const char *list, const char *keyword, size_t len);
-/* Whether two normalized lists hold the same keywords. */
-bool is_store_keywords_equal(const char *a, const char *b);
 
 /* Text (store_text.c). */
 bool is_store_utf8(const char *s, size_t len);
