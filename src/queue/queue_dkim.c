@@ -200,36 +200,13 @@ is_field_named(const struct field *f, const char *name)
 	return i < f->len && f->p[i] == ':';
 }
 
-struct sbuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void
-sbuf_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-static void
-sbuf_str(struct sbuf *b, const char *s)
-{
-	sbuf_add(b, s, strlen(s));
-}
-
 char *
 queue_dkim_sign(const char *header, size_t hlen,
     const unsigned char bh[32], const struct net_key *key,
     const char *domain, const char *selector, int64_t now)
 {
 	struct field fields[256];
-	struct sbuf data = { 0 }, sig = { 0 }, names = { 0 };
+	struct queue_text data = { 0 }, sig = { 0 }, names = { 0 };
 	size_t n = fields_split(header, hlen, fields, 256);
 	bool is_ed = net_key_type_of(key) == NET_KEY_ED25519;
 	unsigned char *raw = NULL;
@@ -245,12 +222,12 @@ queue_dkim_sign(const char *header, size_t hlen,
 				continue;
 			canon = queue_dkim_header_relaxed(fields[i].p,
 			    fields[i].len);
-			sbuf_str(&data, canon);
-			sbuf_add(&data, "\r\n", 2);
+			queue_text_str(&data, canon);
+			queue_text_add(&data, "\r\n", 2);
 			free(canon);
 			if (names.len > 0)
-				sbuf_add(&names, ":", 1);
-			sbuf_str(&names, signed_fields[k]);
+				queue_text_add(&names, ":", 1);
+			queue_text_str(&names, signed_fields[k]);
 		}
 	}
 	if (names.len == 0 || strstr(names.p, "from") == NULL) {
@@ -261,25 +238,25 @@ queue_dkim_sign(const char *header, size_t hlen,
 	}
 	b64 = base64_encode(bh, 32, false);
 	snprintf(tbuf, sizeof(tbuf), "%lld", (long long)now);
-	sbuf_str(&sig, "DKIM-Signature: v=1; a=");
-	sbuf_str(&sig, is_ed ? "ed25519-sha256" : "rsa-sha256");
-	sbuf_str(&sig, "; c=relaxed/relaxed; d=");
-	sbuf_str(&sig, domain);
-	sbuf_str(&sig, "; s=");
-	sbuf_str(&sig, selector);
-	sbuf_str(&sig, ";\r\n\tt=");
-	sbuf_str(&sig, tbuf);
-	sbuf_str(&sig, "; h=");
-	sbuf_str(&sig, names.p);
-	sbuf_str(&sig, ";\r\n\tbh=");
-	sbuf_str(&sig, b64);
-	sbuf_str(&sig, ";\r\n\tb=");
+	queue_text_str(&sig, "DKIM-Signature: v=1; a=");
+	queue_text_str(&sig, is_ed ? "ed25519-sha256" : "rsa-sha256");
+	queue_text_str(&sig, "; c=relaxed/relaxed; d=");
+	queue_text_str(&sig, domain);
+	queue_text_str(&sig, "; s=");
+	queue_text_str(&sig, selector);
+	queue_text_str(&sig, ";\r\n\tt=");
+	queue_text_str(&sig, tbuf);
+	queue_text_str(&sig, "; h=");
+	queue_text_str(&sig, names.p);
+	queue_text_str(&sig, ";\r\n\tbh=");
+	queue_text_str(&sig, b64);
+	queue_text_str(&sig, ";\r\n\tb=");
 	free(b64);
 	free(names.p);
 	/* RFC 6376 §3.7: the signature field itself, b= empty, last and
 	 * without its CRLF. */
 	canon = queue_dkim_header_relaxed(sig.p, sig.len);
-	sbuf_str(&data, canon);
+	queue_text_str(&data, canon);
 	free(canon);
 	if (net_key_sign(key, data.p, data.len, &raw, &rawlen) < 0) {
 		free(data.p);
@@ -293,10 +270,10 @@ queue_dkim_sign(const char *header, size_t hlen,
 	 * §3.5). */
 	for (size_t i = 0, l = strlen(b64); i < l; i += 72) {
 		if (i > 0)
-			sbuf_str(&sig, "\r\n\t ");
-		sbuf_add(&sig, b64 + i, l - i < 72 ? l - i : 72);
+			queue_text_str(&sig, "\r\n\t ");
+		queue_text_add(&sig, b64 + i, l - i < 72 ? l - i : 72);
 	}
-	sbuf_str(&sig, "\r\n");
+	queue_text_str(&sig, "\r\n");
 	free(b64);
 	return sig.p;
 }

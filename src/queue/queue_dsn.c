@@ -18,39 +18,6 @@
 #include "lib/buf.h"
 #include "lib/util.h"
 
-struct out {
-	char *p;
-	size_t len, cap;
-};
-
-static void
-out_add(struct out *o, const char *s, size_t n)
-{
-	if (o->len + n + 1 > o->cap) {
-		o->cap = (o->len + n + 1) * 2;
-		o->p = xrealloc(o->p, o->cap);
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-	o->p[o->len] = '\0';
-}
-
-static void __attribute__((format(printf, 2, 3)))
-out_printf(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	int n;
-
-	va_start(ap, fmt);
-	n = vasprintf(&s, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		panic("queue: out of memory");
-	out_add(o, s, (size_t)n);
-	free(s);
-}
-
 /* RFC 5322 §3.3 date-time in UTC. */
 static const char *
 date_text(int64_t t, char *buf, size_t len)
@@ -66,7 +33,7 @@ date_text(int64_t t, char *buf, size_t len)
 /* Copies text into o with bare LFs made CRLF, every line cut at 998
  * octets (RFC 5322 §2.1.1), and the whole ending in CRLF. */
 static void
-out_lines(struct out *o, const char *text, size_t len)
+out_lines(struct queue_text *o, const char *text, size_t len)
 {
 	size_t col = 0;
 
@@ -76,19 +43,19 @@ out_lines(struct out *o, const char *text, size_t len)
 		if (c == '\r')
 			continue;
 		if (c == '\n') {
-			out_add(o, "\r\n", 2);
+			queue_text_add(o, "\r\n", 2);
 			col = 0;
 			continue;
 		}
 		if (col == 998) {
-			out_add(o, "\r\n", 2);
+			queue_text_add(o, "\r\n", 2);
 			col = 0;
 		}
-		out_add(o, &c, 1);
+		queue_text_add(o, &c, 1);
 		col++;
 	}
 	if (col > 0)
-		out_add(o, "\r\n", 2);
+		queue_text_add(o, "\r\n", 2);
 }
 
 /* A value for a delivery-status field: printable ASCII on one line (RFC
@@ -109,41 +76,41 @@ field_value(char *dst, size_t len, const char *src)
 char *
 queue_dsn_build(const struct queue_dsn *dsn, size_t *len_out)
 {
-	struct out o = { 0 };
+	struct queue_text o = { 0 };
 	char date[64], v[1024];
 	bool is_failed = dsn->action == QUEUE_DSN_FAILED;
 
-	out_printf(&o, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n",
+	queue_text_printf(&o, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n",
 	    dsn->reporting_mta);
 	field_value(v, sizeof(v), dsn->sender);
-	out_printf(&o, "To: <%s>\r\n", v);
-	out_printf(&o, "Subject: %s\r\n", is_failed ?
+	queue_text_printf(&o, "To: <%s>\r\n", v);
+	queue_text_printf(&o, "Subject: %s\r\n", is_failed ?
 	    "Undelivered Mail Returned to Sender" :
 	    "Delayed Mail (still being retried)");
-	out_printf(&o, "Date: %s\r\n", date_text(dsn->now, date,
+	queue_text_printf(&o, "Date: %s\r\n", date_text(dsn->now, date,
 	    sizeof(date)));
-	out_printf(&o, "Message-ID: %s\r\n", dsn->message_id);
+	queue_text_printf(&o, "Message-ID: %s\r\n", dsn->message_id);
 	/* RFC 3834 §5: a machine's report, not to be answered by one. */
-	out_printf(&o, "Auto-Submitted: auto-replied\r\n");
-	out_printf(&o, "MIME-Version: 1.0\r\n");
-	out_printf(&o, "Content-Type: multipart/report; "
+	queue_text_printf(&o, "Auto-Submitted: auto-replied\r\n");
+	queue_text_printf(&o, "MIME-Version: 1.0\r\n");
+	queue_text_printf(&o, "Content-Type: multipart/report; "
 	    "report-type=delivery-status;\r\n\tboundary=\"%s\"\r\n",
 	    dsn->boundary);
-	out_printf(&o, "\r\nThis is a MIME-encapsulated message.\r\n\r\n");
+	queue_text_printf(&o, "\r\nThis is a MIME-encapsulated message.\r\n\r\n");
 
 	/* The human-readable part (RFC 3464 §6.2, "first component"). */
-	out_printf(&o, "--%s\r\n", dsn->boundary);
-	out_printf(&o, "Content-Type: text/plain; charset=us-ascii\r\n"
+	queue_text_printf(&o, "--%s\r\n", dsn->boundary);
+	queue_text_printf(&o, "Content-Type: text/plain; charset=us-ascii\r\n"
 	    "Content-Description: Notification\r\n\r\n");
-	out_printf(&o, "This is the mail system at host %s.\r\n\r\n",
+	queue_text_printf(&o, "This is the mail system at host %s.\r\n\r\n",
 	    dsn->reporting_mta);
 	if (is_failed)
-		out_printf(&o, "Your message could not be delivered to the "
+		queue_text_printf(&o, "Your message could not be delivered to the "
 		    "following recipient%s. This is a permanent error; "
 		    "the message will not be sent again.\r\n\r\n",
 		    dsn->nrcpts == 1 ? "" : "s");
 	else
-		out_printf(&o, "Your message has not been delivered yet to "
+		queue_text_printf(&o, "Your message has not been delivered yet to "
 		    "the following recipient%s. The mail system will keep "
 		    "trying; you do not need to send it again.\r\n\r\n",
 		    dsn->nrcpts == 1 ? "" : "s");
@@ -155,57 +122,57 @@ queue_dsn_build(const struct queue_dsn *dsn, size_t *len_out)
 		field_value(v, sizeof(v), r->diagnostic != NULL ?
 		    r->diagnostic : "no reason given");
 		if (r->remote_mta != NULL)
-			out_printf(&o, "<%s>: host %s said: %s\r\n\r\n", rc,
+			queue_text_printf(&o, "<%s>: host %s said: %s\r\n\r\n", rc,
 			    r->remote_mta, v);
 		else
-			out_printf(&o, "<%s>: %s\r\n\r\n", rc, v);
+			queue_text_printf(&o, "<%s>: %s\r\n\r\n", rc, v);
 	}
 
 	/* RFC 3464 §2: per-message fields, then per-recipient ones. */
-	out_printf(&o, "--%s\r\n", dsn->boundary);
-	out_printf(&o, "Content-Type: message/delivery-status\r\n"
+	queue_text_printf(&o, "--%s\r\n", dsn->boundary);
+	queue_text_printf(&o, "Content-Type: message/delivery-status\r\n"
 	    "Content-Description: Delivery report\r\n\r\n");
-	out_printf(&o, "Reporting-MTA: dns; %s\r\n", dsn->reporting_mta);
+	queue_text_printf(&o, "Reporting-MTA: dns; %s\r\n", dsn->reporting_mta);
 	if (dsn->envid != NULL) {
 		field_value(v, sizeof(v), dsn->envid);
-		out_printf(&o, "Original-Envelope-Id: %s\r\n", v);
+		queue_text_printf(&o, "Original-Envelope-Id: %s\r\n", v);
 	}
-	out_printf(&o, "Arrival-Date: %s\r\n", date_text(dsn->arrival, date,
+	queue_text_printf(&o, "Arrival-Date: %s\r\n", date_text(dsn->arrival, date,
 	    sizeof(date)));
 	for (size_t i = 0; i < dsn->nrcpts; i++) {
 		const struct queue_dsn_rcpt *r = &dsn->rcpts[i];
 
-		out_printf(&o, "\r\n");
+		queue_text_printf(&o, "\r\n");
 		if (r->orcpt != NULL) {
 			field_value(v, sizeof(v), r->orcpt);
-			out_printf(&o, "Original-Recipient: %s\r\n", v);
+			queue_text_printf(&o, "Original-Recipient: %s\r\n", v);
 		}
 		field_value(v, sizeof(v), r->rcpt);
-		out_printf(&o, "Final-Recipient: rfc822; %s\r\n", v);
-		out_printf(&o, "Action: %s\r\n", is_failed ? "failed" :
+		queue_text_printf(&o, "Final-Recipient: rfc822; %s\r\n", v);
+		queue_text_printf(&o, "Action: %s\r\n", is_failed ? "failed" :
 		    "delayed");
-		out_printf(&o, "Status: %s\r\n", r->status);
+		queue_text_printf(&o, "Status: %s\r\n", r->status);
 		if (r->remote_mta != NULL)
-			out_printf(&o, "Remote-MTA: dns; %s\r\n",
+			queue_text_printf(&o, "Remote-MTA: dns; %s\r\n",
 			    r->remote_mta);
 		if (r->diagnostic != NULL) {
 			field_value(v, sizeof(v), r->diagnostic);
 			/* A reply of ours (DNS, expiry) is no SMTP reply. */
-			out_printf(&o, "Diagnostic-Code: %s; %s\r\n",
+			queue_text_printf(&o, "Diagnostic-Code: %s; %s\r\n",
 			    r->remote_mta != NULL ? "smtp" : "x-postern", v);
 		}
-		out_printf(&o, "Last-Attempt-Date: %s\r\n",
+		queue_text_printf(&o, "Last-Attempt-Date: %s\r\n",
 		    date_text(dsn->now, date, sizeof(date)));
 	}
 
-	out_printf(&o, "\r\n--%s\r\n", dsn->boundary);
-	out_printf(&o, "Content-Type: %s\r\n",
+	queue_text_printf(&o, "\r\n--%s\r\n", dsn->boundary);
+	queue_text_printf(&o, "Content-Type: %s\r\n",
 	    dsn->is_full ? "message/rfc822" : "text/rfc822-headers");
-	out_printf(&o, "Content-Description: %s\r\n\r\n", dsn->is_full ?
+	queue_text_printf(&o, "Content-Description: %s\r\n\r\n", dsn->is_full ?
 	    "Undelivered message" : "Undelivered message header");
 	if (dsn->original_len > 0)
 		out_lines(&o, dsn->original, dsn->original_len);
-	out_printf(&o, "\r\n--%s--\r\n", dsn->boundary);
+	queue_text_printf(&o, "\r\n--%s--\r\n", dsn->boundary);
 	*len_out = o.len;
 	return o.p;
 }

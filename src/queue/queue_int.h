@@ -174,4 +174,15 @@ char *queue_dkim_sign(const char *header, size_t hlen,
 char *queue_dkim_sign_fd(int fd, uint64_t size, const struct net_key *key,
     const char *domain, const char *selector, int64_t now);
 
+/* A growing NUL-terminated string (queue_text.c); free p when done. */
+struct queue_text {
+	char *p;
+	size_t len, cap;
+};
+
+void queue_text_add(struct queue_text *t, const char *s, size_t n);
+void queue_text_str(struct queue_text *t, const char *s);
+void queue_text_printf(struct queue_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 #endif
