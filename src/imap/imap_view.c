@@ -114,22 +114,6 @@ imap_view_close(struct imap_session *s)
 	s->view = NULL;
 }
 
-size_t
-imap_view_find(const struct imap_view *v, uint32_t uid)
-{
-	size_t lo = 0, hi = v->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (v->msgs[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < v->n && v->msgs[lo].uid == uid ? lo : SIZE_MAX;
-}
-
 /* First index whose UID is at least uid. */
 static size_t
 view_lower_bound(const struct imap_view *v, uint32_t uid)
@@ -145,6 +129,14 @@ view_lower_bound(const struct imap_view *v, uint32_t uid)
 			hi = mid;
 	}
 	return lo;
+}
+
+size_t
+imap_view_find(const struct imap_view *v, uint32_t uid)
+{
+	size_t at = view_lower_bound(v, uid);
+
+	return at < v->n && v->msgs[at].uid == uid ? at : SIZE_MAX;
 }
 
 void
