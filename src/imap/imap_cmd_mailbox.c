@@ -575,10 +575,8 @@ imap_cmd_status(struct imap_session *s, const struct imap_cmd *cmd)
 	char *name;
 
 	if (cmd->nargs != 2 ||
-	    (name = imap_mailbox_arg(s, &cmd->args[0])) == NULL ||
-	    (bits = imap_status_items_parse(&cmd->args[1])) == 0) {
-		if (cmd->nargs == 2)
-			free(imap_mailbox_arg(s, &cmd->args[0]));
+	    (bits = imap_status_items_parse(&cmd->args[1])) == 0 ||
+	    (name = imap_mailbox_arg(s, &cmd->args[0])) == NULL) {
 		imap_done(s, "BAD", "Syntax: STATUS mailbox (items)");
 		return;
 	}
