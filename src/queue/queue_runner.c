@@ -226,8 +226,12 @@ rcpts_settle(struct job *j, enum rcpt_state state, const char *status,
 		if (rc->state != RCPT_PENDING &&
 		    !(is_accepted_too && rc->state == RCPT_ACCEPTED))
 			continue;
+		size_t n = strnlen(reply, sizeof(rc->reply) - 1);
+
 		rc->state = state;
-		snprintf(rc->reply, sizeof(rc->reply), "%s", reply);
+		/* A long reply is cut to what the queue keeps. */
+		memcpy(rc->reply, reply, n);
+		rc->reply[n] = '\0';
 		snprintf(rc->status, sizeof(rc->status), "%s", status);
 		rc->is_remote = is_remote;
 	}
