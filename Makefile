@@ -1,7 +1,7 @@
 # postern: the two commands of the README, and the rest.
 #   make run     install what is missing, build, configure on first use, serve
 #   make check   install what is missing, build, run every test
-# Other targets: deps build asan fuzz clean.
+# Other targets: deps build asan fuzz bench clean.
 
 # Debian 12 packages (DESIGN.md, Dependencies).
 PACKAGES := build-essential cmake pkg-config openssl \
@@ -13,6 +13,7 @@ PACKAGES := build-essential cmake pkg-config openssl \
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
+BUILD_BENCH ?= build/bench
 JOBS ?= $(shell nproc)
 IS_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo yes)
 # As root, postern lives where a system service lives; otherwise in run/.
@@ -25,7 +26,7 @@ DATA ?= $(CURDIR)/run/data
 endif
 DOMAIN ?= example.test
 
-.PHONY: all deps build run check asan fuzz clean
+.PHONY: all deps build run check asan fuzz bench clean
 
 all: build
 
@@ -62,5 +63,15 @@ asan: deps
 fuzz: deps
 	bash fuzz/build.sh
 
+# postern (Release) side by side with a private Postfix + Dovecot on
+# loopback; writes bench/RESULTS.md. Options: BENCH_ARGS="--runs 5 ...".
+bench: deps
+	@bash bench/deps.sh
+	@cmake -S . -B $(BUILD_BENCH) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	@cmake --build $(BUILD_BENCH) -j $(JOBS) --target postern
+	@$(MAKE) -C bench OUT=$(abspath $(BUILD_BENCH))
+	/usr/bin/python3 bench/bench.py --postern $(BUILD_BENCH)/postern \
+		--bin-dir $(BUILD_BENCH) $(BENCH_ARGS)
+
 clean:
-	rm -rf $(BUILD) $(BUILD_ASAN) build-fuzz
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_BENCH) build-fuzz
