@@ -758,8 +758,9 @@ job_mail(struct job *j)
 	if (j->ehlo.has_size)
 		snprintf(size, sizeof(size), " SIZE=%" PRIu64, msg_size);
 	/* RFC 6152 §2: declaring 8BITMIME for a body that turns out to be
-	 * 7-bit is allowed; the body is not scanned. TODO(#8): convert or
-	 * bounce 8-bit bodies for peers without 8BITMIME. */
+	 * 7-bit is allowed; the body is not scanned. A known limit (DESIGN.md,
+	 * Outbound queue): an 8-bit body goes unchanged to a peer without
+	 * 8BITMIME, neither converted nor bounced. */
 	if (j->ehlo.has_8bitmime)
 		snprintf(size + strlen(size), sizeof(size) - strlen(size),
 		    " BODY=8BITMIME");
