@@ -27,6 +27,11 @@
 
 /* Items in one FETCH; more is a mistake, not a need. */
 #define FETCH_ATTS_MAX 256
+/* Messages whose size, date and body are read from the store at once, and
+ * how far apart (in the view) they may be: a sparse set reads no more
+ * than META_SPAN rows for META_BATCH messages. */
+#define META_BATCH 256
+#define META_SPAN 1024
 
 enum fetch_att {
 	FA_UID,
@@ -60,11 +65,18 @@ struct fetch_job {
 	bool has_uid, has_flags, has_modseq;	/* asked for */
 	bool has_seen_att;	/* a body item that sets \Seen */
 	bool needs_structure;
+	bool needs_meta;	/* size, date or body: read from the store */
 	size_t *idx;		/* view indexes, ascending */
 	size_t n;
 	bool *is_seen_set;	/* per idx: \Seen set by this FETCH */
 	uint32_t *seen_uids;
 	size_t nseen;
+
+	/* The store's rows of idx[pos..meta_end), by UID, and the open
+	 * message's (NULL when it is gone). */
+	struct store_msg *meta;
+	size_t nmeta, meta_at, meta_end;
+	const struct store_msg *sm;
 
 	/* Where the writing is. */
 	size_t pos;		/* index into idx */
@@ -119,6 +131,7 @@ fetch_job_free(void *arg)
 	}
 	free(j->atts);
 	free(j->plans);
+	store_msg_list_free(&j->meta, j->nmeta);
 	free(j->idx);
 	free(j->is_seen_set);
 	free(j->seen_uids);
@@ -345,6 +358,48 @@ fetch_finish(struct imap_session *s, struct fetch_job *j)
 		imap_done(s, "OK", "FETCH completed");
 }
 
+/* Reads the store's rows of the next batch of messages from j->pos on. */
+static int
+meta_load(struct imap_session *s, struct fetch_job *j, enum store_err *err)
+{
+	const struct imap_view *v = s->view;
+	size_t end = j->pos + 1;
+
+	while (end < j->n && end - j->pos < META_BATCH &&
+	    j->idx[end] - j->idx[j->pos] < META_SPAN)
+		end++;
+	store_msg_list_free(&j->meta, j->nmeta);
+	j->nmeta = 0;
+	j->meta_at = 0;
+	if (store_msg_list(s->ctx->store, v->mailbox,
+	    v->msgs[j->idx[j->pos]].uid, v->msgs[j->idx[end - 1]].uid,
+	    &j->meta, &j->nmeta, err) < 0)
+		return -1;
+	j->meta_end = end;
+	return 0;
+}
+
+/* Points j->sm at the store's row of message j->idx[j->pos]. Returns 0,
+ * or -1 with *err set (STORE_NOT_FOUND: expunged). */
+static int
+meta_find(struct imap_session *s, struct fetch_job *j, enum store_err *err)
+{
+	uint32_t uid = s->view->msgs[j->idx[j->pos]].uid;
+
+	j->sm = NULL;
+	if (j->pos >= j->meta_end && meta_load(s, j, err) < 0)
+		return -1;
+	/* Both ascend by UID. */
+	while (j->meta_at < j->nmeta && j->meta[j->meta_at].uid < uid)
+		j->meta_at++;
+	if (j->meta_at == j->nmeta || j->meta[j->meta_at].uid != uid) {
+		*err = STORE_NOT_FOUND;
+		return -1;
+	}
+	j->sm = &j->meta[j->meta_at];
+	return 0;
+}
+
 /* Opens message j->idx[j->pos] and plans its sections. Returns 1 when the
  * message is ready to write, 0 when it is skipped, -1 when the command
  * ended (imap_done called). */
@@ -363,26 +418,30 @@ msg_open(struct imap_session *s, struct fetch_job *j)
 	for (size_t i = 0; i < j->natts; i++)
 		if (j->atts[i].att == FA_SECTION)
 			has_section = true;
+	if (j->needs_meta && meta_find(s, j, &err) < 0)
+		goto gone;
 	if (j->needs_structure) {
 		memset(&j->st, 0, sizeof(j->st));
-		if (store_blob_structure(store, m->blob, &j->st, &err) < 0)
+		if (store_blob_structure(store, j->sm->blob, &j->st,
+		    &err) < 0)
 			goto gone;
 		j->has_st = true;
 	}
 	if (has_section) {
-		j->fd = store_blob_open(store, m->blob, &err);
+		j->fd = store_blob_open(store, j->sm->blob, &err);
 		if (j->fd < 0)
 			goto gone;
-		if (fstat(j->fd, &sb) < 0 || (uint64_t)sb.st_size < m->size) {
+		if (fstat(j->fd, &sb) < 0 ||
+		    (uint64_t)sb.st_size < j->sm->size) {
 			log_error(s->sid, "imap.fetch_short uid=%" PRIu32
-			    " size=%" PRIu64, m->uid, m->size);
+			    " size=%" PRIu64, m->uid, j->sm->size);
 			err = STORE_TEMP;
 			goto gone;
 		}
 		j->fd_size = (uint64_t)sb.st_size;
 		fm.fd = j->fd;
 		fm.fd_size = j->fd_size;
-		fm.size = m->size;
+		fm.size = j->sm->size;
 		fm.st = &j->st;
 		fm.in = j->in;
 		fm.out = j->out;
@@ -548,6 +607,7 @@ static void
 item_step(struct imap_session *s, struct fetch_job *j)
 {
 	const struct imap_msg *m = &s->view->msgs[j->idx[j->pos]];
+	const char *kw = imap_view_keywords(s->view, j->idx[j->pos]);
 	char date[IMAP_DATE_TIME_LEN];
 	size_t i = j->att;
 
@@ -565,7 +625,7 @@ item_step(struct imap_session *s, struct fetch_job *j)
 		if (j->is_seen_set[j->pos] && !j->has_flags) {
 			item_sep(s, j);
 			imap_write(s, "FLAGS ", 6);
-			imap_write_flags(s, m->flags, m->keywords);
+			imap_write_flags(s, m->flags, kw);
 		}
 		if (s->is_condstore && !j->has_modseq) {
 			item_sep(s, j);
@@ -583,14 +643,14 @@ item_step(struct imap_session *s, struct fetch_job *j)
 		break;
 	case FA_FLAGS:
 		imap_write(s, "FLAGS ", 6);
-		imap_write_flags(s, m->flags, m->keywords);
+		imap_write_flags(s, m->flags, kw);
 		break;
 	case FA_INTERNALDATE:
-		imap_date_time_format(m->internal_date, date);
+		imap_date_time_format(j->sm->internal_date, date);
 		imap_printf(s, "INTERNALDATE \"%s\"", date);
 		break;
 	case FA_SIZE:
-		imap_printf(s, "RFC822.SIZE %" PRIu64, m->size);
+		imap_printf(s, "RFC822.SIZE %" PRIu64, j->sm->size);
 		break;
 	case FA_ENVELOPE:
 		write_structure(s, "ENVELOPE", j->st.envelope);
@@ -680,16 +740,13 @@ seen_done(void *arg, const struct store_change_result *r)
 	if (imap_store_reread(s, j->idx, j->n, j->is_seen_set, is_found) < 0)
 		memcpy(is_found, j->is_seen_set, j->n * sizeof(*is_found));
 	for (size_t k = 0; k < j->n; k++) {
-		struct imap_msg *m = &s->view->msgs[j->idx[k]];
-		char *kw;
+		const struct imap_msg *m = &s->view->msgs[j->idx[k]];
 
 		if (!j->is_seen_set[k] || !is_found[k] ||
 		    (m->flags & STORE_FLAG_SEEN))
 			continue;
-		/* imap_msg_update may free what it replaces. */
-		kw = m->keywords != NULL ? xstrdup(m->keywords) : NULL;
-		imap_msg_update(m, m->flags | STORE_FLAG_SEEN, kw, r->modseq);
-		free(kw);
+		imap_view_update(s->view, j->idx[k], m->flags | STORE_FLAG_SEEN,
+		    imap_view_keywords(s->view, j->idx[k]), r->modseq);
 	}
 	free(is_found);
 	s->view->is_stale = true;
@@ -880,6 +937,8 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 	j->has_uid = has_att(j, FA_UID);
 	j->has_flags = has_att(j, FA_FLAGS);
 	j->has_modseq = has_att(j, FA_MODSEQ);
+	j->needs_meta = j->needs_structure || has_att(j, FA_INTERNALDATE) ||
+	    has_att(j, FA_SIZE);
 	/* RFC 7162 §3.1: CHANGEDSINCE and MODSEQ enable CONDSTORE. */
 	if (has_changedsince || j->has_modseq)
 		s->is_condstore = true;

@@ -190,7 +190,8 @@ qresync_report(struct imap_session *s, const struct qresync *q)
 			continue;
 		imap_printf(s, "* %zu FETCH (UID %u FLAGS ", at + 1,
 		    v->msgs[at].uid);
-		imap_write_flags(s, v->msgs[at].flags, v->msgs[at].keywords);
+		imap_write_flags(s, v->msgs[at].flags,
+		    imap_view_keywords(v, at));
 		imap_printf(s, " MODSEQ (%llu))\r\n",
 		    (unsigned long long)v->msgs[at].modseq);
 	}

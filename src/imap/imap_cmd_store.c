@@ -112,7 +112,7 @@ store_pump(struct imap_session *s)
 
 	while (j->pos < j->n && net_conn_pending(s->conn) < NET_DRAIN_LOW) {
 		size_t k = j->pos++;
-		struct imap_msg *m = &s->view->msgs[j->idx[k]];
+		const struct imap_msg *m = &s->view->msgs[j->idx[k]];
 		uint32_t flags;
 		char *kw;
 
@@ -131,13 +131,14 @@ store_pump(struct imap_session *s)
 			    m->flags | j->flags : j->mode ==
 			    STORE_FLAGS_REMOVE ? m->flags & ~j->flags :
 			    j->flags;
-			kw = store_keywords_apply(m->keywords, j->keywords,
-			    j->mode);
+			kw = store_keywords_apply(imap_view_keywords(s->view,
+			    j->idx[k]), j->keywords, j->mode);
 			/* The store gives a new MODSEQ only to messages
 			 * whose flags changed (RFC 7162 §3.1). */
-			if (flags != m->flags ||
-			    !is_store_keywords_equal(kw, m->keywords))
-				imap_msg_update(m, flags, kw, j->modseq);
+			if (flags != m->flags || !is_store_keywords_equal(kw,
+			    imap_view_keywords(s->view, j->idx[k])))
+				imap_view_update(s->view, j->idx[k], flags, kw,
+				    j->modseq);
 			free(kw);
 		}
 		if (j->is_silent && !s->is_condstore)
@@ -148,7 +149,8 @@ store_pump(struct imap_session *s)
 		imap_printf(s, "* %zu FETCH (", j->idx[k] + 1);
 		if (!j->is_silent) {
 			imap_write(s, "FLAGS ", 6);
-			imap_write_flags(s, m->flags, m->keywords);
+			imap_write_flags(s, m->flags,
+			    imap_view_keywords(s->view, j->idx[k]));
 		}
 		/* With CONDSTORE the client files the MODSEQ by UID: give
 		 * it always (RFC 7162 §3.2.4 asks it under QRESYNC). */
@@ -256,7 +258,7 @@ imap_store_reread(struct imap_session *s, const size_t *idx, size_t n,
 	}
 	/* Both lists ascend by UID: one merge. */
 	for (size_t k = 0; k < n; k++) {
-		struct imap_msg *m = &v->msgs[idx[k]];
+		const struct imap_msg *m = &v->msgs[idx[k]];
 
 		if (!pick[k])
 			continue;
@@ -264,8 +266,8 @@ imap_store_reread(struct imap_session *s, const size_t *idx, size_t n,
 			at++;
 		if (at < nlist && list[at].uid == m->uid) {
 			is_found_out[k] = true;
-			imap_msg_update(m, list[at].flags, list[at].keywords,
-			    list[at].modseq);
+			imap_view_update(v, idx[k], list[at].flags,
+			    list[at].keywords, list[at].modseq);
 		}
 	}
 	store_msg_list_free(&list, nlist);

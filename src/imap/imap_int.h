@@ -41,18 +41,24 @@ enum imap_state {
 	IMAP_STATE_SELECTED,
 };
 
-/* One message of the selected mailbox as this session knows it;
- * view->msgs[i] has sequence number i + 1. */
+/* One message of the selected mailbox as this session has told the client
+ * of it; view->msgs[i] has sequence number i + 1. 16 bytes, because every
+ * idle session keeps one per message: keywords live apart (few messages
+ * have any), and size, date and body are asked of the store by the
+ * commands that need them. */
 struct imap_msg {
-	uint32_t uid;
-	uint32_t flags;		/* enum store_flag bits */
-	char *keywords;		/* owned; space-separated, or NULL */
 	uint64_t modseq;
-	uint64_t size;		/* RFC822.SIZE */
-	int64_t internal_date;	/* unix time */
-	int64_t blob;		/* for store_blob_open/structure */
+	uint32_t uid;
+	uint16_t flags;		/* enum store_flag bits */
+	bool has_keywords;	/* an entry in view->keywords */
 	bool is_expunged;	/* gone from the store, not yet announced:
 				 * keeps its number until then */
+};
+
+/* The keywords of one message of the view. */
+struct imap_msg_keywords {
+	uint32_t uid;
+	char *list;		/* owned; space-separated, never empty */
 };
 
 /* The selected mailbox (imap_view.c). */
@@ -65,6 +71,8 @@ struct imap_view {
 	uint64_t modseq;	/* HIGHESTMODSEQ the session has caught up with */
 	struct imap_msg *msgs;
 	size_t n, cap;
+	struct imap_msg_keywords *keywords;	/* by UID */
+	size_t nkeywords, keywords_cap;
 	struct store_watch *watch;
 	bool is_stale;		/* changed since the last look */
 	uint32_t *saved;	/* SEARCHRES "$" (RFC 5182): UIDs, ascending */
@@ -197,8 +205,11 @@ size_t imap_view_find(const struct imap_view *v, uint32_t uid);
  * beyond the last message (RFC 9051 §6.4.4: BAD). */
 int imap_view_set(struct imap_session *s, const struct imap_arg *a,
     bool is_uid, size_t **idx_out, size_t *n_out);
-/* Updates what the session knows of a message after its own STORE. */
-void imap_msg_update(struct imap_msg *m, uint32_t flags,
+/* The keywords of view->msgs[i] (space-separated), or NULL. */
+const char *imap_view_keywords(const struct imap_view *v, size_t i);
+/* Updates what the session knows of view->msgs[i] after its own STORE;
+ * keywords may be imap_view_keywords(v, i). */
+void imap_view_update(struct imap_view *v, size_t i, uint32_t flags,
     const char *keywords, uint64_t modseq);
 
 /* ---- Command handlers ------------------------------------------------- */

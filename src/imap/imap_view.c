@@ -17,31 +17,98 @@
 /* Items of one sequence set; more is a client error. */
 #define SEQSET_ITEMS_MAX 10000
 
-static void
-msg_fill(struct imap_msg *m, const struct store_msg *sm)
+_Static_assert(STORE_FLAG_DRAFT <= UINT16_MAX / 2,
+    "store flags fit struct imap_msg");
+
+/* Index into v->keywords of the first entry whose UID is at least uid. */
+static size_t
+keywords_lower_bound(const struct imap_view *v, uint32_t uid)
 {
-	m->uid = sm->uid;
-	m->flags = sm->flags;
-	free(m->keywords);
-	m->keywords = sm->keywords != NULL && *sm->keywords != '\0' ?
-	    xstrdup(sm->keywords) : NULL;
-	m->modseq = sm->modseq;
-	m->size = sm->size;
-	m->internal_date = sm->internal_date;
-	m->blob = sm->blob;
-	m->is_expunged = false;
+	size_t lo = 0, hi = v->nkeywords;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v->keywords[mid].uid < uid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+const char *
+imap_view_keywords(const struct imap_view *v, size_t i)
+{
+	size_t at;
+
+	if (!v->msgs[i].has_keywords)
+		return NULL;
+	at = keywords_lower_bound(v, v->msgs[i].uid);
+	return at < v->nkeywords && v->keywords[at].uid == v->msgs[i].uid ?
+	    v->keywords[at].list : NULL;
+}
+
+/* Sets the keywords of view->msgs[i]; keywords may be the list it
+ * replaces. */
+static void
+keywords_set(struct imap_view *v, size_t i, const char *keywords)
+{
+	struct imap_msg *m = &v->msgs[i];
+	bool is_empty = keywords == NULL || *keywords == '\0';
+	size_t at;
+	bool has;
+
+	if (is_empty && !m->has_keywords)
+		return;
+	at = keywords_lower_bound(v, m->uid);
+	has = at < v->nkeywords && v->keywords[at].uid == m->uid;
+	if (!is_empty && *keywords != '\0') {
+		char *copy = xstrdup(keywords);
+
+		if (has) {
+			free(v->keywords[at].list);
+			v->keywords[at].list = copy;
+			return;
+		}
+		if (v->nkeywords == v->keywords_cap) {
+			v->keywords_cap = v->keywords_cap ?
+			    v->keywords_cap * 2 : 8;
+			v->keywords = xrealloc(v->keywords,
+			    v->keywords_cap * sizeof(*v->keywords));
+		}
+		memmove(&v->keywords[at + 1], &v->keywords[at],
+		    (v->nkeywords - at) * sizeof(*v->keywords));
+		v->keywords[at].uid = m->uid;
+		v->keywords[at].list = copy;
+		v->nkeywords++;
+		m->has_keywords = true;
+		return;
+	}
+	if (has) {
+		free(v->keywords[at].list);
+		memmove(&v->keywords[at], &v->keywords[at + 1],
+		    (v->nkeywords - at - 1) * sizeof(*v->keywords));
+		v->nkeywords--;
+	}
+	m->has_keywords = false;
 }
 
 static void
 view_push(struct imap_view *v, const struct store_msg *sm)
 {
+	struct imap_msg *m;
+
 	if (v->n == v->cap) {
 		v->cap = v->cap ? v->cap * 2 : 64;
 		v->msgs = xrealloc(v->msgs, v->cap * sizeof(*v->msgs));
 	}
-	memset(&v->msgs[v->n], 0, sizeof(v->msgs[v->n]));
-	msg_fill(&v->msgs[v->n], sm);
-	v->n++;
+	m = &v->msgs[v->n++];
+	memset(m, 0, sizeof(*m));
+	m->uid = sm->uid;
+	m->flags = (uint16_t)sm->flags;
+	m->modseq = sm->modseq;
+	keywords_set(v, v->n - 1, sm->keywords);
 	if (sm->uid >= v->uidnext)
 		v->uidnext = sm->uid + 1;
 }
@@ -105,8 +172,9 @@ imap_view_close(struct imap_session *s)
 	if (v == NULL)
 		return;
 	store_watch_free(&v->watch);
-	for (size_t i = 0; i < v->n; i++)
-		free(v->msgs[i].keywords);
+	for (size_t i = 0; i < v->nkeywords; i++)
+		free(v->keywords[i].list);
+	free(v->keywords);
 	free(v->msgs);
 	free(v->saved);
 	free(v->name);
@@ -140,13 +208,13 @@ imap_view_find(const struct imap_view *v, uint32_t uid)
 }
 
 void
-imap_msg_update(struct imap_msg *m, uint32_t flags, const char *keywords,
-    uint64_t modseq)
+imap_view_update(struct imap_view *v, size_t i, uint32_t flags,
+    const char *keywords, uint64_t modseq)
 {
-	m->flags = flags;
-	free(m->keywords);
-	m->keywords = keywords != NULL && *keywords != '\0' ?
-	    xstrdup(keywords) : NULL;
+	struct imap_msg *m = &v->msgs[i];
+
+	m->flags = (uint16_t)flags;
+	keywords_set(v, i, keywords);
 	if (modseq > m->modseq)
 		m->modseq = modseq;
 }
@@ -165,7 +233,7 @@ write_flags_update(struct imap_session *s, size_t i)
 	const struct imap_msg *m = &s->view->msgs[i];
 
 	imap_printf(s, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
-	imap_write_flags(s, m->flags, m->keywords);
+	imap_write_flags(s, m->flags, imap_view_keywords(s->view, i));
 	if (s->is_condstore)
 		imap_printf(s, " MODSEQ (%llu)",
 		    (unsigned long long)m->modseq);
@@ -214,7 +282,7 @@ announce_expunges(struct imap_session *s)
 	for (size_t i = 0; i < v->n; i++) {
 		if (v->msgs[i].is_expunged) {
 			gone[ngone++] = v->msgs[i].uid;
-			free(v->msgs[i].keywords);
+			keywords_set(v, i, NULL);
 			continue;
 		}
 		v->msgs[o++] = v->msgs[i];
@@ -291,15 +359,15 @@ imap_view_sync(struct imap_session *s, bool may_expunge, bool is_forced)
 			}
 			continue;
 		}
-		struct imap_msg *m = &v->msgs[at];
+		const struct imap_msg *m = &v->msgs[at];
 
 		if (m->is_expunged)
 			continue;
 		if (m->flags == sm->flags &&
-		    is_same_keywords(m->keywords, sm->keywords) &&
+		    is_same_keywords(imap_view_keywords(v, at), sm->keywords) &&
 		    (!s->is_condstore || m->modseq >= sm->modseq))
 			continue;
-		imap_msg_update(m, sm->flags, sm->keywords, sm->modseq);
+		imap_view_update(v, at, sm->flags, sm->keywords, sm->modseq);
 		/* New messages are announced by EXISTS, not FETCH. */
 		if (at < before)
 			write_flags_update(s, at);

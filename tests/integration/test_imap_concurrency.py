@@ -618,6 +618,43 @@ def test_sequence_numbers_stay_consistent_under_churn(srv, user, sessions):
     assert uids(a) == model
 
 
+def test_keywords_follow_their_messages_under_churn(srv, user, sessions):
+    """The view keeps keywords apart from its messages (by UID): B sets
+    and clears keywords on messages in random order and expunges some;
+    A, told only by its own untagged FETCH and EXPUNGE responses, must
+    end with every message's keywords as a fresh session reads them."""
+    rnd = random.Random(7162)
+    deliver_n(srv, user[0], 12)
+    a, b = sessions(2)
+    words = ["$Label1", "$Label2", "Work", "$Junk"]
+    for round_ in range(10):
+        live = uids(b)
+        for uid in rnd.sample(live, min(len(live), 4)):
+            kw = " ".join(rnd.sample(words, rnd.randint(0, 2)))
+            b.ok("UID STORE %d FLAGS.SILENT (%s)" % (uid, kw))
+        if len(live) > 4 and rnd.random() < 0.5:
+            victim = rnd.choice(live)
+            b.ok("UID STORE %d +FLAGS.SILENT (\\Deleted)" % victim)
+            b.ok("UID EXPUNGE %d" % victim)
+        # A's own STORE on a keyword-carrying message, answered from its
+        # view.
+        mine = rnd.choice(uids(a))
+        r = a.ok("UID STORE %d +FLAGS (\\Flagged)" % mine)
+        assert any(b"\\Flagged" in l for l in r.untagged), r.untagged
+        a.ok("NOOP")
+    a.ok("NOOP")
+    c = login(srv, *user)
+    try:
+        c.select("INBOX")
+        truth = uid_flags(c)
+    finally:
+        c.close()
+    wait_for(lambda: uid_flags(a) == truth, timeout=NOTIFY_TIMEOUT,
+             interval=0.1, what="A's flags to match a fresh session's")
+    # Keywords were really there to follow.
+    assert any(f - {"\\Flagged", "\\Seen", "\\Recent"} for _, f in truth)
+
+
 def test_uids_and_uidvalidity_survive_a_restart(postern_factory,
                                                  default_cert, tmp_path):
     srv = start_imap_server(postern_factory, tmp_path, default_cert)
