@@ -22,7 +22,10 @@ Loads (numbers of issue 9):
            (bench/pop3_load.c); MB/s.
   5 login  new TLS connection, AUTHENTICATE PLAIN, LOGOUT on IMAPS
            (bench/imap_load.c login); logins/s and latency.
-  2 imap   the IMAP mix of bench/imap_load.c (50 clients).
+  2 imap   the IMAP mix of bench/imap_load.c (50 clients): closed loop
+           (each client sends its next command when the last is
+           answered), or with --imap-rate R open loop (R commands/s
+           offered in all, latency counted from when each was due).
   3 idle   IMAP connections in IDLE; memory per connection and time for
            all of them to see a new message.
 
@@ -650,14 +653,31 @@ def fill_imap(server, cfg):
     wait_count(server, users, cfg.imap_users * cfg.imap_msgs, timeout=3600)
 
 
-def load_imap(server, cfg):
-    res = run_client([BENCH_BIN / "imap_load", "mix", "-p",
-                      server.port("imap"), "-u", "m%03d@" + DOMAIN, "-n",
-                      cfg.imap_users, "-w", PASSWORD, "-c", cfg.imap_clients,
-                      "-d", cfg.imap_seconds])
+def imap_label(rate, cfg):
+    if rate > 0:
+        return "imap open loop (%g ops/s offered, %d clients)" % (
+            rate, cfg.imap_clients)
+    return "imap closed loop (%d clients)" % cfg.imap_clients
+
+
+def imap_load_at(rate):
+    return lambda server, cfg: load_imap(server, cfg, rate)
+
+
+def load_imap(server, cfg, rate=0):
+    argv = [BENCH_BIN / "imap_load", "mix", "-p", server.port("imap"), "-u",
+            "m%03d@" + DOMAIN, "-n", cfg.imap_users, "-w", PASSWORD, "-c",
+            cfg.imap_clients, "-d", cfg.imap_seconds]
+    if rate > 0:
+        argv += ["--rate", rate]
+    res = run_client(argv)
     if res["errors"]:
         raise RuntimeError("%s: imap_load mix: %r" % (server.name, res))
-    out = {"ops/s": res["ops_done"] / res["seconds"]}
+    # ops/s: commands answered per second once every client is logged in
+    # (the logins are "setup s"); open loop: what was carried of the rate
+    # offered.
+    out = {"ops/s": res["ops_done"] / res["seconds"],
+           "setup s": res["setup_seconds"]}
     for op, lat in res["ops"].items():
         out[op + " mean ms"] = lat["mean_ms"]
         out[op + " p50 ms"] = lat["p50_ms"]
@@ -769,6 +789,12 @@ def main():
     ap.add_argument("--imap-msgs", type=int, default=IMAP_MSGS)
     ap.add_argument("--imap-clients", type=int, default=50)
     ap.add_argument("--imap-seconds", type=float, default=20)
+    ap.add_argument("--imap-rate", default="0",
+                    help="IMAP mix rates, comma-separated: 0 is the closed "
+                    "loop, R > 0 an open loop of R commands/s offered in "
+                    "all (Poisson arrivals per client; latency from when "
+                    "each command was due). E.g. 0,400,700 runs all "
+                    "three")
     ap.add_argument("--idle-connections", type=int, default=1000)
     ap.add_argument("--keep-inotify", action="store_true",
                     help="leave fs.inotify.max_user_instances as it is "
@@ -782,6 +808,12 @@ def main():
                     "of 1024 imap processes cannot hold them); 0: skip")
     ap.add_argument("--results", default=str(BENCH / "RESULTS.md"))
     cfg = ap.parse_args()
+    try:
+        cfg.imap_rates = [float(r) for r in cfg.imap_rate.split(",")]
+    except ValueError:
+        ap.error("--imap-rate takes numbers, comma-separated")
+    if not cfg.imap_rates or any(r < 0 for r in cfg.imap_rates):
+        ap.error("--imap-rate takes rates >= 0")
     global BENCH_BIN
     BENCH_BIN = Path(cfg.bin_dir).resolve()
     cfg.postern = str(Path(cfg.postern).resolve())
@@ -815,10 +847,14 @@ def main():
              "users": len(users)}
     cached = "auth_cache_size = 10M\n"
     # name, function, preparation, warm-up run, Dovecot's extra settings
+    # (and the row label, if not the name)
+    imap_plan = [("imap", imap_load_at(rate), fill_imap if i == 0 else None,
+                  i == 0, None, imap_label(rate, cfg))
+                 for i, rate in enumerate(cfg.imap_rates)]
     plan = [("smtp", load_smtp, None, False, None),
             ("pop3", load_pop3, fill_pop, True, None),
             ("login", load_login, None, True, None),
-            ("imap", load_imap, fill_imap, True, None),
+            *imap_plan,
             ("idle", load_idle, fill_imap, False, None),
             ("idle-big", lambda s, c: load_idle(s, c, c.idle_postern_only),
              None, False, None),
@@ -838,14 +874,14 @@ def main():
                     "load" % (inotify_was, want))
         for s in servers:
             s.start()
-        for name, fn, prep, warm, extra in plan:
+        for name, fn, prep, warm, extra, *named in plan:
             if name == "idle-big":
                 if not ("idle" in loads or name in loads) or \
                         not cfg.idle_postern_only:
                     continue
             elif name not in loads:
                 continue
-            label = name
+            label = named[0] if named else name
             targets = servers
             if name == "idle-big":
                 label = "idle, %d connections" % cfg.idle_postern_only
@@ -943,9 +979,18 @@ port (full handshake, no resumption), `AUTHENTICATE PLAIN` with an
 initial response, `LOGOUT`, for a fixed time, accounts in turn. 2 imap:
 bench/imap_load.c mix (see its header: 50 threads, each on its own
 account of 1,000 messages with a second connection in IDLE; nine
-commands a round, all counted as operations). 3 idle: bench/imap_load.c idle:
-connections of one account (10 per client address) in IDLE; memory is the
-growth of the server's PSS (all Dovecot processes summed), per connection.
+commands a round, all counted as operations; the clock starts once every
+client is logged in, "setup s" is how long the logins took). "closed
+loop": each client sends its next command as soon as the last is answered,
+so latency includes queueing behind the other clients' commands and the
+load is whatever the server carries. "open loop (R ops/s offered)": R
+commands per second in all, each client's commands due at Poisson arrivals
+of rate R / clients; latency counts from when a command was due (a client
+that fell behind sends at once), so both servers see the same offered load
+and the figures compare service plus queueing at that load. 3 idle:
+bench/imap_load.c idle: connections of one account (10 per client address)
+in IDLE; memory is the growth of the server's PSS (all Dovecot processes
+summed), per connection.
 A warm-up run, not counted, precedes the pop3, login and imap runs.
 """
 

@@ -9,7 +9,7 @@
  *       response (RFC 9051 §6.2.2, RFC 4959), LOGOUT. Users in turn.
  *
  *   imap_load mix -p PORT -u FORMAT -n USERS -w PASSWORD -c CLIENTS
- *                 -d SECONDS
+ *                 -d SECONDS [--rate R [--even]]
  *       CLIENTS threads, client i on user i % USERS, each with a second
  *       connection of the same user in IDLE (RFC 2177) the whole time.
  *       Each round: SELECT INBOX; FETCH FLAGS ENVELOPE of the last 50;
@@ -18,7 +18,18 @@
  *       \Deleted on it and EXPUNGE, so the mailbox keeps its size. The
  *       nine commands count as operations, each timed. The IDLE connection
  *       times, without holding up the rounds, how long after an APPEND
- *       starts it hears of it (the "idle wake-up").
+ *       starts it hears of it (the "idle wake-up"). The clock (and -d)
+ *       starts once every client is logged in and idling: the logins
+ *       are not counted (setup_seconds says how long they took).
+ *       Closed loop by default: each client sends its next command as
+ *       soon as the last one is answered, so latency includes waiting
+ *       behind the other clients' commands. With --rate R, open loop: R
+ *       commands per second offered in all, each client's commands due
+ *       at Poisson arrivals of rate R / CLIENTS (evenly spaced with
+ *       --even); a client that falls behind sends at once, and latency
+ *       counts from when the command was due, not from when it went out
+ *       (no coordinated omission). Only commands sent before the end
+ *       count.
  *
  *   imap_load idle -p PORT -u FORMAT -w PASSWORD -c CONNECTIONS
  *                  [-s SOURCES]
@@ -62,6 +73,8 @@ struct opts {
 	long total;
 	double duration;
 	int sources;
+	double rate;		/* open loop: commands/s offered; 0: closed */
+	bool is_even;		/* open loop: evenly spaced, not Poisson */
 };
 
 static struct opts opt = { .host = "127.0.0.1", .users = 1, .clients = 1,
@@ -69,6 +82,8 @@ static struct opts opt = { .host = "127.0.0.1", .users = 1, .clients = 1,
 static SSL_CTX *ssl_ctx;
 static atomic_long ops_started, ops_done, errors;
 static atomic_bool stop;
+/* mix: the clients and main meet here once every client is set up. */
+static pthread_barrier_t mix_ready;
 static pthread_mutex_t lat_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct load_lat lat[OP_COUNT];
 
@@ -213,30 +228,6 @@ imap_auth(struct load_conn *c, int user_idx)
 	return wait_tagged(c, "a", &r);
 }
 
-/* Sends a command and waits for its tagged reply; records its latency
- * under op. */
-static int
-timed(struct load_conn *c, enum op op, struct load_lat *l, struct resp *r,
-    const char *fmt, ...)
-{
-	char line[1024];
-	va_list ap;
-	double t0;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line))
-		return -1;
-	t0 = load_now();
-	if (load_conn_write(c, line, (size_t)n) < 0 ||
-	    wait_tagged(c, "t", r) < 0)
-		return -1;
-	load_lat_add(&l[op], load_now() - t0);
-	return 0;
-}
-
 static void
 lat_merge(struct load_lat *mine)
 {
@@ -314,6 +305,9 @@ append_msg_init(void)
 struct mix_client {
 	int idx;
 	unsigned seed;
+	unsigned short xsubi[3];	/* erand48 state of the arrivals */
+	double gap;		/* open loop: mean seconds between commands */
+	double next;		/* open loop: when the next command is due */
 	struct load_conn idle;
 	/* Start of the last APPEND not yet heard of on the IDLE connection
 	 * (load_now() as bits), or 0. */
@@ -376,6 +370,97 @@ mix_idler(void *arg)
 	}
 }
 
+/* -ln(u) for u in (0, 1], without libm: u = m * 2^e with m in [1, 2),
+ * ln(m) = 2 atanh(z) with z = (m - 1) / (m + 1) <= 1/3, whose series
+ * gains a factor 9 a term (14 terms: below 1e-13). */
+static double
+neg_ln(double u)
+{
+	uint64_t bits;
+	double m, z, z2, term, sum = 0;
+	int e;
+
+	memcpy(&bits, &u, sizeof(bits));
+	e = (int)((bits >> 52) & 0x7ff) - 1023;
+	bits = (bits & ~(0x7ffULL << 52)) | (1023ULL << 52);
+	memcpy(&m, &bits, sizeof(m));
+	z = (m - 1) / (m + 1);
+	z2 = z * z;
+	term = z;
+	for (int k = 1; k < 30; k += 2) {
+		sum += term / k;
+		term *= z2;
+	}
+	return -(e * 0.69314718055994530942 + 2 * sum);
+}
+
+static void
+sleep_until(double t)
+{
+	struct timespec ts = { (time_t)t, (long)((t - (time_t)t) * 1e9) };
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) ==
+	    EINTR)
+		;
+}
+
+/* When the next command of mc is due. Closed loop: now. Open loop: its
+ * arrival, slept until if still ahead; a client that is behind sends at
+ * once, and the command's latency counts from when it was due. Once the
+ * run is over the rest of the round goes unpaced (and is not counted). */
+static double
+pace(struct mix_client *mc)
+{
+	double now = load_now(), due;
+
+	if (opt.rate <= 0 || atomic_load(&stop))
+		return now;
+	due = mc->next;
+	/* 1 - erand48() is in (0, 1]. */
+	mc->next += opt.is_even ? mc->gap :
+	    mc->gap * neg_ln(1.0 - erand48(mc->xsubi));
+	if (due > now)
+		sleep_until(due);
+	return due;
+}
+
+/* Counts one command that went out at (or was due at) t0 and is now
+ * answered, unless the run was over when it went out. */
+static void
+count_op(struct load_lat *l, enum op op, double t0, bool is_late)
+{
+	if (is_late)
+		return;
+	load_lat_add(&l[op], load_now() - t0);
+	atomic_fetch_add(&ops_done, 1);
+}
+
+/* Sends a command when it is due and waits for its tagged reply; counts
+ * it under op. */
+static int
+timed(struct mix_client *mc, struct load_conn *c, enum op op,
+    struct load_lat *l, struct resp *r, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	double t0;
+	bool is_late;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -1;
+	t0 = pace(mc);
+	is_late = atomic_load(&stop);
+	if (load_conn_write(c, line, (size_t)n) < 0 ||
+	    wait_tagged(c, "t", r) < 0)
+		return -1;
+	count_op(l, op, t0, is_late);
+	return 0;
+}
+
 static int
 mix_round(struct mix_client *mc, struct load_conn *c, struct load_lat *l)
 {
@@ -384,49 +469,52 @@ mix_round(struct mix_client *mc, struct load_conn *c, struct load_lat *l)
 	double t0;
 	char line[128];
 	uint64_t none = 0;
+	bool is_late;
 	int n;
 
-	if (timed(c, OP_SELECT, l, &r, "t SELECT INBOX\r\n") < 0 ||
+	if (timed(mc, c, OP_SELECT, l, &r, "t SELECT INBOX\r\n") < 0 ||
 	    r.exists < 1)
 		return -1;
 	exists = r.exists;
 	from = exists > 50 ? exists - 49 : 1;
-	if (timed(c, OP_FETCH_ENV, l, &r, "t FETCH %ld:%ld (FLAGS ENVELOPE)\r\n",
-	    from, exists) < 0)
+	if (timed(mc, c, OP_FETCH_ENV, l, &r,
+	    "t FETCH %ld:%ld (FLAGS ENVELOPE)\r\n", from, exists) < 0)
 		return -1;
 	pick = 1 + (long)(rand_r(&mc->seed) % (unsigned)exists);
-	if (timed(c, OP_FETCH_BODY, l, &r, "t FETCH %ld BODY.PEEK[]\r\n",
+	if (timed(mc, c, OP_FETCH_BODY, l, &r, "t FETCH %ld BODY.PEEK[]\r\n",
 	    pick) < 0)
 		return -1;
-	if (timed(c, OP_STORE, l, &r, "t STORE %ld %cFLAGS (\\Seen)\r\n",
+	if (timed(mc, c, OP_STORE, l, &r, "t STORE %ld %cFLAGS (\\Seen)\r\n",
 	    pick, rand_r(&mc->seed) % 2 ? '+' : '-') < 0)
 		return -1;
-	if (timed(c, OP_SEARCH, l, &r, "t SEARCH UNSEEN\r\n") < 0 ||
+	if (timed(mc, c, OP_SEARCH, l, &r, "t SEARCH UNSEEN\r\n") < 0 ||
 	    r.search_hits < 0)
 		return -1;
 	/* APPEND with a synchronizing literal (RFC 9051 §7.5); the IDLE
 	 * connection of the same account times its wake-up. */
 	n = snprintf(line, sizeof(line), "t APPEND INBOX {%zu}\r\n",
 	    strlen(append_msg));
-	t0 = load_now();
-	atomic_compare_exchange_strong(&mc->append_t0, &none, dbits(t0));
+	t0 = pace(mc);
+	is_late = atomic_load(&stop);
+	/* The wake-up counts from when the APPEND went out. */
+	atomic_compare_exchange_strong(&mc->append_t0, &none,
+	    dbits(load_now()));
 	if (load_conn_write(c, line, (size_t)n) < 0 ||
 	    wait_prefix(c, "+", NULL) < 0 ||
 	    load_conn_write(c, append_msg, strlen(append_msg)) < 0 ||
 	    load_conn_write(c, "\r\n", 2) < 0 || wait_tagged(c, "t", &r) < 0)
 		return -1;
-	load_lat_add(&l[OP_APPEND], load_now() - t0);
+	count_op(l, OP_APPEND, t0, is_late);
 	/* The new message is the last one: see it, then remove it, so the
 	 * mailbox keeps its size. */
-	if (timed(c, OP_NOOP, l, &r, "t NOOP\r\n") < 0)
+	if (timed(mc, c, OP_NOOP, l, &r, "t NOOP\r\n") < 0)
 		return -1;
-	if (timed(c, OP_STORE_DELETED, l, &r,
+	if (timed(mc, c, OP_STORE_DELETED, l, &r,
 	    "t STORE %ld +FLAGS.SILENT (\\Deleted)\r\n", exists + 1) < 0)
 		return -1;
-	if (timed(c, OP_EXPUNGE, l, &r, "t EXPUNGE\r\n") < 0 ||
+	if (timed(mc, c, OP_EXPUNGE, l, &r, "t EXPUNGE\r\n") < 0 ||
 	    r.expunges != 1)
 		return -1;
-	atomic_fetch_add(&ops_done, 9);	/* every command of the round */
 	return 0;
 }
 
@@ -438,21 +526,31 @@ mix_client(void *arg)
 	struct load_conn c = { .fd = -1 };
 	struct resp r;
 	pthread_t idler;
-	bool has_idler = false;
+	bool has_idler = false, is_set_up;
 	int user = mc->idx % opt.users;
 
 	mc->idle.fd = -1;
-	if (imap_open(&c, NULL) < 0 || imap_auth(&c, user) < 0 ||
-	    imap_open(&mc->idle, NULL) < 0 || imap_auth(&mc->idle, user) < 0 ||
-	    load_conn_printf(&mc->idle, "s SELECT INBOX\r\n") < 0 ||
-	    wait_tagged(&mc->idle, "s", &r) < 0 || idle_enter(&mc->idle) < 0 ||
-	    pthread_create(&idler, NULL, mix_idler, mc) != 0) {
+	is_set_up = imap_open(&c, NULL) == 0 && imap_auth(&c, user) == 0 &&
+	    imap_open(&mc->idle, NULL) == 0 &&
+	    imap_auth(&mc->idle, user) == 0 &&
+	    load_conn_printf(&mc->idle, "s SELECT INBOX\r\n") == 0 &&
+	    wait_tagged(&mc->idle, "s", &r) == 0 && idle_enter(&mc->idle) == 0;
+	if (is_set_up && pthread_create(&idler, NULL, mix_idler, mc) == 0)
+		has_idler = true;
+	/* Every client (set up or not) and main meet once. */
+	pthread_barrier_wait(&mix_ready);
+	if (!has_idler) {
 		fprintf(stderr, "imap_load: client %d: setup failed\n",
 		    mc->idx);
 		atomic_fetch_add(&errors, 1);
 		goto out;
 	}
-	has_idler = true;
+	if (opt.rate > 0) {
+		/* Clients start out of step, at a random point of their
+		 * first gap. */
+		mc->gap = opt.clients / opt.rate;
+		mc->next = load_now() + mc->gap * erand48(mc->xsubi);
+	}
 	while (!atomic_load(&stop)) {
 		if (mix_round(mc, &c, mine) < 0) {
 			fprintf(stderr, "imap_load: client %d: a round "
@@ -644,7 +742,7 @@ usage(void)
 {
 	load_die("usage: imap_load login|mix|idle -p PORT [--tls] -u FORMAT "
 	    "[-n USERS] -w PASSWORD [-c CLIENTS] [-t TOTAL] [-d SECONDS] "
-	    "[-s SOURCES] [-h HOST]");
+	    "[-s SOURCES] [-h HOST] [--rate R [--even]]");
 }
 
 static void
@@ -676,8 +774,8 @@ main(int argc, char **argv)
 	const char *mode;
 	pthread_t *threads;
 	struct mix_client *mcs;
-	double t0, dt;
-	bool is_timed;
+	double t0, dt, t_setup = 0;
+	bool is_timed, is_mix;
 
 	if (argc < 2)
 		usage();
@@ -687,6 +785,10 @@ main(int argc, char **argv)
 
 		if (strcmp(a, "--tls") == 0) {
 			opt.tls = true;
+			continue;
+		}
+		if (strcmp(a, "--even") == 0) {
+			opt.is_even = true;
 			continue;
 		}
 		if (v == NULL)
@@ -710,13 +812,15 @@ main(int argc, char **argv)
 			opt.duration = atof(v);
 		else if (strcmp(a, "-s") == 0)
 			opt.sources = atoi(v);
+		else if (strcmp(a, "--rate") == 0)
+			opt.rate = atof(v);
 		else
 			usage();
 	}
 	if (opt.port <= 0 || opt.port > 65535 || opt.user_fmt == NULL ||
 	    opt.password == NULL || opt.users <= 0 || opt.clients <= 0 ||
 	    opt.clients > 100000 || opt.sources <= 0 || opt.sources > 60000 ||
-	    strlen(opt.password) > 200)
+	    strlen(opt.password) > 200 || !(opt.rate >= 0 && opt.rate < 1e6))
 		usage();
 	if (opt.tls) {
 		ssl_ctx = SSL_CTX_new(TLS_client_method());
@@ -733,32 +837,51 @@ main(int argc, char **argv)
 	if (opt.clients > 1000)
 		usage();
 	/* login without -t, and mix, run for -d seconds. */
-	is_timed = strcmp(mode, "mix") == 0 || opt.total == 0;
+	is_mix = strcmp(mode, "mix") == 0;
+	is_timed = is_mix || opt.total == 0;
 	if (opt.total == 0)
 		opt.total = LONG_MAX;
+	if (is_mix && pthread_barrier_init(&mix_ready, NULL,
+	    (unsigned)opt.clients + 1) != 0)
+		load_die("pthread_barrier_init failed");
 	threads = load_xcalloc((size_t)opt.clients, sizeof(*threads));
 	mcs = load_xcalloc((size_t)opt.clients, sizeof(*mcs));
 	t0 = load_now();
 	for (int i = 0; i < opt.clients; i++) {
 		mcs[i].idx = i;
 		mcs[i].seed = 12345u + (unsigned)i;
-		if (pthread_create(&threads[i], NULL, strcmp(mode, "login") ==
-		    0 ? login_client : mix_client, &mcs[i]) != 0)
+		mcs[i].xsubi[0] = 0x330e;
+		mcs[i].xsubi[1] = (unsigned short)i;
+		mcs[i].xsubi[2] = (unsigned short)(i >> 16) ^ 0x5eed;
+		if (pthread_create(&threads[i], NULL, is_mix ? mix_client :
+		    login_client, &mcs[i]) != 0)
 			load_die("pthread_create failed");
 	}
+	if (is_mix) {
+		/* The mix is timed from when every client is set up. */
+		pthread_barrier_wait(&mix_ready);
+		t_setup = load_now() - t0;
+		t0 = load_now();
+	}
 	if (is_timed) {
-		struct timespec ts = { (time_t)opt.duration,
-			(long)((opt.duration - (time_t)opt.duration) * 1e9) };
-
-		nanosleep(&ts, NULL);
+		sleep_until(t0 + opt.duration);
 		atomic_store(&stop, true);
 	}
+	dt = load_now() - t0;
 	for (int i = 0; i < opt.clients; i++)
 		pthread_join(threads[i], NULL);
-	dt = load_now() - t0;
+	/* The mix counts commands sent before the end; a login counts
+	 * when it is done. */
+	if (!is_mix)
+		dt = load_now() - t0;
 	printf("{\"mode\": \"%s\", \"clients\": %d, \"ops_done\": %ld, "
 	    "\"seconds\": %.6f, \"errors\": %ld, ", mode, opt.clients,
 	    atomic_load(&ops_done), dt, atomic_load(&errors));
+	if (is_mix)
+		printf("\"setup_seconds\": %.3f, \"rate\": %.1f, "
+		    "\"arrivals\": \"%s\", ", t_setup, opt.rate,
+		    opt.rate <= 0 ? "closed" : opt.is_even ? "even" :
+		    "poisson");
 	print_lat();
 	printf("}\n");
 	free(threads);
