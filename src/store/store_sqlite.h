@@ -136,9 +136,13 @@
 	X(MSG_LIST, "SELECT " SQ_MSG_COLS " FROM messages "		\
 	    "WHERE mailbox = ?1 AND uid BETWEEN ?2 AND ?3 "		\
 	    "ORDER BY uid")						\
+	/* INDEXED BY: without statistics the planner scans the whole \
+	 * mailbox by UID to skip a sort of the few rows changed. */	\
 	X(MSG_CHANGED, "SELECT " SQ_MSG_COLS " FROM messages "		\
+	    "INDEXED BY messages_modseq "				\
 	    "WHERE mailbox = ?1 AND modseq > ?2 ORDER BY uid")		\
-	X(MSG_EXPUNGED, "SELECT uid FROM expunged WHERE mailbox = ?1 "	\
+	X(MSG_EXPUNGED, "SELECT uid FROM expunged "			\
+	    "INDEXED BY expunged_modseq WHERE mailbox = ?1 "		\
 	    "AND modseq > ?2 ORDER BY uid")				\
 	X(MSG_GET, "SELECT " SQ_MSG_COLS " FROM messages "		\
 	    "WHERE mailbox = ?1 AND uid = ?2")				\
