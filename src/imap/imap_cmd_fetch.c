@@ -27,11 +27,11 @@
 
 /* Items in one FETCH; more is a mistake, not a need. */
 #define FETCH_ATTS_MAX 256
-/* Messages whose size, date and body are read from the store at once, and
- * how far apart (in the view) they may be: a sparse set reads no more
- * than META_SPAN rows for META_BATCH messages. */
-#define META_BATCH 256
-#define META_SPAN 1024
+/* Messages whose size, date, body and structure are read from the store at
+ * once, and how far apart (in the view) they may be: a sparse set reads no
+ * more than BATCH_SPAN rows for BATCH_MAX messages. */
+#define BATCH_MAX 64
+#define BATCH_SPAN 1024
 
 enum fetch_att {
 	FA_UID,
@@ -72,10 +72,15 @@ struct fetch_job {
 	uint32_t *seen_uids;
 	size_t nseen;
 
-	/* The store's rows of idx[pos..meta_end), by UID, and the open
-	 * message's (NULL when it is gone). */
-	struct store_msg *meta;
-	size_t nmeta, meta_at, meta_end;
+	/* What the store has of idx[batch_start..batch_end): rows (by
+	 * UID), and per message its row (NULL: expunged) and, when
+	 * needs_structure, its structure; sm is the open message's row. */
+	struct store_msg *rows;
+	size_t nrows;
+	size_t batch_start, batch_end;
+	const struct store_msg **batch_rows;
+	struct store_structure *batch_sts;
+	bool *batch_has_st;
 	const struct store_msg *sm;
 
 	/* Where the writing is. */
@@ -105,6 +110,23 @@ struct fetch_job {
 static void fetch_pump(struct imap_session *s);
 
 static void
+batch_free(struct fetch_job *j)
+{
+	store_msg_list_free(&j->rows, j->nrows);
+	j->nrows = 0;
+	if (j->batch_sts != NULL)
+		for (size_t k = 0; k < j->batch_end - j->batch_start; k++)
+			store_structure_deinit(&j->batch_sts[k]);
+	free(j->batch_sts);
+	free(j->batch_has_st);
+	free(j->batch_rows);
+	j->batch_sts = NULL;
+	j->batch_has_st = NULL;
+	j->batch_rows = NULL;
+	j->batch_start = j->batch_end = 0;
+}
+
+static void
 msg_close(struct fetch_job *j)
 {
 	if (j->fd >= 0)
@@ -131,7 +153,7 @@ fetch_job_free(void *arg)
 	}
 	free(j->atts);
 	free(j->plans);
-	store_msg_list_free(&j->meta, j->nmeta);
+	batch_free(j);
 	free(j->idx);
 	free(j->is_seen_set);
 	free(j->seen_uids);
@@ -358,45 +380,78 @@ fetch_finish(struct imap_session *s, struct fetch_job *j)
 		imap_done(s, "OK", "FETCH completed");
 }
 
-/* Reads the store's rows of the next batch of messages from j->pos on. */
+/* Reads what the store has of the next batch of messages from j->pos
+ * on: their rows in one read, their structures in another. */
 static int
-meta_load(struct imap_session *s, struct fetch_job *j, enum store_err *err)
+batch_load(struct imap_session *s, struct fetch_job *j, enum store_err *err)
 {
 	const struct imap_view *v = s->view;
-	size_t end = j->pos + 1;
+	size_t end = j->pos + 1, n, at = 0;
+	int64_t *blobs = NULL;
 
-	while (end < j->n && end - j->pos < META_BATCH &&
-	    j->idx[end] - j->idx[j->pos] < META_SPAN)
+	while (end < j->n && end - j->pos < BATCH_MAX &&
+	    j->idx[end] - j->idx[j->pos] < BATCH_SPAN)
 		end++;
-	store_msg_list_free(&j->meta, j->nmeta);
-	j->nmeta = 0;
-	j->meta_at = 0;
+	batch_free(j);
 	if (store_msg_list(s->ctx->store, v->mailbox,
 	    v->msgs[j->idx[j->pos]].uid, v->msgs[j->idx[end - 1]].uid,
-	    &j->meta, &j->nmeta, err) < 0)
+	    &j->rows, &j->nrows, err) < 0)
 		return -1;
-	j->meta_end = end;
+	n = end - j->pos;
+	j->batch_start = j->pos;
+	j->batch_end = end;
+	j->batch_rows = xcalloc(n, sizeof(*j->batch_rows));
+	/* Both ascend by UID: one merge. */
+	for (size_t k = 0; k < n; k++) {
+		uint32_t uid = v->msgs[j->idx[j->pos + k]].uid;
+
+		while (at < j->nrows && j->rows[at].uid < uid)
+			at++;
+		if (at < j->nrows && j->rows[at].uid == uid)
+			j->batch_rows[k] = &j->rows[at];
+	}
+	if (!j->needs_structure)
+		return 0;
+	blobs = xcalloc(n, sizeof(*blobs));
+	for (size_t k = 0; k < n; k++)
+		blobs[k] = j->batch_rows[k] != NULL ? j->batch_rows[k]->blob :
+		    0;
+	j->batch_sts = xcalloc(n, sizeof(*j->batch_sts));
+	j->batch_has_st = xcalloc(n, sizeof(*j->batch_has_st));
+	if (store_blob_structures(s->ctx->store, blobs, n, j->batch_sts,
+	    j->batch_has_st, err) < 0) {
+		free(blobs);
+		return -1;
+	}
+	free(blobs);
 	return 0;
 }
 
-/* Points j->sm at the store's row of message j->idx[j->pos]. Returns 0,
- * or -1 with *err set (STORE_NOT_FOUND: expunged). */
+/* Points j->sm at the store's row of message j->idx[j->pos] and moves its
+ * structure into j->st. Returns 0, or -1 with *err set (STORE_NOT_FOUND:
+ * expunged). */
 static int
-meta_find(struct imap_session *s, struct fetch_job *j, enum store_err *err)
+batch_take(struct imap_session *s, struct fetch_job *j, enum store_err *err)
 {
-	uint32_t uid = s->view->msgs[j->idx[j->pos]].uid;
+	size_t k;
 
 	j->sm = NULL;
-	if (j->pos >= j->meta_end && meta_load(s, j, err) < 0)
+	if (j->pos >= j->batch_end && batch_load(s, j, err) < 0)
 		return -1;
-	/* Both ascend by UID. */
-	while (j->meta_at < j->nmeta && j->meta[j->meta_at].uid < uid)
-		j->meta_at++;
-	if (j->meta_at == j->nmeta || j->meta[j->meta_at].uid != uid) {
-		*err = STORE_NOT_FOUND;
+	k = j->pos - j->batch_start;
+	*err = STORE_NOT_FOUND;
+	if (j->batch_rows[k] == NULL)
 		return -1;
+	j->sm = j->batch_rows[k];
+	if (j->needs_structure) {
+		if (!j->batch_has_st[k])
+			return -1;
+		j->st = j->batch_sts[k];
+		memset(&j->batch_sts[k], 0, sizeof(j->batch_sts[k]));
+		j->batch_sts[k].date = -1;
+		j->has_st = true;
 	}
-	j->sm = &j->meta[j->meta_at];
+	*err = STORE_OK;
 	return 0;
 }
 
@@ -418,15 +473,8 @@ msg_open(struct imap_session *s, struct fetch_job *j)
 	for (size_t i = 0; i < j->natts; i++)
 		if (j->atts[i].att == FA_SECTION)
 			has_section = true;
-	if (j->needs_meta && meta_find(s, j, &err) < 0)
+	if (j->needs_meta && batch_take(s, j, &err) < 0)
 		goto gone;
-	if (j->needs_structure) {
-		memset(&j->st, 0, sizeof(j->st));
-		if (store_blob_structure(store, j->sm->blob, &j->st,
-		    &err) < 0)
-			goto gone;
-		j->has_st = true;
-	}
 	if (has_section) {
 		j->fd = store_blob_open(store, j->sm->blob, &err);
 		if (j->fd < 0)

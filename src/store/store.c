@@ -857,12 +857,43 @@ store_msg_changes(struct store *st, int64_t mailbox, uint64_t modseq,
 }
 
 int
+store_blob_structures(struct store *st, const int64_t *blobs, size_t n,
+    struct store_structure *s_out, bool *is_found_out,
+    enum store_err *err_out)
+{
+	for (size_t i = 0; i < n; i++) {
+		memset(&s_out[i], 0, sizeof(s_out[i]));
+		s_out[i].date = -1;
+		is_found_out[i] = false;
+	}
+	if (n == 0) {
+		*err_out = STORE_OK;
+		return 0;
+	}
+	if (st->be->blob_structures(st, blobs, n, s_out, is_found_out,
+	    err_out) == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		store_structure_deinit(&s_out[i]);
+		is_found_out[i] = false;
+	}
+	return -1;
+}
+
+int
 store_blob_structure(struct store *st, int64_t blob,
     struct store_structure *s_out, enum store_err *err_out)
 {
-	memset(s_out, 0, sizeof(*s_out));
-	s_out->date = -1;
-	return st->be->blob_structure(st, blob, s_out, err_out);
+	bool is_found;
+
+	if (store_blob_structures(st, &blob, 1, s_out, &is_found,
+	    err_out) < 0)
+		return -1;
+	if (!is_found) {
+		*err_out = STORE_NOT_FOUND;
+		return -1;
+	}
+	return 0;
 }
 
 int

@@ -325,6 +325,12 @@ struct store_structure {
 };
 int store_blob_structure(struct store *st, int64_t blob,
     struct store_structure *s_out, enum store_err *err_out);
+/* The structures of n blobs in one read: is_found_out[i] is false (and
+ * s_out[i] empty) for a blob that is gone. Returns 0, or -1 with *err_out
+ * set (then every s_out[i] is empty). */
+int store_blob_structures(struct store *st, const int64_t *blobs, size_t n,
+    struct store_structure *s_out, bool *is_found_out,
+    enum store_err *err_out);
 void store_structure_deinit(struct store_structure *s);
 /* Opens the body for reading (pread ranges from it; close it when done).
  * Returns an fd, or -1 with *err_out set. */

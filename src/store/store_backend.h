@@ -74,8 +74,11 @@ struct store_backend {
 	    struct store_msg **changed_out, size_t *nchanged_out,
 	    uint32_t **expunged_out, size_t *nexpunged_out,
 	    uint64_t *highestmodseq_out, enum store_err *err_out);
-	int (*blob_structure)(struct store *st, int64_t blob,
-	    struct store_structure *s_out, enum store_err *err_out);
+	/* s_out[] is initialised (store_structure_deinit-able); the
+	 * backend fills what it finds. */
+	int (*blob_structures)(struct store *st, const int64_t *blobs,
+	    size_t n, struct store_structure *s_out, bool *is_found_out,
+	    enum store_err *err_out);
 	/* Returns an fd, or -1 with *err_out set. */
 	int (*blob_open)(struct store *st, int64_t blob,
 	    enum store_err *err_out);

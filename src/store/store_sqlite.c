@@ -1373,31 +1373,35 @@ parts_parse(const char *text, struct store_structure *s_out)
 }
 
 static int
-sq_blob_structure(struct store *st, int64_t blob,
-    struct store_structure *s_out, enum store_err *err_out)
+sq_blob_structures(struct store *st, const int64_t *blobs, size_t n,
+    struct store_structure *s_out, bool *is_found_out,
+    enum store_err *err_out)
 {
 	READ_BEGIN(st, c, err_out);
 	sqlite3_stmt *s = sq_stmt(c, SQ_STRUCTURE_GET);
-	int rc = SQLITE_ERROR;
 
-	if (s != NULL) {
-		sqlite3_bind_int64(s, 1, blob);
+	if (s == NULL)
+		return read_end(st, c, -1, sq_err(c, SQLITE_ERROR,
+		    "blob_structure"), err_out);
+	for (size_t i = 0; i < n; i++) {
+		int rc;
+
+		sqlite3_bind_int64(s, 1, blobs[i]);
 		rc = sqlite3_step(s);
 		if (rc == SQLITE_ROW) {
-			s_out->envelope = sq_text(s, 0);
-			s_out->bodystructure = sq_text(s, 1);
-			s_out->body = sq_text(s, 2);
+			s_out[i].envelope = sq_text(s, 0);
+			s_out[i].bodystructure = sq_text(s, 1);
+			s_out[i].body = sq_text(s, 2);
 			parts_parse((const char *)sqlite3_column_text(s, 3),
-			    s_out);
-			s_out->date = sqlite3_column_int64(s, 4);
+			    &s_out[i]);
+			s_out[i].date = sqlite3_column_int64(s, 4);
+			is_found_out[i] = true;
 		}
+		sq_reset(s);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return read_end(st, c, -1, sq_err(c, rc,
+			    "blob_structure"), err_out);
 	}
-	sq_reset(s);
-	if (rc == SQLITE_DONE)
-		return read_end(st, c, -1, STORE_NOT_FOUND, err_out);
-	if (rc != SQLITE_ROW)
-		return read_end(st, c, -1, sq_err(c, rc, "blob_structure"),
-		    err_out);
 	return read_end(st, c, 0, STORE_OK, err_out);
 }
 
@@ -1444,7 +1448,7 @@ const struct store_backend store_sqlite_backend = {
 	.mailbox_list = sq_mailbox_list,
 	.msg_list = sq_msg_list,
 	.msg_changes = sq_msg_changes,
-	.blob_structure = sq_blob_structure,
+	.blob_structures = sq_blob_structures,
 	.blob_open = sq_blob_open,
 	.search = sq_search,
 	.subscription_list = sq_subscription_list,

@@ -1317,6 +1317,47 @@ test_store_blob_structure_cached_at_delivery(void **state)
 	store_msg_list_free(&list, n);
 }
 
+/* Several structures in one read: a blob that is gone leaves its slot
+ * empty and the others are filled in order. */
+static void
+test_store_blob_structures_in_one_read(void **state)
+{
+	struct fx *fx = *state;
+	struct store_delivery_result r1 = deliver(fx->st, fx->alice, NULL,
+	    "Subject: one\r\n\r\nbody one\r\n", 0, NULL, 0);
+	struct store_delivery_result r2 = deliver(fx->st, fx->alice, NULL,
+	    "Subject: two\r\n\r\nbody two\r\n", 0, NULL, 0);
+	struct store_structure s[3];
+	struct store_msg *list;
+	bool is_found[3];
+	int64_t blobs[3];
+	enum store_err err;
+	size_t n;
+
+	assert_int_equal(r1.err, STORE_OK);
+	assert_int_equal(r2.err, STORE_OK);
+	assert_int_equal(store_msg_list(fx->st, r1.mailbox, 1, UINT32_MAX,
+	    &list, &n, &err), 0);
+	assert_int_equal(n, 2);
+	blobs[0] = list[1].blob;
+	blobs[1] = 999999;
+	blobs[2] = list[0].blob;
+	assert_int_equal(store_blob_structures(fx->st, blobs, 3, s, is_found,
+	    &err), 0);
+	assert_true(is_found[0]);
+	assert_false(is_found[1]);
+	assert_true(is_found[2]);
+	assert_non_null(strstr(s[0].envelope, "\"two\""));
+	assert_null(s[1].envelope);
+	assert_int_equal(s[1].nparts, 0);
+	assert_non_null(strstr(s[2].envelope, "\"one\""));
+	for (size_t i = 0; i < 3; i++)
+		store_structure_deinit(&s[i]);
+	assert_int_equal(store_blob_structures(fx->st, blobs, 0, s, is_found,
+	    &err), 0);
+	store_msg_list_free(&list, n);
+}
+
 /* ---- Listing --------------------------------------------------------- */
 
 static void
@@ -2030,6 +2071,7 @@ main(void)
 		T(test_store_delivery_abort_leaves_nothing),
 		T(test_store_delivery_empty_and_broken_mime_stored_byte_exact),
 		T(test_store_blob_structure_cached_at_delivery),
+		T(test_store_blob_structures_in_one_read),
 		T(test_store_msg_list_ranges),
 		T(test_store_flags_and_keywords_with_increasing_modseq),
 		T(test_store_flags_unchangedsince_reports_modified),
