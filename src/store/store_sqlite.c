@@ -28,7 +28,7 @@
 
 /* The schema this code reads and writes; older stores are migrated on
  * open, newer ones refused. */
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 /* How long a connection waits for a lock another one holds (another
  * process writing, a checkpoint) before the call fails with STORE_TEMP. */
 #define BUSY_TIMEOUT_MS 10000
@@ -232,6 +232,13 @@ static const char schema_v4[] =
 	" PRIMARY KEY (account, name)) WITHOUT ROWID;"
 	"INSERT OR IGNORE INTO subscriptions(account, name)"
 	" SELECT account, name FROM mailboxes WHERE subscribed = 1;";
+
+/* Version 5: queue.blob is a foreign key of blobs; without an index on
+ * it every delete of a blob (each expunge, each delivered queue entry)
+ * scanned the whole queue to check for children: 5,000 queued entries
+ * made QUEUE_DELETE 8x and the check's refcount query 290x slower. */
+static const char schema_v5[] =
+	"CREATE INDEX IF NOT EXISTS queue_blob ON queue(blob);";
 
 /* The full-text index: trigram, so that any substring of three or more
  * characters narrows a search (SQLite 3.34+). detail=none keeps the index
@@ -684,6 +691,11 @@ schema_migrate(struct sq_conn *c, bool *has_fts, char *err, size_t errlen)
 	}
 	if (version < 4) {
 		rc = sqlite3_exec(c->db, schema_v4, NULL, NULL, &msg);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	if (version < 5) {
+		rc = sqlite3_exec(c->db, schema_v5, NULL, NULL, &msg);
 		if (rc != SQLITE_OK)
 			goto fail;
 	}
