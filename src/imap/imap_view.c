@@ -8,6 +8,7 @@
  */
 #include "imap/imap_int.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,21 +21,34 @@
 _Static_assert(STORE_FLAG_DRAFT <= UINT16_MAX / 2,
     "store flags fit struct imap_msg");
 
-/* Index into v->keywords of the first entry whose UID is at least uid. */
+/* The first of n elements (size bytes each, ascending by the UID at
+ * offset off) whose UID is at least uid. */
 static size_t
-keywords_lower_bound(const struct imap_view *v, uint32_t uid)
+uid_lower_bound(const void *base, size_t n, size_t size, size_t off,
+    uint32_t uid)
 {
-	size_t lo = 0, hi = v->nkeywords;
+	const unsigned char *p = base;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
+		uint32_t at;
 
-		if (v->keywords[mid].uid < uid)
+		memcpy(&at, p + mid * size + off, sizeof(at));
+		if (at < uid)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return lo;
+}
+
+/* Index into v->keywords of the first entry whose UID is at least uid. */
+static size_t
+keywords_lower_bound(const struct imap_view *v, uint32_t uid)
+{
+	return uid_lower_bound(v->keywords, v->nkeywords,
+	    sizeof(*v->keywords), offsetof(struct imap_msg_keywords, uid), uid);
 }
 
 const char *
@@ -186,17 +200,8 @@ imap_view_close(struct imap_session *s)
 static size_t
 view_lower_bound(const struct imap_view *v, uint32_t uid)
 {
-	size_t lo = 0, hi = v->n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (v->msgs[mid].uid < uid)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
+	return uid_lower_bound(v->msgs, v->n, sizeof(*v->msgs),
+	    offsetof(struct imap_msg, uid), uid);
 }
 
 size_t
