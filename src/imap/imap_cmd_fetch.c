@@ -655,7 +655,6 @@ static void
 item_step(struct imap_session *s, struct fetch_job *j)
 {
 	const struct imap_msg *m = &s->view->msgs[j->idx[j->pos]];
-	const char *kw = imap_view_keywords(s->view, j->idx[j->pos]);
 	char date[IMAP_DATE_TIME_LEN];
 	size_t i = j->att;
 
@@ -673,7 +672,8 @@ item_step(struct imap_session *s, struct fetch_job *j)
 		if (j->is_seen_set[j->pos] && !j->has_flags) {
 			item_sep(s, j);
 			imap_write(s, "FLAGS ", 6);
-			imap_write_flags(s, m->flags, kw);
+			imap_write_flags(s, m->flags,
+			    imap_view_keywords(s->view, j->idx[j->pos]));
 		}
 		if (s->is_condstore && !j->has_modseq) {
 			item_sep(s, j);
@@ -691,7 +691,8 @@ item_step(struct imap_session *s, struct fetch_job *j)
 		break;
 	case FA_FLAGS:
 		imap_write(s, "FLAGS ", 6);
-		imap_write_flags(s, m->flags, kw);
+		imap_write_flags(s, m->flags,
+		    imap_view_keywords(s->view, j->idx[j->pos]));
 		break;
 	case FA_INTERNALDATE:
 		imap_date_time_format(j->sm->internal_date, date);

@@ -113,6 +113,7 @@ store_pump(struct imap_session *s)
 	while (j->pos < j->n && net_conn_pending(s->conn) < NET_DRAIN_LOW) {
 		size_t k = j->pos++;
 		const struct imap_msg *m = &s->view->msgs[j->idx[k]];
+		const char *had;
 		uint32_t flags;
 		char *kw;
 
@@ -131,12 +132,12 @@ store_pump(struct imap_session *s)
 			    m->flags | j->flags : j->mode ==
 			    STORE_FLAGS_REMOVE ? m->flags & ~j->flags :
 			    j->flags;
-			kw = store_keywords_apply(imap_view_keywords(s->view,
-			    j->idx[k]), j->keywords, j->mode);
+			had = imap_view_keywords(s->view, j->idx[k]);
+			kw = store_keywords_apply(had, j->keywords, j->mode);
 			/* The store gives a new MODSEQ only to messages
 			 * whose flags changed (RFC 7162 §3.1). */
-			if (flags != m->flags || !is_store_keywords_equal(kw,
-			    imap_view_keywords(s->view, j->idx[k])))
+			if (flags != m->flags ||
+			    !is_store_keywords_equal(kw, had))
 				imap_view_update(s->view, j->idx[k], flags, kw,
 				    j->modseq);
 			free(kw);

@@ -77,7 +77,7 @@ keywords_set(struct imap_view *v, size_t i, const char *keywords)
 		return;
 	at = keywords_lower_bound(v, m->uid);
 	has = at < v->nkeywords && v->keywords[at].uid == m->uid;
-	if (!is_empty && *keywords != '\0') {
+	if (!is_empty) {
 		char *copy = xstrdup(keywords);
 
 		if (has) {
