@@ -80,12 +80,13 @@ int auth_login(struct auth *a, const char *user, const char *password,
     enum auth_proto proto, const char *peer, const char *sid,
     struct event_base *base, auth_done_cb cb, void *arg);
 
-/* The mechanisms to announce, space-separated: with is_plain_ok false
- * (before TLS) only those that never expose a password. */
+/* The mechanisms to announce, space-separated. is_plain_ok is true on a
+ * TLS connection or when allow_plaintext_auth is set; false (before TLS)
+ * gives "": no mechanism is offered in clear, SCRAM included. */
 const char *auth_mechanisms(struct auth *a, bool is_plain_ok);
 
 /* Starts a SASL exchange. Returns NULL when mech is unknown or not offered
- * (is_plain_ok as for auth_mechanisms). */
+ * (is_plain_ok as for auth_mechanisms: false refuses every mechanism). */
 struct auth_sasl *auth_sasl_new(struct auth *a, const char *mech,
     bool is_plain_ok, enum auth_proto proto, const char *peer,
     const char *sid);

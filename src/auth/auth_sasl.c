@@ -33,14 +33,13 @@ enum sasl_mech {
 static const struct {
 	const char *name;
 	enum sasl_mech mech;
-	bool needs_tls;		/* sends a password or token in clear */
 	bool needs_oauth;
 } mechs[] = {
-	{ "PLAIN", MECH_PLAIN, true, false },
-	{ "LOGIN", MECH_LOGIN, true, false },
-	{ "SCRAM-SHA-256", MECH_SCRAM_SHA_256, false, false },
-	{ "OAUTHBEARER", MECH_OAUTHBEARER, true, true },
-	{ "XOAUTH2", MECH_XOAUTH2, true, true },
+	{ "PLAIN", MECH_PLAIN, false },
+	{ "LOGIN", MECH_LOGIN, false },
+	{ "SCRAM-SHA-256", MECH_SCRAM_SHA_256, false },
+	{ "OAUTHBEARER", MECH_OAUTHBEARER, true },
+	{ "XOAUTH2", MECH_XOAUTH2, true },
 };
 
 struct auth_sasl {
@@ -135,8 +134,13 @@ auth_mechanisms(struct auth *a, bool is_plain_ok)
 {
 	bool has_oauth = auth_jwks(a) != NULL;
 
+	/* No mechanism at all before TLS, SCRAM included: SCRAM keeps the
+	 * password from an eavesdropper, but not the session that follows
+	 * (mail read or sent in clear, a hijack after login), nor the
+	 * account's existence from a man in the middle (RFC 8314 §3: TLS
+	 * before authentication). */
 	if (!is_plain_ok)
-		return "SCRAM-SHA-256";
+		return "";
 	return has_oauth ? "PLAIN LOGIN SCRAM-SHA-256 OAUTHBEARER XOAUTH2" :
 	    "PLAIN LOGIN SCRAM-SHA-256";
 }
@@ -150,7 +154,7 @@ auth_sasl_new(struct auth *a, const char *mech, bool is_plain_ok,
 
 		if (strcasecmp(mech, mechs[i].name) != 0)
 			continue;
-		if ((mechs[i].needs_tls && !is_plain_ok) ||
+		if (!is_plain_ok ||
 		    (mechs[i].needs_oauth && auth_jwks(a) == NULL))
 			return NULL;
 		s = xcalloc(1, sizeof(*s));

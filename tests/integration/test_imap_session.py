@@ -331,20 +331,6 @@ def test_authenticate_scram_sha_256(srv, user):
         assert_refused(c.command("SELECT INBOX"))
 
 
-def test_starttls_refused_after_login(srv, user):
-    """SCRAM sends no password, so the server offers it before TLS; once
-    logged in, STARTTLS is no longer valid (RFC 9051 §6.2.1: not
-    authenticated state only)."""
-    with Imap.open(srv, "imap") as c:
-        assert "AUTH=SCRAM-SHA-256" in imap_caps(c.greeting), c.greeting
-        r, _ = scram_login(c, *user)
-        assert r.status == "OK", r.tagged
-        r = c.command("STARTTLS")
-        assert r.status in ("BAD", "NO"), r.tagged
-        # No TLS handshake is expected: the session goes on in clear.
-        c.noop()
-
-
 def test_authenticate_cancel_with_star(srv, user):
     address, password = user
     with Imap.open(srv, "imaps") as c:

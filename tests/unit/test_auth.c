@@ -334,7 +334,7 @@ scram_client_final(const char *password, const char *client_first_bare,
 static void
 scram_exchange(struct fixture *f, const char *password)
 {
-	struct auth_sasl *s = auth_sasl_new(f->auth, "SCRAM-SHA-256", false,
+	struct auth_sasl *s = auth_sasl_new(f->auth, "SCRAM-SHA-256", true,
 	    AUTH_PROTO_IMAP, "192.0.2.9", NULL);
 	char *server_first, final[512];
 	const char *challenge;
@@ -385,14 +385,21 @@ test_auth_scram_wrong_password_fails(void **state)
 	assert_int_equal(f->result, AUTH_FAILED);
 }
 
+/* Before TLS no mechanism is offered or started, SCRAM included. */
 static void
-test_auth_plain_needs_tls(void **state)
+test_auth_no_mechanism_before_tls(void **state)
 {
 	struct fixture *f = *state;
+	static const char *const names[] = {
+		"PLAIN", "LOGIN", "SCRAM-SHA-256", "OAUTHBEARER", "XOAUTH2",
+	};
 
-	assert_null(auth_sasl_new(f->auth, "PLAIN", false, AUTH_PROTO_IMAP,
-	    "192.0.2.1", NULL));
-	assert_string_equal(auth_mechanisms(f->auth, false), "SCRAM-SHA-256");
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		assert_null(auth_sasl_new(f->auth, names[i], false,
+		    AUTH_PROTO_IMAP, "192.0.2.1", NULL));
+	assert_string_equal(auth_mechanisms(f->auth, false), "");
+	assert_string_equal(auth_mechanisms(f->auth, true),
+	    "PLAIN LOGIN SCRAM-SHA-256");
 }
 
 static void
@@ -603,7 +610,7 @@ main(void)
 		    test_auth_scram_exchange_succeeds, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_auth_scram_wrong_password_fails, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_auth_plain_needs_tls,
+		cmocka_unit_test_setup_teardown(test_auth_no_mechanism_before_tls,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_plain_exchange,
 		    setup, teardown),
