@@ -7,7 +7,7 @@
 PACKAGES := build-essential cmake pkg-config openssl \
 	libevent-dev libssl-dev libsqlite3-dev libpq-dev libgmime-3.0-dev \
 	libc-ares-dev libcrypt-dev libinih-dev zlib1g-dev libjansson-dev \
-	libcmocka-dev python3-pytest clang \
+	libcmocka-dev python3-pytest clang libclang-rt-14-dev \
 	isync offlineimap3 mutt tmux curl \
 	fetchmail getmail6 dnsmasq-base python3-dkim
 
