@@ -81,13 +81,13 @@ queue_dkim_body_update(struct queue_dkim_body *b, const char *data,
 	for (size_t i = 0; i < len; i++) {
 		char c = data[i];
 
+		/* A bare CR ends a line, as it does on the wire
+		 * (queue_stuff_feed sends it as CRLF). */
 		if (b->has_cr) {
 			b->has_cr = false;
-			if (c == '\n') {
-				body_eol(b);
+			body_eol(b);
+			if (c == '\n')
 				continue;
-			}
-			body_content(b, '\r');
 		}
 		if (c == '\r')
 			b->has_cr = true;
@@ -104,7 +104,7 @@ void
 queue_dkim_body_final(struct queue_dkim_body *b, unsigned char out[32])
 {
 	if (b->has_cr)
-		body_content(b, '\r');
+		body_eol(b);
 	/* A body that does not end with CRLF gets one. */
 	if (b->has_content)
 		body_emit(b, "\r\n", 2);

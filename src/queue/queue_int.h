@@ -185,4 +185,23 @@ void queue_text_str(struct queue_text *t, const char *s);
 void queue_text_printf(struct queue_text *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A message body on its way to the next hop, fed in pieces (queue_text.c):
+ * every line end, CRLF, a bare CR or a bare LF, goes out as CRLF (RFC
+ * 5321 §2.3.8: a bare CR or LF must not be sent), and a dot that starts a
+ * line is doubled (§4.5.2). */
+struct queue_stuff {
+	bool is_bol;		/* what went out ends a line */
+	bool has_cr;		/* a CR waits: CRLF, or a bare CR's line end */
+};
+
+void queue_stuff_init(struct queue_stuff *st);
+/* Writes the n bytes of in to out, which must hold 2 * n + 2 bytes.
+ * Returns the bytes written. */
+size_t queue_stuff_feed(struct queue_stuff *st, const char *in, size_t n,
+    char *out);
+/* The end: a last line end if the body lacks one, then ".\r\n". out
+ * must hold QUEUE_STUFF_END_MAX bytes. Returns the bytes written. */
+#define QUEUE_STUFF_END_MAX 5
+size_t queue_stuff_end(struct queue_stuff *st, char *out);
+
 #endif

@@ -158,7 +158,7 @@ struct job {
 	size_t naccepted;
 	int body_fd;
 	uint64_t body_off;
-	bool is_bol;		/* the body so far ends a line */
+	struct queue_stuff stuff;	/* where the body's lines stand */
 
 	/* Why the last host did not take the mail, for a deferral. */
 	char last_reply[RCPT_REPLY_MAX];
@@ -649,8 +649,8 @@ job_quit(struct job *j)
 	/* on_write ends the job once QUIT is out. */
 }
 
-/* Writes the next piece of the body, dot-stuffed (RFC 5321 §4.5.2), and
- * the final dot once the file is done. */
+/* Writes the next piece of the body, dot-stuffed with every line end as
+ * CRLF (queue_stuff_feed), and the final dot once the file is done. */
 static void
 body_fill(struct job *j)
 {
@@ -660,30 +660,26 @@ body_fill(struct job *j)
 	while (evbuffer_get_length(out) < BODY_HIGH) {
 		ssize_t n = pread(j->body_fd, buf, sizeof(buf),
 		    (off_t)j->body_off);
-		size_t start = 0;
+		struct evbuffer_iovec v;
+		size_t want = n > 0 ? 2 * (size_t)n + 2 : QUEUE_STUFF_END_MAX;
 
 		if (n < 0) {
 			job_session_lost(j, "cannot read the message");
 			return;
 		}
+		if (evbuffer_reserve_space(out, (ev_ssize_t)want, &v, 1) < 1)
+			panic("queue: out of memory");
 		if (n == 0) {
-			if (!j->is_bol)
-				evbuffer_add(out, "\r\n", 2);
-			evbuffer_add(out, ".\r\n", 3);
+			v.iov_len = queue_stuff_end(&j->stuff, v.iov_base);
+			evbuffer_commit_space(out, &v, 1);
 			close(j->body_fd);
 			j->body_fd = -1;
 			j->state = JOB_DOT;
 			return;
 		}
-		for (size_t i = 0; i < (size_t)n; i++) {
-			if (j->is_bol && buf[i] == '.') {
-				evbuffer_add(out, buf + start, i - start);
-				evbuffer_add(out, ".", 1);
-				start = i;
-			}
-			j->is_bol = buf[i] == '\n';
-		}
-		evbuffer_add(out, buf + start, (size_t)n - start);
+		v.iov_len = queue_stuff_feed(&j->stuff, buf, (size_t)n,
+		    v.iov_base);
+		evbuffer_commit_space(out, &v, 1);
 		j->body_off += (uint64_t)n;
 	}
 }
@@ -1028,7 +1024,7 @@ job_reply(struct job *j, struct queue_reply *rp)
 			}
 		}
 		j->body_off = 0;
-		j->is_bol = true;
+		queue_stuff_init(&j->stuff);
 		if (j->dkim != NULL)
 			evbuffer_add(bufferevent_get_output(j->bev), j->dkim,
 			    strlen(j->dkim));

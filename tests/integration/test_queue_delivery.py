@@ -18,6 +18,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import shutil
 import socket
 import signal
@@ -716,5 +717,36 @@ def test_second_message_reuses_the_connection(servers):
         assert "queue.reuse host=mx.m.test after=" in a.log_text()
         wait_for("A's queue to empty", lambda: not [
             e for e in queue_of(a) if e["domain"] == "m.test"])
+    finally:
+        peer.close()
+
+
+def test_bare_cr_and_lf_go_out_as_crlf_with_dots_stuffed(servers):
+    """A body with a bare CR and a bare LF (BDAT takes bytes as they
+    are) reaches the next hop with every line end as CRLF (RFC 5321
+    §2.3.8) and the dot behind the bare CR doubled (§4.5.2): a peer that
+    ends lines at a bare CR must not see a lone "." and end the message
+    there, with the rest read as commands."""
+    a, _ = servers
+    peer = ScriptedPeer(E_IP, b"250-mx.e.test\r\n250 8BITMIME\r\n",
+                        [b"250 ok\r\n"], pipelining=False)
+    tok = uuid.uuid4().hex.encode()
+    body = (b"From: <alice@a.test>\r\nSubject: " + tok + b"\r\n\r\n"
+            b"one\r.\r\nMAIL FROM:<x@y>\rtwo\nthree\r\n")
+    try:
+        conn, _ = smtp_open(a, "submission")
+        with conn:
+            assert smtp_auth_plain(conn, ALICE, ALICE_PW).raw == [AUTH_OK]
+            assert smtp_cmd(conn, "MAIL FROM:<%s>" % ALICE).code == 250
+            assert smtp_cmd(conn, "RCPT TO:<cr@e.test>").code == 250
+            conn.send(b"BDAT %d LAST\r\n" % len(body) + body)
+            r = conn.read_smtp_reply()
+            assert QUEUED_RE.match(r.raw[0]), r.raw
+        assert peer.done.wait(20), a.log_text()
+        got = peer.bodies[0]
+        assert tok in got
+        assert re.search(rb"\r(?!\n)|(?<!\r)\n", got) is None, got
+        assert got.endswith(b"one\r\n..\r\nMAIL FROM:<x@y>\r\ntwo\r\n"
+                            b"three\r\n.\r\n"), got
     finally:
         peer.close()
