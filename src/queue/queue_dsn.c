@@ -77,7 +77,10 @@ char *
 queue_dsn_build(const struct queue_dsn *dsn, size_t *len_out)
 {
 	struct queue_text o = { 0 };
-	char date[64], v[1024];
+	/* A value is cut at 900 octets so that its field stays within the
+	 * 998 of a line (RFC 5322 §2.1.1); a remote reply line is 512 at
+	 * most anyway (RFC 5321 §4.5.3.1.5). */
+	char date[64], v[901], *line;
 	bool is_failed = dsn->action == QUEUE_DSN_FAILED;
 
 	queue_text_printf(&o, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n",
@@ -122,10 +125,13 @@ queue_dsn_build(const struct queue_dsn *dsn, size_t *len_out)
 		field_value(v, sizeof(v), r->diagnostic != NULL ?
 		    r->diagnostic : "no reason given");
 		if (r->remote_mta != NULL)
-			queue_text_printf(&o, "<%s>: host %s said: %s\r\n\r\n", rc,
+			line = xasprintf("<%s>: host %s said: %s", rc,
 			    r->remote_mta, v);
 		else
-			queue_text_printf(&o, "<%s>: %s\r\n\r\n", rc, v);
+			line = xasprintf("<%s>: %s", rc, v);
+		out_lines(&o, line, strlen(line));
+		queue_text_add(&o, "\r\n", 2);
+		free(line);
 	}
 
 	/* RFC 3464 §2: per-message fields, then per-recipient ones. */

@@ -166,12 +166,51 @@ test_queue_dsn_notify_and_params(void **state)
 	    5), "0123");
 }
 
+/* Found by fuzz_dsn: a long remote reply made lines of over 998 octets
+ * (RFC 5322 §2.1.1), in the notification and in Diagnostic-Code. */
+static void
+test_queue_dsn_long_reply_keeps_lines_short(void **state)
+{
+	char diag[1200], rc[500];
+	struct queue_dsn_rcpt rcpt = { rc, NULL, "5.0.0", "mx.b.test", diag };
+	const struct queue_dsn dsn = {
+		.action = QUEUE_DSN_FAILED,
+		.reporting_mta = "mx.a.test",
+		.sender = "alice@a.test",
+		.now = 1700000000,
+		.rcpts = &rcpt,
+		.nrcpts = 1,
+		.boundary = "=_b",
+		.message_id = "<d@x>",
+	};
+	size_t len, col = 0;
+	char *text;
+
+	(void)state;
+	memset(diag, 'd', sizeof(diag) - 1);
+	diag[sizeof(diag) - 1] = '\0';
+	memset(rc, 'r', sizeof(rc) - 1);
+	rc[sizeof(rc) - 1] = '\0';
+	text = queue_dsn_build(&dsn, &len);
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '\n') {
+			assert_true(i > 0 && text[i - 1] == '\r');
+			col = 0;
+		} else {
+			assert_true(++col <= 999);	/* 998 and the CR */
+		}
+	}
+	assert_non_null(strstr(text, "Diagnostic-Code: smtp; dddd"));
+	free(text);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_queue_dsn_failed_report_bytes),
 		cmocka_unit_test(test_queue_dsn_delay_warning_and_hostile_text),
+		cmocka_unit_test(test_queue_dsn_long_reply_keeps_lines_short),
 		cmocka_unit_test(test_queue_dsn_notify_and_params),
 	};
 
