@@ -142,7 +142,10 @@ imap_cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
 	    &err) < 0) {
 		free(name);
 		free(keywords);
-		append_failed(s, err);
+		if (err == STORE_INVALID)
+			imap_done_store_err(s, err);	/* the name's fault */
+		else
+			append_failed(s, err);
 		return;
 	}
 	store_mailbox_deinit(&mb);

@@ -93,7 +93,12 @@ imap_done_store_err(struct imap_session *s, enum store_err err)
 		imap_done(s, "NO", "[ALREADYEXISTS] Mailbox already exists");
 		break;
 	case STORE_INVALID:
-		imap_done(s, "NO", "[CANNOT] Invalid mailbox name");
+		/* Names that read as paths are refused so that no export
+		 * to a file system can leave the account's folder. */
+		imap_done(s, "NO", "[CANNOT] Invalid mailbox name: no level "
+		    "may be empty, \".\" or \"..\", the name may not begin "
+		    "with \"/\" or \"~\", and control characters, \"*\" "
+		    "and \"%%\" are not allowed");
 		break;
 	case STORE_NOT_ALLOWED:
 		imap_done(s, "NO", "[CANNOT] Not allowed on this mailbox");

@@ -725,12 +725,21 @@ mailbox_req(struct store *st, enum store_req_kind kind, int64_t account,
     enum store_err *err_out)
 {
 	char *norm, *norm2 = NULL;
+	const char *created;
 	int rc;
 
 	if (store_name_mailbox(name, &norm) < 0)
 		return invalid(err_out);
 	if (name2 != NULL && store_name_mailbox(name2, &norm2) < 0) {
 		free(norm);
+		return invalid(err_out);
+	}
+	/* The name a mailbox gets (CREATE's, RENAME's second) must not
+	 * read as a path. */
+	created = kind == STORE_REQ_MAILBOX_CREATE ? norm : norm2;
+	if (created != NULL && !is_store_name_creatable(created)) {
+		free(norm);
+		free(norm2);
 		return invalid(err_out);
 	}
 	req->kind = kind;
@@ -810,6 +819,11 @@ store_mailbox_get(struct store *st, int64_t account, const char *name,
 	if (store_name_mailbox(name, &norm) < 0)
 		return invalid(err_out);
 	rc = st->be->mailbox_get(st, account, norm, mb_out, err_out);
+	/* A name that could never have been created is invalid, not
+	 * missing: APPEND must not answer TRYCREATE to it. */
+	if (rc < 0 && *err_out == STORE_NOT_FOUND &&
+	    !is_store_name_creatable(norm))
+		*err_out = STORE_INVALID;
 	free(norm);
 	return rc;
 }

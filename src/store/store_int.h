@@ -240,6 +240,11 @@ int store_name_address(const char *address, char **norm_out,
  * empty level; a first level spelled INBOX in any case becomes "INBOX". */
 int store_name_mailbox(const char *name, char **norm_out);
 bool is_store_name_inbox(const char *norm);
+/* Whether a mailbox may be created (CREATE, the new name of RENAME) under
+ * the normalized name norm: no "." or ".." level, no leading "~", no C1
+ * control character, so that a name never reads as a path outside the
+ * account's folder. Existing names stay reachable whatever they are. */
+bool is_store_name_creatable(const char *norm);
 /* The parent of a normalized name in a new string, or NULL at the top. */
 char *store_name_parent(const char *norm);
 

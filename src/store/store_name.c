@@ -129,6 +129,37 @@ store_name_mailbox(const char *name, char **norm_out)
 }
 
 bool
+is_store_name_creatable(const char *norm)
+{
+	const char *level = norm;
+
+	/* A leading "~" is a home directory to a shell or an exporter. */
+	if (norm[0] == '~')
+		return false;
+	for (;;) {
+		size_t n = strcspn(level, "/");
+
+		/* "." and ".." would climb out of the account's folder once
+		 * the name becomes a path (Maildir, an export); empty levels
+		 * are refused by store_name_mailbox() already. */
+		if ((n == 1 && level[0] == '.') ||
+		    (n == 2 && level[0] == '.' && level[1] == '.'))
+			return false;
+		if (level[n] == '\0')
+			break;
+		level += n + 1;
+	}
+	for (const unsigned char *p = (const unsigned char *)norm; *p != '\0';
+	    p++) {
+		/* C1 controls, U+0080..U+009F, are 0xC2 0x80..0x9F in
+		 * UTF-8 (the C0 ones are refused with the name). */
+		if (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			return false;
+	}
+	return true;
+}
+
+bool
 is_store_name_inbox(const char *norm)
 {
 	return strcmp(norm, "INBOX") == 0;

@@ -363,6 +363,64 @@ def test_create_invalid_names(c):
     assert set(got) == set(DEFAULT_MAILBOXES), got
 
 
+# Issue 15, finding 17: names that read as paths (a ".." or "." level, a
+# leading "~" or "/", an empty level, control characters) are refused with
+# NO [CANNOT] and a sentence wherever a mailbox would get the name, so that
+# an export to Maildir or a file system can never leave the user's folder.
+PATH_LIKE_NAMES = ["..", ".", "../x", "./x", "a/..", "a/../b", "a/./b",
+                   "../../../etc/cron.d", "~", "~root/Mail", "/abs",
+                   "a//b", "x\x7fy", "x\u0085y"]
+
+
+def imaplib_login(srv, user):
+    import imaplib
+    from postern_harness import client_ctx
+    m = imaplib.IMAP4_SSL("127.0.0.1", srv.ports["imaps"],
+                          ssl_context=client_ctx(),
+                          timeout=15)
+    m.login(*user)
+    typ, _ = m.enable("UTF8=ACCEPT")
+    assert typ == "OK"
+    return m
+
+
+def refused_with_cannot(typ, data):
+    text = b" ".join(d for d in data if isinstance(d, bytes))
+    assert typ == "NO", (typ, data)
+    assert text.startswith(b"[CANNOT] "), data
+    # A sentence, not just a code.
+    assert len(text.split()) > 4, data
+
+
+def test_path_like_names_are_refused_by_create_rename_append(srv, user):
+    m = imaplib_login(srv, user)
+    try:
+        assert m.create('"Keep"')[0] == "OK"
+        for name in PATH_LIKE_NAMES:
+            q = '"%s"' % name
+            refused_with_cannot(*m.create(q))
+            refused_with_cannot(*m.rename('"Keep"', q))
+            # APPEND never creates a mailbox; to such a name it is no
+            # TRYCREATE (a client would CREATE it next) but CANNOT.
+            refused_with_cannot(*m.append(q, None, None,
+                                          b"Subject: x\r\n\r\nhi\r\n"))
+        typ, data = m.list('""', '"*"')
+        assert typ == "OK", data
+        names = [parse_list(b"* LIST " + d).name for d in data]
+        assert b"Keep" in names, names
+        for n in names:
+            parts = n.split(b"/")
+            assert b".." not in parts and b"." not in parts and \
+                not n.startswith((b"~", b"/")), names
+        # Dots and tildes that are not path parts stay usable.
+        for ok in ("...", ".hidden", "a..b", "x~", "Keep/~draft"):
+            typ, data = m.create('"%s"' % ok)
+            assert typ == "OK", (ok, data)
+        assert m.rename('"Keep"', '"Keep..old"')[0] == "OK"
+    finally:
+        m.logout()
+
+
 def test_delete(c):
     c.ok('CREATE "Gone"')
     c.ok('DELETE "Gone"')

@@ -772,6 +772,49 @@ test_store_mailbox_create_names_and_parents(void **state)
 	store_mailbox_list_free(&list, n);
 }
 
+/* Issue 15, finding 17: no name a mailbox gets may read as a path that
+ * leaves the account's folder once exported to Maildir or a file system. */
+static void
+test_store_mailbox_path_like_names_refused(void **state)
+{
+	struct fx *fx = *state;
+	struct store_mailbox mb;
+	enum store_err err;
+	static const char *const bad[] = {
+		"..", ".", "../x", "./x", "a/..", "a/.", "a/../b", "a/./b",
+		"../../etc", "~", "~root", "~/Mail", "x/\xc2\x85y", "\xc2\x9f",
+		"/abs", "a//b", "tab\there",
+	};
+	static const char *const good[] = {
+		"...", ".hidden", "a..b", "a/.b", "x~", "a/~b", "..x",
+	};
+
+	assert_int_equal(store_mailbox_create(fx->st, fx->alice, "Work",
+	    STORE_SPECIAL_NONE, &err), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+		assert_int_equal(store_mailbox_create(fx->st, fx->alice,
+		    bad[i], STORE_SPECIAL_NONE, &err), -1);
+		assert_int_equal(err, STORE_INVALID);
+		assert_int_equal(store_mailbox_rename(fx->st, fx->alice,
+		    "Work", bad[i], &err), -1);
+		assert_int_equal(err, STORE_INVALID);
+		/* Not "missing" (APPEND would say TRYCREATE): invalid. */
+		assert_int_equal(store_mailbox_get(fx->st, fx->alice, bad[i],
+		    &mb, &err), -1);
+		assert_int_equal(err, STORE_INVALID);
+	}
+	mb = mailbox(fx->st, fx->alice, "Work");
+	store_mailbox_deinit(&mb);
+	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
+		assert_int_equal(store_mailbox_create(fx->st, fx->alice,
+		    good[i], STORE_SPECIAL_NONE, &err), 0);
+		mb = mailbox(fx->st, fx->alice, good[i]);
+		store_mailbox_deinit(&mb);
+	}
+	assert_int_equal(store_mailbox_rename(fx->st, fx->alice, "Work",
+	    "Work..old", &err), 0);
+}
+
 static void
 test_store_mailbox_delete_then_create_gets_new_uidvalidity(void **state)
 {
@@ -2058,6 +2101,7 @@ main(void)
 		T(test_store_route_resolve_accounts_aliases_catchall),
 		T(test_store_route_resolve_stops_at_depth_limit),
 		T(test_store_mailbox_create_names_and_parents),
+		T(test_store_mailbox_path_like_names_refused),
 		T(test_store_mailbox_delete_then_create_gets_new_uidvalidity),
 		T(test_store_mailbox_delete_inbox_refused),
 		T(test_store_mailbox_delete_keeps_children),
