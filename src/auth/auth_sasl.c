@@ -350,7 +350,7 @@ static enum auth_step
 scram_first(struct auth_sasl *s, char *msg, size_t n,
     const char **challenge_out)
 {
-	const char *bare, *comma, *nonce;
+	const char *bare, *comma, *nonce, *gs2_end;
 	unsigned char rnd[SCRAM_NONCE_LEN];
 	unsigned char stored[AUTH_SHA256_LEN], server[AUTH_SHA256_LEN];
 	char *rnd64, *salt64 = NULL;
@@ -360,10 +360,12 @@ scram_first(struct auth_sasl *s, char *msg, size_t n,
 	 * offered, and an authzid must not differ from the user. */
 	if (n < 3 || (msg[0] != 'n' && msg[0] != 'y') || msg[1] != ',')
 		return AUTH_STEP_MALFORMED;
-	comma = strchr(msg + 2, ',');
-	if (comma == NULL)
+	/* RFC 5802 §7: gs2-header = cbind-flag "," [ "a=" saslname ] ",". */
+	gs2_end = strchr(msg + 2, ',');
+	if (gs2_end == NULL || (gs2_end != msg + 2 &&
+	    strncmp(msg + 2, "a=", 2) != 0))
 		return AUTH_STEP_MALFORMED;
-	bare = comma + 1;
+	bare = gs2_end + 1;
 	if (strncmp(bare, "n=", 2) != 0)
 		return AUTH_STEP_MALFORMED;
 	comma = strchr(bare + 2, ',');
@@ -376,10 +378,17 @@ scram_first(struct auth_sasl *s, char *msg, size_t n,
 	s->user = scram_name_decode(bare + 2, (size_t)(comma - bare - 2));
 	if (s->user == NULL)
 		return AUTH_STEP_MALFORMED;
-	if (msg[2] == 'a' && msg[3] == '=' &&
-	    (strncasecmp(msg + 4, s->user, strlen(s->user)) != 0 ||
-	    msg[4 + strlen(s->user)] != ','))
-		return AUTH_STEP_MALFORMED;
+	if (gs2_end != msg + 2) {
+		/* The authzid is a saslname too ("=2C", "=3D"). */
+		char *authzid = scram_name_decode(msg + 4,
+		    (size_t)(gs2_end - msg - 4));
+		bool is_same = authzid != NULL &&
+		    strcasecmp(authzid, s->user) == 0;
+
+		free(authzid);
+		if (!is_same)
+			return AUTH_STEP_MALFORMED;
+	}
 	account_load(s, s->user);
 	if (!s->has_account || !scram_secret_parse(s->account.scram_sha256,
 	    &iter, &salt64, stored, server))

@@ -423,6 +423,44 @@ test_auth_plain_exchange(void **state)
 	auth_sasl_free(&s);
 }
 
+/* Found by fuzz_sasl: a gs2-header whose authzid part was not "a=..."
+ * was taken, and an authzid was compared still encoded, so that a name
+ * with "=" or "," could not name itself (RFC 5802 §5.1, §7). */
+static void
+test_auth_scram_gs2_header_strict(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const bad[] = {
+		"n,r=x,n=user@example.test,r=abc",
+		"n,a=other@example.test,n=user@example.test,r=abc",
+		"n,a=us=2Cer@example.test,n=user@example.test,r=abc",
+	};
+	const char *challenge;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct auth_sasl *s = auth_sasl_new(f->auth, "SCRAM-SHA-256",
+		    true, AUTH_PROTO_IMAP, "192.0.2.1", NULL);
+		char *b64 = base64_encode(bad[i], strlen(bad[i]), false);
+
+		assert_int_equal(auth_sasl_step(s, b64, strlen(b64),
+		    &challenge, f->base, on_done, f), AUTH_STEP_MALFORMED);
+		free(b64);
+		auth_sasl_free(&s);
+	}
+	{
+		static const char good[] =
+		    "n,a=U=3Dx=2Cy@example.test,n=u=3Dx=2Cy@example.test,r=abc";
+		struct auth_sasl *s = auth_sasl_new(f->auth, "SCRAM-SHA-256",
+		    true, AUTH_PROTO_IMAP, "192.0.2.1", NULL);
+		char *b64 = base64_encode(good, strlen(good), false);
+
+		assert_int_equal(auth_sasl_step(s, b64, strlen(b64),
+		    &challenge, f->base, on_done, f), AUTH_STEP_CHALLENGE);
+		free(b64);
+		auth_sasl_free(&s);
+	}
+}
+
 /* ---- Lockout arithmetic ----------------------------------------------- */
 
 static void
@@ -614,6 +652,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_plain_exchange,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_auth_scram_gs2_header_strict, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_auth_failures_counted_in_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_jwt_rs256_and_es256,
