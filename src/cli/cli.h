@@ -48,6 +48,14 @@ void cli_admin_close(struct cli_admin *ad);
  * the store, run(ad, verb), closing. Returns the exit status. */
 int cli_admin_main(int argc, char **argv, const char *usage,
     int (*run)(struct cli_admin *ad, const char *verb));
+/* Run as root with a run-as user (the configuration's [server] user):
+ * creates data_dir when it is missing, gives it to that user as `serve`
+ * does, and becomes that user for good (groups, gid, uid), as postqueue
+ * and doveadm do, so that nothing under data_dir is created or opened as
+ * root. Otherwise does nothing. Call it before touching data_dir. Returns
+ * 0, or the exit status after printing why. */
+int cli_user_become(const char *config_path, const char *user,
+    const char *data_dir);
 /* When argv holds -h or --help, prints usage to stdout and returns true. */
 bool cli_help_asked(int argc, char **argv, const char *usage);
 /* Prints "postern: " and the message to stderr; returns CLI_EXIT_FAIL. */

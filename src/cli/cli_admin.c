@@ -2,18 +2,23 @@
  * cli_admin: what the administration commands share: options, the store
  * opened from the configuration's data_dir (alongside a running server:
  * SQLite's locking lets both write, and the server reads accounts on
- * every login, so it sees a change at once), errors and password input.
+ * every login, so it sees a change at once) as the server's run-as user,
+ * errors and password input.
  */
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
+#include <sys/stat.h>
 
 #include "lib/config.h"
 #include "lib/log.h"
@@ -51,6 +56,59 @@ cli_help_asked(int argc, char **argv, const char *usage)
 }
 
 int
+cli_user_become(const char *config_path, const char *user,
+    const char *data_dir)
+{
+	const struct passwd *pw;
+	char *name;
+	uid_t uid;
+	gid_t gid;
+	int fd, rc = CLI_EXIT_FAIL;
+
+	if (geteuid() != 0 || user == NULL)
+		return 0;
+	pw = getpwnam(user);
+	if (pw == NULL) {
+		fprintf(stderr, "%s: key 'user': no such user '%s'\n",
+		    config_path, user);
+		return CLI_EXIT_USAGE;
+	}
+	name = xstrdup(pw->pw_name);
+	uid = pw->pw_uid;
+	gid = pw->pw_gid;
+	/* The data directory itself is the one thing made as root (its
+	 * parent, /var/lib, is root's); opened once and changed through
+	 * the descriptor. */
+	if (mkdir(data_dir, 0700) < 0 && errno != EEXIST) {
+		cli_fail("data_dir %s: cannot create: %s", data_dir,
+		    strerror(errno));
+		goto out;
+	}
+	fd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fchown(fd, uid, gid) < 0) {
+		cli_fail("data_dir %s: cannot give it to %s: %s", data_dir,
+		    name, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		goto out;
+	}
+	close(fd);
+	if (setgroups(0, NULL) < 0 || initgroups(name, gid) < 0 ||
+	    setgid(gid) < 0 || setuid(uid) < 0) {
+		cli_fail("cannot become user %s: %s", name, strerror(errno));
+		goto out;
+	}
+	if (setuid(0) == 0) {
+		cli_fail("still root after becoming user %s", name);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(name);
+	return rc;
+}
+
+int
 cli_admin_open(struct cli_admin *ad, int argc, char **argv,
     const char *usage)
 {
@@ -62,7 +120,7 @@ cli_admin_open(struct cli_admin *ad, int argc, char **argv,
 	};
 	const char *env = getenv("POSTERN_CONFIG");
 	char err[1024];
-	int ch;
+	int ch, rc;
 
 	memset(ad, 0, sizeof(*ad));
 	ad->config_path = env != NULL && *env != '\0' ? env :
@@ -94,6 +152,14 @@ cli_admin_open(struct cli_admin *ad, int argc, char **argv,
 	}
 	/* The server's info lines are noise in a command's output. */
 	log_configure(LOG_LEVEL_WARN, false);
+	/* Every file the store makes must be the server's (issue 15,
+	 * finding 14): a root-owned store.db or blobs/ stops it. */
+	rc = cli_user_become(ad->config_path, ad->cfg->user,
+	    ad->cfg->data_dir);
+	if (rc != 0) {
+		config_free(&ad->cfg);
+		return rc;
+	}
 	ad->store = store_open(ad->cfg->data_dir, err, sizeof(err));
 	if (ad->store == NULL) {
 		config_free(&ad->cfg);

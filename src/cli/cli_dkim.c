@@ -9,7 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <pwd.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,19 +93,42 @@ record_print(struct cli_admin *ad, const char *domain, const char *sel,
 	return CLI_EXIT_OK;
 }
 
-/* Gives path to the run-as user: the server reads the key after it has
- * dropped privileges. */
+/* Writes "sel\n" to path through a new file beside it, renamed over it:
+ * never through a link someone planted at either name. */
 static int
-owner_set(struct cli_admin *ad, const char *path)
+selector_write(const char *path, const char *sel)
 {
-	const struct passwd *pw;
+	char *tmp = xasprintf("%s.new", path);
+	FILE *f = NULL;
+	int fd, rc = -1;
 
-	if (geteuid() != 0 || ad->cfg->user == NULL)
-		return 0;
-	pw = getpwnam(ad->cfg->user);
-	if (pw == NULL || chown(path, pw->pw_uid, pw->pw_gid) < 0)
-		return -1;
-	return 0;
+	unlink(tmp);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	    0600);
+	if (fd >= 0)
+		f = fdopen(fd, "w");
+	if (f == NULL) {
+		if (fd >= 0)
+			close(fd);
+		cli_fail("cannot write %s: %s", tmp, strerror(errno));
+		goto out;
+	}
+	if (fprintf(f, "%s\n", sel) < 0 || fflush(f) != 0 ||
+	    fsync(fileno(f)) != 0) {
+		cli_fail("cannot write %s: %s", tmp, strerror(errno));
+		fclose(f);
+		unlink(tmp);
+		goto out;
+	}
+	if (fclose(f) != 0 || rename(tmp, path) < 0) {
+		cli_fail("cannot install %s: %s", path, strerror(errno));
+		unlink(tmp);
+		goto out;
+	}
+	rc = 0;
+out:
+	free(tmp);
+	return rc;
 }
 
 static int
@@ -115,7 +138,6 @@ dkim_generate(struct cli_admin *ad, const char *domain_arg)
 	enum net_key_type type = is_ed25519 ? NET_KEY_ED25519 : NET_KEY_RSA;
 	char *domain, *dir, *kpath, *spath, *tmp, *pub = NULL, err[512],
 	    def_sel[32];
-	FILE *f;
 	int rc = CLI_EXIT_FAIL;
 
 	if ((domain = domain_ours(ad, domain_arg)) == NULL)
@@ -141,27 +163,27 @@ dkim_generate(struct cli_admin *ad, const char *domain_arg)
 	kpath = queue_dkim_key_path(ad->cfg->data_dir, domain);
 	spath = queue_dkim_selector_path(ad->cfg->data_dir, domain);
 	tmp = xasprintf("%s.new", kpath);
-	if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || owner_set(ad,
-	    dir) < 0) {
+	/* We run as the server's user already (cli_admin_open), so the
+	 * files are its own; and every file is new (O_EXCL, O_NOFOLLOW),
+	 * renamed over the old one, so a link planted in dkim/ is replaced,
+	 * never written through (issue 15, finding 14). */
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		cli_fail("cannot create %s: %s", dir, strerror(errno));
 		goto out;
 	}
+	unlink(tmp);
 	if (net_key_generate(type, tmp, &pub, err, sizeof(err)) < 0) {
 		cli_fail("%s", err);
 		unlink(tmp);
 		goto out;
 	}
-	if (owner_set(ad, tmp) < 0 || rename(tmp, kpath) < 0) {
+	if (rename(tmp, kpath) < 0) {
 		cli_fail("cannot install %s: %s", kpath, strerror(errno));
 		unlink(tmp);
 		goto out;
 	}
-	f = fopen(spath, "w");
-	if (f == NULL || fprintf(f, "%s\n", sel) < 0 || fclose(f) != 0) {
-		cli_fail("cannot write %s: %s", spath, strerror(errno));
+	if (selector_write(spath, sel) < 0)
 		goto out;
-	}
-	owner_set(ad, spath);
 	if (!ad->is_json)
 		printf("DKIM key for %s made (%s, selector %s). Publish this "
 		    "record; mail from %s is signed from now on:\n", domain,

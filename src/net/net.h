@@ -162,9 +162,10 @@ enum net_key_type {
 struct net_key;
 struct net_sha256;
 
-/* Makes a new key and writes it as PEM to path (mode 0600). Returns 0
- * with *pub_out the public key as DKIM publishes it (RFC 6376 §3.6.1 p=,
- * base64; caller frees), or -1 with err set. */
+/* Makes a new key and writes it as PEM to path, a new file (mode 0600;
+ * an existing file or link there is an error). Returns 0 with *pub_out
+ * the public key as DKIM publishes it (RFC 6376 §3.6.1 p=, base64;
+ * caller frees), or -1 with err set. */
 int net_key_generate(enum net_key_type type, const char *path,
     char **pub_out, char *err, size_t errlen);
 /* Reads a PEM private key (RSA or Ed25519). NULL with err set. */
