@@ -3,13 +3,19 @@
 #   make check   install what is missing, build, run every test
 # Other targets: deps build asan fuzz bench clean.
 
-# Debian 12 packages (DESIGN.md, Dependencies).
+# Debian 12 packages (DESIGN.md, Dependencies). scripts/deps.sh installs
+# without Recommends: what a test needs from a Recommends is named here too.
 PACKAGES := build-essential cmake pkg-config openssl \
 	libevent-dev libssl-dev libsqlite3-dev libpq-dev libgmime-3.0-dev \
 	libc-ares-dev libcrypt-dev libinih-dev zlib1g-dev libjansson-dev \
-	libcmocka-dev python3-pytest clang libclang-rt-14-dev \
-	isync offlineimap3 mutt tmux curl \
-	fetchmail getmail6 dnsmasq-base python3-dkim
+	libcmocka-dev python3-pytest
+# Fuzzing (make fuzz, CI): clang with libFuzzer.
+PACKAGES += clang libclang-rt-14-dev
+# Every program an integration test starts: the clients (swaks speaks TLS
+# through Net::SSLeay), DNS and DKIM for outbound delivery, file systems
+# on loop devices. A missing one fails the test (tests/skip-allowlist.txt).
+PACKAGES += isync offlineimap3 mutt tmux curl swaks libnet-ssleay-perl \
+	fetchmail getmail6 dnsmasq-base python3-dkim e2fsprogs util-linux
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
@@ -48,17 +54,22 @@ run: build
 	fi
 	$(BUILD)/postern serve -c "$(CONFIG)"
 
+# Then one line per integration test file: passed, skipped, failed.
 check: build
-	ctest --test-dir $(BUILD) --output-on-failure
+	@rm -rf $(BUILD)/test-summary
+	@rc=0; ctest --test-dir $(BUILD) --output-on-failure || rc=$$?; \
+		bash scripts/test-summary.sh $(BUILD); exit $$rc
 
 # The same tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan: deps
 	@cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug \
 		-DPOSTERN_SANITIZE=ON >/dev/null
 	@cmake --build $(BUILD_ASAN) -j $(JOBS)
-	ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 \
+	@rm -rf $(BUILD_ASAN)/test-summary
+	@rc=0; ASAN_OPTIONS=abort_on_error=0:detect_leaks=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		ctest --test-dir $(BUILD_ASAN) --output-on-failure
+		ctest --test-dir $(BUILD_ASAN) --output-on-failure || rc=$$?; \
+		bash scripts/test-summary.sh $(BUILD_ASAN); exit $$rc
 
 fuzz: deps
 	bash fuzz/build.sh

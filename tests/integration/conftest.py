@@ -13,13 +13,120 @@ directory and the session's test certificate; it is started, its ports
 are read from the listener.ready lines, and at teardown it gets SIGTERM
 and must exit with status 0. Helpers for talking live in
 postern_harness.py.
+
+A skipped (or xfail) test fails the run unless its reason matches a line
+of tests/skip-allowlist.txt; see pytest_runtest_makereport below.
 """
 
 import os
+import re
+import time
 
 import pytest
 
-from postern_harness import HOSTNAME, Postern, make_cert, postern_bin
+from postern_harness import HOSTNAME, REPO, Postern, make_cert, postern_bin
+
+SKIP_ALLOWLIST = REPO / "tests" / "skip-allowlist.txt"
+
+
+# --- skips must be explained -------------------------------------------------
+
+
+def _load_skip_allowlist():
+    """[(compiled pattern, why)] from SKIP_ALLOWLIST: one 'PATTERN -- WHY'
+    a line; '#' lines and blank lines are comments. A line without a
+    reason is an error: the file is there to be reviewed."""
+    allowed = []
+    for n, line in enumerate(SKIP_ALLOWLIST.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        pattern, sep, why = line.partition(" -- ")
+        if not sep or not pattern.strip() or not why.strip():
+            raise pytest.UsageError(
+                "%s:%d: expected 'PATTERN -- WHY', got %r"
+                % (SKIP_ALLOWLIST, n, line))
+        try:
+            allowed.append((re.compile(pattern.strip()), why.strip()))
+        except re.error as e:
+            raise pytest.UsageError("%s:%d: bad pattern: %s"
+                                    % (SKIP_ALLOWLIST, n, e))
+    return allowed
+
+
+_ALLOWED_SKIPS = _load_skip_allowlist()
+_REFUSED_SKIPS = []
+
+
+def _skip_reason(report):
+    """The reason a skipped report gives, without pytest's 'Skipped: '."""
+    if hasattr(report, "wasxfail"):
+        return "xfail: %s" % (report.wasxfail or "(no reason)")
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        reason = longrepr[2]
+    else:
+        reason = str(longrepr)
+    return reason[len("Skipped: "):] if reason.startswith("Skipped: ") \
+        else reason
+
+
+def _refuse_unlisted_skip(report):
+    """Turns a skip (or an xfail, or an xpass) whose reason no line of the
+    allow-list matches into a failure that says which test and why."""
+    if not (report.skipped or hasattr(report, "wasxfail")):
+        return
+    reason = _skip_reason(report)
+    if any(p.search(reason) for p, _ in _ALLOWED_SKIPS):
+        return
+    what = "%s: skipped (%s), and the reason is not allow-listed in %s; " \
+        "install what it needs (make deps) or fix the test" % (
+            report.nodeid, reason, SKIP_ALLOWLIST.relative_to(REPO))
+    _REFUSED_SKIPS.append(what)
+    report.outcome = "failed"
+    report.longrepr = what
+    if hasattr(report, "wasxfail"):
+        del report.wasxfail
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _refuse_unlisted_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _refuse_unlisted_skip(outcome.get_result())
+
+
+_STARTED = time.monotonic()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Names every refused skip, and writes one summary line for the run
+    to $POSTERN_TEST_SUMMARY when set (the Makefile prints them all)."""
+    for what in _REFUSED_SKIPS:
+        terminalreporter.write_line("REFUSED SKIP " + what, red=True)
+    path = os.environ.get("POSTERN_TEST_SUMMARY")
+    if not path:
+        return
+    stats = terminalreporter.stats
+    counts = {k: len(stats.get(k, []))
+              for k in ("passed", "skipped", "failed", "error")}
+    args = [os.path.basename(str(a)) for a in config.args] or ["(all)"]
+    line = "%s passed=%d skipped=%d failed=%d errors=%d exit=%d " \
+        "seconds=%.0f" % (
+            " ".join(args), counts["passed"], counts["skipped"],
+            counts["failed"], counts["error"], int(exitstatus),
+            time.monotonic() - _STARTED)
+    reasons = sorted({_skip_reason(r) for r in stats.get("skipped", [])})
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(line + "\n")
+        for r in reasons:
+            f.write("    skipped (allow-listed): %s\n" % r)
 
 
 @pytest.fixture(scope="session")

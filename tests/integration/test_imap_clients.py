@@ -6,7 +6,8 @@ clients end up with is compared byte for byte with what the server holds
 
 The tools come from the Debian packages isync, offlineimap3, curl, mutt
 and tmux (Makefile PACKAGES); a test is skipped, saying which, only when
-its tool is not installed."""
+its tool is not installed, and that skip fails the run
+(tests/skip-allowlist.txt)."""
 
 import hashlib
 import os
