@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include <arpa/inet.h>
 
 #include "lib/util.h"
@@ -201,6 +202,126 @@ is_valid_name(const char *s)
 	return true;
 }
 
+/* Parses "ADDRESS/PREFIX" (a bare address is the host alone). */
+static int
+network_parse(const char *s, size_t n, struct config_network *out)
+{
+	char text[INET6_ADDRSTRLEN + 8];
+	const char *slash;
+	uint64_t prefix;
+	unsigned max;
+
+	if (n == 0 || n >= sizeof(text))
+		return -1;
+	memcpy(text, s, n);
+	text[n] = '\0';
+	slash = strchr(text, '/');
+	if (slash != NULL)
+		text[slash - text] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, text, out->addr) == 1) {
+		out->family = AF_INET;
+		max = 32;
+	} else if (inet_pton(AF_INET6, text, out->addr) == 1) {
+		out->family = AF_INET6;
+		max = 128;
+	} else {
+		return -1;
+	}
+	if (slash == NULL) {
+		out->prefix = max;
+		return 0;
+	}
+	if (parse_number(slash + 1, &prefix, "", NULL) < 0 || prefix > max)
+		return -1;
+	out->prefix = (unsigned)prefix;
+	return 0;
+}
+
+/* "10.0.0.0/8, 2001:db8::/32 ...", separated by commas or spaces. */
+static int
+networks_parse(const char *s, struct config_network **out, size_t *nout)
+{
+	struct config_network *v = NULL;
+	size_t n = 0;
+
+	while (*s != '\0') {
+		size_t len;
+
+		s += strspn(s, " \t,");
+		len = strcspn(s, " \t,");
+		if (len == 0)
+			break;
+		v = xrealloc(v, (n + 1) * sizeof(*v));
+		if (network_parse(s, len, &v[n]) < 0) {
+			free(v);
+			return -1;
+		}
+		n++;
+		s += len;
+	}
+	free(*out);
+	*out = v;
+	*nout = n;
+	return 0;
+}
+
+static bool
+is_in_network(const struct config_network *net, int family,
+    const unsigned char *addr)
+{
+	unsigned full = net->prefix / 8, rest = net->prefix % 8;
+
+	if (net->family != family)
+		return false;
+	if (memcmp(net->addr, addr, full) != 0)
+		return false;
+	return rest == 0 || ((net->addr[full] ^ addr[full]) &
+	    (0xff << (8 - rest)) & 0xff) == 0;
+}
+
+bool
+is_config_network_trusted(const struct config *cfg, const char *address)
+{
+	unsigned char a[16];
+	int family = AF_INET;
+
+	if (inet_pton(AF_INET, address, a) != 1) {
+		static const unsigned char mapped[12] = {
+			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff,
+		};
+
+		if (inet_pton(AF_INET6, address, a) != 1)
+			return false;
+		family = AF_INET6;
+		if (memcmp(a, mapped, sizeof(mapped)) == 0) {
+			memmove(a, a + 12, 4);
+			family = AF_INET;
+		}
+	}
+	for (size_t i = 0; i < cfg->ntrusted_networks; i++) {
+		if (is_in_network(&cfg->trusted_networks[i], family, a))
+			return true;
+	}
+	return false;
+}
+
+/* local@domain, printable, no white space: the postmaster key. */
+static bool
+is_plain_address(const char *s)
+{
+	const char *at = strrchr(s, '@');
+
+	if (at == NULL || at == s || at[1] == '\0' || strlen(s) > 254)
+		return false;
+	for (const char *p = s; *p; p++) {
+		if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '<' ||
+		    *p == '>')
+			return false;
+	}
+	return true;
+}
+
 static void
 set_string(char **field, const char *value)
 {
@@ -244,6 +365,17 @@ handle_server(struct load_state *st, const char *key, const char *value)
 		if (config_parse_bool(value, &cfg->allow_plaintext_auth) < 0)
 			fail(st, "key 'allow_plaintext_auth': '%s' is not yes "
 			    "or no", value);
+	} else if (strcmp(key, "trusted_networks") == 0) {
+		if (networks_parse(value, &cfg->trusted_networks,
+		    &cfg->ntrusted_networks) < 0)
+			fail(st, "key 'trusted_networks': '%s' is not a list of "
+			    "networks like 127.0.0.1/32, 10.0.0.0/8, "
+			    "2001:db8::/32", value);
+	} else if (strcmp(key, "postmaster") == 0) {
+		if (!is_plain_address(value))
+			fail(st, "key 'postmaster': '%s' is not an address "
+			    "like admin@example.com", value);
+		set_string(&cfg->postmaster, value);
 	} else {
 		fail(st, "key '%s': unknown in section [server]", key);
 	}
@@ -770,6 +902,8 @@ config_free(struct config **cfgp)
 	free(cfg->hostname);
 	free(cfg->data_dir);
 	free(cfg->user);
+	free(cfg->trusted_networks);
+	free(cfg->postmaster);
 	free(cfg->oauth_issuer);
 	free(cfg->oauth_audience);
 	free(cfg->oauth_jwks);

@@ -43,6 +43,13 @@ struct config_cert {
 	char *key_file;		/* PEM private key */
 };
 
+/* An IPv4 or IPv6 network, "10.0.0.0/8" or "2001:db8::/32". */
+struct config_network {
+	int family;		/* AF_INET or AF_INET6 */
+	unsigned char addr[16];	/* 4 bytes for AF_INET */
+	unsigned prefix;	/* bits that must match */
+};
+
 struct config {
 	char *path;		/* the file this came from */
 	char *hostname;
@@ -53,6 +60,13 @@ struct config {
 	bool log_syslog;
 	/* Plaintext authentication before TLS, for loopback testing only. */
 	bool allow_plaintext_auth;
+	/* Clients that may use our own domains as envelope sender without
+	 * logging in (other hosts of the site, a web application). */
+	struct config_network *trusted_networks;
+	size_t ntrusted_networks;
+	/* Where mail to postmaster@ a domain goes when the domain has no
+	 * postmaster of its own (RFC 5321 §4.5.1); NULL: not set. */
+	char *postmaster;
 
 	/* [auth]: whether each protocol is on for accounts that do not say
 	 * (some providers ship POP3 off), and OAuth bearer tokens. */
@@ -99,6 +113,11 @@ void config_default_listeners(struct config *cfg, bool is_root);
 /* The line of "[section]" in the file cfg came from (0 if not found), for
  * errors found after loading, e.g. "certificate main". */
 int config_section_line(const struct config *cfg, const char *section);
+
+/* Is the numeric address (as printed by inet_ntop) inside one of the
+ * trusted networks? An IPv4-mapped IPv6 address counts as IPv4. */
+bool is_config_network_trusted(const struct config *cfg,
+    const char *address);
 
 /* Parses "10k", "5M", "1G" or a plain number of bytes. */
 int config_parse_size(const char *s, uint64_t *out);

@@ -118,4 +118,19 @@ void mime_info_deinit(struct mime_info *info);
  * 8-bit bytes, CR or LF; "NIL" for NULL. */
 char *mime_imap_string(const char *s);
 
+/* Mailboxes one header field may name for mime_header_mailboxes(). */
+#define MIME_MAX_SENDERS 100
+
+/* Reads every field called name (case-insensitive; "From", "Sender") of
+ * the header section of len bytes at header, up to its blank line, with
+ * its continuation lines, as an address list (RFC 5322 §3.4: groups,
+ * comments, quoted local parts, obsolete routes). Returns 0 with the
+ * addr-spec "local@domain" of every mailbox in a new NULL-terminated array
+ * (free with mime_strings_free) and *nfields_out the fields found; or -1
+ * when a field holds anything that is not a complete mailbox or group, or
+ * more than MIME_MAX_SENDERS mailboxes. */
+int mime_header_mailboxes(const char *header, size_t len, const char *name,
+    char ***addrs_out, size_t *nfields_out);
+void mime_strings_free(char ***strings);
+
 #endif

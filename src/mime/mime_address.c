@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/util.h"
 
@@ -21,6 +22,7 @@ struct alex {
 	const unsigned char *end;
 	struct mime_str comment;	/* the last comment skipped */
 	bool has_comment;
+	bool has_dropped;	/* bytes were skipped as garbage */
 };
 
 struct addr {
@@ -219,10 +221,15 @@ read_angle(struct alex *lx, struct addr *a)
 	}
 	mime_str_deinit(&b);
 	/* Whatever is left before '>' is dropped. */
+	skip_cfws(lx);
+	if (!is_at(lx, '>'))
+		lx->has_dropped = true;
 	while (lx->p < lx->end && *lx->p != '>' && *lx->p != ',')
 		lx->p++;
 	if (is_at(lx, '>'))
 		lx->p++;
+	else
+		lx->has_dropped = true;
 }
 
 /* Reads a mailbox: name-addr or addr-spec. Returns false, having read
@@ -404,6 +411,7 @@ mime_address_write(struct mime_ctx *ctx, const char *v, struct mime_str *b)
 	lx.end = lx.p + strlen(v);
 	mime_str_init(&lx.comment);
 	lx.has_comment = false;
+	lx.has_dropped = false;
 	mime_str_addc(b, '(');
 	for (;;) {
 		skip_cfws(&lx);
@@ -427,4 +435,181 @@ mime_address_write(struct mime_ctx *ctx, const char *v, struct mime_str *b)
 		return;
 	}
 	mime_str_addc(b, ')');
+}
+
+/*
+ * The strict reading for mime_header_mailboxes(): where the ENVELOPE
+ * repairs, this refuses. Anything a reader could take for another address
+ * (garbage after a mailbox, a name without an address, an address without
+ * a domain) makes the whole field unreadable, so that no other parser can
+ * find in the field an address this one did not check.
+ */
+struct mailboxes {
+	char **v;
+	size_t n;
+};
+
+/* Reads one mailbox at lx and appends its addr-spec to out. Returns false
+ * when there is no complete one. */
+static bool
+strict_mailbox(struct alex *lx, struct mailboxes *out)
+{
+	struct addr a;
+	bool is_ok;
+
+	memset(&a, 0, sizeof(a));
+	lx->has_dropped = false;
+	is_ok = read_mailbox(lx, &a) && !lx->has_dropped &&
+	    a.mailbox != NULL && a.mailbox[0] != '\0' && a.domain != NULL &&
+	    a.domain[0] != '\0' && out->n < MIME_MAX_SENDERS;
+	if (is_ok) {
+		out->v = xrealloc(out->v, (out->n + 2) * sizeof(*out->v));
+		out->v[out->n++] = xasprintf("%s@%s", a.mailbox, a.domain);
+		out->v[out->n] = NULL;
+	}
+	addr_clear(&a);
+	return is_ok;
+}
+
+/* Reads an address list (RFC 5322 §3.4 address-list, groups included).
+ * Returns false at the first thing that is not a mailbox or a group. */
+static bool
+strict_list(struct alex *lx, struct mailboxes *out)
+{
+	for (;;) {
+		const unsigned char *start;
+		struct mime_str name;
+		bool is_group;
+
+		skip_cfws(lx);
+		if (lx->p == lx->end)
+			return true;
+		if (*lx->p == ',') {
+			lx->p++;
+			continue;
+		}
+		start = lx->p;
+		mime_str_init(&name);
+		read_phrase(lx, &name);
+		mime_str_deinit(&name);
+		skip_cfws(lx);
+		is_group = is_at(lx, ':');
+		if (!is_group) {
+			lx->p = start;
+			if (!strict_mailbox(lx, out))
+				return false;
+			skip_cfws(lx);
+			if (lx->p != lx->end && *lx->p != ',')
+				return false;
+			continue;
+		}
+		lx->p++;
+		for (;;) {
+			skip_cfws(lx);
+			if (lx->p == lx->end)
+				return false;
+			if (*lx->p == ';') {
+				lx->p++;
+				break;
+			}
+			if (*lx->p == ',') {
+				lx->p++;
+				continue;
+			}
+			if (!strict_mailbox(lx, out))
+				return false;
+			skip_cfws(lx);
+			if (lx->p == lx->end || (*lx->p != ',' && *lx->p != ';'))
+				return false;
+		}
+		skip_cfws(lx);
+		if (lx->p != lx->end && *lx->p != ',')
+			return false;
+	}
+}
+
+/* Is the line at p (up to end) a field called name? Sets *value_out. */
+static bool
+is_field(const char *p, const char *end, const char *name,
+    const char **value_out)
+{
+	size_t n = strlen(name);
+	const char *q;
+
+	if ((size_t)(end - p) <= n || strncasecmp(p, name, n) != 0)
+		return false;
+	/* Obsolete syntax allows white space before the colon (RFC 5322
+	 * §4.5). */
+	for (q = p + n; q < end && (*q == ' ' || *q == '\t'); q++)
+		;
+	if (q == end || *q != ':')
+		return false;
+	*value_out = q + 1;
+	return true;
+}
+
+int
+mime_header_mailboxes(const char *header, size_t len, const char *name,
+    char ***addrs_out, size_t *nfields_out)
+{
+	const char *p = header, *end = header + len;
+	struct mailboxes out = { NULL, 0 };
+	size_t nfields = 0;
+	bool is_ok = true;
+
+	while (p < end && is_ok) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *next = eol != NULL ? eol + 1 : end;
+		const char *value;
+		struct mime_span sp;
+		struct alex lx;
+		char *v;
+
+		/* The blank line ends the header section. */
+		if (*p == '\r' || *p == '\n')
+			break;
+		if (!is_field(p, next, name, &value)) {
+			p = next;
+			continue;
+		}
+		/* The field runs on over its continuation lines (RFC 5322
+		 * §2.2.3). */
+		while (next < end && (*next == ' ' || *next == '\t')) {
+			eol = memchr(next, '\n', (size_t)(end - next));
+			next = eol != NULL ? eol + 1 : end;
+		}
+		nfields++;
+		sp.p = value;
+		sp.len = (size_t)(next - value);
+		v = mime_field_unfold(&sp);
+		lx.p = (const unsigned char *)v;
+		lx.end = lx.p + strlen(v);
+		mime_str_init(&lx.comment);
+		lx.has_comment = false;
+		lx.has_dropped = false;
+		is_ok = strict_list(&lx, &out);
+		mime_str_deinit(&lx.comment);
+		free(v);
+		p = next;
+	}
+	if (!is_ok) {
+		mime_strings_free(&out.v);
+		return -1;
+	}
+	if (out.v == NULL)
+		out.v = xcalloc(1, sizeof(*out.v));
+	*addrs_out = out.v;
+	*nfields_out = nfields;
+	return 0;
+}
+
+void
+mime_strings_free(char ***strings)
+{
+	if (*strings == NULL)
+		return;
+	for (char **s = *strings; *s != NULL; s++)
+		free(*s);
+	free(*strings);
+	*strings = NULL;
 }

@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -17,6 +18,30 @@
 #define LOCAL_MAX 64
 #define DOMAIN_MAX 255
 #define PATH_MAX_LEN 256
+
+static bool
+has_control(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			return true;
+	}
+	return false;
+}
+
+int
+smtp_helo_check(const char *args, size_t len, char *err, size_t errlen)
+{
+	/* The argument is copied into the Received: field (RFC 5321
+	 * §4.4): a bare CR or LF there would end the field, or a line,
+	 * for whoever reads the message next. */
+	if (has_control(args, len)) {
+		snprintf(err, errlen, "501 5.5.2 Control characters are not "
+		    "allowed in the host name");
+		return -1;
+	}
+	return 0;
+}
 
 static bool
 is_atext(unsigned char c)
@@ -64,14 +89,60 @@ is_local_part_ok(const char *s, size_t n, bool *is_utf8)
 	return true;
 }
 
+/* RFC 5321 §4.1.3: "[" IPv4 "]", "[IPv6:" IPv6 "]" or a General-address-
+ * literal, tag ":" 1*dcontent, dcontent being printable ASCII but "[", "\\"
+ * and "]". Never routed by us, but copied into Received: and the queue,
+ * so a control character (a bare CR) must not get through. */
+static bool
+is_address_literal_ok(const char *s, size_t n)
+{
+	char ip[64];
+	unsigned char bin[16];
+	const char *colon;
+	size_t len;
+
+	if (n < 3 || s[n - 1] != ']')
+		return false;
+	s++;
+	len = n - 2;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c < 33 || c > 126 || c == '[' || c == '\\' || c == ']')
+			return false;
+	}
+	colon = memchr(s, ':', len);
+	if (len > 5 && strncasecmp(s, "IPv6:", 5) == 0) {
+		if (len - 5 >= sizeof(ip))
+			return false;
+		memcpy(ip, s + 5, len - 5);
+		ip[len - 5] = '\0';
+		return inet_pton(AF_INET6, ip, bin) == 1;
+	}
+	if (colon != NULL) {
+		/* Standardized-tag ":" 1*dcontent. */
+		if (colon == s || (size_t)(colon - s) + 1 == len)
+			return false;
+		for (const char *t = s; t < colon; t++) {
+			if (!isalnum((unsigned char)*t) && *t != '-')
+				return false;
+		}
+		return true;
+	}
+	if (len >= sizeof(ip))
+		return false;
+	memcpy(ip, s, len);
+	ip[len] = '\0';
+	return inet_pton(AF_INET, ip, bin) == 1;
+}
+
 static bool
 is_domain_ok(const char *s, size_t n, bool *is_utf8)
 {
 	if (n == 0 || n > DOMAIN_MAX)
 		return false;
 	if (s[0] == '[')
-		/* address-literal; checked loosely, never routed by us. */
-		return n > 2 && s[n - 1] == ']';
+		return is_address_literal_ok(s, n);
 	if (s[0] == '.' || s[0] == '-' || s[n - 1] == '.')
 		return false;
 	for (size_t i = 0; i < n; i++) {
@@ -136,6 +207,14 @@ smtp_path_parse(const char *line, size_t len, const char *prefix,
 	bool is_utf8 = false;
 
 	memset(path, 0, sizeof(*path));
+	/* A control character, a bare CR above all, has no place in a path
+	 * or a parameter (RFC 5321 §4.1.2), and both are copied into header
+	 * fields and into commands sent to other servers. */
+	if (has_control(line, len)) {
+		snprintf(err, errlen, "501 5.5.2 Control characters are not "
+		    "allowed in addresses or parameters");
+		return -1;
+	}
 	if (len < plen || strncasecmp(line, prefix, plen) != 0) {
 		snprintf(err, errlen, "501 5.5.4 Syntax: %s<address>", prefix);
 		return -1;
@@ -197,6 +276,14 @@ smtp_path_parse(const char *line, size_t len, const char *prefix,
 				break;
 			}
 		}
+		/* RFC 5321 §4.1.1.3: "RCPT TO:<Postmaster>" without a
+		 * domain must be accepted. */
+		if (at == NULL && strcmp(prefix, "TO:") == 0 &&
+		    alen == strlen(SMTP_POSTMASTER) &&
+		    strncasecmp(addr, SMTP_POSTMASTER, alen) == 0) {
+			path->address = xstrdup(SMTP_POSTMASTER);
+			goto params;
+		}
 		if (at == NULL || !is_local_part_ok(addr, (size_t)(at - addr),
 		    &is_utf8) || !is_domain_ok(at + 1,
 		    alen - (size_t)(at + 1 - addr), &is_utf8)) {
@@ -206,6 +293,7 @@ smtp_path_parse(const char *line, size_t len, const char *prefix,
 	}
 	path->address = xstrndup(addr, alen);
 	path->is_utf8 = is_utf8;
+params:
 	if (close + 1 < end && close[1] != ' ') {
 		snprintf(err, errlen, "501 5.5.4 Expected a space after the "
 		    "address");

@@ -15,8 +15,11 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
+#include "mime/mime.h"
 
 #define CHUNK 16384
+/* More Received: fields than this and the message is in a loop. */
+#define SMTP_MAX_HOPS 50
 
 static void
 date_format(char *out, size_t n)
@@ -46,19 +49,101 @@ store_write(struct smtp_session *s, const void *data, size_t n)
 	}
 }
 
-/* Does the header section hold a field called name? */
-static bool
-has_field(const struct buf *h, const char *name)
+/* How many fields called name does the header section hold? */
+static size_t
+field_count(const struct buf *h, const char *name)
 {
-	size_t n = strlen(name);
+	size_t n = strlen(name), count = 0;
 
 	for (size_t i = 0; i + n < h->len; i++) {
 		if ((i == 0 || h->data[i - 1] == '\n') &&
 		    strncasecmp(h->data + i, name, n) == 0 &&
 		    h->data[i + n] == ':')
-			return true;
+			count++;
 	}
-	return false;
+	return count;
+}
+
+static bool
+has_field(const struct buf *h, const char *name)
+{
+	return field_count(h, name) > 0;
+}
+
+/* Checks that every mailbox of the fields called name is the logged-in
+ * account's; sets the refusal and returns -1 if not. */
+static int
+field_owned_check(struct smtp_session *s, const char *name, bool is_required)
+{
+	char **addrs = NULL;
+	size_t nfields = 0;
+	int rc = 0;
+
+	if (mime_header_mailboxes(s->header.data, s->header.len, name,
+	    &addrs, &nfields) < 0) {
+		snprintf(s->header_refusal, sizeof(s->header_refusal),
+		    "550 5.7.1 The %s: field cannot be read as a list of "
+		    "addresses", name);
+		return -1;
+	}
+	if (nfields > 1) {
+		/* RFC 5322 §3.6: at most one of each. */
+		snprintf(s->header_refusal, sizeof(s->header_refusal),
+		    "550 5.7.1 The message has %zu %s: fields; one is "
+		    "allowed", nfields, name);
+		rc = -1;
+	} else if (is_required && addrs[0] == NULL) {
+		snprintf(s->header_refusal, sizeof(s->header_refusal),
+		    "550 5.7.1 The message has no %s: address; RFC 5322 "
+		    "requires one", name);
+		rc = -1;
+	}
+	for (char **a = addrs; rc == 0 && *a != NULL; a++) {
+		if (!is_smtp_sender_owned(s, *a)) {
+			snprintf(s->header_refusal, sizeof(s->header_refusal),
+			    "550 5.7.1 %s: address <%.100s> is not owned by "
+			    "user %.100s", name, *a, s->id.address);
+			rc = -1;
+		}
+	}
+	mime_strings_free(&addrs);
+	return rc;
+}
+
+/* The checks a header section must pass before the message is stored,
+ * the refusal kept for the end of the data. is_cut: the header was
+ * larger than the buffer and this is only its start. */
+static void
+header_check(struct smtp_session *s, bool is_cut)
+{
+	size_t hops = field_count(&s->header, "Received");
+
+	/* RFC 5321 §6.3: counting Received: fields is how a loop is
+	 * found; 50 is the limit Postfix uses (hopcount_limit). */
+	if (hops > SMTP_MAX_HOPS) {
+		log_info(s->sid, "smtp.refused reason=too_many_hops hops=%zu",
+		    hops);
+		snprintf(s->header_refusal, sizeof(s->header_refusal),
+		    "554 5.4.6 Too many hops (%zu Received: fields), mail "
+		    "loop", hops);
+		return;
+	}
+	if (!s->is_authenticated)
+		return;
+	/* A logged-in user writes only as an address of the account: From:
+	 * (and Sender:, when there is one) is what the reader sees and what
+	 * DMARC aligns with (RFC 6409 §8; DESIGN.md, Security posture). */
+	if (is_cut) {
+		snprintf(s->header_refusal, sizeof(s->header_refusal),
+		    "552 5.3.4 Header section longer than %zu bytes",
+		    s->header.cap);
+	} else if (field_owned_check(s, "From", true) < 0 ||
+	    field_owned_check(s, "Sender", false) < 0) {
+		/* The refusal says which. */
+	}
+	if (s->header_refusal[0] != '\0')
+		log_info(s->sid, "smtp.refused user=<%s> reason=\"%s\"",
+		    s->id.address, s->header_refusal);
 }
 
 static const char *
@@ -76,14 +161,16 @@ with_protocol(const struct smtp_session *s)
 	    (s->is_authenticated ? "ESMTPA" : "ESMTP");
 }
 
-/* Writes our header fields, then the client's header section. */
+/* Checks the client's header section, then writes our header fields and
+ * it. */
 static void
-header_flush(struct smtp_session *s)
+header_flush(struct smtp_session *s, bool is_cut)
 {
 	char date[64];
 	char *prefix, *tls = NULL, *added = NULL;
 	const char *version = net_conn_tls_version(s->conn);
 
+	header_check(s, is_cut);
 	date_format(date, sizeof(date));
 	if (version != NULL)
 		tls = xasprintf("\r\n\t(using %s with cipher %s)", version,
@@ -135,14 +222,14 @@ message_bytes(struct smtp_session *s, const char *data, size_t n)
 		struct buf *h = &s->header;
 
 		if (buf_append(h, data + i, 1) < 0) {
-			header_flush(s);
+			header_flush(s, true);
 			store_write(s, data + i, n - i);
 			return;
 		}
 		if ((h->len == 2 && memcmp(h->data, "\r\n", 2) == 0) ||
 		    (h->len >= 4 && memcmp(h->data + h->len - 4, "\r\n\r\n",
 		    4) == 0)) {
-			header_flush(s);
+			header_flush(s, false);
 			store_write(s, data + i + 1, n - i - 1);
 			return;
 		}
@@ -206,7 +293,7 @@ static void
 message_end(struct smtp_session *s)
 {
 	if (!s->is_header_done)
-		header_flush(s);
+		header_flush(s, false);
 	if (s->is_oversize) {
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit of "
 		    "%llu bytes", (unsigned long long)s->cfg->message_size);
@@ -215,6 +302,9 @@ message_end(struct smtp_session *s)
 		    "again later");
 	} else if (s->nrcpts == 0) {
 		smtp_reply(s, "554 5.5.1 No valid recipients");
+	} else if (s->header_refusal[0] != '\0') {
+		/* Nothing was stored: the delivery is dropped below. */
+		smtp_reply(s, "%s", s->header_refusal);
 	} else {
 		struct store_delivery *d = s->delivery;
 
@@ -252,6 +342,7 @@ message_end(struct smtp_session *s)
 		}
 		return;
 	}
+	s->header_refusal[0] = '\0';
 	smtp_transaction_reset(s);
 	smtp_set_state(s, SMTP_STATE_READY);
 }
@@ -293,6 +384,7 @@ smtp_cmd_data(struct smtp_session *s, const char *args, size_t len)
 	if (delivery_start(s) < 0)
 		return;
 	smtp_data_init(&s->data);
+	s->header_refusal[0] = '\0';
 	smtp_set_state(s, SMTP_STATE_DATA);
 	smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
@@ -322,12 +414,33 @@ smtp_cmd_bdat(struct smtp_session *s, const char *args, size_t len)
 		smtp_error(s, "501 5.5.4 Syntax: BDAT size [LAST]");
 		return;
 	}
+	if (s->size == 0 && !s->is_header_done) {
+		/* The first chunk of a message. */
+		smtp_data_init(&s->data);
+		s->header_refusal[0] = '\0';
+	}
 	if (s->nrcpts > 0 && delivery_start(s) < 0)
 		return;
 	/* Whatever happens, the chunk's bytes are read: they are not
 	 * commands (RFC 3030 §2). */
 	s->bdat_left = n;
 	smtp_set_state(s, SMTP_STATE_BDAT);
+}
+
+/* Takes n raw bytes of a BDAT chunk, line ends normalised as in DATA. */
+static void
+bdat_bytes(struct smtp_session *s, const char *p, size_t n)
+{
+	char out[2 * CHUNK];
+
+	while (n > 0) {
+		size_t k = n < CHUNK ? n : CHUNK;
+
+		message_bytes(s, out, smtp_data_bdat_feed(&s->data, p, k,
+		    out));
+		p += k;
+		n -= k;
+	}
 }
 
 /* A BDAT chunk has been read. */
@@ -340,6 +453,9 @@ bdat_chunk_end(struct smtp_session *s)
 		return;
 	}
 	if (s->is_bdat_last) {
+		char crlf[2];
+
+		message_bytes(s, crlf, smtp_data_bdat_end(&s->data, crlf));
 		message_end(s);
 		return;
 	}
@@ -366,7 +482,7 @@ smtp_message_input(struct smtp_session *s, struct buf *in)
 			    (size_t)s->bdat_left;
 
 			if (take > 0 && !s->is_bdat_discard)
-				message_bytes(s, p, take);
+				bdat_bytes(s, p, take);
 			s->reader.off += take;
 			s->bdat_left -= take;
 			if (s->bdat_left == 0) {

@@ -1,8 +1,9 @@
 /*
  * smtp_cmd_mail: MAIL and RCPT, and the policy they carry: no relaying
- * for anyone unauthenticated, submission only after AUTH and only from
- * the account's own addresses (RFC 6409 §4.1, §6.1), limits on size
- * (RFC 1870) and recipients (RFC 5321 §4.5.3.1.8), quotas at RCPT time.
+ * for anyone unauthenticated, submission only after AUTH, every logged-in
+ * session only from the account's own addresses (RFC 6409 §4.1, §6.1),
+ * limits on size (RFC 1870) and recipients (RFC 5321 §4.5.3.1.8), quotas
+ * at RCPT time.
  */
 #include "smtp/smtp_int.h"
 
@@ -36,10 +37,8 @@ params_join(const struct smtp_path *p, const char *const *keys, size_t nkeys)
 	return out;
 }
 
-/* Is address one the authenticated account may send as? Its own, or an
- * alias that delivers to it. */
-static bool
-is_sender_owned(struct smtp_session *s, const char *address)
+bool
+is_smtp_sender_owned(struct smtp_session *s, const char *address)
 {
 	char **targets = NULL;
 	enum store_err err;
@@ -142,12 +141,29 @@ smtp_cmd_mail(struct smtp_session *s, const char *args, size_t len)
 		smtp_path_deinit(&p);
 		return;
 	}
-	if (s->is_authenticated && s->is_submission &&
-	    !is_sender_owned(s, p.address)) {
+	/* Every logged-in session, on 25 as on 587 and 465: a login is what
+	 * lets the mail out as ours, so it may only carry the account's own
+	 * addresses (RFC 6409 §6.1; DESIGN.md, Security posture). */
+	if (s->is_authenticated && !is_smtp_sender_owned(s, p.address)) {
 		log_info(s->sid, "smtp.mail from=<%s> user=<%s> "
 		    "result=sender_not_owned", p.address, s->id.address);
 		smtp_error(s, "553 5.7.1 Sender address <%s> is not owned by "
 		    "user %s", p.address, s->id.address);
+		smtp_path_deinit(&p);
+		return;
+	}
+	if (!s->is_authenticated && p.address[0] != '\0' &&
+	    is_store_domain_local(s->ctx->store,
+	    smtp_address_domain(p.address)) &&
+	    !is_config_network_trusted(s->cfg, net_conn_peer(s->conn))) {
+		/* Our own users send after logging in; a stranger using one
+		 * of our domains is forging it, and whatever we forward of
+		 * it would leave as ours (DESIGN.md, Security posture). */
+		log_info(s->sid, "smtp.mail from=<%s> peer=%s "
+		    "result=own_domain_unauthenticated", p.address,
+		    net_conn_peer(s->conn));
+		smtp_error(s, "550 5.7.1 Sender address <%s> is in a domain "
+		    "of this server: log in to send as it", p.address);
 		smtp_path_deinit(&p);
 		return;
 	}
@@ -239,6 +255,37 @@ rcpt_add(struct smtp_session *s, const char *address,
 	}
 }
 
+/* store_route_resolve(), and for postmaster the route that RFC 5321
+ * §4.5.1 requires: postmaster@ each of our domains, in any case, and the
+ * bare "postmaster" (§4.1.1.3) are always accepted. */
+static int
+route_resolve(struct smtp_session *s, const char *address,
+    struct store_route *route, enum store_err *err)
+{
+	const char *at = strrchr(address, '@'), *how = NULL;
+	size_t local = at != NULL ? (size_t)(at - address) : strlen(address);
+	int rc;
+
+	if (local != strlen(SMTP_POSTMASTER) ||
+	    strncasecmp(address, SMTP_POSTMASTER, local) != 0)
+		return store_route_resolve(s->ctx->store, address, route, err);
+	rc = store_route_postmaster(s->ctx->store, at != NULL ? at + 1 : NULL,
+	    s->cfg->postmaster, route, &how, err);
+	if (rc == 0 && strcmp(how, "first_account") == 0)
+		log_warn(s->sid, "smtp.rcpt to=<%s> result=postmaster_fallback "
+		    "hint=\"no postmaster alias for the domain and no [server] "
+		    "postmaster: delivered to the first account\"", address);
+	else if (rc < 0 && *err == STORE_NOT_FOUND) {
+		/* Never 550 for postmaster: with no account at all there is
+		 * nowhere to put it yet, so the sender tries again later. */
+		log_error(s->sid, "smtp.rcpt to=<%s> result=no_postmaster "
+		    "hint=\"the server has no account to deliver "
+		    "postmaster mail to\"", address);
+		*err = STORE_TEMP;
+	}
+	return rc;
+}
+
 void
 smtp_cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 {
@@ -266,8 +313,7 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply(s, "452 4.5.3 Too many recipients");
 		goto out;
 	}
-	if (store_route_resolve(s->ctx->store, p.address, &route,
-	    &err) == 0) {
+	if (route_resolve(s, p.address, &route, &err) == 0) {
 		is_local = true;
 	} else if (err == STORE_INVALID) {
 		is_local = false;

@@ -92,3 +92,53 @@ smtp_data_feed(struct smtp_data *d, const char *in, size_t len,
 	*out_len = o;
 	return PARSE_MORE;
 }
+
+/*
+ * BDAT (RFC 3030 §2) carries the message as it is, with no dot-stuffing
+ * and no end marker, but its line ends must be CRLF as in DATA (RFC 5321
+ * §2.3.8): a bare CR or LF is turned into CRLF here too, so that a
+ * message never reaches the store, or another server through the queue,
+ * with line ends that differ from the ones of the same message sent with
+ * DATA. A CR that ends a chunk waits for the first byte of the next.
+ */
+size_t
+smtp_data_bdat_feed(struct smtp_data *d, const char *in, size_t len,
+    char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = in[i];
+
+		if (d->state == SMTP_DATA_CR) {
+			out[o++] = '\r';
+			out[o++] = '\n';
+			d->state = SMTP_DATA_MID;
+			if (c == '\n')
+				continue;
+			d->bare_newlines++;
+		}
+		if (c == '\r') {
+			d->state = SMTP_DATA_CR;
+		} else if (c == '\n') {
+			out[o++] = '\r';
+			out[o++] = '\n';
+			d->bare_newlines++;
+		} else {
+			out[o++] = c;
+		}
+	}
+	return o;
+}
+
+size_t
+smtp_data_bdat_end(struct smtp_data *d, char *out)
+{
+	if (d->state != SMTP_DATA_CR)
+		return 0;
+	d->state = SMTP_DATA_MID;
+	d->bare_newlines++;
+	out[0] = '\r';
+	out[1] = '\n';
+	return 2;
+}

@@ -38,6 +38,15 @@ void smtp_data_init(struct smtp_data *d);
 enum parse_rc smtp_data_feed(struct smtp_data *d, const char *in, size_t len,
     size_t *used_out, char *out, size_t *out_len);
 
+/* Copies len bytes of a BDAT chunk into out, which must hold 2 * len
+ * bytes, with every bare CR or LF turned into CRLF; returns the bytes
+ * written. A CR at the end of len is held for the next call. */
+size_t smtp_data_bdat_feed(struct smtp_data *d, const char *in, size_t len,
+    char *out);
+/* After the last chunk: writes the CRLF of a held CR into out (2 bytes);
+ * returns the bytes written. */
+size_t smtp_data_bdat_end(struct smtp_data *d, char *out);
+
 /* ---- Addresses and parameters (smtp_address.c) ----------------------- */
 
 #define SMTP_MAX_PARAMS 16
@@ -63,6 +72,13 @@ void smtp_path_deinit(struct smtp_path *p);
 /* The value of parameter key, or NULL; *has_out tells if it was given. */
 const char *smtp_path_param(const struct smtp_path *p, const char *key,
     bool *has_out);
+/* Checks the argument of EHLO or HELO: no control characters. Returns
+ * 0, or -1 with a reply in err. */
+int smtp_helo_check(const char *args, size_t len, char *err,
+    size_t errlen);
+/* The recipient RFC 5321 §4.1.1.3 lets a client name without a domain;
+ * smtp_path_parse() returns it as this (lowercase) address. */
+#define SMTP_POSTMASTER "postmaster"
 /* The domain of an address ("" when none). */
 const char *smtp_address_domain(const char *address);
 
@@ -127,6 +143,9 @@ struct smtp_session {
 	enum smtp_state bdat_return_state;
 	bool is_oversize;
 	bool is_write_failed;
+	/* The reply that refuses the message at its end, once its header
+	 * was read (hops, From: of a logged-in user); "" for none. */
+	char header_refusal[256];
 };
 
 /* The shape of a command: allowed states, flags, the check that refuses
@@ -159,6 +178,9 @@ void smtp_session_free(struct smtp_session *s);
 void smtp_transaction_reset(struct smtp_session *s);
 
 /* smtp_cmd_mail.c */
+/* Is address one the logged-in account may send as (envelope or From:)?
+ * Its own, or an alias that delivers to it; case-insensitive. */
+bool is_smtp_sender_owned(struct smtp_session *s, const char *address);
 void smtp_cmd_mail(struct smtp_session *s, const char *args, size_t len);
 void smtp_cmd_rcpt(struct smtp_session *s, const char *args, size_t len);
 /* smtp_cmd_data.c */

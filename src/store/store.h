@@ -204,6 +204,17 @@ struct store_route {
 };
 int store_route_resolve(struct store *st, const char *address,
     struct store_route *route_out, enum store_err *err_out);
+/* Where mail to postmaster@domain goes, which RFC 5321 §4.5.1 says must
+ * be accepted: the domain's own postmaster (account, alias or catch-all),
+ * else admin (the configured [server] postmaster, NULL when not set), else
+ * the domain's oldest enabled account, else the server's. domain NULL is
+ * the bare "postmaster" of RFC 5321 §4.1.1.3 (admin first). *how_out
+ * (static) says which: "domain", "config" or "first_account".
+ * STORE_INVALID when domain is not ours; STORE_NOT_FOUND only when the
+ * server has no enabled account at all. */
+int store_route_postmaster(struct store *st, const char *domain,
+    const char *admin, struct store_route *route_out, const char **how_out,
+    enum store_err *err_out);
 void store_route_deinit(struct store_route *r);
 
 void store_strings_free(char ***strings);

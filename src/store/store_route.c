@@ -158,3 +158,69 @@ store_route_deinit(struct store_route *r)
 	free(r->accounts);
 	memset(r, 0, sizeof(*r));
 }
+
+/* The oldest enabled account (lowest id) of domain, or of every domain
+ * when domain is NULL. */
+static int
+first_account(struct store *st, const char *domain,
+    struct store_route *route_out, enum store_err *err_out)
+{
+	struct store_account *list = NULL;
+	size_t n = 0;
+	int64_t best = 0;
+
+	if (store_account_list(st, domain, &list, &n, err_out) < 0)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (list[i].is_enabled && (best == 0 || list[i].id < best))
+			best = list[i].id;
+	}
+	store_account_list_free(&list, n);
+	if (best == 0) {
+		*err_out = STORE_NOT_FOUND;
+		return -1;
+	}
+	memset(route_out, 0, sizeof(*route_out));
+	add_account(route_out, best);
+	return 0;
+}
+
+int
+store_route_postmaster(struct store *st, const char *domain,
+    const char *admin, struct store_route *route_out, const char **how_out,
+    enum store_err *err_out)
+{
+	char *address;
+	int rc;
+
+	memset(route_out, 0, sizeof(*route_out));
+	if (domain != NULL) {
+		address = xasprintf("postmaster@%s", domain);
+		rc = store_route_resolve(st, address, route_out, err_out);
+		free(address);
+		*how_out = "domain";
+		/* Ours and taken, or not ours at all (STORE_INVALID), or
+		 * the store failed: that is the answer. */
+		if (rc == 0 || *err_out != STORE_NOT_FOUND)
+			return rc;
+	}
+	if (admin != NULL) {
+		rc = store_route_resolve(st, admin, route_out, err_out);
+		*how_out = "config";
+		if (rc == 0 || *err_out == STORE_TEMP)
+			return rc;
+		log_warn(NULL, "store.route postmaster=%s result=not_local "
+		    "hint=\"[server] postmaster names no account or alias "
+		    "here\"", admin);
+	}
+	/* Nobody was named: the first account made is the one who set the
+	 * server up (quickstart makes it first), better than refusing what
+	 * RFC 5321 §4.5.1 says must be accepted. */
+	*how_out = "first_account";
+	if (domain != NULL && first_account(st, domain, route_out,
+	    err_out) == 0)
+		return 0;
+	if (domain != NULL && *err_out == STORE_TEMP)
+		return -1;
+	return first_account(st, NULL, route_out, err_out);
+}

@@ -43,7 +43,8 @@ def submit(srv, rcpts, mail_params=""):
     with conn:
         assert smtp_auth_plain(conn, ALICE, ALICE_PW).raw == [AUTH_OK]
         r = smtp_transaction(conn, ALICE, rcpts,
-                             b"Subject: q " + tok.encode() +
+                             b"From: " + ALICE.encode() +
+                             b"\r\nSubject: q " + tok.encode() +
                              b"\r\n\r\nhello\r\n", mail_params)
         assert QUEUED_RE.match(r.raw[0]), r.raw
     return tok

@@ -425,7 +425,8 @@ def test_only_the_missing_message_id_is_added(sub):
 
 def test_a_date_only_in_the_body_does_not_count(sub):
     tok = token().encode()
-    data = (b"Subject: body date " + tok + b"\r\n\r\n"
+    data = (b"From: alice@example.test\r\nSubject: body date " + tok +
+            b"\r\n\r\n"
             b"Date: Tue, 2 Jan 2024 10:00:00 +0100\r\n"
             b"Message-ID: <not-a-header@example.test>\r\n")
     submit(sub, data)
@@ -439,8 +440,9 @@ def test_a_date_only_in_the_body_does_not_count(sub):
 
 def test_received_of_a_submission_says_esmtpsa(sub):
     tok = token().encode()
-    data = b"Subject: sa " + tok + b"\r\nDate: Tue, 2 Jan 2024 10:00:00 " \
-        b"+0100\r\nMessage-ID: <" + tok + b"@x>\r\n\r\nb\r\n"
+    data = b"From: alice@example.test\r\nSubject: sa " + tok + \
+        b"\r\nDate: Tue, 2 Jan 2024 10:00:00 +0100\r\nMessage-ID: <" + \
+        tok + b"@x>\r\n\r\nb\r\n"
     submit(sub, data, listener="submission")
     _, received, _ = split_trace(the_one(sub, BOB, tok))
     rcv = parse_received(received)
@@ -455,7 +457,8 @@ def test_received_of_a_submission_says_esmtpsa(sub):
 def test_authenticated_relay_to_a_foreign_domain_is_queued(sub):
     tok = token()
     rcpt = "friend-%s@foreign.test" % tok[:10]
-    data = (b"Subject: out " + tok.encode() + b"\r\nDate: Tue, 2 Jan 2024 "
+    data = (b"From: alice@example.test\r\n"
+            b"Subject: out " + tok.encode() + b"\r\nDate: Tue, 2 Jan 2024 "
             b"10:00:00 +0100\r\nMessage-ID: <" + tok.encode() +
             b"@x>\r\n\r\nto the world\r\n")
     before = sub.peek.total_messages()

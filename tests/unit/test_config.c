@@ -982,6 +982,69 @@ test_config_bad_server_values_refused(void **state)
 }
 
 static void
+test_config_trusted_networks_and_postmaster(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_ok(SERVER_LINES
+	    "trusted_networks = 127.0.0.1/32, 10.0.0.0/8 2001:db8::/32,"
+	    "192.0.2.7\n"
+	    "postmaster = admin@example.org\n" CERT_LINES);
+	assert_int_equal(cfg->ntrusted_networks, 4);
+	assert_string_equal(cfg->postmaster, "admin@example.org");
+	assert_true(is_config_network_trusted(cfg, "127.0.0.1"));
+	assert_false(is_config_network_trusted(cfg, "127.0.0.2"));
+	assert_true(is_config_network_trusted(cfg, "10.255.1.2"));
+	assert_false(is_config_network_trusted(cfg, "11.0.0.1"));
+	assert_true(is_config_network_trusted(cfg, "192.0.2.7"));
+	assert_false(is_config_network_trusted(cfg, "192.0.2.8"));
+	assert_true(is_config_network_trusted(cfg, "2001:db8:1::5"));
+	assert_false(is_config_network_trusted(cfg, "2001:db9::5"));
+	/* An IPv4 client on a dual-stack socket. */
+	assert_true(is_config_network_trusted(cfg, "::ffff:10.1.2.3"));
+	assert_false(is_config_network_trusted(cfg, "not an address"));
+	config_free(&cfg);
+	/* Nothing is trusted by default, not even loopback. */
+	cfg = load_ok(SERVER_LINES CERT_LINES);
+	assert_int_equal(cfg->ntrusted_networks, 0);
+	assert_null(cfg->postmaster);
+	assert_false(is_config_network_trusted(cfg, "127.0.0.1"));
+	config_free(&cfg);
+	/* A prefix that is not on a byte boundary. */
+	cfg = load_ok(SERVER_LINES
+	    "trusted_networks = 172.16.0.0/12\n" CERT_LINES);
+	assert_true(is_config_network_trusted(cfg, "172.31.255.255"));
+	assert_false(is_config_network_trusted(cfg, "172.32.0.0"));
+	config_free(&cfg);
+}
+
+static void
+test_config_bad_trusted_networks_and_postmaster_refused(void **state)
+{
+	(void)state;
+	assert_refused_key(SERVER_LINES
+	    "trusted_networks = 10.0.0.0/33\n", 3, "trusted_networks",
+	    "is not a list of networks");
+	assert_refused_key(SERVER_LINES
+	    "trusted_networks = 10.0.0.0/8, localhost\n", 3,
+	    "trusted_networks", "is not a list of networks");
+	assert_refused_key(SERVER_LINES
+	    "trusted_networks = 2001:db8::/129\n", 3, "trusted_networks",
+	    "is not a list of networks");
+	assert_refused_key(SERVER_LINES
+	    "trusted_networks = 10.0.0.0/x\n", 3, "trusted_networks",
+	    "is not a list of networks");
+	assert_refused_key(SERVER_LINES
+	    "postmaster = admin\n", 3, "postmaster", "is not an address");
+	assert_refused_key(SERVER_LINES
+	    "postmaster = a b@example.org\n", 3, "postmaster",
+	    "is not an address");
+	assert_refused_key(SERVER_LINES
+	    "postmaster = admin@\n", 3, "postmaster", "is not an address");
+}
+
+static void
 test_config_syntax_error_refused_on_its_line(void **state)
 {
 	(void)state;
@@ -1403,6 +1466,9 @@ main(void)
 		cmocka_unit_test(
 		    test_config_parse_seconds_refuses_overflow_empty_and_junk),
 		cmocka_unit_test(test_config_parse_bool_spellings),
+		cmocka_unit_test(test_config_trusted_networks_and_postmaster),
+		cmocka_unit_test(
+		    test_config_bad_trusted_networks_and_postmaster_refused),
 	};
 
 	return cmocka_run_group_tests(tests, setup_tmp_dir, NULL);

@@ -1354,6 +1354,88 @@ test_mime_parses_on_many_threads(void **state)
 		mime_info_deinit(&ref[i]);
 }
 
+/* The mailboxes of the fields called name in header, joined by " ", or
+ * "ERROR"; *nfields_out the fields found. */
+static char *
+mailboxes(const char *header, const char *name, size_t *nfields_out)
+{
+	char **v = NULL, *out = xstrdup("");
+
+	if (mime_header_mailboxes(header, strlen(header), name, &v,
+	    nfields_out) < 0) {
+		free(out);
+		return xstrdup("ERROR");
+	}
+	for (char **a = v; *a != NULL; a++) {
+		char *next = xasprintf("%s%s%s", out, out[0] ? " " : "", *a);
+
+		free(out);
+		out = next;
+	}
+	mime_strings_free(&v);
+	return out;
+}
+
+static void
+test_mime_header_mailboxes_reads_every_form(void **state)
+{
+	static const struct {
+		const char *header, *want;
+	} cases[] = {
+		{ "From: a@x.test\r\n", "a@x.test" },
+		{ "from : A <a@x.test>\r\n\r\nFrom: body@x.test\r\n",
+		    "a@x.test" },
+		{ "From: \"A, B\" <a@x.test>, (c) b@x.test (B)\r\n",
+		    "a@x.test b@x.test" },
+		{ "From: =?utf-8?q?A=40B?= <a@x.test>\r\n", "a@x.test" },
+		{ "From: G: a@x.test, B <b@x.test>;, c@x.test\r\n",
+		    "a@x.test b@x.test c@x.test" },
+		{ "From: a@x.test,\r\n\tb@x.test\r\n", "a@x.test b@x.test" },
+		{ "From: \"a\"@x.test\r\n", "a@x.test" },
+		{ "From: <@relay.test:a@x.test>\r\n", "a@x.test" },
+		{ "From: empty:;\r\n", "" },
+		{ "To: a@x.test\r\n", "" },
+		/* Garbage, a name alone, no domain, an open angle, an
+		 * unended group: nothing to be sure of. */
+		{ "From: a@x.test <b@x.test>\r\n", "ERROR" },
+		{ "From: Just A Name\r\n", "ERROR" },
+		{ "From: a\r\n", "ERROR" },
+		{ "From: <a@x.test\r\n", "ERROR" },
+		{ "From: <a@x.test junk>\r\n", "ERROR" },
+		{ "From: G: a@x.test\r\n", "ERROR" },
+		{ "From: a@x.test;\r\n", "ERROR" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t n;
+		char *got = mailboxes(cases[i].header, "From", &n);
+
+		if (strcmp(got, cases[i].want) != 0)
+			fail_msg("%s: got \"%s\", want \"%s\"",
+			    cases[i].header, got, cases[i].want);
+		free(got);
+	}
+}
+
+static void
+test_mime_header_mailboxes_counts_fields(void **state)
+{
+	size_t n;
+	char *got;
+
+	(void)state;
+	got = mailboxes("From: a@x.test\r\nSender: s@x.test\r\n"
+	    "From: b@x.test\r\n", "From", &n);
+	assert_string_equal(got, "a@x.test b@x.test");
+	assert_int_equal(n, 2);
+	free(got);
+	got = mailboxes("From: a@x.test\r\n", "Sender", &n);
+	assert_string_equal(got, "");
+	assert_int_equal(n, 0);
+	free(got);
+}
+
 int
 main(void)
 {
@@ -1388,6 +1470,8 @@ main(void)
 		cmocka_unit_test(test_mime_empty_and_headerless_messages),
 		cmocka_unit_test(test_mime_imap_string_quotes_or_literals),
 		cmocka_unit_test(test_mime_parses_on_many_threads),
+		cmocka_unit_test(test_mime_header_mailboxes_reads_every_form),
+		cmocka_unit_test(test_mime_header_mailboxes_counts_fields),
 	};
 	int rc;
 

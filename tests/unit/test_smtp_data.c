@@ -207,6 +207,137 @@ test_smtp_path_utf8_flagged(void **state)
 	smtp_path_deinit(&p);
 }
 
+/* Feeds in to the BDAT normaliser step bytes at a time, then ends it. */
+static char *
+bdat_decode(const char *in, size_t len, size_t step)
+{
+	struct smtp_data d;
+	char *all = calloc(1, 2 * len + 16);
+	size_t total = 0;
+
+	smtp_data_init(&d);
+	for (size_t off = 0; off < len; off += step) {
+		size_t n = len - off < step ? len - off : step;
+
+		total += smtp_data_bdat_feed(&d, in + off, n, all + total);
+	}
+	total += smtp_data_bdat_end(&d, all + total);
+	all[total] = '\0';
+	return all;
+}
+
+static void
+test_smtp_bdat_bare_cr_and_lf_become_crlf(void **state)
+{
+	static const char in[] = "a\rb\nc\r\nd\r\r\ne\n\rf\r";
+	static const char want[] =
+	    "a\r\nb\r\nc\r\nd\r\n\r\ne\r\n\r\nf\r\n";
+
+	(void)state;
+	/* Every split, the CR of a CRLF in one chunk and its LF in the
+	 * next included. */
+	for (size_t step = 1; step <= sizeof(in); step++) {
+		char *got = bdat_decode(in, strlen(in), step);
+
+		assert_string_equal(got, want);
+		free(got);
+	}
+}
+
+static void
+test_smtp_bdat_dots_are_not_unstuffed(void **state)
+{
+	static const char in[] = "..x\r\n.\r\n";
+	char *got;
+
+	(void)state;
+	got = bdat_decode(in, strlen(in), 3);
+	assert_string_equal(got, in);
+	free(got);
+}
+
+static void
+test_smtp_path_refuses_control_characters(void **state)
+{
+	static const char *const bad[] = {
+		"FROM:<a\rb@example.com>", "FROM:<a@exa\rmple.com>",
+		"FROM:<a@[1.2.3.4\r]>", "FROM:<a@[\r]>",
+		"FROM:<\"a\rb\"@example.com>", "FROM:<a@b.c> ENVID=x\ry",
+		"FROM:<a@b.c>\x7f", "FROM:<a@b.c>\t",
+	};
+	struct smtp_path p;
+	char err[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(smtp_path_parse(bad[i], strlen(bad[i]),
+		    "FROM:", &p, err, sizeof(err)), -1);
+		assert_string_equal(err, "501 5.5.2 Control characters are "
+		    "not allowed in addresses or parameters");
+	}
+}
+
+static void
+test_smtp_path_address_literals(void **state)
+{
+	static const char *const good[] = {
+		"FROM:<a@[192.0.2.1]>", "FROM:<a@[IPv6:2001:db8::1]>",
+		"FROM:<a@[x-tag:any-content]>",
+	};
+	static const char *const bad[] = {
+		"FROM:<a@[]>", "FROM:<a@[192.0.2.300]>", "FROM:<a@[IPv6:zz]>",
+		"FROM:<a@[1.2.3.4 ]>", "FROM:<a@[:x]>", "FROM:<a@[tag:]>",
+		"FROM:<a@[a[b]>", "FROM:<a@[1.2.3.4]x>", "FROM:<a@[t_g:x]>",
+	};
+	struct smtp_path p;
+	char err[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(smtp_path_parse(good[i], strlen(good[i]),
+		    "FROM:", &p, err, sizeof(err)), 0);
+		smtp_path_deinit(&p);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(smtp_path_parse(bad[i], strlen(bad[i]),
+		    "FROM:", &p, err, sizeof(err)), -1);
+		assert_string_equal(err, "501 5.1.3 Bad address syntax");
+	}
+}
+
+static void
+test_smtp_path_bare_postmaster_only_as_recipient(void **state)
+{
+	struct smtp_path p;
+	char err[128];
+
+	(void)state;
+	assert_int_equal(smtp_path_parse("TO:<PostMaster>", 15, "TO:", &p,
+	    err, sizeof(err)), 0);
+	assert_string_equal(p.address, "postmaster");
+	smtp_path_deinit(&p);
+	assert_int_equal(smtp_path_parse("FROM:<postmaster>", 17, "FROM:", &p,
+	    err, sizeof(err)), -1);
+	assert_int_equal(smtp_path_parse("TO:<webmaster>", 14, "TO:", &p,
+	    err, sizeof(err)), -1);
+}
+
+static void
+test_smtp_helo_refuses_control_characters(void **state)
+{
+	char err[128];
+
+	(void)state;
+	assert_int_equal(smtp_helo_check("client.example", 14, err,
+	    sizeof(err)), 0);
+	assert_int_equal(smtp_helo_check("[192.0.2.1]", 11, err,
+	    sizeof(err)), 0);
+	assert_int_equal(smtp_helo_check("a\rb", 3, err, sizeof(err)), -1);
+	assert_string_equal(err, "501 5.5.2 Control characters are not "
+	    "allowed in the host name");
+	assert_int_equal(smtp_helo_check("a\0b", 3, err, sizeof(err)), -1);
+}
+
 int
 main(void)
 {
@@ -223,6 +354,12 @@ main(void)
 		cmocka_unit_test(test_smtp_path_null_and_quoted),
 		cmocka_unit_test(test_smtp_path_refuses_bad_syntax),
 		cmocka_unit_test(test_smtp_path_utf8_flagged),
+		cmocka_unit_test(test_smtp_bdat_bare_cr_and_lf_become_crlf),
+		cmocka_unit_test(test_smtp_bdat_dots_are_not_unstuffed),
+		cmocka_unit_test(test_smtp_path_refuses_control_characters),
+		cmocka_unit_test(test_smtp_path_address_literals),
+		cmocka_unit_test(test_smtp_path_bare_postmaster_only_as_recipient),
+		cmocka_unit_test(test_smtp_helo_refuses_control_characters),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
