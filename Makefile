@@ -15,7 +15,7 @@ PACKAGES += clang libclang-rt-14-dev
 # through Net::SSLeay), DNS and DKIM for outbound delivery, file systems
 # on loop devices. A missing one fails the test (tests/skip-allowlist.txt).
 PACKAGES += isync offlineimap3 mutt tmux curl swaks libnet-ssleay-perl \
-	fetchmail getmail6 dnsmasq-base python3-dkim e2fsprogs util-linux
+	fetchmail getmail6 dnsmasq-base python3-dkim e2fsprogs util-linux mount
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan

@@ -34,6 +34,15 @@ append_failed(struct imap_session *s, enum store_err err)
 		imap_done(s, "NO", "[CANNOT] The message or its flags cannot "
 		    "be stored");
 		return;
+	case STORE_NO_SPACE:
+		/* Not [OVERQUOTA]: that is the user's quota (RFC 5530 §3);
+		 * the server's disk being full is a temporary failure of
+		 * ours. */
+		log_error(s->sid, "imap.append_failed error=\"%s\"",
+		    store_err_text(err));
+		imap_done(s, "NO", "[UNAVAILABLE] The server is out of disk "
+		    "space, try again later");
+		return;
 	default:
 		log_error(s->sid, "imap.append_failed error=\"%s\"",
 		    store_err_text(err));

@@ -35,6 +35,10 @@ store_failure(enum store_err err, const char **text_out)
 	case STORE_INVALID:
 		*text_out = "Invalid request";
 		return "BAD";
+	case STORE_NO_SPACE:
+		*text_out = "[UNAVAILABLE] The server is out of disk space, "
+		    "try again later";
+		return "NO";
 	default:
 		*text_out = "[UNAVAILABLE] Temporary failure, try again later";
 		return "NO";

@@ -362,7 +362,8 @@ atts_parse(struct fetch_job *j, const struct imap_arg *a)
 static const char *
 store_err_code(enum store_err err)
 {
-	return err == STORE_TEMP ? "UNAVAILABLE" : "SERVERBUG";
+	return err == STORE_TEMP || err == STORE_NO_SPACE ? "UNAVAILABLE" :
+	    "SERVERBUG";
 }
 
 /* Ends the FETCH: OK, or NO when some messages could not be answered. */

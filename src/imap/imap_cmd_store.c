@@ -191,7 +191,8 @@ store_done(void *arg, const struct store_change_result *r)
 		log_error(s->sid, "imap.store error=\"%s\"",
 		    store_err_text(r->err));
 		imap_done(s, "NO", "[%s] Cannot change the flags: %s",
-		    r->err == STORE_TEMP ? "UNAVAILABLE" : "SERVERBUG",
+		    r->err == STORE_TEMP || r->err == STORE_NO_SPACE ?
+		    "UNAVAILABLE" : "SERVERBUG",
 		    store_err_text(r->err));
 		return;
 	}

@@ -260,6 +260,11 @@ on_delivered(void *arg, const struct store_delivery_result *results,
 	} else if (err == STORE_OVER_QUOTA) {
 		log_info(s->sid, "smtp.not_delivered reason=over_quota");
 		smtp_reply(s, "452 4.2.2 Mailbox full, try again later");
+	} else if (err == STORE_NO_SPACE) {
+		/* RFC 3463 §3.4: X.3.1, the system's storage is full. */
+		log_error(s->sid, "smtp.not_delivered reason=no_space");
+		smtp_reply(s, "452 4.3.1 Insufficient system storage, try "
+		    "again later");
 	} else {
 		log_error(s->sid, "smtp.not_delivered error=\"%s\"",
 		    store_err_text(err));
@@ -358,7 +363,12 @@ delivery_start(struct smtp_session *s)
 	if (s->delivery == NULL) {
 		log_error(s->sid, "smtp.store_failed error=\"%s\"",
 		    store_err_text(err));
-		smtp_reply(s, "451 4.3.0 Temporary failure, try again later");
+		if (err == STORE_NO_SPACE)
+			smtp_reply(s, "452 4.3.1 Insufficient system storage, "
+			    "try again later");
+		else
+			smtp_reply(s, "451 4.3.0 Temporary failure, try again "
+			    "later");
 		return -1;
 	}
 	return 0;

@@ -46,8 +46,19 @@ store_err_text(enum store_err err)
 		return "modified since";
 	case STORE_TEMP:
 		return "temporary failure";
+	case STORE_NO_SPACE:
+		return "out of disk space";
 	}
 	return "unknown error";
+}
+
+enum store_err
+store_err_errno(int errnum)
+{
+	/* EDQUOT is the file system's quota of the postern user, not an
+	 * account's: to a client it is the server's disk that is full. */
+	return errnum == ENOSPC || errnum == EDQUOT ? STORE_NO_SPACE :
+	    STORE_TEMP;
 }
 
 const char *

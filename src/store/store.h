@@ -38,7 +38,10 @@ enum store_err {
 	STORE_OVER_QUOTA,	/* the account's quota would be exceeded */
 	STORE_NOT_ALLOWED,	/* e.g. deleting INBOX, renaming onto a child */
 	STORE_MODIFIED,		/* CONDSTORE UNCHANGEDSINCE failed */
-	STORE_TEMP,		/* disk full, database busy: try later */
+	STORE_TEMP,		/* database busy, I/O error: try later */
+	STORE_NO_SPACE,		/* the server's disk is full (ENOSPC, EDQUOT,
+				 * SQLITE_FULL): try later; not the
+				 * account's quota */
 };
 
 /* A sentence for logs and replies: "over quota", "no such mailbox". */

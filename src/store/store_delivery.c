@@ -136,10 +136,12 @@ store_delivery_new(struct store *st, enum store_err *err_out)
 		fd = mkostemp(path, O_CLOEXEC);
 	}
 	if (fd < 0) {
+		int errnum = errno;
+
 		log_error(NULL, "store.delivery_new path=%s error=\"%s\"", path,
-		    strerror(errno));
+		    strerror(errnum));
 		free(path);
-		*err_out = STORE_TEMP;
+		*err_out = store_err_errno(errnum);
 		return NULL;
 	}
 	if (st->is_tmpfile) {
@@ -162,7 +164,7 @@ store_delivery_write(struct store_delivery *d, const void *data, size_t len,
 	const char *p = data;
 
 	if (d->is_failed) {
-		*err_out = STORE_TEMP;
+		*err_out = d->is_no_space ? STORE_NO_SPACE : STORE_TEMP;
 		return -1;
 	}
 	if (d->size + len <= STORE_INLINE_MAX) {
@@ -185,12 +187,18 @@ store_delivery_write(struct store_delivery *d, const void *data, size_t len,
 			continue;
 		if (n <= 0) {
 			/* Disk full or I/O error: the delivery is lost, what
-			 * is stored already is not touched. */
+			 * is stored already is not touched. write(2) returns
+			 * 0 only for an empty write; a short one is
+			 * retried, and ENOSPC comes with the next call. */
+			int errnum = n < 0 ? errno : EIO;
+
 			log_error(NULL, "store.delivery_write path=%s "
 			    "error=\"%s\"", delivery_name(d),
-			    n < 0 ? strerror(errno) : "short write");
+			    strerror(errnum));
 			d->is_failed = true;
-			*err_out = STORE_TEMP;
+			d->is_no_space = store_err_errno(errnum) ==
+			    STORE_NO_SPACE;
+			*err_out = store_err_errno(errnum);
 			return -1;
 		}
 		p += n;
@@ -322,7 +330,8 @@ store_delivery_abort(struct store_delivery **dp)
 
 /* Parses the body (once, here on the caller's thread) and builds the
  * request. A delivery whose body could not be written fails every
- * recipient with STORE_TEMP without reaching the backend. */
+ * recipient with STORE_NO_SPACE (disk full) or STORE_TEMP without
+ * reaching the backend. */
 static struct store_req *
 delivery_req_new(struct store_delivery *d)
 {
@@ -354,8 +363,11 @@ delivery_req_new(struct store_delivery *d)
 	} else if (!d->is_failed) {
 		store_parsed_init(&d->parsed, "", 0);
 	}
-	if (d->is_failed || req->ndres == 0)
-		req->err = STORE_TEMP;
+	if (d->is_failed || req->ndres == 0) {
+		req->err = d->is_no_space ? STORE_NO_SPACE : STORE_TEMP;
+		for (size_t i = 0; i < req->ndres; i++)
+			req->dres[i].err = req->err;
+	}
 	return req;
 }
 

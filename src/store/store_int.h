@@ -108,6 +108,7 @@ struct store_delivery {
 	char *copy;		/* the body while size <= STORE_INLINE_MAX */
 	size_t copy_cap;
 	bool is_failed;		/* a write failed: every recipient fails */
+	bool is_no_space;	/* ... because the disk was full */
 	struct store_rcpt *rcpts;
 	size_t nrcpts, rcpts_cap;
 	struct store_queued *queued;
@@ -123,6 +124,10 @@ struct store_delivery {
 	char *placed;
 	bool is_kept;
 };
+
+/* The store error for a failed system call's errno: STORE_NO_SPACE for a
+ * full disk (ENOSPC, EDQUOT), else STORE_TEMP. */
+enum store_err store_err_errno(int errnum);
 
 /* Removes the temporary files that crashed processes left in DATA/tmp. */
 void store_delivery_tmp_clean(const char *data_dir);

@@ -264,6 +264,11 @@ sq_err(struct sq_conn *c, int rc, const char *what)
 {
 	log_error(NULL, "store.sqlite op=%s rc=%d error=\"%s\"", what, rc,
 	    c != NULL ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
+	if ((rc & 0xff) == SQLITE_FULL) {
+		if (c != NULL)
+			c->is_full = true;
+		return STORE_NO_SPACE;
+	}
 	return STORE_TEMP;
 }
 
@@ -303,6 +308,8 @@ sq_exec(struct sq_conn *c, enum sq_stmt id)
 		return SQLITE_ERROR;
 	rc = sqlite3_step(s);
 	sq_reset(s);
+	if ((rc & 0xff) == SQLITE_FULL)
+		c->is_full = true;
 	return rc == SQLITE_ROW ? SQLITE_DONE : rc;
 }
 

@@ -222,6 +222,9 @@ struct sq_conn {
 	sqlite3 *db;
 	sqlite3_stmt *stmts[SQ_STMT_COUNT];
 	struct sq_conn *next;	/* in the pool of idle readers */
+	/* A statement failed with SQLITE_FULL since the writer last
+	 * cleared this: the attempt failed for want of disk space. */
+	bool is_full;
 };
 
 struct sq_state {

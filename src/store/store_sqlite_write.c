@@ -27,8 +27,10 @@
  * If something fails that a savepoint cannot undo (naming a file, the
  * sync, or SQLite rolling the whole transaction back, as it may on
  * SQLITE_FULL or an I/O error), the guilty request fails with STORE_TEMP,
+ * or STORE_NO_SPACE when the disk was full (ENOSPC, EDQUOT, SQLITE_FULL),
  * everything is rolled back, the files lose their new names and the batch
- * is run again without it.
+ * is run again without it. Nothing of a failed attempt stays: once space
+ * returns, the next batch runs as if nothing had happened.
  */
 #include "store/store_sqlite.h"
 
@@ -74,6 +76,8 @@ struct batch {
 	struct sq_conn *c;
 	int64_t blob_next;	/* next blob id of this attempt */
 	enum store_sync sync;
+	bool is_no_space;	/* a file operation of this attempt failed
+				 * with ENOSPC or EDQUOT */
 };
 
 /* The mailbox columns the writer needs. */
@@ -1381,12 +1385,23 @@ req_reset(struct store_req *req)
 		req->d->is_blob_used = false;
 }
 
-/* Fails req for good: it leaves the batch, its body file goes. */
+/* Why the attempt failed, for the requests it fails: the disk was full
+ * (a file operation or SQLite said so), or something else. */
+static enum store_err
+attempt_err(const struct batch *b)
+{
+	return b->is_no_space || b->c->is_full ? STORE_NO_SPACE : STORE_TEMP;
+}
+
+/* Fails req for good with err: it leaves the batch, its body file
+ * goes. */
 static void
-req_fail(struct store_req *req, bool *is_out)
+req_fail(struct store_req *req, enum store_err err, bool *is_out)
 {
 	req_reset(req);
-	req->err = STORE_TEMP;
+	req->err = err;
+	for (size_t i = 0; i < req->ndres; i++)
+		req->dres[i].err = err;
 	*is_out = true;
 	if (req->d != NULL)
 		store_delivery_discard(req->d);
@@ -1405,13 +1420,14 @@ files_unplace(struct store_req **reqs, size_t n, bool *is_out)
 		if (store_delivery_unlink(d) < 0) {
 			log_error(NULL, "store.unplace path=%s error=\"%s\"",
 			    d->placed, strerror(errno));
-			req_fail(reqs[i], &is_out[i]);
+			req_fail(reqs[i], STORE_TEMP, &is_out[i]);
 		}
 	}
 }
 
 /* Names each new body file DATA/blobs/xx/<id>. Returns the index of a
- * request whose file could not be named, or n. */
+ * request whose file could not be named, or n. A new directory entry may
+ * need a block (ext4): ENOSPC here is a full disk too. */
 static size_t
 files_place(struct batch *b, struct store_req **reqs, size_t n,
     const bool *is_out)
@@ -1424,8 +1440,12 @@ files_place(struct batch *b, struct store_req **reqs, size_t n,
 			continue;
 		sq_blob_name(d->blob, name, sizeof(name));
 		if (store_delivery_link(d, b->sq->blobs_fd, name) < 0) {
+			int errnum = errno;
+
 			log_error(NULL, "store.place blob=%" PRId64
-			    " error=\"%s\"", d->blob, strerror(errno));
+			    " error=\"%s\"", d->blob, strerror(errnum));
+			if (store_err_errno(errnum) == STORE_NO_SPACE)
+				b->is_no_space = true;
 			return i;
 		}
 		d->placed = xasprintf("%s/blobs/%s", b->st->data_dir, name);
@@ -1450,7 +1470,8 @@ files_place(struct batch *b, struct store_req **reqs, size_t n,
  * more than one file, and fdatasync for a lone file: there they cost the
  * same, and fdatasync does not wait for other programs' dirty data on the
  * file system. syncfs flushes everything on DATA's file system; give the
- * store its own file system where other writers are heavy.
+ * store its own file system where other writers are heavy. Returns 0, or
+ * -1 with errno set.
  */
 static int
 sync_files(struct batch *b, struct store_req **reqs, size_t n,
@@ -1469,8 +1490,11 @@ sync_files(struct batch *b, struct store_req **reqs, size_t n,
 		how = nfiles > 1 ? STORE_SYNC_SYNCFS : STORE_SYNC_FILES;
 	if (how == STORE_SYNC_SYNCFS) {
 		if (syncfs(b->sq->data_fd) < 0) {
+			int errnum = errno;
+
 			log_error(NULL, "store.sync how=syncfs error=\"%s\"",
-			    strerror(errno));
+			    strerror(errnum));
+			errno = errnum;
 			return -1;
 		}
 		return 0;
@@ -1481,8 +1505,11 @@ sync_files(struct batch *b, struct store_req **reqs, size_t n,
 		if (is_out[i] || d == NULL || d->placed == NULL)
 			continue;
 		if (fdatasync(d->fd) < 0) {
+			int errnum = errno;
+
 			log_error(NULL, "store.sync how=fdatasync path=%s "
-			    "error=\"%s\"", d->placed, strerror(errno));
+			    "error=\"%s\"", d->placed, strerror(errnum));
+			errno = errnum;
 			return -1;
 		}
 		dirs[(d->blob >> 8) & 0xff] = true;
@@ -1497,13 +1524,17 @@ sync_files(struct batch *b, struct store_req **reqs, size_t n,
 		fd = openat(b->sq->blobs_fd, name, O_RDONLY | O_DIRECTORY |
 		    O_CLOEXEC);
 		rc = fd < 0 ? -1 : fsync(fd);
-		if (rc < 0)
+		if (rc < 0) {
+			int errnum = errno;
+
 			log_error(NULL, "store.sync how=fsync dir=%s "
-			    "error=\"%s\"", name, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		if (rc < 0)
+			    "error=\"%s\"", name, strerror(errnum));
+			if (fd >= 0)
+				close(fd);
+			errno = errnum;
 			return -1;
+		}
+		close(fd);
 	}
 	return 0;
 }
@@ -1515,6 +1546,7 @@ struct sq_sync_job {
 	size_t n;
 	const bool *is_out;
 	int rc;
+	int errnum;		/* errno of a failed sync */
 	bool is_done;
 };
 
@@ -1537,6 +1569,7 @@ syncer_main(void *arg)
 		rc = sync_files(job->b, job->reqs, job->n, job->is_out);
 		pthread_mutex_lock(&sq->sync_lock);
 		job->rc = rc;
+		job->errnum = rc < 0 ? errno : 0;
 		job->is_done = true;
 		sq->sync_job = NULL;
 		pthread_cond_broadcast(&sq->sync_cond);
@@ -1666,10 +1699,12 @@ static enum attempt
 attempt_fail_all(struct batch *b, struct store_req **reqs, size_t n,
     bool *is_out)
 {
+	enum store_err err = attempt_err(b);
+
 	txn_rollback(b);
 	for (size_t i = 0; i < n; i++) {
 		if (!is_out[i])
-			req_fail(reqs[i], &is_out[i]);
+			req_fail(reqs[i], err, &is_out[i]);
 	}
 	return ATTEMPT_DONE;
 }
@@ -1713,6 +1748,8 @@ attempt_run(struct batch *b, struct store_req **reqs, size_t n,
 	int64_t blob_next;
 	int rc;
 
+	b->is_no_space = false;
+	b->c->is_full = false;
 	if ((rc = sq_exec(b->c, SQ_BEGIN_WRITE)) != SQLITE_DONE) {
 		sq_err(b->c, rc, "begin");
 		return attempt_fail_all(b, reqs, n, is_out);
@@ -1726,7 +1763,7 @@ attempt_run(struct batch *b, struct store_req **reqs, size_t n,
 	ids_assign(b, reqs, n, is_out);
 	bad = files_place(b, reqs, n, is_out);
 	if (bad < n) {
-		req_fail(reqs[bad], &is_out[bad]);
+		req_fail(reqs[bad], attempt_err(b), &is_out[bad]);
 		txn_rollback(b);
 		files_unplace(reqs, n, is_out);
 		return ATTEMPT_RETRY;
@@ -1743,12 +1780,14 @@ attempt_run(struct batch *b, struct store_req **reqs, size_t n,
 			return attempt_fail_all(b, reqs, n, is_out);
 		}
 		err = apply(b, reqs[i]);
+		if (err == STORE_TEMP)
+			err = attempt_err(b);
 		if (sqlite3_get_autocommit(b->c->db)) {
 			/* SQLite gave up the whole transaction (disk full,
 			 * I/O error): this request goes, the others are
 			 * run again. */
 			sync_wait(b, &job);
-			req_fail(reqs[i], &is_out[i]);
+			req_fail(reqs[i], attempt_err(b), &is_out[i]);
 			files_unplace(reqs, n, is_out);
 			return ATTEMPT_RETRY;
 		}
@@ -1772,11 +1811,16 @@ attempt_run(struct batch *b, struct store_req **reqs, size_t n,
 	if (sync_wait(b, &job) < 0) {
 		/* Which file failed is unknown: every delivery with a file
 		 * fails, the other requests run again. */
+		enum store_err err;
+
+		if (store_err_errno(job.errnum) == STORE_NO_SPACE)
+			b->is_no_space = true;
+		err = attempt_err(b);
 		txn_rollback(b);
 		for (size_t i = 0; i < n; i++) {
 			if (!is_out[i] && reqs[i]->d != NULL &&
 			    reqs[i]->d->placed != NULL)
-				req_fail(reqs[i], &is_out[i]);
+				req_fail(reqs[i], err, &is_out[i]);
 		}
 		return ATTEMPT_RETRY;
 	}

@@ -530,7 +530,7 @@ test_store_failed_rename_fails_only_its_request(void **state)
 }
 
 static void
-test_store_full_disk_fails_temp_and_damages_nothing(void **state)
+test_store_full_disk_fails_no_space_and_damages_nothing(void **state)
 {
 	struct fx *fx = *state;
 	struct fx *full = calloc(1, sizeof(*full));
@@ -562,8 +562,9 @@ test_store_full_disk_fails_temp_and_damages_nothing(void **state)
 		}
 		uids[stored++] = r.uid;
 	}
-	/* The disk filled: a temporary failure, not a crash, not a loss. */
-	assert_int_equal(last, STORE_TEMP);
+	/* The disk filled: STORE_NO_SPACE (a temporary failure the protocols
+	 * name), not a crash, not a loss. */
+	assert_int_equal(last, STORE_NO_SPACE);
 	assert_true(stored > 2);
 	for (size_t i = 0; i < stored; i++) {
 		struct store_msg *list;
@@ -585,7 +586,7 @@ test_store_full_disk_fails_temp_and_damages_nothing(void **state)
 		store_msg_list_free(&list, n);
 	}
 	/* Still full: fails again, still cleanly. */
-	assert_int_equal(deliver(full, big, len).err, STORE_TEMP);
+	assert_int_equal(deliver(full, big, len).err, STORE_NO_SPACE);
 	assert_int_equal(check(full, false), 0);
 	/* Room again (expunging may itself need room: try until it
 	 * works), and delivery works again. */
@@ -597,7 +598,7 @@ test_store_full_disk_fails_temp_and_damages_nothing(void **state)
 		};
 
 		if (store_change_commit(full->st, &c, &r) < 0)
-			assert_int_equal(r.err, STORE_TEMP);
+			assert_int_equal(r.err, STORE_NO_SPACE);
 		store_change_result_deinit(&r);
 	}
 	store_close(&full->st);
@@ -623,7 +624,7 @@ main(void)
 		T(test_store_open_migrates_an_older_schema),
 		T(test_store_open_refuses_a_newer_schema),
 		T(test_store_failed_rename_fails_only_its_request),
-		T(test_store_full_disk_fails_temp_and_damages_nothing),
+		T(test_store_full_disk_fails_no_space_and_damages_nothing),
 #undef T
 	};
 
