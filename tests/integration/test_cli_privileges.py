@@ -10,11 +10,7 @@ data directories live under a world-traversable folder in /tmp, since the
 user must reach them (pytest's own folders are root's, mode 0700)."""
 
 import os
-import pwd
-import shutil
 import stat
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +18,7 @@ import pytest
 from imap_helpers import IMAP_LISTENERS, deliver, login
 from postern_harness import (DOMAIN, add_user, admin_ok, run_admin,
                              write_mail_config)
+from runas_helpers import reachable_dir, system_user
 
 ALICE = "alice@" + DOMAIN
 ALICE_PW = "pw-Alice-Secret-1"
@@ -29,29 +26,14 @@ ALICE_PW = "pw-Alice-Secret-1"
 
 @pytest.fixture(scope="module")
 def run_as():
-    """A system user of its own, removed afterwards (its passwd entry)."""
-    assert os.geteuid() == 0, \
-        "these tests need root (CI runs as root): they check what the " \
-        "admin command does when root runs it"
-    name = "pstadm%d" % (os.getpid() % 1000000)
-    subprocess.run(["userdel", name], capture_output=True)
-    r = subprocess.run(["useradd", "--system", "--no-create-home",
-                        "--home-dir", "/nonexistent", "--shell",
-                        "/usr/sbin/nologin", "--user-group", name],
-                       capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    try:
-        yield pwd.getpwnam(name)
-    finally:
-        subprocess.run(["userdel", name], capture_output=True, timeout=60)
+    with system_user("pstadm") as pw:
+        yield pw
 
 
 @pytest.fixture
 def base():
-    d = Path(tempfile.mkdtemp(prefix="postern-runas-", dir="/tmp"))
-    os.chmod(d, 0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
+    with reachable_dir() as d:
+        yield d
 
 
 def owners(top):

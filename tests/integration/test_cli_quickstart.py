@@ -1,17 +1,22 @@
 """`postern quickstart DOMAIN --config PATH --data-dir DIR`: a working
-configuration, a private data directory, a self-signed certificate, and
-the settings to type into a mail client. serve is never started on this
-configuration (it uses the standard ports)."""
+configuration, a private data directory, a self-signed certificate, the
+settings to type into a mail client, DOMAIN as one of ours, and the exact
+commands that add its first account and postmaster. serve runs on the
+configuration with its listeners moved to port 0 (the standard ports may
+be taken)."""
 
 import configparser
 import os
 import re
+import shlex
 import stat
 import subprocess
 
 import pytest
 
-from postern_harness import run_postern
+from imap_helpers import deliver, login
+from postern_harness import Cert, admin_ok, run_postern, smtp_cmd, smtp_open
+from runas_helpers import reachable_dir, system_user
 
 DOMAIN = "example.test"
 SERVER = "mail.example.test"
@@ -20,13 +25,15 @@ IMPLICIT_PORTS = [465, 993, 995]
 
 
 @pytest.fixture(scope="module")
-def quickstart(postern_binary, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("quickstart")
-    config = tmp / "postern.conf"
-    data = tmp / "postern-data"
-    r = run_postern("quickstart", DOMAIN, "--config", config,
-                    "--data-dir", data, timeout=60)
-    return r, config, data
+def quickstart(postern_binary):
+    # Where a `postern` user (`make run` makes one) can reach the data
+    # directory: quickstart fills it as that user.
+    with reachable_dir("postern-quickstart-") as tmp:
+        config = tmp / "postern.conf"
+        data = tmp / "postern-data"
+        r = run_postern("quickstart", DOMAIN, "--config", config,
+                        "--data-dir", data, timeout=60)
+        yield r, config, data
 
 
 def read_config(path):
@@ -124,3 +131,117 @@ def test_quickstart_prints_the_client_settings(quickstart):
                 "port %d said to use STARTTLS: %r" % (port, near)
             assert any(re.search(r"ssl|tls|implicit", w) for w in near), \
                 "port %d not said to use implicit TLS: %r" % (port, near)
+
+
+# --- the domain is ours at once (issue 15, finding 15) ------------------------
+
+QS_LISTENERS = [("smtp", "smtp", "starttls"),
+                ("submission", "submission", "starttls"),
+                ("submissions", "submission", "implicit"),
+                ("imap", "imap", "starttls"), ("imaps", "imap", "implicit"),
+                ("pop3", "pop3", "starttls"), ("pop3s", "pop3", "implicit")]
+PASSWORD = "pw-You-Secret-1"
+
+
+@pytest.fixture(scope="module")
+def run_as():
+    """The server's user, as `make run` makes `postern` (root in CI)."""
+    with system_user("pstqs") as pw:
+        yield pw
+
+
+def quickstart_as(run_as, tmp, *extra):
+    r = run_postern("quickstart", DOMAIN, "--config", tmp / "postern.conf",
+                    "--data-dir", tmp / "data", "--user", run_as.pw_name,
+                    *extra, timeout=60)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    return r.stdout
+
+
+def printed_command(out, verb):
+    """The `... user add` / `... alias add` command quickstart printed,
+    as argv."""
+    lines = [l.strip() for l in out.splitlines()
+             if re.search(r"\s%s add \S+@%s " % (verb, re.escape(DOMAIN)),
+                          l)]
+    assert len(lines) == 1, "no single '%s add' command in:\n%s" % (verb,
+                                                                      out)
+    return shlex.split(lines[0])
+
+
+def serve(postern_factory, tmp):
+    text = (tmp / "postern.conf").read_text()
+    text = re.sub(r"(?m)^address = .*$", "address = 127.0.0.1", text)
+    text = re.sub(r"(?m)^port = \d+$", "port = 0", text)
+    cert = Cert(tmp / "data" / "tls" / "cert.pem",
+                tmp / "data" / "tls" / "key.pem")
+    return postern_factory(config_text=text, listeners=QS_LISTENERS,
+                           certs=[("default", cert)])
+
+
+def rcpt_reply(srv, rcpt):
+    conn, _ = smtp_open(srv, "smtp")
+    with conn:
+        assert smtp_cmd(conn, "MAIL FROM:<s@remote.test>").first.startswith(
+            b"250")
+        return smtp_cmd(conn, "RCPT TO:<%s>" % rcpt).raw[0]
+
+
+def inbox_count(srv, user):
+    c = login(srv, user, PASSWORD)
+    try:
+        return c.select("INBOX").exists
+    finally:
+        c.close()
+
+
+def test_quickstart_domain_takes_mail_once_the_printed_user_exists(
+        run_as, postern_factory):
+    with reachable_dir("postern-quickstart-") as tmp:
+        out = quickstart_as(run_as, tmp)
+        add = printed_command(out, "user")
+        alias = printed_command(out, "alias")
+        you = add[3]
+        assert add[1:4] == ["user", "add", you] and \
+            add[4:] == ["-c", str(tmp / "postern.conf")], add
+        assert alias[1:5] == ["alias", "add", "postmaster@" + DOMAIN, you], \
+            alias
+        srv = serve(postern_factory, tmp)
+        # The domain is ours before any account: no relay refusal, an
+        # unknown user (RFC 5321 §3.6.2 relaying is for other domains).
+        reply = rcpt_reply(srv, "someone@" + DOMAIN)
+        assert reply.startswith(b"550 5.1.1 "), reply
+        # The commands work as printed, with the server running.
+        r = subprocess.run(add, input=PASSWORD + "\n", capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        deliver(srv, you, "first")
+        assert inbox_count(srv, you) == 1
+        r = subprocess.run(alias, capture_output=True, text=True,
+                           timeout=60, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        deliver(srv, "postmaster@" + DOMAIN, "to the postmaster")
+        assert inbox_count(srv, you) == 2
+        srv.stop()
+
+
+def test_quickstart_again_gives_postmaster_to_the_first_account(
+        run_as, postern_factory):
+    with reachable_dir("postern-quickstart-") as tmp:
+        out = quickstart_as(run_as, tmp)
+        add = printed_command(out, "user")
+        you = add[3]
+        r = subprocess.run(add, input=PASSWORD + "\n", capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, (r.stdout, r.stderr)
+        out = quickstart_as(run_as, tmp, "--force")
+        assert re.search(r"postmaster@%s\s+goes to %s" % (
+            re.escape(DOMAIN), re.escape(you)), out), out
+        printed_command(out, "user")    # still says how to add one more
+        aliases = admin_ok(tmp / "postern.conf", "alias", "list")
+        assert "postmaster@%s -> %s" % (DOMAIN, you) in aliases.splitlines(), \
+            aliases
+        srv = serve(postern_factory, tmp)
+        deliver(srv, "Postmaster@" + DOMAIN.upper(), "to the postmaster")
+        assert inbox_count(srv, you) == 1
+        srv.stop()
