@@ -106,9 +106,11 @@ test_queue_dkim_signs_with_a_fresh_key(void **state)
 	int fd;
 
 	(void)state;
+	/* A fresh name: net_key_generate writes only a new file (O_EXCL). */
 	fd = mkstemp(path);
 	assert_true(fd >= 0);
 	close(fd);
+	unlink(path);
 	assert_int_equal(net_key_generate(NET_KEY_ED25519, path, &pub, err,
 	    sizeof(err)), 0);
 	/* RFC 8463 §4.2: the raw 32-byte key, 44 characters of base64. */
