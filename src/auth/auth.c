@@ -1,37 +1,37 @@
 /*
  * auth: logins. The flow of one check, from any event-loop thread:
- *   lockout of the client address -> account lookup (store read) ->
- *   cache of recent successes, else a password check on the pool ->
- *   account state and protocol switch -> result, delayed after failures.
- * The lockout table and the cache are shared by every worker under one
- * mutex; both are small and touched once per login.
+ *   account lookup (store read) -> lockout of the (name, network), the
+ *   network and the name (auth_lockout.c) -> cache of recent successes,
+ *   else a password check on the pool -> account state and protocol
+ *   switch -> result, delayed after failures. An unknown name goes the
+ *   same way, hash included, and is answered as a wrong password.
+ * The settings (swapped whole by a reload) and the cache are shared by
+ * every worker under one mutex; both are touched a few times per login.
  */
 #include "auth/auth_int.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <event2/event.h>
+
+#include "lib/base64.h"
 
 #include "lib/log.h"
 #include "lib/util.h"
 #include "lib/workpool.h"
 
-#define LOCKOUT_SLOTS 1024	/* addresses and accounts tracked */
 #define CACHE_SLOTS 1024
-#define MAX_DELAY_MS 8000	/* the longest a failure waits */
-
-/* Failures of one key (a client address or an account) in the window. */
-struct lockout_entry {
-	char key[128];
-	time_t window_start;
-	unsigned failures;
-	time_t locked_until;
-};
+#define SECRET_FILE "auth.secret"
+#define SECRET_LEN 32
 
 /* A successful check, remembered by an HMAC of user and password under a
  * key that lives only in memory: the cache never holds a password, and an
@@ -43,16 +43,26 @@ struct cache_entry {
 	bool is_used;
 };
 
-struct auth {
-	struct store *store;
-	struct auth_settings settings;
+/* The settings in force and the issuer's keys. A reload builds a new one
+ * and swaps it in; an OAuth check in flight keeps its own reference. */
+struct auth_conf {
+	unsigned refs;			/* under auth.mu */
+	struct auth_settings s;		/* strings point to the copies */
 	char *oauth_issuer, *oauth_audience;
 	void *jwks;			/* json_t, see auth_jwt.c */
+};
+
+struct auth {
+	struct store *store;
+	struct auth_conf *conf;		/* under mu */
+	struct auth_lockout *lockout;
 	struct workpool *pool;
 	pthread_mutex_t mu;
-	struct lockout_entry lockout[LOCKOUT_SLOTS];
 	struct cache_entry cache[CACHE_SLOTS];
 	unsigned char cache_key[AUTH_SHA256_LEN];
+	/* From DATA/auth.secret: what unknown names' SCRAM salts derive
+	 * from, the same across restarts and unknown to anyone else. */
+	unsigned char secret[SECRET_LEN];
 };
 
 /* One login in flight. */
@@ -104,8 +114,108 @@ auth_settings_default(struct auth_settings *s)
 	s->lockout_failures = 10;
 	s->lockout_window = 15 * 60;
 	s->lockout_duration = 15 * 60;
+	s->lockout_networks = 5;
+	s->lockout_network_failures = 100;
+	s->lockout_ipv4_prefix = 24;
+	s->lockout_ipv6_prefix = 64;
 	s->cache_ttl = 5 * 60;
 	s->hash_threads = 2;
+}
+
+static void
+conf_free(struct auth_conf *c)
+{
+	if (c == NULL)
+		return;
+	auth_jwks_free(c->jwks);
+	free(c->oauth_issuer);
+	free(c->oauth_audience);
+	free(c);
+}
+
+/* A configuration from s, its JWKS file read. Returns NULL with err set
+ * (a bad JWKS file, or OAuth without issuer and audience). */
+static struct auth_conf *
+conf_new(const struct auth_settings *s, char *err, size_t errlen)
+{
+	struct auth_conf *c = xcalloc(1, sizeof(*c));
+
+	c->refs = 1;
+	c->s = *s;
+	if (s->oauth_jwks_file != NULL) {
+		/* A token names an issuer and an audience; without both
+		 * checked, tokens minted for any other application of the
+		 * same provider would log in here (RFC 8725 §3.8, §3.9). */
+		if (s->oauth_issuer == NULL || s->oauth_audience == NULL) {
+			snprintf(err, errlen, "oauth_jwks needs oauth_issuer "
+			    "and oauth_audience");
+			free(c);
+			return NULL;
+		}
+		c->jwks = auth_jwks_load(s->oauth_jwks_file, err, errlen);
+		if (c->jwks == NULL) {
+			free(c);
+			return NULL;
+		}
+		c->oauth_issuer = xstrdup(s->oauth_issuer);
+		c->oauth_audience = xstrdup(s->oauth_audience);
+	}
+	c->s.oauth_issuer = c->oauth_issuer;
+	c->s.oauth_audience = c->oauth_audience;
+	c->s.oauth_jwks_file = NULL;
+	c->s.data_dir = NULL;
+	return c;
+}
+
+/* Reads DATA/auth.secret, creating it (mode 0600, never through a
+ * symbolic link) on the first start. */
+static int
+secret_load(const char *data_dir, unsigned char out[SECRET_LEN], char *err,
+    size_t errlen)
+{
+	char *path = xasprintf("%s/%s", data_dir, SECRET_FILE);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0 && errno == ENOENT) {
+		unsigned char fresh[SECRET_LEN];
+
+		auth_random(fresh, sizeof(fresh));
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0600);
+		if (fd >= 0 && (write(fd, fresh, sizeof(fresh)) !=
+		    (ssize_t)sizeof(fresh) || fsync(fd) < 0)) {
+			snprintf(err, errlen, "%s: cannot write: %s", path,
+			    strerror(errno));
+			close(fd);
+			unlink(path);
+			secret_wipe(fresh, sizeof(fresh));
+			free(path);
+			return -1;
+		}
+		if (fd >= 0)
+			close(fd);
+		secret_wipe(fresh, sizeof(fresh));
+		/* Read back what is on disk: another process may have
+		 * won the race to create it. */
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	}
+	if (fd < 0) {
+		snprintf(err, errlen, "%s: cannot open: %s", path,
+		    strerror(errno));
+		free(path);
+		return -1;
+	}
+	n = read(fd, out, SECRET_LEN);
+	close(fd);
+	if (n != SECRET_LEN) {
+		snprintf(err, errlen, "%s: expected %d bytes of secret; remove "
+		    "the file to make a new one", path, SECRET_LEN);
+		free(path);
+		return -1;
+	}
+	free(path);
+	return 0;
 }
 
 struct auth *
@@ -115,25 +225,46 @@ auth_new(struct store *st, const struct auth_settings *s, char *err,
 	struct auth *a = xcalloc(1, sizeof(*a));
 
 	a->store = st;
-	a->settings = *s;
-	if (s->oauth_jwks_file != NULL) {
-		a->jwks = auth_jwks_load(s->oauth_jwks_file, err, errlen);
-		if (a->jwks == NULL) {
+	a->conf = conf_new(s, err, errlen);
+	if (a->conf == NULL) {
+		free(a);
+		return NULL;
+	}
+	if (s->data_dir != NULL) {
+		if (secret_load(s->data_dir, a->secret, err, errlen) < 0) {
+			conf_free(a->conf);
 			free(a);
 			return NULL;
 		}
-		a->oauth_issuer = s->oauth_issuer ? xstrdup(s->oauth_issuer) :
-		    NULL;
-		a->oauth_audience = s->oauth_audience ?
-		    xstrdup(s->oauth_audience) : NULL;
+	} else {
+		auth_random(a->secret, sizeof(a->secret));
 	}
-	a->settings.oauth_issuer = a->oauth_issuer;
-	a->settings.oauth_audience = a->oauth_audience;
-	a->settings.oauth_jwks_file = NULL;
 	auth_random(a->cache_key, sizeof(a->cache_key));
 	pthread_mutex_init(&a->mu, NULL);
+	a->lockout = auth_lockout_new();
 	a->pool = workpool_new(s->hash_threads);
 	return a;
+}
+
+int
+auth_reload(struct auth *a, const struct auth_settings *s, char *err,
+    size_t errlen)
+{
+	struct auth_conf *c = conf_new(s, err, errlen), *old;
+
+	if (c == NULL)
+		return -1;
+	pthread_mutex_lock(&a->mu);
+	old = a->conf;
+	a->conf = c;
+	if (--old->refs > 0)
+		old = NULL;
+	/* Remembered successes were checked under the old rules (a
+	 * protocol may have been switched off): forget them. */
+	memset(a->cache, 0, sizeof(a->cache));
+	pthread_mutex_unlock(&a->mu);
+	conf_free(old);
+	return 0;
 }
 
 void
@@ -144,19 +275,74 @@ auth_free(struct auth **ap)
 	if (a == NULL)
 		return;
 	workpool_free(&a->pool);
-	auth_jwks_free(a->jwks);
-	free(a->oauth_issuer);
-	free(a->oauth_audience);
+	auth_lockout_free(&a->lockout);
+	conf_free(a->conf);
 	pthread_mutex_destroy(&a->mu);
 	secret_wipe(a->cache_key, sizeof(a->cache_key));
+	secret_wipe(a->secret, sizeof(a->secret));
 	free(a);
 	*ap = NULL;
 }
 
-const struct auth_settings *
-auth_settings_get(const struct auth *a)
+void
+auth_settings_get(struct auth *a, struct auth_settings *out)
 {
-	return &a->settings;
+	pthread_mutex_lock(&a->mu);
+	*out = a->conf->s;
+	pthread_mutex_unlock(&a->mu);
+	out->oauth_issuer = NULL;
+	out->oauth_audience = NULL;
+}
+
+struct auth_conf *
+auth_conf_ref(struct auth *a)
+{
+	struct auth_conf *c;
+
+	pthread_mutex_lock(&a->mu);
+	c = a->conf;
+	c->refs++;
+	pthread_mutex_unlock(&a->mu);
+	return c;
+}
+
+void
+auth_conf_unref(struct auth *a, struct auth_conf **cp)
+{
+	struct auth_conf *c = *cp;
+	bool is_last;
+
+	if (c == NULL)
+		return;
+	pthread_mutex_lock(&a->mu);
+	is_last = --c->refs == 0;
+	pthread_mutex_unlock(&a->mu);
+	if (is_last)
+		conf_free(c);
+	*cp = NULL;
+}
+
+const struct auth_settings *
+auth_conf_settings(const struct auth_conf *c)
+{
+	return &c->s;
+}
+
+const void *
+auth_conf_jwks(const struct auth_conf *c)
+{
+	return c->jwks;
+}
+
+bool
+has_auth_oauth(struct auth *a)
+{
+	bool has;
+
+	pthread_mutex_lock(&a->mu);
+	has = a->conf->jwks != NULL;
+	pthread_mutex_unlock(&a->mu);
+	return has;
 }
 
 struct store *
@@ -165,104 +351,56 @@ auth_store(const struct auth *a)
 	return a->store;
 }
 
-const void *
-auth_jwks(const struct auth *a)
-{
-	return a->jwks;
-}
-
 /* ---- Lockout ---------------------------------------------------------- */
 
-static struct lockout_entry *
-lockout_find(struct auth *a, const char *key, bool is_create, time_t now)
-{
-	struct lockout_entry *oldest = NULL;
-
-	for (size_t i = 0; i < LOCKOUT_SLOTS; i++) {
-		struct lockout_entry *e = &a->lockout[i];
-
-		if (e->key[0] != '\0' && strcmp(e->key, key) == 0)
-			return e;
-		if (!is_create)
-			continue;
-		/* Reuse a free slot, else the one whose story is oldest
-		 * and that is not locked now. */
-		if (e->key[0] == '\0' && (oldest == NULL ||
-		    oldest->key[0] != '\0'))
-			oldest = e;
-		else if (oldest == NULL || (oldest->key[0] != '\0' &&
-		    e->locked_until <= now &&
-		    e->window_start < oldest->window_start))
-			oldest = e;
-	}
-	if (oldest == NULL)
-		return NULL;
-	memset(oldest, 0, sizeof(*oldest));
-	snprintf(oldest->key, sizeof(oldest->key), "%s", key);
-	oldest->window_start = now;
-	return oldest;
-}
-
 bool
-is_auth_locked(struct auth *a, const char *key, time_t now)
+is_auth_locked(struct auth *a, const char *name, const char *peer,
+    const struct store_account *acc, time_t now)
 {
-	struct lockout_entry *e;
-	bool locked;
+	struct auth_settings s;
 
-	pthread_mutex_lock(&a->mu);
-	e = lockout_find(a, key, false, now);
-	locked = e != NULL && e->locked_until > now;
-	pthread_mutex_unlock(&a->mu);
-	return locked;
-}
-
-/* Counts a failure for key. Returns how many failures the window holds
- * now; sets *locked_out when this one starts a lock. */
-unsigned
-auth_failure_count(struct auth *a, const char *key, time_t now,
-    bool *locked_out)
-{
-	const struct auth_settings *s = &a->settings;
-	struct lockout_entry *e;
-	unsigned n;
-
-	*locked_out = false;
-	pthread_mutex_lock(&a->mu);
-	e = lockout_find(a, key, true, now);
-	if (now - e->window_start >= (time_t)s->lockout_window) {
-		e->window_start = now;
-		e->failures = 0;
-	}
-	n = ++e->failures;
-	if (n >= s->lockout_failures && e->locked_until <= now) {
-		e->locked_until = now + s->lockout_duration;
-		*locked_out = true;
-	}
-	pthread_mutex_unlock(&a->mu);
-	return n;
+	auth_settings_get(a, &s);
+	/* A known account's name-wide lock is in the store (where `postern
+	 * user unlock` lifts it); an unknown name's lives here, so that
+	 * both answer alike. */
+	if (acc != NULL && acc->locked_until > now)
+		return true;
+	return is_auth_lockout_locked(a->lockout, &s,
+	    acc != NULL ? acc->address : name, peer, acc == NULL, now);
 }
 
 void
-auth_failure_clear(struct auth *a, const char *key)
+auth_login_succeeded(struct auth *a, const struct store_account *acc,
+    const char *peer)
 {
-	struct lockout_entry *e;
+	struct auth_settings s;
 
-	pthread_mutex_lock(&a->mu);
-	e = lockout_find(a, key, false, 0);
-	if (e != NULL)
-		memset(e, 0, sizeof(*e));
-	pthread_mutex_unlock(&a->mu);
+	auth_settings_get(a, &s);
+	auth_lockout_succeeded(a->lockout, &s, acc->address, peer,
+	    time(NULL));
 }
 
-/* Growing delay after the n-th failure: 250 ms doubling, at most 8 s. */
-unsigned
-auth_failure_delay_ms(unsigned n)
+/* For an unknown name, the salt and iteration count a real account would
+ * show (RFC 5802 §9 asks not to reveal whether an account exists): the
+ * salt is a keyed hash of the name under DATA/auth.secret, so it is the
+ * same on every try and across restarts, and nobody without the secret
+ * can tell it from a random one; the count is the one every secret postern
+ * makes has (auth_scram_secret). */
+void
+auth_scram_fake(struct auth *a, const char *user, char **salt64_out,
+    unsigned *iter_out)
 {
-	unsigned ms = 250;
+	unsigned char h[AUTH_SHA256_LEN];
+	size_t len = strnlen(user, 255);
+	char *msg = xmalloc(len + 12);
 
-	while (n-- > 1 && ms < MAX_DELAY_MS)
-		ms *= 2;
-	return ms < MAX_DELAY_MS ? ms : MAX_DELAY_MS;
+	memcpy(msg, "scram-salt:", 11);
+	for (size_t i = 0; i < len; i++)
+		msg[11 + i] = (char)tolower((unsigned char)user[i]);
+	auth_hmac_sha256(a->secret, sizeof(a->secret), msg, len + 11, h);
+	free(msg);
+	*salt64_out = base64_encode(h, AUTH_SCRAM_SALT_LEN, false);
+	*iter_out = AUTH_SCRAM_ITERATIONS;
 }
 
 /* ---- Cache ------------------------------------------------------------ */
@@ -309,7 +447,7 @@ cache_put(struct auth *a, const unsigned char *tag,
 	pthread_mutex_lock(&a->mu);
 	memcpy(e->tag, tag, AUTH_SHA256_LEN);
 	memcpy(e->hash_tag, hash_tag, AUTH_SHA256_LEN);
-	e->expires = now + a->settings.cache_ttl;
+	e->expires = now + a->conf->s.cache_ttl;
 	e->is_used = true;
 	pthread_mutex_unlock(&a->mu);
 }
@@ -317,20 +455,23 @@ cache_put(struct auth *a, const unsigned char *tag,
 /* ---- Account policy --------------------------------------------------- */
 
 bool
-is_auth_proto_enabled(const struct auth *a, const struct store_account *acc,
+is_auth_proto_enabled(struct auth *a, const struct store_account *acc,
     enum auth_proto proto)
 {
 	enum store_switch sw = proto == AUTH_PROTO_IMAP ? acc->imap :
 	    proto == AUTH_PROTO_POP3 ? acc->pop3 : acc->submission;
+	struct auth_settings s;
 
-	if (sw == STORE_SWITCH_DEFAULT)
-		return a->settings.proto_default[proto];
+	if (sw == STORE_SWITCH_DEFAULT) {
+		auth_settings_get(a, &s);
+		return s.proto_default[proto];
+	}
 	return sw == STORE_SWITCH_ON;
 }
 
 /* What an account that proved who it is may do. */
 enum auth_result
-auth_account_policy(const struct auth *a, const struct store_account *acc,
+auth_account_policy(struct auth *a, const struct store_account *acc,
     enum auth_proto proto, time_t now)
 {
 	if (acc->locked_until > now)
@@ -416,31 +557,33 @@ login_work(void *arg)
 		l->result = auth_account_policy(a, &l->account, l->proto,
 		    now);
 		if (l->result != AUTH_LOCKED)
-			auth_failure_clear(a, l->account.address);
+			auth_login_succeeded(a, &l->account, l->peer);
 		return;
 	}
 	l->result = AUTH_FAILED;
-	auth_login_failed(a, l->has_account ? &l->account : NULL, l->peer,
-	    now, &l->delay_ms);
+	auth_login_failed(a, l->user, l->has_account ? &l->account : NULL,
+	    l->peer, now, &l->delay_ms);
 }
 
 void
-auth_login_failed(struct auth *a, const struct store_account *acc,
-    const char *peer, time_t now, unsigned *delay_ms_out)
+auth_login_failed(struct auth *a, const char *name,
+    const struct store_account *acc, const char *peer, time_t now,
+    unsigned *delay_ms_out)
 {
-	bool is_locked;
-	unsigned n = auth_failure_count(a, peer, now, &is_locked);
+	struct auth_settings s;
+	time_t until;
 
-	*delay_ms_out = auth_failure_delay_ms(n);
-	if (acc == NULL)
+	auth_settings_get(a, &s);
+	*delay_ms_out = auth_lockout_failed(a->lockout, &s,
+	    acc != NULL ? acc->address : name, peer, now, &until);
+	if (until == 0)
 		return;
-	n = auth_failure_count(a, acc->address, now, &is_locked);
-	if (is_locked) {
-		log_warn(NULL, "auth.account_locked account=%s seconds=%u",
-		    acc->address, a->settings.lockout_duration);
-		account_lock_persist(a, acc->id,
-		    now + a->settings.lockout_duration);
-	}
+	log_warn(NULL, "auth.account_locked account=<%s> known=%s seconds=%u "
+	    "networks=%u", acc != NULL ? acc->address : name,
+	    acc != NULL ? "yes" : "no", s.lockout_duration,
+	    s.lockout_networks);
+	if (acc != NULL)
+		account_lock_persist(a, acc->id, until);
 }
 
 static void
@@ -490,11 +633,6 @@ auth_login(struct auth *a, const char *user, const char *password,
 	l->cb = cb;
 	l->arg = arg;
 
-	if (is_auth_locked(a, peer, now)) {
-		l->result = AUTH_LOCKED;
-		login_finish(l);
-		return 0;
-	}
 	if (store_account_get(a->store, user, &l->account, &err) == 0) {
 		l->has_account = true;
 	} else if (err != STORE_NOT_FOUND) {
@@ -502,7 +640,8 @@ auth_login(struct auth *a, const char *user, const char *password,
 		login_finish(l);
 		return 0;
 	}
-	if (l->has_account && l->account.locked_until > now) {
+	if (is_auth_locked(a, l->user, peer,
+	    l->has_account ? &l->account : NULL, now)) {
 		l->result = AUTH_LOCKED;
 		login_finish(l);
 		return 0;
@@ -513,6 +652,8 @@ auth_login(struct auth *a, const char *user, const char *password,
 		if (is_cached(a, l->tag, hash_tag, now)) {
 			l->result = auth_account_policy(a, &l->account, proto,
 			    now);
+			if (l->result == AUTH_OK)
+				auth_login_succeeded(a, &l->account, peer);
 			login_finish(l);
 			return 0;
 		}

@@ -42,25 +42,42 @@ const char *auth_result_name(enum auth_result r);
 
 struct auth_settings {
 	bool proto_default[AUTH_PROTO_SUBMISSION + 1];
-	unsigned lockout_failures;	/* failures before a lock */
+	unsigned lockout_failures;	/* per (name, network) before a lock */
 	unsigned lockout_window;	/* seconds they are counted over */
-	unsigned lockout_duration;	/* seconds a lock lasts */
+	unsigned lockout_duration;	/* seconds a first lock lasts */
+	unsigned lockout_networks;	/* networks failing to lock a name */
+	unsigned lockout_network_failures; /* per network, any name */
+	unsigned lockout_ipv4_prefix;	/* a client network: /24 */
+	unsigned lockout_ipv6_prefix;	/* and /64 */
 	unsigned cache_ttl;		/* seconds a success is remembered */
-	unsigned hash_threads;
+	unsigned hash_threads;		/* read by auth_new only */
 	/* OAUTHBEARER/XOAUTH2: the issuer and audience tokens must name,
-	 * and the issuer's keys (JWKS file). NULL: OAuth is off. */
+	 * and the issuer's keys (JWKS file). NULL: OAuth is off; a JWKS
+	 * file needs both issuer and audience. */
 	const char *oauth_issuer;
 	const char *oauth_audience;
 	const char *oauth_jwks_file;
+	/* Where auth.secret lives (read by auth_new only); NULL: a secret
+	 * that lasts as long as the process (tests). */
+	const char *data_dir;
 };
 
-/* Fills s with the defaults: every protocol on, 10 failures in 15
- * minutes lock for 15 minutes, successes remembered 5 minutes. */
+/* Fills s with the defaults: every protocol on; 10 failures of one name
+ * from one network in 15 minutes lock that pair for 15 minutes (longer
+ * each time again), 100 from one network lock the network, failures from
+ * 5 networks lock the name; successes remembered 5 minutes. */
 void auth_settings_default(struct auth_settings *s);
 
-/* Borrows st; copies s. Returns NULL with err set (a bad JWKS file). */
+/* Borrows st; copies s. Returns NULL with err set (a bad JWKS file, OAuth
+ * without issuer or audience, an unreadable DATA/auth.secret). */
 struct auth *auth_new(struct store *st, const struct auth_settings *s,
     char *err, size_t errlen);
+/* SIGHUP: the settings of s replace the current ones (hash_threads and
+ * data_dir excepted) and the JWKS file is read again; logins in flight
+ * finish under the old ones. Returns 0, or -1 with err set and the old
+ * settings kept. */
+int auth_reload(struct auth *a, const struct auth_settings *s, char *err,
+    size_t errlen);
 void auth_free(struct auth **a);
 
 struct auth_identity {

@@ -94,7 +94,7 @@ is_audience_ok(const json_t *aud, const char *want)
 	json_t *v;
 
 	if (want == NULL)
-		return true;
+		return false;
 	if (json_is_string(aud))
 		return strcmp(json_string_value(aud), want) == 0;
 	json_array_foreach(aud, i, v) {
@@ -105,9 +105,8 @@ is_audience_ok(const json_t *aud, const char *want)
 }
 
 static bool
-are_claims_ok(const struct auth *a, const json_t *claims, time_t now)
+are_claims_ok(const struct auth_settings *s, const json_t *claims, time_t now)
 {
-	const struct auth_settings *s = auth_settings_get(a);
 	const json_t *exp = json_object_get(claims, "exp");
 	const json_t *nbf = json_object_get(claims, "nbf");
 	const char *iss = json_string_value(json_object_get(claims, "iss"));
@@ -119,17 +118,30 @@ are_claims_ok(const struct auth *a, const json_t *claims, time_t now)
 	if (nbf != NULL && (!json_is_number(nbf) ||
 	    json_number_value(nbf) - JWT_LEEWAY > (double)now))
 		return false;
-	if (s->oauth_issuer != NULL && (iss == NULL ||
-	    strcmp(iss, s->oauth_issuer) != 0))
+	/* Issuer and audience are required (auth_new refuses OAuth
+	 * without them): a token for another application is not ours. */
+	if (s->oauth_issuer == NULL || iss == NULL ||
+	    strcmp(iss, s->oauth_issuer) != 0)
 		return false;
 	return is_audience_ok(json_object_get(claims, "aud"),
 	    s->oauth_audience);
 }
 
-char *
-auth_jwt_subject(const struct auth *a, const void *jwks, const char *token,
-    time_t now)
+/* OpenID Connect Core §5.1: email_verified is a boolean; some providers
+ * send the string "true". */
+static bool
+is_email_verified(const json_t *claims)
 {
+	const json_t *v = json_object_get(claims, "email_verified");
+
+	return json_is_true(v) || (json_is_string(v) &&
+	    strcmp(json_string_value(v), "true") == 0);
+}
+
+char *
+auth_jwt_subject(const struct auth_conf *c, const char *token, time_t now)
+{
+	const void *jwks = auth_conf_jwks(c);
 	size_t len = strnlen(token, JWT_MAX_LEN + 1);
 	const char *dot1, *dot2;
 	json_t *header = NULL, *claims = NULL;
@@ -162,9 +174,14 @@ auth_jwt_subject(const struct auth *a, const void *jwks, const char *token,
 	if (key == NULL || !is_auth_jws_valid(alg, key, token,
 	    (size_t)(dot2 - token), sig, siglen))
 		goto out;
-	if (!are_claims_ok(a, claims, now))
+	if (!are_claims_ok(auth_conf_settings(c), claims, now))
 		goto out;
+	/* The email claim names the user only when the provider verified
+	 * it: anyone can put any address on an account at most providers.
+	 * Without an email claim, sub is the user's address. */
 	subject = json_string_value(json_object_get(claims, "email"));
+	if (subject != NULL && !is_email_verified(claims))
+		goto out;
 	if (subject == NULL)
 		subject = json_string_value(json_object_get(claims, "sub"));
 	if (subject != NULL && strlen(subject) < 256)

@@ -14,8 +14,6 @@
 #include "lib/base64.h"
 #include "lib/util.h"
 
-#define SCRAM_ITERATIONS 4096	/* RFC 7677 §4 minimum */
-#define SCRAM_SALT_LEN 16
 
 static bool
 is_known_scheme(const char *hash)
@@ -70,14 +68,14 @@ is_auth_password_ok(const char *password, const char *hash)
 char *
 auth_scram_secret(const char *password)
 {
-	unsigned char salt[SCRAM_SALT_LEN], salted[AUTH_SHA256_LEN];
+	unsigned char salt[AUTH_SCRAM_SALT_LEN], salted[AUTH_SHA256_LEN];
 	unsigned char client_key[AUTH_SHA256_LEN], stored[AUTH_SHA256_LEN];
 	unsigned char server_key[AUTH_SHA256_LEN];
 	char *salt64, *stored64, *server64, *secret;
 
 	auth_random(salt, sizeof(salt));
 	/* RFC 5802 §3: SaltedPassword, ClientKey, StoredKey, ServerKey. */
-	auth_pbkdf2_sha256(password, salt, sizeof(salt), SCRAM_ITERATIONS,
+	auth_pbkdf2_sha256(password, salt, sizeof(salt), AUTH_SCRAM_ITERATIONS,
 	    salted);
 	auth_hmac_sha256(salted, sizeof(salted), "Client Key", 10,
 	    client_key);
@@ -88,7 +86,7 @@ auth_scram_secret(const char *password)
 	stored64 = base64_encode(stored, sizeof(stored), false);
 	server64 = base64_encode(server_key, sizeof(server_key), false);
 	/* RFC 5803 §3. */
-	secret = xasprintf("SCRAM-SHA-256$%u:%s$%s:%s", SCRAM_ITERATIONS,
+	secret = xasprintf("SCRAM-SHA-256$%u:%s$%s:%s", AUTH_SCRAM_ITERATIONS,
 	    salt64, stored64, server64);
 	secret_wipe(salted, sizeof(salted));
 	secret_wipe(client_key, sizeof(client_key));

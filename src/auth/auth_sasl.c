@@ -103,7 +103,8 @@ sasl_finish(struct auth_sasl *s, bool is_proven, struct event_base *base,
 
 	r->cb = cb;
 	r->arg = arg;
-	if (is_auth_locked(s->auth, s->peer, now)) {
+	if (is_auth_locked(s->auth, s->user ? s->user : "", s->peer,
+	    s->has_account ? &s->account : NULL, now)) {
 		r->result = AUTH_LOCKED;
 	} else if (is_proven && s->has_account) {
 		r->result = auth_account_policy(s->auth, &s->account, s->proto,
@@ -112,12 +113,13 @@ sasl_finish(struct auth_sasl *s, bool is_proven, struct event_base *base,
 			r->id.account = s->account.id;
 			snprintf(r->id.address, sizeof(r->id.address), "%s",
 			    s->account.address);
-			auth_failure_clear(s->auth, s->account.address);
+			auth_login_succeeded(s->auth, &s->account, s->peer);
 		}
 	} else {
 		r->result = AUTH_FAILED;
-		auth_login_failed(s->auth, s->has_account ? &s->account : NULL,
-		    s->peer, now, &delay_ms);
+		auth_login_failed(s->auth, s->user ? s->user : "",
+		    s->has_account ? &s->account : NULL, s->peer, now,
+		    &delay_ms);
 	}
 	log_info(s->sid, "auth.login user=<%s> mech=%s peer=%s result=%s",
 	    s->has_account ? s->account.address : s->user ? s->user : "",
@@ -132,7 +134,7 @@ sasl_finish(struct auth_sasl *s, bool is_proven, struct event_base *base,
 const char *
 auth_mechanisms(struct auth *a, bool is_plain_ok)
 {
-	bool has_oauth = auth_jwks(a) != NULL;
+	bool has_oauth = has_auth_oauth(a);
 
 	/* No mechanism at all before TLS, SCRAM included: SCRAM keeps the
 	 * password from an eavesdropper, but not the session that follows
@@ -155,7 +157,7 @@ auth_sasl_new(struct auth *a, const char *mech, bool is_plain_ok,
 		if (strcasecmp(mech, mechs[i].name) != 0)
 			continue;
 		if (!is_plain_ok ||
-		    (mechs[i].needs_oauth && auth_jwks(a) == NULL))
+		    (mechs[i].needs_oauth && !has_auth_oauth(a)))
 			return NULL;
 		s = xcalloc(1, sizeof(*s));
 		s->auth = a;
@@ -334,18 +336,6 @@ scram_secret_parse(const char *secret, unsigned *iter_out, char **salt64_out,
 	return true;
 }
 
-/* For an unknown user, a salt that is the same on every try, so that the
- * exchange does not reveal whether the account exists (RFC 5802 §9). */
-static char *
-scram_fake_salt(struct auth_sasl *s, const char *user)
-{
-	unsigned char h[AUTH_SHA256_LEN];
-
-	auth_hmac_sha256("postern-scram", 13, user, strlen(user), h);
-	(void)s;
-	return base64_encode(h, 16, false);
-}
-
 static enum auth_step
 scram_first(struct auth_sasl *s, char *msg, size_t n,
     const char **challenge_out)
@@ -390,9 +380,11 @@ scram_first(struct auth_sasl *s, char *msg, size_t n,
 			return AUTH_STEP_MALFORMED;
 	}
 	account_load(s, s->user);
+	/* RFC 5802 §9: an unknown user (or one without a SCRAM secret)
+	 * sees a salt and count like anyone's, and fails at the proof. */
 	if (!s->has_account || !scram_secret_parse(s->account.scram_sha256,
 	    &iter, &salt64, stored, server))
-		salt64 = scram_fake_salt(s, s->user);
+		auth_scram_fake(s->auth, s->user, &salt64, &iter);
 	auth_random(rnd, sizeof(rnd));
 	rnd64 = base64_encode(rnd, sizeof(rnd), false);
 	s->nonce = xasprintf("%s%s", nonce, rnd64);
@@ -453,7 +445,8 @@ scram_final(struct auth_sasl *s, char *msg, size_t n,
 	}
 	free(salt64);
 	free(proof);
-	if (!is_proven || is_auth_locked(s->auth, s->peer, time(NULL))) {
+	if (!is_proven || is_auth_locked(s->auth, s->user, s->peer,
+	    &s->account, time(NULL))) {
 		free(auth_msg);
 		sasl_finish(s, false, base, cb, arg);
 		return AUTH_STEP_WAIT;
@@ -533,8 +526,12 @@ oauth_step(struct auth_sasl *s, char *msg, size_t n,
 		return AUTH_STEP_MALFORMED;
 	}
 	token = auth + 7;
-	subject = auth_jwt_subject(s->auth, auth_jwks(s->auth), token,
-	    time(NULL));
+	{
+		struct auth_conf *c = auth_conf_ref(s->auth);
+
+		subject = auth_jwt_subject(c, token, time(NULL));
+		auth_conf_unref(s->auth, &c);
+	}
 	if (subject != NULL && (authz == NULL ||
 	    strcasecmp(authz, subject) == 0)) {
 		account_load(s, subject);

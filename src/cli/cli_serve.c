@@ -44,6 +44,29 @@ struct serve_state {
 	struct queue_runner *queue;	/* outbound delivery (issue #8) */
 };
 
+/* The [auth] section as auth takes it (at start and on SIGHUP). */
+static void
+auth_settings_from(const struct config *cfg, struct auth_settings *as)
+{
+	auth_settings_default(as);
+	as->proto_default[AUTH_PROTO_IMAP] = cfg->is_imap_default;
+	as->proto_default[AUTH_PROTO_POP3] = cfg->is_pop3_default;
+	as->proto_default[AUTH_PROTO_SUBMISSION] = cfg->is_submission_default;
+	as->lockout_failures = (unsigned)cfg->lockout_failures;
+	as->lockout_window = (unsigned)cfg->lockout_window;
+	as->lockout_duration = (unsigned)cfg->lockout_duration;
+	as->lockout_networks = (unsigned)cfg->lockout_networks;
+	as->lockout_network_failures = (unsigned)cfg->lockout_network_failures;
+	as->lockout_ipv4_prefix = (unsigned)cfg->lockout_ipv4_prefix;
+	as->lockout_ipv6_prefix = (unsigned)cfg->lockout_ipv6_prefix;
+	as->cache_ttl = (unsigned)cfg->auth_cache_ttl;
+	as->hash_threads = (unsigned)cfg->hash_threads;
+	as->oauth_issuer = cfg->oauth_issuer;
+	as->oauth_audience = cfg->oauth_audience;
+	as->oauth_jwks_file = cfg->oauth_jwks;
+	as->data_dir = cfg->data_dir;
+}
+
 /* Opens the store and authentication, after the privilege drop so that
  * every file the store creates belongs to the run-as user. */
 static int
@@ -55,18 +78,7 @@ services_open(struct serve_state *st, char *err, size_t errlen)
 	st->store = store_open(cfg->data_dir, err, errlen);
 	if (st->store == NULL)
 		return -1;
-	auth_settings_default(&as);
-	as.proto_default[AUTH_PROTO_IMAP] = cfg->is_imap_default;
-	as.proto_default[AUTH_PROTO_POP3] = cfg->is_pop3_default;
-	as.proto_default[AUTH_PROTO_SUBMISSION] = cfg->is_submission_default;
-	as.lockout_failures = (unsigned)cfg->lockout_failures;
-	as.lockout_window = (unsigned)cfg->lockout_window;
-	as.lockout_duration = (unsigned)cfg->lockout_duration;
-	as.cache_ttl = (unsigned)cfg->auth_cache_ttl;
-	as.hash_threads = (unsigned)cfg->hash_threads;
-	as.oauth_issuer = cfg->oauth_issuer;
-	as.oauth_audience = cfg->oauth_audience;
-	as.oauth_jwks_file = cfg->oauth_jwks;
+	auth_settings_from(cfg, &as);
 	st->auth = auth_new(st->store, &as, err, errlen);
 	if (st->auth == NULL)
 		return -1;

@@ -28,6 +28,11 @@
 	X(auth, lockout_failures, lockout_failures, 10, 1, 1000, COUNT)	\
 	X(auth, lockout_window, lockout_window, 900, 1, 86400, SECONDS)	\
 	X(auth, lockout_duration, lockout_duration, 900, 1, 604800, SECONDS) \
+	X(auth, lockout_networks, lockout_networks, 5, 1, 16, COUNT)	\
+	X(auth, lockout_network_failures, lockout_network_failures, 100, 1, \
+	    1000000, COUNT)						\
+	X(auth, lockout_ipv4_prefix, lockout_ipv4_prefix, 24, 8, 32, COUNT) \
+	X(auth, lockout_ipv6_prefix, lockout_ipv6_prefix, 64, 16, 128, COUNT) \
 	X(auth, cache_ttl, auth_cache_ttl, 300, 0, 86400, SECONDS)	\
 	X(auth, hash_threads, hash_threads, 2, 1, 64, COUNT)		\
 	X(queue, concurrency, queue_concurrency, 20, 0, 1000, COUNT)	\

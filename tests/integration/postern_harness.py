@@ -644,11 +644,12 @@ _source_counter = iter(range(10, 250 * 250))
 
 
 def next_source_address():
-    """A loopback address of its own (127.0.0.10, .11, ... then 127.0.1.x)
-    for a test whose failed logins must not slow down or lock out the
-    others (the server counts failures per client address)."""
+    """A loopback address in a /24 of its own (127.1.10.2, 127.1.11.2, ...
+    then 127.2.x.2) for a test whose failed logins must not slow down or
+    lock out the others: the server counts failures per client network,
+    a /24 for IPv4. Every 127.x.y.z is local on Linux."""
     n = next(_source_counter)
-    return "127.0.%d.%d" % (n // 250, n % 250 + 2 if n >= 250 else n)
+    return "127.%d.%d.2" % (1 + n // 250, n % 250)
 
 
 def connect_from(port, source=None, tls_ctx=None, server_hostname=None,

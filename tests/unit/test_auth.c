@@ -1,7 +1,8 @@
 /*
  * test_auth: password hashes against published vectors, SCRAM-SHA-256
  * against RFC 7677 §3 and through a whole exchange, JWT bearer tokens,
- * and the lockout arithmetic.
+ * the lockout rules (per name and network, never evicting a lock) and the
+ * SCRAM answer to unknown names.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -189,6 +190,8 @@ setup(void **state)
 	store_account_deinit(&a);
 	auth_settings_default(&as);
 	as.lockout_failures = 3;
+	as.lockout_networks = 2;
+	as.data_dir = f->dir;
 	f->auth = auth_new(f->store, &as, e, sizeof(e));
 	assert_non_null(f->auth);
 	f->base = event_base_new();
@@ -260,25 +263,61 @@ test_auth_login_protocol_switch_off(void **state)
 	assert_int_equal(f->result, AUTH_PROTO_DISABLED);
 }
 
+static enum auth_result
+login_from(struct fixture *f, const char *user, const char *password,
+    const char *peer)
+{
+	f->calls = 0;
+	assert_int_equal(auth_login(f->auth, user, password, AUTH_PROTO_IMAP,
+	    peer, NULL, f->base, on_done, f), 0);
+	wait_done(f);
+	return f->result;
+}
+
+/* Three failures from one /24 lock that network out of the account, not
+ * the owner elsewhere; failures from two networks lock the account. */
 static void
 test_auth_lockout_after_failures(void **state)
 {
 	struct fixture *f = *state;
 
-	for (int i = 0; i < 3; i++) {
-		f->calls = 0;
-		auth_login(f->auth, "user@example.test", "wrong",
-		    AUTH_PROTO_IMAP, "192.0.2.7", NULL, f->base, on_done, f);
-		wait_done(f);
-		assert_int_equal(f->result, AUTH_FAILED);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(login_from(f, "user@example.test", "wrong",
+		    "192.0.2.7"), AUTH_FAILED);
+	/* The same /24 is the same client network. */
+	assert_int_equal(login_from(f, "user@example.test", "pencil",
+	    "192.0.2.8"), AUTH_LOCKED);
+	/* The owner from another network is not locked out. */
+	assert_int_equal(login_from(f, "user@example.test", "pencil",
+	    "198.51.100.8"), AUTH_OK);
+	/* That success cleared the account's tally: two more networks. */
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(login_from(f, "user@example.test", "wrong",
+		    "203.0.113.1"), AUTH_FAILED);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(login_from(f, "user@example.test", "wrong",
+		    "203.0.114.1"), AUTH_FAILED);
+	/* Two networks failed three times each: locked everywhere. */
+	assert_int_equal(login_from(f, "user@example.test", "pencil",
+	    "198.51.100.9"), AUTH_LOCKED);
+}
+
+/* An unknown name is answered as a wrong password, locks included. */
+static void
+test_auth_unknown_name_locks_like_an_account(void **state)
+{
+	struct fixture *f = *state;
+	const char *peers[] = { "192.0.2.7", "203.0.113.1" };
+
+	for (int p = 0; p < 2; p++) {
+		for (int i = 0; i < 3; i++)
+			assert_int_equal(login_from(f, "ghost@example.test",
+			    "wrong", peers[p]), AUTH_FAILED);
+		assert_int_equal(login_from(f, "ghost@example.test", "wrong",
+		    peers[p]), AUTH_LOCKED);
 	}
-	/* The right password from another address: the account is locked
-	 * too. */
-	f->calls = 0;
-	auth_login(f->auth, "user@example.test", "pencil", AUTH_PROTO_IMAP,
-	    "192.0.2.8", NULL, f->base, on_done, f);
-	wait_done(f);
-	assert_int_equal(f->result, AUTH_LOCKED);
+	assert_int_equal(login_from(f, "Ghost@Example.test", "x",
+	    "198.51.100.9"), AUTH_LOCKED);
 }
 
 /* Runs one SASL step, which must answer with a challenge. */
@@ -475,25 +514,174 @@ test_auth_failure_delay_grows_and_caps(void **state)
 }
 
 static void
+lockout_settings(struct auth_settings *s)
+{
+	auth_settings_default(s);
+	s->lockout_failures = 3;
+	s->lockout_window = 900;
+	s->lockout_duration = 900;
+}
+
+static void
 test_auth_failures_counted_in_window(void **state)
 {
-	struct fixture *f = *state;
-	bool locked;
-	time_t t = 1000000;
+	struct auth_lockout *lo = auth_lockout_new();
+	struct auth_settings s;
+	time_t t = 1000000, until;
 
-	assert_int_equal(auth_failure_count(f->auth, "k", t, &locked), 1);
-	assert_false(locked);
-	assert_int_equal(auth_failure_count(f->auth, "k", t + 1, &locked), 2);
+	(void)state;
+	lockout_settings(&s);
+	auth_lockout_failed(lo, &s, "k", "192.0.2.1", t, &until);
+	auth_lockout_failed(lo, &s, "k", "192.0.2.1", t + 1, &until);
 	/* After the window, counting starts over. */
-	assert_int_equal(auth_failure_count(f->auth, "k", t + 901, &locked),
-	    1);
-	assert_int_equal(auth_failure_count(f->auth, "k", t + 902, &locked),
-	    2);
-	assert_int_equal(auth_failure_count(f->auth, "k", t + 903, &locked),
-	    3);
-	assert_true(locked);
-	assert_true(is_auth_locked(f->auth, "k", t + 904));
-	assert_false(is_auth_locked(f->auth, "k", t + 903 + 900));
+	auth_lockout_failed(lo, &s, "k", "192.0.2.1", t + 901, &until);
+	auth_lockout_failed(lo, &s, "k", "192.0.2.1", t + 902, &until);
+	assert_false(is_auth_lockout_locked(lo, &s, "k", "192.0.2.1", true,
+	    t + 902));
+	auth_lockout_failed(lo, &s, "k", "192.0.2.1", t + 903, &until);
+	assert_int_equal(until, 0);
+	assert_true(is_auth_lockout_locked(lo, &s, "K", "192.0.2.200", true,
+	    t + 904));
+	/* Only this name, only this network. */
+	assert_false(is_auth_lockout_locked(lo, &s, "other", "192.0.2.1",
+	    true, t + 904));
+	assert_false(is_auth_lockout_locked(lo, &s, "k", "192.0.3.1", true,
+	    t + 904));
+	assert_false(is_auth_lockout_locked(lo, &s, "k", "192.0.2.1", true,
+	    t + 903 + 900));
+	/* The next lock of the same pair lasts twice as long. */
+	for (int i = 0; i < 3; i++)
+		auth_lockout_failed(lo, &s, "k", "192.0.2.1", t + 1900 + i,
+		    &until);
+	assert_true(is_auth_lockout_locked(lo, &s, "k", "192.0.2.1", true,
+	    t + 1902 + 1799));
+	assert_false(is_auth_lockout_locked(lo, &s, "k", "192.0.2.1", true,
+	    t + 1902 + 1800));
+	auth_lockout_free(&lo);
+}
+
+static void
+test_auth_lockout_networks_are_slash24_and_slash64(void **state)
+{
+	unsigned char a[AUTH_NETWORK_LEN], b[AUTH_NETWORK_LEN];
+	size_t na, nb;
+
+	(void)state;
+	na = auth_lockout_network("192.0.2.1", 24, 64, a);
+	nb = auth_lockout_network("::ffff:192.0.2.254", 24, 64, b);
+	assert_int_equal(na, nb);
+	assert_memory_equal(a, b, na);
+	nb = auth_lockout_network("192.0.3.1", 24, 64, b);
+	assert_memory_not_equal(a, b, na);
+	na = auth_lockout_network("2001:db8:1:2::1", 24, 64, a);
+	nb = auth_lockout_network("2001:db8:1:2:ffff:ffff:ffff:ffff", 24, 64,
+	    b);
+	assert_int_equal(na, 17);
+	assert_memory_equal(a, b, na);
+	nb = auth_lockout_network("2001:db8:1:3::1", 24, 64, b);
+	assert_memory_not_equal(a, b, na);
+	/* /32 keeps every IPv4 address apart. */
+	na = auth_lockout_network("192.0.2.1", 32, 64, a);
+	nb = auth_lockout_network("192.0.2.2", 32, 64, b);
+	assert_memory_not_equal(a, b, na);
+}
+
+/* Network-wide lock: password spraying from one network. */
+static void
+test_auth_lockout_network_after_many_names(void **state)
+{
+	struct auth_lockout *lo = auth_lockout_new();
+	struct auth_settings s;
+	time_t t = 1000000, until;
+	char name[32];
+
+	(void)state;
+	lockout_settings(&s);
+	s.lockout_network_failures = 5;
+	for (int i = 0; i < 5; i++) {
+		snprintf(name, sizeof(name), "n%d", i);
+		auth_lockout_failed(lo, &s, name, "2001:db8::1", t, &until);
+	}
+	assert_true(is_auth_lockout_locked(lo, &s, "fresh", "2001:db8::2",
+	    true, t));
+	assert_false(is_auth_lockout_locked(lo, &s, "fresh",
+	    "2001:db8:0:1::1", true, t));
+	auth_lockout_free(&lo);
+}
+
+/* A flood of failures never takes a locked entry, even when the table
+ * fills with locks. */
+static void
+test_auth_lockout_never_evicts_a_locked_entry(void **state)
+{
+	struct auth_lockout *lo = auth_lockout_new();
+	struct auth_settings s;
+	time_t t = 1000000, until;
+	char name[32];
+
+	(void)state;
+	lockout_settings(&s);
+	s.lockout_failures = 1;		/* every failure locks its pair */
+	s.lockout_network_failures = 1000000;
+	s.lockout_networks = 16;
+	auth_lockout_failed(lo, &s, "victim", "203.0.113.5", t, &until);
+	assert_true(is_auth_lockout_locked(lo, &s, "victim", "203.0.113.5",
+	    true, t));
+	for (int i = 0; i < 40000; i++) {
+		char peer[32];
+
+		snprintf(name, sizeof(name), "flood%d", i);
+		snprintf(peer, sizeof(peer), "198.51.%d.1", i % 200);
+		auth_lockout_failed(lo, &s, name, peer, t + 1, &until);
+	}
+	assert_true(is_auth_lockout_locked(lo, &s, "victim", "203.0.113.5",
+	    true, t + 2));
+	assert_true(is_auth_lockout_locked(lo, &s, "flood0", "198.51.0.1",
+	    true, t + 2));
+	auth_lockout_free(&lo);
+}
+
+/* The SCRAM salt of an unknown name comes from DATA/auth.secret (mode
+ * 0600): stable across restarts, different per data directory, not the
+ * public constant of old. */
+static void
+test_auth_scram_fake_salt_from_the_secret(void **state)
+{
+	struct fixture *f = *state;
+	struct auth_settings as;
+	struct auth *again;
+	char *p = xasprintf("%s/auth.secret", f->dir), e[256];
+	char *s1, *s2, *old64;
+	unsigned i1, i2;
+	unsigned char old[AUTH_SHA256_LEN];
+	struct stat st;
+
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(st.st_size, 32);
+	auth_scram_fake(f->auth, "nobody@example.test", &s1, &i1);
+	assert_int_equal(i1, 4096);
+	assert_int_equal(strlen(s1), 24);	/* 16 bytes, as real salts */
+	auth_hmac_sha256("postern-scram", 13, "nobody@example.test", 19, old);
+	old64 = base64_encode(old, 16, false);
+	assert_string_not_equal(s1, old64);
+	auth_settings_default(&as);
+	as.data_dir = f->dir;
+	again = auth_new(f->store, &as, e, sizeof(e));
+	assert_non_null(again);
+	auth_scram_fake(again, "Nobody@Example.test", &s2, &i2);
+	assert_string_equal(s1, s2);
+	free(s2);
+	auth_free(&again);
+	as.data_dir = NULL;
+	again = auth_new(f->store, &as, e, sizeof(e));
+	auth_scram_fake(again, "nobody@example.test", &s2, &i2);
+	assert_string_not_equal(s1, s2);
+	auth_free(&again);
+	free(s1);
+	free(s2);
+	free(old64);
+	free(p);
 }
 
 /* ---- JWT -------------------------------------------------------------- */
@@ -571,6 +759,7 @@ test_auth_jwt_rs256_and_es256(void **state)
 	struct auth *a;
 	char err[256], claims[512], *tok, *sub;
 	time_t now = time(NULL);
+	struct auth_conf *c;
 
 	(void)state;
 	fprintf(fp, "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"r1\",\"n\":\"%s\","
@@ -581,41 +770,65 @@ test_auth_jwt_rs256_and_es256(void **state)
 	as.oauth_jwks_file = jwks_path;
 	as.oauth_issuer = "https://issuer.test";
 	as.oauth_audience = "mail";
+	/* OAuth without an issuer or an audience is refused. */
+	as.oauth_issuer = NULL;
+	assert_null(auth_new(f->store, &as, err, sizeof(err)));
+	assert_non_null(strstr(err, "oauth_issuer"));
+	as.oauth_issuer = "https://issuer.test";
+	as.oauth_audience = NULL;
+	assert_null(auth_new(f->store, &as, err, sizeof(err)));
+	as.oauth_audience = "mail";
 	a = auth_new(f->store, &as, err, sizeof(err));
 	assert_non_null(a);
+	c = auth_conf_ref(a);
 
+	/* The email claim names the user only when verified. */
 	snprintf(claims, sizeof(claims), "{\"iss\":\"https://issuer.test\","
 	    "\"aud\":\"mail\",\"exp\":%lld,\"email\":\"user@example.test\"}",
 	    (long long)now + 600);
 	tok = jwt_sign(rsa, false, "{\"alg\":\"RS256\",\"kid\":\"r1\"}", claims);
-	sub = auth_jwt_subject(a, auth_jwks(a), tok, now);
+	assert_null(auth_jwt_subject(c, tok, now));
+	free(tok);
+	snprintf(claims, sizeof(claims), "{\"iss\":\"https://issuer.test\","
+	    "\"aud\":\"mail\",\"exp\":%lld,\"email\":\"user@example.test\","
+	    "\"email_verified\":false,\"sub\":\"user@example.test\"}",
+	    (long long)now + 600);
+	tok = jwt_sign(rsa, false, "{\"alg\":\"RS256\",\"kid\":\"r1\"}", claims);
+	assert_null(auth_jwt_subject(c, tok, now));
+	free(tok);
+	snprintf(claims, sizeof(claims), "{\"iss\":\"https://issuer.test\","
+	    "\"aud\":\"mail\",\"exp\":%lld,\"email\":\"user@example.test\","
+	    "\"email_verified\":true}", (long long)now + 600);
+	tok = jwt_sign(rsa, false, "{\"alg\":\"RS256\",\"kid\":\"r1\"}", claims);
+	sub = auth_jwt_subject(c, tok, now);
 	assert_non_null(sub);
 	assert_string_equal(sub, "user@example.test");
 	free(sub);
 	/* A flipped signature byte fails. */
 	tok[strlen(tok) - 3] = tok[strlen(tok) - 3] == 'A' ? 'B' : 'A';
-	assert_null(auth_jwt_subject(a, auth_jwks(a), tok, now));
+	assert_null(auth_jwt_subject(c, tok, now));
 	free(tok);
 
 	tok = jwt_sign(ec, true, "{\"alg\":\"ES256\",\"kid\":\"e1\"}", claims);
-	sub = auth_jwt_subject(a, auth_jwks(a), tok, now);
+	sub = auth_jwt_subject(c, tok, now);
 	assert_non_null(sub);
 	free(sub);
 	/* Expired. */
-	assert_null(auth_jwt_subject(a, auth_jwks(a), tok, now + 3600));
+	assert_null(auth_jwt_subject(c, tok, now + 3600));
 	free(tok);
 
 	snprintf(claims, sizeof(claims), "{\"iss\":\"https://issuer.test\","
 	    "\"aud\":\"other\",\"exp\":%lld,\"sub\":\"user@example.test\"}",
 	    (long long)now + 600);
 	tok = jwt_sign(ec, true, "{\"alg\":\"ES256\",\"kid\":\"e1\"}", claims);
-	assert_null(auth_jwt_subject(a, auth_jwks(a), tok, now));
+	assert_null(auth_jwt_subject(c, tok, now));
 	free(tok);
 	/* alg none is never accepted. */
 	tok = xasprintf("%s.%s.", "eyJhbGciOiJub25lIn0", "e30");
-	assert_null(auth_jwt_subject(a, auth_jwks(a), tok, now));
+	assert_null(auth_jwt_subject(c, tok, now));
 	free(tok);
 
+	auth_conf_unref(a, &c);
 	auth_free(&a);
 	EVP_PKEY_free(rsa);
 	EVP_PKEY_free(ec);
@@ -652,10 +865,18 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_plain_exchange,
 		    setup, teardown),
+		cmocka_unit_test(test_auth_failures_counted_in_window),
+		cmocka_unit_test(
+		    test_auth_lockout_networks_are_slash24_and_slash64),
+		cmocka_unit_test(test_auth_lockout_network_after_many_names),
+		cmocka_unit_test(test_auth_lockout_never_evicts_a_locked_entry),
 		cmocka_unit_test_setup_teardown(
 		    test_auth_scram_gs2_header_strict, setup, teardown),
 		cmocka_unit_test_setup_teardown(
-		    test_auth_failures_counted_in_window, setup, teardown),
+		    test_auth_unknown_name_locks_like_an_account, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_auth_scram_fake_salt_from_the_secret, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_auth_jwt_rs256_and_es256,
 		    setup, teardown),
 	};
