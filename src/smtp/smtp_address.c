@@ -340,3 +340,68 @@ smtp_address_domain(const char *address)
 
 	return at != NULL ? at + 1 : "";
 }
+
+/* RFC 3461 §4: xtext = *( xchar / hexchar ); xchar is "!" to "~" but "+"
+ * and "="; hexchar is "+" and two hex digits (uppercase in the grammar;
+ * lowercase is taken). */
+static bool
+is_xtext(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++) {
+		if (*s == '+') {
+			if (!isxdigit((unsigned char)s[1]) ||
+			    !isxdigit((unsigned char)s[2]))
+				return false;
+			s += 2;
+		} else if (*s < '!' || *s > '~' || *s == '=') {
+			return false;
+		}
+	}
+	return true;
+}
+
+bool
+is_smtp_dsn_param_ok(const char *key, const char *value)
+{
+	if (strcmp(key, "RET") == 0)
+		return strcasecmp(value, "FULL") == 0 ||
+		    strcasecmp(value, "HDRS") == 0;
+	if (strcmp(key, "ENVID") == 0)	/* §4.4: at most 100 characters */
+		return strlen(value) <= 100 && is_xtext(value);
+	if (strcmp(key, "ORCPT") == 0) {
+		/* §4.2: addr-type ";" xtext; addr-type is an atom of
+		 * letters, digits and "-" (RFC 3464 §2.1.2). */
+		size_t n = strspn(value, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-");
+
+		return n > 0 && value[n] == ';' && is_xtext(value + n + 1);
+	}
+	if (strcmp(key, "NOTIFY") == 0) {
+		/* §4.1: "NEVER", or SUCCESS, FAILURE and DELAY separated by
+		 * commas, each at most once. */
+		static const char *const words[] = { "SUCCESS", "FAILURE",
+		    "DELAY" };
+		bool seen[3] = { false, false, false };
+
+		if (strcasecmp(value, "NEVER") == 0)
+			return true;
+		for (const char *p = value;; p++) {
+			size_t n = strcspn(p, ","), i;
+
+			for (i = 0; i < 3; i++) {
+				if (n == strlen(words[i]) &&
+				    strncasecmp(p, words[i], n) == 0)
+					break;
+			}
+			if (i == 3 || seen[i])
+				return false;
+			seen[i] = true;
+			p += n;
+			if (*p == '\0')
+				return true;
+		}
+	}
+	return true;
+}

@@ -103,7 +103,8 @@ mail_params_check(struct smtp_session *s, const struct smtp_path *p)
 		} else if (strcmp(k, "ENVID") == 0 || strcmp(k, "AUTH") == 0) {
 			/* ENVID is kept for DSNs; AUTH= (RFC 4954 §5) is
 			 * accepted and not trusted. */
-			if (v == NULL || strlen(v) > 100) {
+			if (v == NULL || strlen(v) > 100 ||
+			    !is_smtp_dsn_param_ok(k, v)) {
 				smtp_error(s, "501 5.5.4 Bad %s parameter", k);
 				return -1;
 			}
@@ -207,7 +208,8 @@ rcpt_params_check(struct smtp_session *s, const struct smtp_path *p)
 		const char *k = p->params[i].key, *v = p->params[i].value;
 
 		if (strcmp(k, "NOTIFY") == 0 || strcmp(k, "ORCPT") == 0) {
-			if (v == NULL || strlen(v) > 500) {
+			if (v == NULL || strlen(v) > 500 ||
+			    !is_smtp_dsn_param_ok(k, v)) {
 				smtp_error(s, "501 5.5.4 Bad %s parameter", k);
 				return -1;
 			}

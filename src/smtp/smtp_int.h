@@ -81,6 +81,10 @@ int smtp_helo_check(const char *args, size_t len, char *err,
 #define SMTP_POSTMASTER "postmaster"
 /* The domain of an address ("" when none). */
 const char *smtp_address_domain(const char *address);
+/* Whether value is well formed for the DSN parameter key (RFC 3461 §4:
+ * RET, ENVID, NOTIFY, ORCPT; true for any other key). These are relayed
+ * to the next hop as given, so only printable ASCII passes. */
+bool is_smtp_dsn_param_ok(const char *key, const char *value);
 
 /* ---- Session ---------------------------------------------------------- */
 
