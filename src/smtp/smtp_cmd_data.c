@@ -100,6 +100,13 @@ field_owned_check(struct smtp_session *s, const char *name, bool is_required)
 	}
 	for (char **a = addrs; rc == 0 && *a != NULL; a++) {
 		if (!is_smtp_sender_owned(s, *a)) {
+			/* The address goes back in the reply and the log:
+			 * no control character of the client's with it. */
+			for (char *c = *a; *c != '\0'; c++) {
+				if ((unsigned char)*c < 0x20 || *c == 0x7f ||
+				    *c == '"')
+					*c = '?';
+			}
 			snprintf(s->header_refusal, sizeof(s->header_refusal),
 			    "550 5.7.1 %s: address <%.100s> is not owned by "
 			    "user %.100s", name, *a, s->id.address);
@@ -137,9 +144,8 @@ header_check(struct smtp_session *s, bool is_cut)
 		snprintf(s->header_refusal, sizeof(s->header_refusal),
 		    "552 5.3.4 Header section longer than %zu bytes",
 		    s->header.cap);
-	} else if (field_owned_check(s, "From", true) < 0 ||
-	    field_owned_check(s, "Sender", false) < 0) {
-		/* The refusal says which. */
+	} else if (field_owned_check(s, "From", true) == 0) {
+		(void)field_owned_check(s, "Sender", false);
 	}
 	if (s->header_refusal[0] != '\0')
 		log_info(s->sid, "smtp.refused user=<%s> reason=\"%s\"",

@@ -255,6 +255,9 @@ def test_from_owned_by_the_user_is_accepted(pol, header):
     (b"From: (alice@example.test) bob@example.test\r\n",
      b"From: address <bob@example.test> is not owned by user "
      b"alice@example.test"),
+    (b"From: \"bo\x01b\"@example.test\r\n",
+     b"From: address <bo?b@example.test> is not owned by user "
+     b"alice@example.test"),
     (b"From: alice@example.test\r\nSender: bob@example.test\r\n",
      b"Sender: address <bob@example.test> is not owned by user "
      b"alice@example.test"),
