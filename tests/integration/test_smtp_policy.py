@@ -288,6 +288,21 @@ def test_from_not_owned_is_refused_and_nothing_stored(pol, header, why,
     assert pol.peek.find(BOB, tok) == []
 
 
+def test_header_too_long_to_check_is_refused_after_login(pol):
+    """The header section is kept in a 64 KiB buffer to be checked; a
+    longer one could hide a second From: past it."""
+    tok = token()
+    filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"f" * 200)
+                      for i in range(330))
+    conn = logged_in(pol)
+    with conn:
+        r = send(conn, ALICE, [BOB], b"From: alice@example.test\r\n" +
+                 filler + b"From: bob@example.test\r\n" + msg(tok, b""))
+        assert r.raw == [b"552 5.3.4 Header section longer than 65536 "
+                         b"bytes\r\n"]
+    assert pol.peek.find(BOB, tok) == []
+
+
 def test_from_not_owned_is_refused_on_port_25_after_login(pol):
     tok = token()
     conn = logged_in(pol, "smtp")
@@ -372,6 +387,21 @@ def test_postmaster_of_a_foreign_domain_is_still_no_relay(pol):
         assert smtp_cmd(conn, "MAIL FROM:<s@remote.test>").raw == [SENDER_OK]
         assert smtp_cmd(conn, "RCPT TO:<postmaster@foreign.test>").raw == [
             b"554 5.7.1 <postmaster@foreign.test>: Relay access denied\r\n"]
+
+
+def test_postmaster_with_no_account_anywhere_is_a_temporary_failure(
+        module_postern_factory, default_cert, tmp_path_factory):
+    srv = start_mail_server(
+        module_postern_factory, tmp_path_factory.mktemp("empty"),
+        default_cert, [("smtp", "smtp", "none")], domains=["d3.test"])
+    conn, _ = smtp_open(srv, "smtp")
+    with conn:
+        assert smtp_cmd(conn, "MAIL FROM:<s@remote.test>").raw == [SENDER_OK]
+        assert smtp_cmd(conn, "RCPT TO:<postmaster@d3.test>").raw == [
+            b"451 4.3.0 Temporary failure looking up the recipient, try "
+            b"again later\r\n"]
+    srv.wait_log(r"level=error .*event=smtp\.rcpt "
+                 r"to=<postmaster@d3\.test> result=no_postmaster")
 
 
 def test_postmaster_without_alias_or_setting_goes_to_the_first_account(
