@@ -141,4 +141,23 @@ bool is_auth_password_ok(const char *password, const char *hash);
  * iterations), for store_account.scram_sha256. */
 char *auth_scram_secret(const char *password);
 
+/* ---- SHA-256 ---------------------------------------------------------- */
+
+/* The one SHA-256 of postern (auth_crypto.c): SCRAM here, the DKIM body
+ * hash in queue. Signatures and TLS stay in net. */
+#define AUTH_SHA256_LEN 32
+
+struct auth_sha256;
+
+/* In steps: _new, any number of _update, then _final writes the digest
+ * and frees *h. */
+struct auth_sha256 *auth_sha256_new(void);
+void auth_sha256_update(struct auth_sha256 *h, const void *data,
+    size_t len);
+void auth_sha256_final(struct auth_sha256 **h,
+    unsigned char out[AUTH_SHA256_LEN]);
+/* At once. */
+void auth_sha256(const void *data, size_t n,
+    unsigned char out[AUTH_SHA256_LEN]);
+
 #endif

@@ -1,7 +1,8 @@
 /*
  * auth_crypto: the cryptography of authentication, through OpenSSL 3's
  * libcrypto (DESIGN.md, Dependencies): SCRAM's hashes (RFC 5802 §3) and
- * JWT signatures (RFC 7518 §3.3, §3.4).
+ * JWT signatures (RFC 7518 §3.3, §3.4); also postern's one SHA-256
+ * (auth.h), which the DKIM body hash in queue uses.
  */
 #include "auth/auth_int.h"
 
@@ -15,15 +16,53 @@
 #include <openssl/hmac.h>
 #include <openssl/param_build.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 
 #include "lib/base64.h"
 #include "lib/util.h"
 
+struct auth_sha256 {
+	EVP_MD_CTX *ctx;
+};
+
+struct auth_sha256 *
+auth_sha256_new(void)
+{
+	struct auth_sha256 *h = xcalloc(1, sizeof(*h));
+
+	h->ctx = EVP_MD_CTX_new();
+	if (h->ctx == NULL || EVP_DigestInit_ex(h->ctx, EVP_sha256(),
+	    NULL) != 1)
+		panic("cannot start SHA-256");
+	return h;
+}
+
+void
+auth_sha256_update(struct auth_sha256 *h, const void *data, size_t len)
+{
+	if (len > 0 && EVP_DigestUpdate(h->ctx, data, len) != 1)
+		panic("SHA-256 update failed");
+}
+
+void
+auth_sha256_final(struct auth_sha256 **hp, unsigned char out[AUTH_SHA256_LEN])
+{
+	struct auth_sha256 *h = *hp;
+	unsigned int n = AUTH_SHA256_LEN;
+
+	if (EVP_DigestFinal_ex(h->ctx, out, &n) != 1 || n != AUTH_SHA256_LEN)
+		panic("SHA-256 final failed");
+	EVP_MD_CTX_free(h->ctx);
+	free(h);
+	*hp = NULL;
+}
+
 void
 auth_sha256(const void *data, size_t n, unsigned char out[AUTH_SHA256_LEN])
 {
-	SHA256(data, n, out);
+	struct auth_sha256 *h = auth_sha256_new();
+
+	auth_sha256_update(h, data, n);
+	auth_sha256_final(&h, out);
 }
 
 void

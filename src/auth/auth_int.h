@@ -10,13 +10,10 @@
 
 #include "auth/auth.h"
 
-#define AUTH_SHA256_LEN 32
 #define AUTH_SCRAM_ITERATIONS 4096	/* RFC 7677 §4 minimum */
 #define AUTH_SCRAM_SALT_LEN 16
 #define AUTH_NETWORK_LEN 17	/* family byte and 16 address bytes */
 
-void auth_sha256(const void *data, size_t n,
-    unsigned char out[AUTH_SHA256_LEN]);
 void auth_hmac_sha256(const void *key, size_t keylen, const void *data,
     size_t n, unsigned char out[AUTH_SHA256_LEN]);
 void auth_pbkdf2_sha256(const char *password, const unsigned char *salt,

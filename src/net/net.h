@@ -160,7 +160,6 @@ enum net_key_type {
 };
 
 struct net_key;
-struct net_sha256;
 
 /* Makes a new key and writes it as PEM to path, a new file (mode 0600;
  * an existing file or link there is an error). Returns 0 with *pub_out
@@ -179,10 +178,5 @@ void net_key_free(struct net_key **k);
  * frees) and *len_out, or -1. */
 int net_key_sign(const struct net_key *k, const void *data, size_t len,
     unsigned char **sig_out, size_t *len_out);
-/* SHA-256 in steps. */
-struct net_sha256 *net_sha256_new(void);
-void net_sha256_update(struct net_sha256 *h, const void *data, size_t len);
-/* Writes the digest and frees *h. */
-void net_sha256_final(struct net_sha256 **h, unsigned char out[32]);
 
 #endif

@@ -2,7 +2,7 @@
  * tls_key: the private-key operations postern needs besides TLS, kept
  * beside it because the net layer owns OpenSSL (STYLE.md): DKIM keys
  * (RFC 6376 rsa-sha256, RFC 8463 ed25519-sha256) made, loaded and used
- * to sign, and SHA-256 for the DKIM body hash.
+ * to sign. (The DKIM body hash is auth's SHA-256: auth/auth.h.)
  */
 #include "net/net.h"
 
@@ -23,10 +23,6 @@
 struct net_key {
 	EVP_PKEY *pkey;
 	enum net_key_type type;
-};
-
-struct net_sha256 {
-	EVP_MD_CTX *ctx;
 };
 
 static void
@@ -195,35 +191,4 @@ out:
 	ERR_clear_error();
 	EVP_MD_CTX_free(ctx);
 	return rc;
-}
-
-struct net_sha256 *
-net_sha256_new(void)
-{
-	struct net_sha256 *h = xcalloc(1, sizeof(*h));
-
-	h->ctx = EVP_MD_CTX_new();
-	if (h->ctx == NULL || EVP_DigestInit_ex(h->ctx, EVP_sha256(),
-	    NULL) != 1)
-		panic("net: cannot start SHA-256");
-	return h;
-}
-
-void
-net_sha256_update(struct net_sha256 *h, const void *data, size_t len)
-{
-	if (len > 0)
-		EVP_DigestUpdate(h->ctx, data, len);
-}
-
-void
-net_sha256_final(struct net_sha256 **hp, unsigned char out[32])
-{
-	struct net_sha256 *h = *hp;
-	unsigned int n = 32;
-
-	EVP_DigestFinal_ex(h->ctx, out, &n);
-	EVP_MD_CTX_free(h->ctx);
-	free(h);
-	*hp = NULL;
 }

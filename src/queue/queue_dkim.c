@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "auth/auth.h"
 #include "lib/base64.h"
 #include "lib/util.h"
 #include "net/net.h"
@@ -37,7 +38,7 @@ static const char *const signed_fields[] = {
 static void
 body_emit(struct queue_dkim_body *b, const char *s, size_t n)
 {
-	net_sha256_update(b->hash, s, n);
+	auth_sha256_update(b->hash, s, n);
 	b->length += n;
 }
 
@@ -45,7 +46,7 @@ void
 queue_dkim_body_init(struct queue_dkim_body *b)
 {
 	memset(b, 0, sizeof(*b));
-	b->hash = net_sha256_new();
+	b->hash = auth_sha256_new();
 }
 
 /* A character that is part of a line's content. */
@@ -108,7 +109,7 @@ queue_dkim_body_final(struct queue_dkim_body *b, unsigned char out[32])
 	/* A body that does not end with CRLF gets one. */
 	if (b->has_content)
 		body_emit(b, "\r\n", 2);
-	net_sha256_final(&b->hash, out);
+	auth_sha256_final(&b->hash, out);
 }
 
 /* ---- Header (RFC 6376 §3.4.2, relaxed) ------------------------------- */

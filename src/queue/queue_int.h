@@ -144,11 +144,11 @@ const char *queue_dsn_param(const char *params, const char *key, char *buf,
 /* ---- DKIM signing (queue_dkim.c) ------------------------------------ */
 
 struct net_key;
-struct net_sha256;
+struct auth_sha256;
 
 /* The body hash in steps (RFC 6376 §3.4.4 relaxed, then SHA-256). */
 struct queue_dkim_body {
-	struct net_sha256 *hash;
+	struct auth_sha256 *hash;
 	uint64_t length;	/* canonical bytes hashed */
 	size_t empty_lines;	/* held back: empty lines at the end go */
 	bool has_wsp;		/* a whitespace run waits */
