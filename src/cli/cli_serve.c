@@ -24,6 +24,7 @@
 #include "imap/imap.h"
 #include "lib/config.h"
 #include "lib/log.h"
+#include "lib/util.h"
 #include "net/net.h"
 #include "pop3/pop3.h"
 #include "queue/queue.h"
@@ -156,10 +157,133 @@ privileges_drop(const struct passwd *pw)
 	return 0;
 }
 
+/* ---- Reload (SIGHUP) ---------------------------------------------------- */
+
+static void
+needs_restart(const char *key)
+{
+	log_warn(NULL, "config.reload_needs_restart key=%s "
+	    "result=\"old value kept until postern restarts\"", key);
+}
+
+static bool
+is_str_changed(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a != NULL && strcmp(a, b) != 0);
+}
+
+/* A key that takes effect only at start: logged when it changed, and the
+ * old value kept in the new configuration so that it says what runs. */
+static void
+keep_str(char **field, const char *old, const char *key)
+{
+	if (!is_str_changed(*field, old))
+		return;
+	needs_restart(key);
+	free(*field);
+	*field = old != NULL ? xstrdup(old) : NULL;
+}
+
+static void
+keep_num(uint64_t *field, uint64_t old, const char *key)
+{
+	if (*field == old)
+		return;
+	needs_restart(key);
+	*field = old;
+}
+
+static bool
+is_same_listener(const struct config_listener *a,
+    const struct config_listener *b)
+{
+	return strcmp(a->name, b->name) == 0 &&
+	    strcmp(a->address, b->address) == 0 && a->port == b->port &&
+	    a->proto == b->proto && a->tls == b->tls;
+}
+
+/* Listeners are bound as root before the privilege drop: a change waits
+ * for a restart. Each added, removed or changed one is named, and cfg gets
+ * the running ones back. */
+static void
+keep_listeners(struct config *cfg, const struct config *old)
+{
+	bool is_changed = cfg->nlisteners != old->nlisteners;
+	char key[96];
+
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		const struct config_listener *l = &cfg->listeners[i];
+		bool found = false;
+
+		for (size_t j = 0; j < old->nlisteners && !found; j++)
+			found = is_same_listener(l, &old->listeners[j]);
+		if (!found || i >= old->nlisteners ||
+		    !is_same_listener(l, &old->listeners[i])) {
+			is_changed = true;
+			snprintf(key, sizeof(key), "listener.%s", l->name);
+			needs_restart(key);
+		}
+	}
+	for (size_t j = 0; j < old->nlisteners; j++) {
+		bool found = false;
+
+		for (size_t i = 0; i < cfg->nlisteners && !found; i++)
+			found = strcmp(cfg->listeners[i].name,
+			    old->listeners[j].name) == 0;
+		if (!found) {
+			is_changed = true;
+			snprintf(key, sizeof(key), "listener.%s",
+			    old->listeners[j].name);
+			needs_restart(key);
+		}
+	}
+	if (!is_changed)
+		return;
+	for (size_t i = 0; i < cfg->nlisteners; i++) {
+		free(cfg->listeners[i].name);
+		free(cfg->listeners[i].address);
+	}
+	free(cfg->listeners);
+	cfg->listeners = xcalloc(old->nlisteners, sizeof(*cfg->listeners));
+	for (size_t i = 0; i < old->nlisteners; i++) {
+		cfg->listeners[i] = old->listeners[i];
+		cfg->listeners[i].name = xstrdup(old->listeners[i].name);
+		cfg->listeners[i].address = xstrdup(old->listeners[i].address);
+	}
+	cfg->nlisteners = old->nlisteners;
+}
+
+/* What only a restart applies: the run-as user, the data directory, the
+ * threads, the sockets, the queue's resolver and its being on at all. */
+static void
+keep_restart_keys(struct config *cfg, const struct config *old)
+{
+	keep_str(&cfg->data_dir, old->data_dir, "server.data_dir");
+	keep_str(&cfg->user, old->user, "server.user");
+	if (cfg->workers != old->workers) {
+		needs_restart("server.workers");
+		cfg->workers = old->workers;
+	}
+	keep_num(&cfg->hash_threads, old->hash_threads, "auth.hash_threads");
+	keep_str(&cfg->queue_resolver, old->queue_resolver, "queue.resolver");
+	keep_num(&cfg->queue_resolver_port, old->queue_resolver_port,
+	    "queue.resolver_port");
+	if ((cfg->queue_concurrency == 0) != (old->queue_concurrency == 0))
+		keep_num(&cfg->queue_concurrency, old->queue_concurrency,
+		    "queue.concurrency");
+	keep_listeners(cfg, old);
+}
+
+/* SIGHUP: everything that can change while running does -- [server]
+ * hostname, logging and allow_plaintext_auth, [auth] (the JWKS file read
+ * again), [queue], limits, timeouts and certificates -- and each key that
+ * needs a restart is named in the log. A file that does not load, or a
+ * JWKS or certificate that does not, changes nothing. */
 static void
 on_reload(evutil_socket_t sig, short what, void *arg)
 {
 	struct serve_state *st = arg;
+	struct auth_settings as;
 	char err[1024];
 	struct config *cfg;
 
@@ -171,15 +295,32 @@ on_reload(evutil_socket_t sig, short what, void *arg)
 		    "result=\"old configuration kept\"", err);
 		return;
 	}
-	if (net_server_reload(st->srv, cfg, err, sizeof(err)) < 0) {
-		log_error(NULL, "config.reload_failed error=\"%s\" "
-		    "result=\"old configuration kept\"", err);
+	keep_restart_keys(cfg, st->cfg);
+	auth_settings_from(cfg, &as);
+	if (auth_reload(st->auth, &as, err, sizeof(err)) < 0) {
+		log_error(NULL, "config.reload_failed error=\"%s: %s\" "
+		    "result=\"old configuration kept\"", st->path, err);
 		config_free(&cfg);
 		return;
 	}
+	if (net_server_reload(st->srv, cfg, err, sizeof(err)) < 0) {
+		char err2[1024];
+
+		log_error(NULL, "config.reload_failed error=\"%s\" "
+		    "result=\"old configuration kept\"", err);
+		config_free(&cfg);
+		auth_settings_from(st->cfg, &as);
+		if (auth_reload(st->auth, &as, err2, sizeof(err2)) < 0)
+			log_error(NULL, "auth.reload_failed error=\"%s\" "
+			    "result=\"new [auth] settings kept\"", err2);
+		return;
+	}
+	if (st->queue != NULL)
+		queue_runner_reload(st->queue, cfg);
 	st->cfg = cfg;
 	log_configure(cfg->log_level, cfg->log_syslog);
-	log_info(NULL, "config.reloaded path=%s certificates=%zu", st->path,
+	log_info(NULL, "config.reloaded path=%s certificates=%zu sections=\""
+	    "server auth queue limits timeouts certificates\"", st->path,
 	    cfg->ncerts);
 }
 

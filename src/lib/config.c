@@ -43,6 +43,7 @@ struct load_state {
 	 * port number from 0 to 65535 is a valid value. */
 	bool *has_port;
 	size_t nhas_port;
+	int oauth_jwks_line;	/* where oauth_jwks was set, or 0 */
 };
 
 /* inih cuts section names to this many bytes, terminator included
@@ -465,6 +466,7 @@ handle_auth(struct load_state *st, const char *key, const char *value)
 			fail(st, "key 'oauth_jwks': '%s' is not an absolute "
 			    "path", value);
 		set_string(&cfg->oauth_jwks, value);
+		st->oauth_jwks_line = st->lineno;
 	} else {
 		handle_param(st, "auth", key, value);
 	}
@@ -811,6 +813,20 @@ validate(struct config *cfg, const struct load_state *st, char *err,
 			    c->cert_file == NULL ? "cert" : "key", section);
 			return -1;
 		}
+	}
+	/* A token names its issuer and audience; without both checked,
+	 * tokens minted for any other application of the same provider
+	 * would log in here (RFC 8725 §3.8, §3.9). */
+	if (cfg->oauth_jwks != NULL && (cfg->oauth_issuer == NULL ||
+	    cfg->oauth_audience == NULL)) {
+		snprintf(err, errlen, "%s:%d: key 'oauth_jwks': needs %s in "
+		    "[auth] too, or tokens issued for other applications "
+		    "would be accepted", path, st->oauth_jwks_line,
+		    cfg->oauth_issuer == NULL && cfg->oauth_audience == NULL ?
+		    "oauth_issuer and oauth_audience" :
+		    cfg->oauth_issuer == NULL ? "oauth_issuer" :
+		    "oauth_audience");
+		return -1;
 	}
 	if (needs_tls && cfg->ncerts == 0) {
 		snprintf(err, errlen, "%s:%d: key 'tls': listeners use TLS but "

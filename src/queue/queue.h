@@ -33,6 +33,10 @@ int queue_runner_start(struct queue_runner *r, char *err, size_t errlen);
  * most a duplicate for the peer, never a loss). */
 void queue_runner_stop(struct queue_runner *r);
 void queue_runner_free(struct queue_runner **r);
+/* SIGHUP: the runner takes the [queue] settings (and hostname) of cfg,
+ * from its own thread. The resolver and data_dir keep their values, and
+ * concurrency its 0 or not, until a restart. Borrows cfg. */
+void queue_runner_reload(struct queue_runner *r, const struct config *cfg);
 
 /* DKIM keys (RFC 6376) of our domains live in DATA/dkim: DOMAIN.pem (the
  * private key, mode 0600) and DOMAIN.selector (one line, the selector of

@@ -1643,3 +1643,93 @@ queue_runner_free(struct queue_runner **rp)
 	free(r->cfg.resolver);
 	free(r);
 }
+
+/* ---- Reload (SIGHUP) ---------------------------------------------------- */
+
+/* The reloadable part of a new configuration, on its way to the runner's
+ * thread. The resolver, the data directory and turning the runner on or
+ * off need a restart (cli_serve.c says so in the log). */
+struct runner_reload {
+	struct queue_runner *r;
+	struct runner_cfg cfg;
+};
+
+static void
+runner_reload_apply(struct queue_runner *r, struct runner_cfg *c)
+{
+	char *hostname = r->cfg.hostname, *domains = r->cfg.tls_domains;
+
+	r->cfg.hostname = c->hostname;
+	r->cfg.tls_domains = c->tls_domains;
+	r->cfg.tls = c->tls;
+	r->cfg.remote_port = c->remote_port;
+	if (r->cfg.concurrency != 0 && c->concurrency != 0)
+		r->cfg.concurrency = c->concurrency;
+	r->cfg.per_domain = c->per_domain;
+	r->cfg.recipients = c->recipients;
+	r->cfg.retry_first = c->retry_first;
+	r->cfg.retry_max = c->retry_max;
+	r->cfg.lifetime = c->lifetime;
+	r->cfg.delay_warning = c->delay_warning;
+	r->cfg.timeout = c->timeout;
+	if (r->cfg.poll_interval != c->poll_interval && r->is_started) {
+		r->cfg.poll_interval = c->poll_interval;
+		event_add(r->poll_ev, &(struct timeval){ r->cfg.poll_interval,
+		    0 });
+	}
+	r->cfg.poll_interval = c->poll_interval;
+	free(hostname);
+	free(domains);
+	log_info(NULL, "queue.reloaded concurrency=%zu per_domain=%zu "
+	    "retry_first=%" PRId64 " retry_max=%" PRId64 " lifetime=%" PRId64
+	    " timeout=%" PRId64 " poll_interval=%" PRId64, r->cfg.concurrency,
+	    r->cfg.per_domain, r->cfg.retry_first, r->cfg.retry_max,
+	    r->cfg.lifetime, r->cfg.timeout, r->cfg.poll_interval);
+}
+
+static void
+on_reload(evutil_socket_t fd, short what, void *arg)
+{
+	struct runner_reload *rl = arg;
+
+	(void)fd;
+	(void)what;
+	runner_reload_apply(rl->r, &rl->cfg);
+	free(rl);
+}
+
+void
+queue_runner_reload(struct queue_runner *r, const struct config *cfg)
+{
+	struct runner_reload *rl = xcalloc(1, sizeof(*rl));
+	struct runner_cfg *c = &rl->cfg;
+
+	rl->r = r;
+	c->hostname = xstrdup(cfg->hostname);
+	c->tls = cfg->queue_tls == NULL ? TLS_MAY :
+	    strcmp(cfg->queue_tls, "none") == 0 ? TLS_NONE :
+	    strcmp(cfg->queue_tls, "encrypt") == 0 ? TLS_ENCRYPT :
+	    strcmp(cfg->queue_tls, "verify") == 0 ? TLS_VERIFY : TLS_MAY;
+	c->tls_domains = cfg->queue_tls_domains != NULL ?
+	    xstrdup(cfg->queue_tls_domains) : NULL;
+	c->remote_port = (uint16_t)cfg->queue_remote_port;
+	c->concurrency = (size_t)cfg->queue_concurrency;
+	c->per_domain = (size_t)cfg->queue_concurrency_per_domain;
+	c->recipients = (size_t)cfg->recipients;
+	c->retry_first = (int64_t)cfg->queue_retry_first;
+	c->retry_max = (int64_t)cfg->queue_retry_max;
+	c->lifetime = (int64_t)cfg->queue_lifetime;
+	c->delay_warning = (int64_t)cfg->queue_delay_warning;
+	c->poll_interval = (int64_t)cfg->queue_poll_interval;
+	c->timeout = (int64_t)cfg->queue_timeout;
+	/* The runner's fields belong to its thread: applied there, between
+	 * two callbacks, when it runs; at once when it does not. */
+	if (!r->is_started) {
+		runner_reload_apply(r, c);
+		free(rl);
+		return;
+	}
+	if (event_base_once(r->base, -1, EV_TIMEOUT, on_reload, rl,
+	    NULL) < 0)
+		panic("queue: cannot schedule a reload");
+}

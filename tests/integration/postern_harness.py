@@ -587,11 +587,13 @@ DOMAIN = "example.test"
 
 
 def mail_config_text(data_dir, certs, listeners, server=None, limits=None,
-                     timeouts=None, auth=None):
-    """Configuration text like config_sections(), plus an [auth] section
-    when auth (a dict of keys) is given."""
+                     timeouts=None, auth=None, queue=None):
+    """Configuration text like config_sections(), plus an [auth] and a
+    [queue] section when auth or queue (dicts of keys) are given."""
     sections = config_sections(data_dir, certs, listeners, server=server,
                                limits=limits, timeouts=timeouts)
+    if queue:
+        sections.insert(1, ("queue", dict(queue)))
     if auth:
         sections.insert(1, ("auth", dict(auth)))
     text, _ = render_config(sections)

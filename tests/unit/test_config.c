@@ -792,6 +792,37 @@ test_config_host_name_address_refused(void **state)
 	    "address = 256.0.0.1\n", 4, "address", "256.0.0.1");
 }
 
+/* OAuth without issuer and audience would accept tokens minted for any
+ * other application of the provider: refused at the oauth_jwks line. */
+static void
+test_config_oauth_jwks_needs_issuer_and_audience(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	assert_refused_key(SERVER_LINES
+	    "[auth]\n"
+	    "oauth_jwks = /etc/postern/jwks.json\n", 4, "oauth_jwks",
+	    "needs oauth_issuer and oauth_audience in [auth]");
+	assert_refused_key(SERVER_LINES
+	    "[auth]\n"
+	    "oauth_issuer = https://id.example\n"
+	    "oauth_jwks = /etc/postern/jwks.json\n", 5, "oauth_jwks",
+	    "needs oauth_audience in [auth]");
+	assert_refused_key(SERVER_LINES
+	    "[auth]\n"
+	    "oauth_jwks = /etc/postern/jwks.json\n"
+	    "oauth_audience = mail\n", 4, "oauth_jwks",
+	    "needs oauth_issuer in [auth]");
+	cfg = load_ok(SERVER_LINES CERT_LINES
+	    "[auth]\n"
+	    "oauth_jwks = /etc/postern/jwks.json\n"
+	    "oauth_audience = mail\n"
+	    "oauth_issuer = https://id.example\n");
+	assert_string_equal(cfg->oauth_jwks, "/etc/postern/jwks.json");
+	config_free(&cfg);
+}
+
 static void
 test_config_relative_data_dir_refused(void **state)
 {
@@ -1415,6 +1446,7 @@ main(void)
 		cmocka_unit_test(test_config_unknown_protocol_refused),
 		cmocka_unit_test(test_config_unknown_tls_mode_refused),
 		cmocka_unit_test(test_config_host_name_address_refused),
+		cmocka_unit_test(test_config_oauth_jwks_needs_issuer_and_audience),
 		cmocka_unit_test(test_config_relative_data_dir_refused),
 		cmocka_unit_test(
 		    test_config_missing_data_dir_refused_on_server_line),
