@@ -40,11 +40,12 @@ enum parse_rc smtp_data_feed(struct smtp_data *d, const char *in, size_t len,
 
 /* Copies len bytes of a BDAT chunk into out, which must hold 2 * len
  * bytes, with every bare CR or LF turned into CRLF; returns the bytes
- * written. A CR at the end of len is held for the next call. */
+ * written. After a CR that ends len, an LF starting the next call is
+ * dropped. */
 size_t smtp_data_bdat_feed(struct smtp_data *d, const char *in, size_t len,
     char *out);
-/* After the last chunk: writes the CRLF of a held CR into out (2 bytes);
- * returns the bytes written. */
+/* After the last chunk; returns the bytes written into out (2 at most;
+ * none today: a final CR was written as CRLF when it came). */
 size_t smtp_data_bdat_end(struct smtp_data *d, char *out);
 
 /* ---- Addresses and parameters (smtp_address.c) ----------------------- */

@@ -244,6 +244,28 @@ test_smtp_bdat_bare_cr_and_lf_become_crlf(void **state)
 	}
 }
 
+/* Found by fuzz_smtp: a CR held from one call came out before the next
+ * call's own bytes, so one byte could make three, past the 2 * len bytes
+ * the caller's buffer holds (one byte over a stack buffer in BDAT). */
+static void
+test_smtp_bdat_output_within_twice_the_input(void **state)
+{
+	static const char *const pieces[] = { "a\r", "b", "\r", "\n", "\r",
+	    "\r", "c\r" };
+	struct smtp_data d;
+	char out[8];
+
+	(void)state;
+	smtp_data_init(&d);
+	for (size_t i = 0; i < sizeof(pieces) / sizeof(pieces[0]); i++) {
+		size_t n = strlen(pieces[i]);
+
+		assert_true(smtp_data_bdat_feed(&d, pieces[i], n, out) <=
+		    2 * n);
+	}
+	assert_true(smtp_data_bdat_end(&d, out) <= 2);
+}
+
 static void
 test_smtp_bdat_dots_are_not_unstuffed(void **state)
 {
@@ -356,6 +378,7 @@ main(void)
 		cmocka_unit_test(test_smtp_path_utf8_flagged),
 		cmocka_unit_test(test_smtp_bdat_bare_cr_and_lf_become_crlf),
 		cmocka_unit_test(test_smtp_bdat_dots_are_not_unstuffed),
+		cmocka_unit_test(test_smtp_bdat_output_within_twice_the_input),
 		cmocka_unit_test(test_smtp_path_refuses_control_characters),
 		cmocka_unit_test(test_smtp_path_address_literals),
 		cmocka_unit_test(test_smtp_path_bare_postmaster_only_as_recipient),
