@@ -6,12 +6,14 @@
  * relaying them to the next hop.
  *
  * Input: lines; each is parsed as the argument of MAIL ("FROM:...") and
- * of RCPT ("TO:...") with the parameter checks of smtp_cmd_mail.c.
+ * of RCPT ("TO:...") with the parameter checks of smtp_cmd_mail.c, and as
+ * the argument of EHLO (smtp_helo_check()).
  *
- * Checked, for a path that parses:
- * - the address has at most 256 octets, one "@" outside quotes, a local
- *   part of at most 64 and a domain of at most 255 octets (RFC 5321
- *   §4.5.3.1), or is empty (the null path);
+ * Checked: an EHLO argument that passes holds no control character (it is
+ * copied into Received:); for a path that parses:
+ * - the address has no control character, at most 256 octets, an "@",
+ *   a local part of at most 64 and a domain of 1-255 octets (RFC 5321
+ *   §4.5.3.1), or is empty (the null path) or "postmaster";
  * - at most SMTP_MAX_PARAMS parameters, keys uppercase letters, digits
  *   and "-";
  * - a DSN parameter that is_smtp_dsn_param_ok() accepts is what may go to
@@ -71,8 +73,12 @@ address_check(const char *a)
 	size_t n = strlen(a);
 	const char *at = strrchr(a, '@');
 
-	if (n == 0)
+	/* RFC 5321 §4.1.1.3: "<Postmaster>" without a domain. */
+	if (n == 0 || strcmp(a, SMTP_POSTMASTER) == 0)
 		return;
+	for (size_t i = 0; i < n; i++)
+		check((unsigned char)a[i] >= 0x20 && a[i] != 0x7f,
+		    "address without control characters");
 	check(n <= 256, "address at most 256 octets");
 	check(at != NULL, "address has an @");
 	check((size_t)(at - a) <= 64, "local part at most 64 octets");
@@ -194,8 +200,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const char *line = (const char *)data + i;
 		const char *nl = memchr(line, '\n', size - i);
 		size_t len = nl ? (size_t)(nl - line) : size - i;
+		char err[256];
+
 		one(line, len, "FROM:");
 		one(line, len, "TO:");
+		if (smtp_helo_check(line, len, err, sizeof(err)) == 0) {
+			for (size_t k = 0; k < len; k++)
+				check((unsigned char)line[k] >= 0x20 &&
+				    line[k] != 0x7f, "EHLO without controls");
+		} else {
+			check(strncmp(err, "501 ", 4) == 0, "EHLO refusal");
+		}
 		i += len + 1;
 	}
 	return 0;
