@@ -369,8 +369,8 @@ handle_server(struct load_state *st, const char *key, const char *value)
 	} else if (strcmp(key, "trusted_networks") == 0) {
 		if (networks_parse(value, &cfg->trusted_networks,
 		    &cfg->ntrusted_networks) < 0)
-			fail(st, "key 'trusted_networks': '%s' is not a list of "
-			    "networks like 127.0.0.1/32, 10.0.0.0/8, "
+			fail(st, "key 'trusted_networks': '%s' is not a list "
+			    "of networks like 127.0.0.1/32, 10.0.0.0/8, "
 			    "2001:db8::/32", value);
 	} else if (strcmp(key, "postmaster") == 0) {
 		if (!is_plain_address(value))

@@ -519,7 +519,8 @@ strict_list(struct alex *lx, struct mailboxes *out)
 			if (!strict_mailbox(lx, out))
 				return false;
 			skip_cfws(lx);
-			if (lx->p == lx->end || (*lx->p != ',' && *lx->p != ';'))
+			if (lx->p == lx->end ||
+			    (*lx->p != ',' && *lx->p != ';'))
 				return false;
 		}
 		skip_cfws(lx);

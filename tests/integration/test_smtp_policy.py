@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from postern_harness import (QUEUED_RE, client_ctx, connect_from,
+from postern_harness import (QUEUED_RE, mail_config_text,
                              next_source_address, smtp_auth_plain,
                              smtp_cmd, smtp_open, smtp_send_data,
                              smtp_starttls, start_mail_server)
@@ -204,6 +204,32 @@ def test_trusted_network_may_use_our_domain_others_may_not(
     with conn:
         assert smtp_cmd(conn, "MAIL FROM:<app@example.test>").raw == [
             OWN_DOMAIN % b"app@example.test"]
+
+
+def test_trusted_networks_and_postmaster_change_on_sighup(
+        postern_factory, default_cert, tmp_path):
+    listeners = [("smtp", "smtp", "none")]
+    srv = start_mail_server(
+        postern_factory, tmp_path / "mail", default_cert, listeners,
+        users=[(ALICE, ALICE_PW), (BOB, BOB_PW)])
+    peek = StorePeek(srv.mail_data)
+    conn, _ = smtp_open(srv, "smtp")
+    with conn:
+        assert smtp_cmd(conn, "MAIL FROM:<app@example.test>").raw == [
+            OWN_DOMAIN % b"app@example.test"]
+    srv.config_path.write_text(mail_config_text(
+        srv.mail_data, [("main", srv.cert)], listeners,
+        server={"trusted_networks": "127.0.0.0/8", "postmaster": BOB}))
+    assert "event=config.reloaded" in srv.reload()
+    tok = token()
+    conn, _ = smtp_open(srv, "smtp", source=next_source_address())
+    with conn:
+        r = send(conn, "app@example.test", ["postmaster@example.test"],
+                 b"Subject: " + tok + b"\r\n\r\nreloaded\r\n")
+        assert queued(r), r.raw
+    # The new [server] postmaster, not the oldest account.
+    assert len(peek.find(BOB, tok)) == 1
+    assert peek.find(ALICE, tok) == []
 
 
 # --- finding 8: From: and Sender: of a logged-in user ------------------------
