@@ -263,8 +263,8 @@ static int
 data_dir_fill_as_user(struct quickstart *q, const char *tls_dir,
     const char *cert, const char *key)
 {
-	int fds[2], status;
-	char first[512] = "";
+	int fds[2], status = -1;
+	char reply[512] = "";
 	ssize_t n;
 	pid_t pid;
 
@@ -312,16 +312,16 @@ data_dir_fill_as_user(struct quickstart *q, const char *tls_dir,
 		_exit(rc);
 	}
 	close(fds[1]);
-	n = read(fds[0], first, sizeof(first) - 1);
+	n = read(fds[0], reply, sizeof(reply) - 1);
 	close(fds[0]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		return -1;
 	if (n > 1) {
-		first[n] = '\0';
-		q->has_postmaster = first[0] == '=';
-		q->first = xstrdup(first + 1);
+		reply[n] = '\0';
+		q->has_postmaster = reply[0] == '=';
+		q->first = xstrdup(reply + 1);
 	}
 	return 0;
 }
