@@ -172,7 +172,7 @@ imap_cmd_append(struct imap_session *s, const struct imap_cmd *cmd)
 	free(keywords);
 	imap_wait(s);
 	if (store_delivery_submit(d, s->base, appended, s) < 0) {
-		s->is_waiting = false;
+		imap_wait_cancel(s);
 		append_failed(s, STORE_TEMP);
 	}
 }

@@ -187,7 +187,7 @@ imap_cmd_copy(struct imap_session *s, const struct imap_cmd *cmd)
 	store_mailbox_deinit(&mb);
 	imap_wait(s);
 	if (store_change_submit(s->ctx->store, &c, s->base, copied, s) < 0) {
-		s->is_waiting = false;
+		imap_wait_cancel(s);
 		free(uids);
 		imap_done(s, "NO", "[UNAVAILABLE] Temporary failure, try again "
 		    "later");
@@ -286,7 +286,7 @@ imap_cmd_expunge(struct imap_session *s, const struct imap_cmd *cmd)
 	c.kind = STORE_CHANGE_EXPUNGE;
 	imap_wait(s);
 	if (store_change_submit(s->ctx->store, &c, s->base, expunged, s) < 0) {
-		s->is_waiting = false;
+		imap_wait_cancel(s);
 		free(uids);
 		imap_done(s, "NO", "[UNAVAILABLE] Temporary failure, try again "
 		    "later");

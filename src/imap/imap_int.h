@@ -17,9 +17,11 @@
  * s->view->is_stale so that imap_done() looks.
  *
  * Waiting for a callback: the handler calls imap_wait(s) before it submits
- * work whose callback gets s, and the callback's first statement is
+ * work whose callback gets s (imap_wait_cancel(s) if the submission
+ * fails), and the callback's first statement is
  * "if (!imap_resumed(s)) return;" (the connection closed meanwhile: the
- * session has been freed then, and the callback must not touch it).
+ * session is freed by net after this loop turn, and the callback must do
+ * nothing more; net.h, net_conn_wait).
  */
 #ifndef POSTERN_IMAP_INT_H
 #define POSTERN_IMAP_INT_H
@@ -106,11 +108,6 @@ struct imap_session {
 
 	/* Private to imap_session.c. */
 	unsigned errors;
-	bool is_paused;
-	bool is_output_full;
-	bool is_waiting;
-	bool is_gone;
-	bool is_closing;
 	bool is_idle;
 	bool is_starttls_done;
 	struct auth_sasl *sasl;
@@ -143,6 +140,7 @@ void imap_done(struct imap_session *s, const char *status,
 
 void imap_wait(struct imap_session *s);
 bool imap_resumed(struct imap_session *s);
+void imap_wait_cancel(struct imap_session *s);
 
 /* ---- Flags, dates, names ---------------------------------------------- */
 

@@ -77,7 +77,6 @@ static const struct imap_cmd_def commands[] = {
 	{ "MOVE", ST_SELECTED, CMD_UID, imap_cmd_copy },
 };
 
-static void session_free(struct imap_session *s);
 
 /* ---- Output ------------------------------------------------------------ */
 
@@ -206,24 +205,6 @@ imap_write_flags(struct imap_session *s, uint32_t flags,
 /* ---- Running commands -------------------------------------------------- */
 
 static void
-session_pause(struct imap_session *s)
-{
-	if (!s->is_paused) {
-		s->is_paused = true;
-		net_conn_pause(s->conn);
-	}
-}
-
-static void
-session_resume(struct imap_session *s)
-{
-	if (s->is_paused) {
-		s->is_paused = false;
-		net_conn_resume(s->conn);
-	}
-}
-
-static void
 job_end(struct imap_session *s)
 {
 	if (s->job_free != NULL && s->job != NULL)
@@ -265,29 +246,28 @@ imap_done(struct imap_session *s, const char *status, const char *fmt, ...)
 	imap_cmd_free(&s->cmd);
 	if (strcmp(status, "BAD") == 0 && ++s->errors >= IMAP_MAX_ERRORS) {
 		imap_printf(s, "* BYE Too many errors, closing connection\r\n");
-		s->is_closing = true;
 		net_conn_close(s->conn);
 		return;
 	}
-	session_resume(s);
+	net_conn_resume(s->conn);
 }
 
 void
 imap_wait(struct imap_session *s)
 {
-	s->is_waiting = true;
-	session_pause(s);
+	net_conn_wait(s->conn);
 }
 
 bool
 imap_resumed(struct imap_session *s)
 {
-	s->is_waiting = false;
-	if (s->is_gone) {
-		session_free(s);
-		return false;
-	}
-	return true;
+	return net_conn_unwait(s->conn);
+}
+
+void
+imap_wait_cancel(struct imap_session *s)
+{
+	(void)net_conn_unwait(s->conn);
 }
 
 /* ---- Capabilities ------------------------------------------------------ */
@@ -361,7 +341,6 @@ imap_cmd_logout(struct imap_session *s, const struct imap_cmd *cmd)
 	imap_printf(s, "* BYE postern logging out\r\n");
 	imap_printf(s, "%s OK LOGOUT completed\r\n", s->cmd->tag);
 	imap_cmd_free(&s->cmd);
-	s->is_closing = true;
 	net_conn_close(s->conn);
 }
 
@@ -377,7 +356,6 @@ imap_cmd_starttls(struct imap_session *s, const struct imap_cmd *cmd)
 	imap_printf(s, "%s OK Begin TLS negotiation now\r\n", s->cmd->tag);
 	imap_cmd_free(&s->cmd);
 	if (net_conn_starttls(s->conn) < 0) {
-		s->is_closing = true;
 		net_conn_close(s->conn);
 		return;
 	}
@@ -552,7 +530,7 @@ imap_cmd_close(struct imap_session *s, const struct imap_cmd *cmd)
 			free(uids);
 			return;
 		}
-		s->is_waiting = false;
+		imap_wait_cancel(s);
 	}
 	free(uids);
 	imap_view_close(s);
@@ -588,6 +566,7 @@ on_auth_done(void *arg, enum auth_result result,
 	case AUTH_OK:
 		s->id = *id;
 		s->state = IMAP_STATE_AUTH;
+		net_conn_logged_in(s->conn);
 		/* RFC 7888 LITERAL+: after login a {n+} may be as large as a
 		 * synchronizing literal. */
 		s->parser.literal_max = s->cfg->imap_literal_max;
@@ -596,7 +575,7 @@ on_auth_done(void *arg, enum auth_result result,
 		write_capabilities(s);
 		imap_printf(s, "] Logged in\r\n");
 		imap_cmd_free(&s->cmd);
-		session_resume(s);
+		net_conn_resume(s->conn);
 		return;
 	case AUTH_PROTO_DISABLED:
 		imap_done(s, "NO", "[UNAVAILABLE] IMAP access is disabled for "
@@ -648,7 +627,7 @@ imap_cmd_login(struct imap_session *s, const struct imap_cmd *cmd)
 	/* auth_login took a copy; the command's own goes now. */
 	secret_wipe((char *)pass, plen);
 	if (rc < 0) {
-		s->is_waiting = false;
+		imap_wait_cancel(s);
 		imap_done(s, "NO", "[UNAVAILABLE] Temporary failure, try again "
 		    "later");
 	}
@@ -665,10 +644,10 @@ sasl_feed(struct imap_session *s, const char *b64, size_t len)
 	    on_auth_done, s);
 	if (step == AUTH_STEP_WAIT)
 		return;
-	s->is_waiting = false;
+	imap_wait_cancel(s);
 	if (step == AUTH_STEP_CHALLENGE) {
 		imap_printf(s, "+ %s\r\n", challenge);
-		session_resume(s);
+		net_conn_resume(s->conn);
 		return;
 	}
 	auth_sasl_free(&s->sasl);
@@ -784,7 +763,6 @@ input_step(struct imap_session *s, struct buf *in)
 	if (rc == PARSE_ERROR) {
 		if (s->parser.is_fatal) {
 			imap_printf(s, "* BYE %s\r\n", s->parser.error_text);
-			s->is_closing = true;
 			net_conn_close(s->conn);
 			return false;
 		}
@@ -793,7 +771,6 @@ input_step(struct imap_session *s, struct buf *in)
 		if (++s->errors >= IMAP_MAX_ERRORS) {
 			imap_printf(s, "* BYE Too many errors, closing "
 			    "connection\r\n");
-			s->is_closing = true;
 			net_conn_close(s->conn);
 			return false;
 		}
@@ -808,16 +785,10 @@ imap_session_input(void *arg, struct net_conn *c, struct buf *in)
 {
 	struct imap_session *s = arg;
 
-	(void)c;
-	while (!s->is_paused && !s->is_closing &&
+	/* is_net_conn_feeding() also stops a client that pipelines and
+	 * never reads from making us queue its replies without bound. */
+	while (is_net_conn_feeding(c) &&
 	    (s->cmd == NULL || s->is_idle || s->sasl != NULL)) {
-		/* A client that pipelines and never reads must not make us
-		 * queue its replies without bound. */
-		if (net_conn_pending(s->conn) >= NET_DRAIN_LOW) {
-			s->is_output_full = true;
-			session_pause(s);
-			break;
-		}
 		if (!input_step(s, in))
 			break;
 		if (s->is_starttls_done) {
@@ -825,12 +796,12 @@ imap_session_input(void *arg, struct net_conn *c, struct buf *in)
 			return;
 		}
 	}
-	if (s->is_closing)
+	if (is_net_conn_closing(c))
 		return;
 	/* A command still running (a streamed FETCH, IDLE) reads nothing
 	 * more until it ends; IDLE and SASL read lines themselves. */
 	if (s->cmd != NULL && !s->is_idle && s->sasl == NULL)
-		session_pause(s);
+		net_conn_pause(s->conn);
 	imap_parser_compact(&s->parser, in);
 }
 
@@ -857,13 +828,8 @@ imap_session_drained(void *arg, struct net_conn *c)
 {
 	struct imap_session *s = arg;
 
-	(void)c;
-	if (s->job_drained != NULL && !s->is_waiting) {
+	if (s->job_drained != NULL && !is_net_conn_waiting(c))
 		s->job_drained(s);
-	} else if (s->is_output_full) {
-		s->is_output_full = false;
-		session_resume(s);
-	}
 }
 
 static void
@@ -881,29 +847,19 @@ imap_session_shutdown(void *arg, struct net_conn *c)
 	net_conn_printf(c, "* BYE [UNAVAILABLE] Server shutting down\r\n");
 }
 
+/* net calls this once the connection is gone and no callback is awaited
+ * (net.h): nothing else frees a session. */
 static void
-session_free(struct imap_session *s)
+imap_session_close(void *arg)
 {
+	struct imap_session *s = arg;
+
 	job_end(s);
 	imap_view_close(s);
 	auth_sasl_free(&s->sasl);
 	imap_cmd_free(&s->cmd);
 	imap_parser_deinit(&s->parser);
 	free(s);
-}
-
-static void
-imap_session_close(void *arg)
-{
-	struct imap_session *s = arg;
-
-	/* A callback still holding s frees it (imap_resumed). */
-	if (s->is_waiting) {
-		s->is_gone = true;
-		s->conn = NULL;
-		return;
-	}
-	session_free(s);
 }
 
 static void

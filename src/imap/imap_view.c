@@ -132,7 +132,7 @@ on_mailbox_changed(void *arg)
 {
 	struct imap_session *s = arg;
 
-	if (s->view == NULL || s->is_gone)
+	if (s->view == NULL || is_net_conn_closing(s->conn))
 		return;
 	s->view->is_stale = true;
 	/* RFC 2177: an idling client hears of changes at once. */
@@ -336,7 +336,6 @@ imap_view_sync(struct imap_session *s, bool may_expunge, bool is_forced)
 			 * under us; the session cannot go on with it. */
 			imap_printf(s, "* BYE [UNAVAILABLE] The selected "
 			    "mailbox was deleted\r\n");
-			s->is_closing = true;
 			net_conn_close(s->conn);
 			return;
 		}

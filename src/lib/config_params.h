@@ -12,6 +12,7 @@
 	X(limits, max_connections, max_connections, 1000, 1, 1000000, COUNT) \
 	X(limits, max_connections_per_ip, max_connections_per_ip, 20, 1, \
 	    100000, COUNT)						\
+	X(limits, ipv6_prefix, ipv6_prefix, 64, 32, 128, COUNT)	\
 	X(limits, line_length, line_length, 4096, 512, 1048576, SIZE)	\
 	X(limits, message_size, message_size, 52428800, 1024,		\
 	    2147483647, SIZE)						\
@@ -24,6 +25,9 @@
 	X(timeouts, imap, imap_timeout, 1800, 1, 86400, SECONDS)	\
 	X(timeouts, pop3, pop3_timeout, 600, 1, 86400, SECONDS)	\
 	X(timeouts, tls_handshake, tls_handshake_timeout, 30, 1, 3600, SECONDS) \
+	X(timeouts, prelogin, prelogin_timeout, 60, 1, 86400, SECONDS)	\
+	X(timeouts, login_deadline, login_deadline, 300, 1, 86400, SECONDS) \
+	X(timeouts, write_stall, write_stall_timeout, 300, 1, 86400, SECONDS) \
 	X(timeouts, shutdown_grace, shutdown_grace, 10, 0, 3600, SECONDS) \
 	X(auth, lockout_failures, lockout_failures, 10, 1, 1000, COUNT)	\
 	X(auth, lockout_window, lockout_window, 900, 1, 86400, SECONDS)	\

@@ -2,9 +2,14 @@
  * conn: one client connection on one worker: its bufferevent (plain, TLS,
  * or TLS over plain after STARTTLS), its input buffer, its limits and
  * timeouts, and the protocol session riding on it. Only the worker that
- * accepted a connection touches it. A connection is never freed inside
- * its own callbacks: closing marks it, and a zero-delay event frees it on
- * the next loop turn.
+ * accepted a connection touches it.
+ *
+ * The connection owns the session's lifetime, for every protocol: a
+ * session is freed (ops->close) only from the connection's own free event,
+ * after the loop turn that closed it, never inside one of its callbacks;
+ * and not before every callback it waits for (net_conn_wait) has arrived.
+ * Input is fed to the session only while nothing holds it back: the
+ * session's own pause, a wait, a delay, or replies piling up unread.
  */
 #include "net/net_int.h"
 
@@ -26,6 +31,14 @@
  * many over the limit they are dropped without a word. */
 #define REFUSE_SLACK 64
 
+/* Why input is not fed to the session (net_conn.pauses). */
+enum pause_reason {
+	PAUSE_SESSION = 1 << 0,	/* net_conn_pause(): a command runs */
+	PAUSE_WAIT = 1 << 1,	/* net_conn_wait(): a callback will come */
+	PAUSE_DELAY = 1 << 2,	/* net_conn_delay(): slowed down */
+	PAUSE_OUTPUT = 1 << 3,	/* replies pile up unread */
+};
+
 struct net_conn {
 	struct worker *w;
 	struct net_runtime *rt;
@@ -38,21 +51,28 @@ struct net_conn {
 	struct sockaddr_storage addr;
 	struct event *free_ev;
 	struct event *resume_ev;	/* re-feeds input() after a pause */
+	struct event *delay_ev;		/* ends a net_conn_delay() */
+	struct event *deadline_ev;	/* the login deadline */
 	struct net_conn *prev, *next;
+	unsigned pauses;	/* enum pause_reason bits */
+	unsigned waits;		/* callbacks the session waits for */
 	bool is_tls;
 	bool is_handshaking;
 	bool is_counted;	/* holds a slot in the limits */
 	bool is_closing;
 	bool is_tls_shut;	/* close_notify sent */
 	bool has_starttls;	/* STARTTLS began inside input() */
-	bool is_paused;		/* the session waits: no input() */
 	bool has_unfed;		/* a pause left parsed-later bytes in in */
+	bool is_logged_in;	/* net_conn_logged_in() */
+	bool is_transport_gone;	/* socket closed; the session still waits */
 	char sid[24];
 	char peer[INET6_ADDRSTRLEN];
 };
 
 static void on_read(struct bufferevent *bev, void *arg);
 static void on_resume(evutil_socket_t fd, short what, void *arg);
+static void on_delay_over(evutil_socket_t fd, short what, void *arg);
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 
@@ -64,11 +84,25 @@ secs(uint64_t n)
 	return tv;
 }
 
+/* Whether the protocol logs users in (the login timeouts apply). Port 25
+ * serves other servers, which never log in. */
+static bool
+has_login(const struct net_conn *c)
+{
+	return c->listener->proto == CONFIG_PROTO_IMAP ||
+	    c->listener->proto == CONFIG_PROTO_POP3 ||
+	    c->listener->proto == CONFIG_PROTO_SUBMISSION;
+}
+
 static uint64_t
 proto_timeout(const struct net_conn *c)
 {
 	const struct config *cfg = c->rt->cfg;
 
+	/* RFC 9051 §5.4: the autologout timer may be shorter before
+	 * authentication; the same holds for POP3 and submission. */
+	if (has_login(c) && !c->is_logged_in)
+		return cfg->prelogin_timeout;
 	switch (c->listener->proto) {
 	case CONFIG_PROTO_IMAP:
 		return cfg->imap_timeout;
@@ -82,10 +116,13 @@ proto_timeout(const struct net_conn *c)
 static void
 timeouts_set(struct net_conn *c)
 {
-	struct timeval tv = secs(c->is_handshaking ?
+	struct timeval rd = secs(c->is_handshaking ?
 	    c->rt->cfg->tls_handshake_timeout : proto_timeout(c));
+	/* A client that stops reading our replies holds its slot only this
+	 * long (the read timeout sleeps while input is paused). */
+	struct timeval wr = secs(c->rt->cfg->write_stall_timeout);
 
-	bufferevent_set_timeouts(c->bev, &tv, NULL);
+	bufferevent_set_timeouts(c->bev, &rd, &wr);
 }
 
 static void
@@ -97,12 +134,14 @@ callbacks_set(struct net_conn *c)
 	timeouts_set(c);
 }
 
+static void conn_free(struct net_conn *c, bool is_forced);
+
 static void
 on_free(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
-	net_conn_free(arg);
+	conn_free(arg, false);
 }
 
 /* Bytes queued for the client, in every layer. */
@@ -163,7 +202,8 @@ net_conn_accept(struct worker *w, size_t li, evutil_socket_t fd,
 	c->ops = ops;
 	memcpy(&c->addr, sa, (size_t)salen);
 	refusal = conn_limits_take(srv->limits, &c->addr,
-	    rt->cfg->max_connections, rt->cfg->max_connections_per_ip);
+	    (unsigned)rt->cfg->ipv6_prefix, rt->cfg->max_connections,
+	    rt->cfg->max_connections_per_ip);
 	c->is_counted = refusal == NULL;
 	c->refusal = refusal;
 	snprintf(c->sid, sizeof(c->sid), "%04x%06llx", srv->sid_prefix,
@@ -176,6 +216,8 @@ net_conn_accept(struct worker *w, size_t li, evutil_socket_t fd,
 		    c->peer, sizeof(c->peer));
 	c->free_ev = event_new(w->base, -1, 0, on_free, c);
 	c->resume_ev = event_new(w->base, -1, 0, on_resume, c);
+	c->delay_ev = evtimer_new(w->base, on_delay_over, c);
+	c->deadline_ev = evtimer_new(w->base, on_deadline, c);
 	/* Room for one full line, or a chunk of a message body. */
 	cap = rt->cfg->line_length * 2;
 	buf_init(&c->in, cap < 65536 ? 65536 : cap);
@@ -210,30 +252,47 @@ net_conn_accept(struct worker *w, size_t li, evutil_socket_t fd,
 	log_info(c->sid, "net.connect listener=%s peer=%s%s%s", l->name,
 	    c->peer, refusal ? " refused=\"" : "", refusal ? refusal : "");
 	callbacks_set(c);
+	if (has_login(c) && refusal == NULL) {
+		struct timeval tv = secs(rt->cfg->login_deadline);
+
+		evtimer_add(c->deadline_ev, &tv);
+	}
 	if (!c->is_handshaking)
 		conn_ready(c);
+}
+
+/* Feeds in to the session once. Returns false when the session started
+ * TLS (what followed the command in plaintext is thrown away, RFC 3207
+ * §4.2) and the caller must stop. */
+static bool
+feed(struct net_conn *c)
+{
+	c->ops->input(c->session, c, &c->in);
+	if (c->has_starttls) {
+		c->has_starttls = false;
+		buf_clear(&c->in);
+		return false;
+	}
+	return true;
 }
 
 static void
 on_read(struct bufferevent *bev, void *arg)
 {
 	struct net_conn *c = arg;
-	struct evbuffer *src = bufferevent_get_input(bev);
+	struct evbuffer *src;
 
-	if (c->is_paused)
+	(void)bev;
+	if (!is_net_conn_feeding(c))
 		return;
+	src = bufferevent_get_input(c->bev);
 	/* Bytes left in the buffer by a pause come first. */
 	if (c->has_unfed && c->session != NULL) {
 		c->has_unfed = false;
-		c->ops->input(c->session, c, &c->in);
-		if (c->has_starttls) {
-			c->has_starttls = false;
-			buf_clear(&c->in);
+		if (!feed(c))
 			return;
-		}
 	}
-	while (!c->is_closing && !c->is_paused &&
-	    evbuffer_get_length(src) > 0) {
+	while (is_net_conn_feeding(c) && evbuffer_get_length(src) > 0) {
 		size_t room = buf_room(&c->in);
 		size_t n = evbuffer_get_length(src);
 		char chunk[16384];
@@ -257,14 +316,8 @@ on_read(struct bufferevent *bev, void *arg)
 			buf_clear(&c->in);
 			continue;
 		}
-		c->ops->input(c->session, c, &c->in);
-		if (c->has_starttls) {
-			/* RFC 3207 §4.2: what followed STARTTLS in plaintext
-			 * is thrown away. */
-			c->has_starttls = false;
-			buf_clear(&c->in);
+		if (!feed(c))
 			return;
-		}
 	}
 }
 
@@ -291,27 +344,138 @@ on_resume(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	if (c->is_closing || c->is_paused)
-		return;
 	on_read(c->bev, c);
+}
+
+static void
+pause_set(struct net_conn *c, enum pause_reason why)
+{
+	if (c->pauses == 0 && c->bev != NULL)
+		bufferevent_disable(c->bev, EV_READ);
+	c->pauses |= why;
+	c->has_unfed = true;
+}
+
+static void
+pause_clear(struct net_conn *c, enum pause_reason why)
+{
+	if (!(c->pauses & why))
+		return;
+	c->pauses &= ~(unsigned)why;
+	if (c->pauses != 0 || c->is_closing)
+		return;
+	bufferevent_enable(c->bev, EV_READ);
+	event_active(c->resume_ev, 0, 0);
+}
+
+bool
+is_net_conn_feeding(struct net_conn *c)
+{
+	if (c->is_closing || c->pauses != 0)
+		return false;
+	/* A client that sends commands and never reads the replies must not
+	 * make us queue them without bound: read on once they drain. */
+	if (pending_output(c) >= NET_DRAIN_LOW) {
+		pause_set(c, PAUSE_OUTPUT);
+		return false;
+	}
+	return true;
+}
+
+bool
+is_net_conn_closing(const struct net_conn *c)
+{
+	return c->is_closing;
 }
 
 void
 net_conn_pause(struct net_conn *c)
 {
-	c->is_paused = true;
-	c->has_unfed = true;
-	bufferevent_disable(c->bev, EV_READ);
+	pause_set(c, PAUSE_SESSION);
 }
 
 void
 net_conn_resume(struct net_conn *c)
 {
-	if (!c->is_paused || c->is_closing)
+	pause_clear(c, PAUSE_SESSION);
+}
+
+void
+net_conn_wait(struct net_conn *c)
+{
+	c->waits++;
+	pause_set(c, PAUSE_WAIT);
+}
+
+bool
+net_conn_unwait(struct net_conn *c)
+{
+	if (c->waits == 0)
+		panic("net_conn_unwait without net_conn_wait");
+	c->waits--;
+	if (c->is_closing) {
+		/* The session is freed after this loop turn, once nothing
+		 * more is awaited. */
+		if (c->waits == 0 && c->is_transport_gone)
+			event_active(c->free_ev, 0, 0);
+		return false;
+	}
+	if (c->waits == 0)
+		pause_clear(c, PAUSE_WAIT);
+	return true;
+}
+
+bool
+is_net_conn_waiting(const struct net_conn *c)
+{
+	return c->waits > 0;
+}
+
+static void
+on_delay_over(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pause_clear(arg, PAUSE_DELAY);
+}
+
+void
+net_conn_delay(struct net_conn *c, unsigned ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) *
+	    1000 };
+
+	if (c->is_closing)
 		return;
-	c->is_paused = false;
-	bufferevent_enable(c->bev, EV_READ);
-	event_active(c->resume_ev, 0, 0);
+	pause_set(c, PAUSE_DELAY);
+	evtimer_add(c->delay_ev, &tv);
+}
+
+void
+net_conn_logged_in(struct net_conn *c)
+{
+	c->is_logged_in = true;
+	evtimer_del(c->deadline_ev);
+	if (c->bev != NULL && !c->is_closing)
+		timeouts_set(c);
+}
+
+/* A session that never logs in gets this long in all, however busy it
+ * keeps the connection. */
+static void
+on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct net_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->is_closing)
+		return;
+	log_info(c->sid, "net.timeout during=login seconds=%llu",
+	    (unsigned long long)c->rt->cfg->login_deadline);
+	if (c->session != NULL && !c->is_handshaking)
+		c->ops->timeout(c->session, c);
+	net_conn_close(c);
 }
 
 struct event_base *
@@ -330,6 +494,7 @@ on_write(struct bufferevent *bev, void *arg)
 		close_progress(c);
 		return;
 	}
+	pause_clear(c, PAUSE_OUTPUT);
 	if (c->session != NULL && c->ops->drained != NULL)
 		c->ops->drained(c->session, c);
 }
@@ -349,8 +514,13 @@ on_under_drain(struct evbuffer *out, const struct evbuffer_cb_info *info,
 	struct net_conn *c = arg;
 
 	(void)out;
-	if (info->n_deleted > 0 && c->is_closing)
+	if (info->n_deleted == 0)
+		return;
+	if (c->is_closing)
 		close_progress(c);
+	else if ((c->pauses & PAUSE_OUTPUT) &&
+	    pending_output(c) < NET_DRAIN_LOW)
+		pause_clear(c, PAUSE_OUTPUT);
 }
 
 static void
@@ -375,6 +545,14 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		}
 		if (c->is_handshaking || c->session == NULL) {
 			log_info(c->sid, "net.timeout during=tls_handshake");
+			free_soon(c);
+			return;
+		}
+		if (what & BEV_EVENT_WRITING) {
+			/* Nothing we sent was read for write_stall: a goodbye
+			 * would not be read either. */
+			log_info(c->sid, "net.timeout during=write seconds=%llu",
+			    (unsigned long long)c->rt->cfg->write_stall_timeout);
 			free_soon(c);
 			return;
 		}
@@ -480,24 +658,23 @@ net_conn_starttls(struct net_conn *c)
 	c->is_handshaking = true;
 	c->has_starttls = true;
 	callbacks_set(c);
+	evbuffer_add_cb(bufferevent_get_output(bufferevent_get_underlying(tls)),
+	    on_under_drain, c);
 	return 0;
 }
 
 void
 net_conn_close(struct net_conn *c)
 {
-	struct bufferevent *under;
 	struct timeval tv = secs(CLOSE_FLUSH_SECS);
 
 	if (c->is_closing)
 		return;
 	c->is_closing = true;
+	evtimer_del(c->delay_ev);
+	evtimer_del(c->deadline_ev);
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_set_timeouts(c->bev, NULL, &tv);
-	under = bufferevent_get_underlying(c->bev);
-	if (under != NULL)
-		evbuffer_add_cb(bufferevent_get_output(under), on_under_drain,
-		    c);
 	close_progress(c);
 }
 
@@ -513,25 +690,47 @@ net_conn_close_all(struct worker *w)
 	}
 }
 
-void
-net_conn_free(struct net_conn *c)
+/* Closes the socket and gives back the connection's slot. */
+static void
+transport_release(struct net_conn *c)
 {
-	struct worker *w = c->w;
+	struct bufferevent *under;
 
-	if (c->session != NULL)
-		c->ops->close(c->session);
+	if (c->is_transport_gone)
+		return;
+	c->is_transport_gone = true;
+	c->is_closing = true;
 	if (c->bev != NULL) {
-		struct bufferevent *under = bufferevent_get_underlying(c->bev);
-
+		under = bufferevent_get_underlying(c->bev);
 		/* Callbacks still queued in libevent must not reach c. */
 		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
 		if (under != NULL)
 			evbuffer_remove_cb(bufferevent_get_output(under),
 			    on_under_drain, c);
 		bufferevent_free(c->bev);
+		c->bev = NULL;
 	}
 	if (c->is_counted)
-		conn_limits_drop(w->srv->limits, &c->addr);
+		conn_limits_drop(c->w->srv->limits, &c->addr,
+		    (unsigned)c->rt->cfg->ipv6_prefix);
+	c->is_counted = false;
+	evtimer_del(c->delay_ev);
+	evtimer_del(c->deadline_ev);
+	log_debug(c->sid, "net.close peer=%s", c->peer);
+}
+
+/* Frees c and its session, unless the session still waits for a callback
+ * (then net_conn_unwait() frees it later) or is_forced (worker teardown). */
+static void
+conn_free(struct net_conn *c, bool is_forced)
+{
+	struct worker *w = c->w;
+
+	transport_release(c);
+	if (c->waits > 0 && !is_forced)
+		return;
+	if (c->session != NULL)
+		c->ops->close(c->session);
 	if (c->prev != NULL)
 		c->prev->next = c->next;
 	else
@@ -539,12 +738,19 @@ net_conn_free(struct net_conn *c)
 	if (c->next != NULL)
 		c->next->prev = c->prev;
 	w->nconns--;
-	log_debug(c->sid, "net.close peer=%s", c->peer);
 	event_free(c->free_ev);
 	event_free(c->resume_ev);
+	event_free(c->delay_ev);
+	event_free(c->deadline_ev);
 	buf_deinit(&c->in);
 	net_runtime_release(&c->rt);
 	free(c);
 	if (w->is_stopping && w->nconns == 0)
 		event_base_loopexit(w->base, NULL);
+}
+
+void
+net_conn_free(struct net_conn *c)
+{
+	conn_free(c, true);
 }

@@ -25,9 +25,13 @@ struct conn_limits {
 	struct ip_count *buckets[LIMITS_BUCKETS];
 };
 
-/* IPv4 addresses and IPv4-mapped IPv6 addresses count as the same key. */
+/* IPv4 addresses and IPv4-mapped IPv6 addresses count as the same key.
+ * An IPv6 client counts by its network (the first v6_prefix bits): one
+ * host usually holds a whole /64, so counting single addresses would let
+ * it take every slot. */
 static void
-addr_key(const struct sockaddr_storage *ss, unsigned char key[16])
+addr_key(const struct sockaddr_storage *ss, unsigned v6_prefix,
+    unsigned char key[16])
 {
 	memset(key, 0, 16);
 	if (ss->ss_family == AF_INET) {
@@ -40,6 +44,10 @@ addr_key(const struct sockaddr_storage *ss, unsigned char key[16])
 		const struct sockaddr_in6 *sin6 = (const void *)ss;
 
 		memcpy(key, &sin6->sin6_addr, 16);
+		if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr) || v6_prefix >= 128)
+			return;
+		for (unsigned bit = v6_prefix; bit < 128; bit++)
+			key[bit / 8] &= (unsigned char)~(0x80u >> (bit % 8));
 	}
 }
 
@@ -84,14 +92,14 @@ conn_limits_free(struct conn_limits **limp)
 
 const char *
 conn_limits_take(struct conn_limits *lim, const struct sockaddr_storage *addr,
-    uint64_t max_total, uint64_t max_per_ip)
+    unsigned v6_prefix, uint64_t max_total, uint64_t max_per_ip)
 {
 	unsigned char key[16];
 	struct ip_count *e;
 	const char *refusal = NULL;
 	size_t h;
 
-	addr_key(addr, key);
+	addr_key(addr, v6_prefix, key);
 	h = addr_hash(key);
 	pthread_mutex_lock(&lim->mu);
 	for (e = lim->buckets[h]; e != NULL; e = e->next) {
@@ -118,13 +126,14 @@ conn_limits_take(struct conn_limits *lim, const struct sockaddr_storage *addr,
 }
 
 void
-conn_limits_drop(struct conn_limits *lim, const struct sockaddr_storage *addr)
+conn_limits_drop(struct conn_limits *lim, const struct sockaddr_storage *addr,
+    unsigned v6_prefix)
 {
 	unsigned char key[16];
 	struct ip_count **pe;
 	size_t h;
 
-	addr_key(addr, key);
+	addr_key(addr, v6_prefix, key);
 	h = addr_hash(key);
 	pthread_mutex_lock(&lim->mu);
 	for (pe = &lim->buckets[h]; *pe != NULL; pe = &(*pe)->next) {

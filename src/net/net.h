@@ -111,17 +111,41 @@ void net_conn_printf(struct net_conn *c, const char *fmt, ...)
  * on. */
 int net_conn_starttls(struct net_conn *c);
 
-/* Stops feeding input() (the session waits for the store or for auth);
- * bytes that arrive meanwhile wait in the connection. */
+/*
+ * Feeding input. input() is called only while nothing holds it back: the
+ * session's own pause, a wait, a delay, or replies piling up unread (at
+ * least NET_DRAIN_LOW bytes queued: reading resumes once they drain).
+ * Bytes that arrive meanwhile wait in the connection; when input resumes
+ * they are fed first, on a later loop turn. A session's input() loops
+ * "while (is_net_conn_feeding(c))" so that it stops at once after a
+ * QUIT, a pause or a delay, even with more commands in the buffer.
+ */
+bool is_net_conn_feeding(struct net_conn *c);
+/* Whether net_conn_close() was called or the client went away. */
+bool is_net_conn_closing(const struct net_conn *c);
+/* The session stops reading while a command runs, and reads on. */
 void net_conn_pause(struct net_conn *c);
-/* Feeds input() again, first with what is already buffered, on the next
- * loop turn. */
 void net_conn_resume(struct net_conn *c);
+/* The session is about to hand itself to a callback (auth, the store):
+ * input stops until the callback calls net_conn_unwait(). The session is
+ * never freed while a callback is awaited. */
+void net_conn_wait(struct net_conn *c);
+/* The first call of such a callback. Returns true to carry on; false when
+ * the connection closed meanwhile: return at once without writing (the
+ * session is still valid and is freed after this loop turn). */
+bool net_conn_unwait(struct net_conn *c);
+bool is_net_conn_waiting(const struct net_conn *c);
+/* Reads nothing for ms milliseconds (a tarpit for clients that keep
+ * erring). The timer belongs to the connection and dies with it. */
+void net_conn_delay(struct net_conn *c, unsigned ms);
+/* The user logged in: the idle timeout becomes the protocol's own, and
+ * the login deadline ([timeouts] prelogin, login_deadline) ends. */
+void net_conn_logged_in(struct net_conn *c);
 /* The event loop of the connection's worker, for asynchronous calls. */
 struct event_base *net_conn_base(const struct net_conn *c);
 
 /* Sends what is queued, then closes. No callback of the session runs
- * afterwards except close(). */
+ * afterwards except close(), on a later loop turn. */
 void net_conn_close(struct net_conn *c);
 
 /* Writes a new self-signed certificate (RSA 2048, SHA-256, valid ten

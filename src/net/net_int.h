@@ -56,14 +56,15 @@ struct conn_limits;
 
 struct conn_limits *conn_limits_new(void);
 void conn_limits_free(struct conn_limits **lim);
-/* Counts a new connection from addr. Returns NULL when accepted, or the
- * reason (a sentence) when a limit is reached; nothing is counted then. */
+/* Counts a new connection from addr; IPv6 addresses count by their first
+ * v6_prefix bits. Returns NULL when accepted, or the reason (a sentence)
+ * when a limit is reached; nothing is counted then. */
 const char *conn_limits_take(struct conn_limits *lim,
-    const struct sockaddr_storage *addr, uint64_t max_total,
-    uint64_t max_per_ip);
-/* Releases what conn_limits_take() counted for addr. */
+    const struct sockaddr_storage *addr, unsigned v6_prefix,
+    uint64_t max_total, uint64_t max_per_ip);
+/* Releases what conn_limits_take() counted for addr (same v6_prefix). */
 void conn_limits_drop(struct conn_limits *lim,
-    const struct sockaddr_storage *addr);
+    const struct sockaddr_storage *addr, unsigned v6_prefix);
 /* Connections counted in total. */
 uint64_t conn_limits_total(struct conn_limits *lim);
 

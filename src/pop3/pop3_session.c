@@ -27,11 +27,11 @@
 #define STREAM_CHUNK 65536
 
 enum pop3_state {
-	POP3_STATE_AUTHORIZATION,
-	POP3_STATE_TRANSACTION,
-	POP3_STATE_WAIT,	/* auth, the store, or a stream in progress */
-	POP3_STATE_SASL,	/* reading SASL responses */
-	POP3_STATE_UPDATE,
+	POP3_STATE_AUTHORIZATION = 1 << 0,
+	POP3_STATE_TRANSACTION = 1 << 1,
+	POP3_STATE_WAIT = 1 << 2,	/* auth, the store, or a stream */
+	POP3_STATE_SASL = 1 << 3,	/* reading SASL responses */
+	POP3_STATE_UPDATE = 1 << 4,
 };
 
 struct pop3_msg {
@@ -57,7 +57,7 @@ struct pop3_stream {
 };
 
 struct pop3_session {
-	struct net_conn *conn;	/* NULL once gone */
+	struct net_conn *conn;
 	struct event_base *base;
 	struct pop3_ctx *ctx;
 	const struct config *cfg;
@@ -65,10 +65,6 @@ struct pop3_session {
 	enum pop3_state state;
 	struct line_reader reader;
 	unsigned errors;
-	bool is_paused;
-	bool is_output_full;	/* paused until the replies drain */
-	bool is_waiting;	/* a callback from auth or the store will come */
-	bool is_gone;		/* the connection closed while waiting */
 	bool has_starttls;
 	char *user;		/* from USER */
 	struct auth_sasl *sasl;
@@ -82,7 +78,34 @@ struct pop3_session {
 	struct pop3_stream stream;
 };
 
-static void pop3_session_free(struct pop3_session *s);
+/* A command: the states it is valid in and its handler, which gets the
+ * argument text (NULL when there is none). */
+struct pop3_cmd {
+	const char *name;
+	unsigned states;
+	void (*run)(struct pop3_session *s, const char *arg);
+};
+
+static const char *
+state_name(enum pop3_state st)
+{
+	switch (st) {
+	case POP3_STATE_AUTHORIZATION: return "authorization";
+	case POP3_STATE_TRANSACTION: return "transaction";
+	case POP3_STATE_WAIT: return "wait";
+	case POP3_STATE_SASL: return "sasl";
+	case POP3_STATE_UPDATE: return "update";
+	}
+	return "?";
+}
+
+static void
+pop3_set_state(struct pop3_session *s, enum pop3_state to)
+{
+	log_trace(s->sid, "pop3.state from=%s to=%s", state_name(s->state),
+	    state_name(to));
+	s->state = to;
+}
 
 static void
 pop3_reply(struct pop3_session *s, const char *fmt, ...)
@@ -124,20 +147,6 @@ pop3_error(struct pop3_session *s, const char *fmt, ...)
 		pop3_reply(s, "-ERR Too many errors, closing connection");
 		net_conn_close(s->conn);
 	}
-}
-
-static void
-pop3_pause(struct pop3_session *s)
-{
-	s->is_paused = true;
-	net_conn_pause(s->conn);
-}
-
-static void
-pop3_resume(struct pop3_session *s)
-{
-	s->is_paused = false;
-	net_conn_resume(s->conn);
 }
 
 static bool
@@ -331,8 +340,8 @@ stream_pump(struct pop3_session *s)
 				net_conn_write(s->conn, "\r\n", 2);
 			net_conn_write(s->conn, ".\r\n", 3);
 			stream_end(s);
-			s->state = POP3_STATE_TRANSACTION;
-			pop3_resume(s);
+			pop3_set_state(s, POP3_STATE_TRANSACTION);
+			net_conn_resume(s->conn);
 			return;
 		}
 	}
@@ -363,19 +372,20 @@ stream_start(struct pop3_session *s, struct pop3_msg *m, bool is_top,
 		pop3_reply(s, "+OK Top of message follows");
 	else
 		pop3_reply(s, "+OK %llu octets", (unsigned long long)m->size);
-	s->state = POP3_STATE_WAIT;
-	pop3_pause(s);
+	pop3_set_state(s, POP3_STATE_WAIT);
+	net_conn_pause(s->conn);
 	stream_pump(s);
 }
 
 /* ---- Commands ---------------------------------------------------------- */
 
 static void
-cmd_capa(struct pop3_session *s)
+cmd_capa(struct pop3_session *s, const char *arg)
 {
 	const char *mechs = s->ctx->auth ? auth_mechanisms(s->ctx->auth,
 	    is_plain_ok(s)) : "";
 
+	(void)arg;
 	pop3_reply(s, "+OK Capability list follows");
 	pop3_reply(s, "TOP");
 	if (s->state == POP3_STATE_AUTHORIZATION && is_plain_ok(s))
@@ -401,8 +411,9 @@ cmd_capa(struct pop3_session *s)
 }
 
 static void
-cmd_stls(struct pop3_session *s)
+cmd_stls(struct pop3_session *s, const char *arg)
 {
+	(void)arg;
 	if (!can_stls(s)) {
 		pop3_error(s, "-ERR TLS is already active or not offered here");
 		return;
@@ -419,28 +430,32 @@ cmd_stls(struct pop3_session *s)
 	s->has_starttls = true;
 }
 
+/* Logged in and the maildrop taken: number the messages and say so. */
 static void
-retention_apply_done(void *arg, const struct store_change_result *r)
+login_finish(struct pop3_session *s)
 {
-	struct pop3_session *s = arg;
-
-	(void)r;
-	s->is_waiting = false;
-	if (s->is_gone) {
-		pop3_session_free(s);
-		return;
-	}
 	if (maildrop_load(s) < 0) {
 		pop3_reply(s, "-ERR [SYS/TEMP] Cannot open the mailbox, try "
 		    "again later");
 		net_conn_close(s->conn);
 		return;
 	}
-	s->state = POP3_STATE_TRANSACTION;
+	pop3_set_state(s, POP3_STATE_TRANSACTION);
+	net_conn_logged_in(s->conn);
 	log_info(s->sid, "pop3.login user=<%s> messages=%zu", s->id.address,
 	    s->nmsgs);
 	pop3_reply(s, "+OK Logged in, %zu messages", s->nmsgs);
-	pop3_resume(s);
+}
+
+static void
+retention_applied(void *arg, const struct store_change_result *r)
+{
+	struct pop3_session *s = arg;
+
+	(void)r;
+	if (!net_conn_unwait(s->conn))
+		return;
+	login_finish(s);
 }
 
 /* The account proved who it is: take the maildrop, apply the retention
@@ -462,8 +477,7 @@ login_continue(struct pop3_session *s)
 		    s->id.address);
 		pop3_reply(s, "-ERR [IN-USE] Mailbox already in use by another "
 		    "POP3 session");
-		s->state = POP3_STATE_AUTHORIZATION;
-		pop3_resume(s);
+		pop3_set_state(s, POP3_STATE_AUTHORIZATION);
 		return;
 	}
 	s->holds_maildrop = true;
@@ -474,8 +488,7 @@ login_continue(struct pop3_session *s)
 	}
 	if (s->retention_days == 0 || store_mailbox_get(s->ctx->store,
 	    s->id.account, "INBOX", &mb, &err) < 0) {
-		s->is_waiting = true;
-		retention_apply_done(s, NULL);
+		login_finish(s);
 		return;
 	}
 	cutoff = time(NULL) - (time_t)s->retention_days * 86400;
@@ -488,7 +501,6 @@ login_continue(struct pop3_session *s)
 			expired[nexpired++] = list[i].uid;
 	}
 	store_msg_list_free(&list, n);
-	s->is_waiting = true;
 	if (nexpired > 0) {
 		struct store_change c = {
 			.mailbox = mb.id,
@@ -500,7 +512,8 @@ login_continue(struct pop3_session *s)
 		log_info(s->sid, "pop3.retention user=<%s> expunged=%zu "
 		    "days=%u", s->id.address, nexpired, s->retention_days);
 		if (store_change_submit(s->ctx->store, &c, s->base,
-		    retention_apply_done, s) == 0) {
+		    retention_applied, s) == 0) {
+			net_conn_wait(s->conn);
 			free(expired);
 			store_mailbox_deinit(&mb);
 			return;
@@ -508,7 +521,7 @@ login_continue(struct pop3_session *s)
 	}
 	free(expired);
 	store_mailbox_deinit(&mb);
-	retention_apply_done(s, NULL);
+	login_finish(s);
 }
 
 static void
@@ -517,13 +530,10 @@ on_auth_done(void *arg, enum auth_result result,
 {
 	struct pop3_session *s = arg;
 
-	s->is_waiting = false;
-	if (s->is_gone) {
-		pop3_session_free(s);
+	if (!net_conn_unwait(s->conn))
 		return;
-	}
 	auth_sasl_free(&s->sasl);
-	s->state = POP3_STATE_AUTHORIZATION;
+	pop3_set_state(s, POP3_STATE_AUTHORIZATION);
 	switch (result) {
 	case AUTH_OK:
 		s->id = *id;
@@ -545,7 +555,6 @@ on_auth_done(void *arg, enum auth_result result,
 		pop3_error(s, "-ERR [AUTH] Authentication failed");
 		break;
 	}
-	pop3_resume(s);
 }
 
 static void
@@ -577,11 +586,14 @@ cmd_pass(struct pop3_session *s, const char *arg)
 		    "over TLS");
 		return;
 	}
-	s->state = POP3_STATE_WAIT;
-	s->is_waiting = true;
-	pop3_pause(s);
-	auth_login(s->ctx->auth, s->user, arg ? arg : "", AUTH_PROTO_POP3,
-	    net_conn_peer(s->conn), s->sid, s->base, on_auth_done, s);
+	if (auth_login(s->ctx->auth, s->user, arg ? arg : "", AUTH_PROTO_POP3,
+	    net_conn_peer(s->conn), s->sid, s->base, on_auth_done, s) == 0) {
+		pop3_set_state(s, POP3_STATE_WAIT);
+		net_conn_wait(s->conn);
+	} else {
+		pop3_reply(s, "-ERR [SYS/TEMP] Temporary failure, try again "
+		    "later");
+	}
 	free(s->user);
 	s->user = NULL;
 }
@@ -592,20 +604,17 @@ sasl_feed(struct pop3_session *s, const char *b64, size_t len)
 	const char *challenge;
 	enum auth_step step;
 
-	s->is_waiting = true;
 	step = auth_sasl_step(s->sasl, b64, len, &challenge, s->base,
 	    on_auth_done, s);
 	if (step == AUTH_STEP_CHALLENGE) {
-		s->is_waiting = false;
-		s->state = POP3_STATE_SASL;
+		pop3_set_state(s, POP3_STATE_SASL);
 		pop3_reply(s, "+ %s", challenge);
 	} else if (step == AUTH_STEP_WAIT) {
-		s->state = POP3_STATE_WAIT;
-		pop3_pause(s);
+		pop3_set_state(s, POP3_STATE_WAIT);
+		net_conn_wait(s->conn);
 	} else {
-		s->is_waiting = false;
 		auth_sasl_free(&s->sasl);
-		s->state = POP3_STATE_AUTHORIZATION;
+		pop3_set_state(s, POP3_STATE_AUTHORIZATION);
 		pop3_error(s, "-ERR Cannot decode the response");
 	}
 }
@@ -653,16 +662,17 @@ cmd_auth(struct pop3_session *s, const char *arg)
 		sasl_feed(s, sp + 1, strlen(sp + 1));
 		return;
 	}
-	s->state = POP3_STATE_SASL;
+	pop3_set_state(s, POP3_STATE_SASL);
 	pop3_reply(s, "+ %s", auth_sasl_first_challenge(s->sasl));
 }
 
 static void
-cmd_stat(struct pop3_session *s)
+cmd_stat(struct pop3_session *s, const char *arg)
 {
 	size_t n = 0;
 	uint64_t size = 0;
 
+	(void)arg;
 	for (size_t i = 0; i < s->nmsgs; i++) {
 		if (!s->msgs[i].is_deleted) {
 			n++;
@@ -727,17 +737,12 @@ cmd_top(struct pop3_session *s, const char *arg)
 	stream_start(s, m, true, lines);
 }
 
+/* The end of UPDATE: the last reply, then the connection closes. */
 static void
-on_update_done(void *arg, const struct store_change_result *r)
+update_reply(struct pop3_session *s, const struct store_change_result *r)
 {
-	struct pop3_session *s = arg;
 	size_t deleted = 0;
 
-	s->is_waiting = false;
-	if (s->is_gone) {
-		pop3_session_free(s);
-		return;
-	}
 	for (size_t i = 0; i < s->nmsgs; i++)
 		deleted += s->msgs[i].is_deleted;
 	if (r != NULL && r->err != STORE_OK) {
@@ -753,14 +758,26 @@ on_update_done(void *arg, const struct store_change_result *r)
 }
 
 static void
+on_update_done(void *arg, const struct store_change_result *r)
+{
+	struct pop3_session *s = arg;
+
+	if (!net_conn_unwait(s->conn))
+		return;
+	update_reply(s, r);
+}
+
+static void
 retrieved_noted(void *arg, const struct store_change_result *r)
 {
 	struct pop3_session *s = arg;
 	uint32_t *uids;
 	size_t n = 0;
 
-	/* QUIT was given: deletions happen even if the client is gone. */
+	/* QUIT was given: deletions happen even if the client is gone
+	 * (the session stays until the last awaited callback). */
 	(void)r;
+	(void)net_conn_unwait(s->conn);
 	uids = xcalloc(s->nmsgs ? s->nmsgs : 1, sizeof(*uids));
 	for (size_t i = 0; i < s->nmsgs; i++) {
 		if (s->msgs[i].is_deleted)
@@ -776,16 +793,17 @@ retrieved_noted(void *arg, const struct store_change_result *r)
 
 		if (store_change_submit(s->ctx->store, &c, s->base,
 		    on_update_done, s) == 0) {
+			net_conn_wait(s->conn);
 			free(uids);
 			return;
 		}
 		free(uids);
-		on_update_done(s, &(struct store_change_result){
+		update_reply(s, &(struct store_change_result){
 		    .err = STORE_TEMP });
 		return;
 	}
 	free(uids);
-	on_update_done(s, NULL);
+	update_reply(s, NULL);
 }
 
 /* RFC 1939 §6: the UPDATE state, only after QUIT. */
@@ -795,9 +813,7 @@ cmd_quit_update(struct pop3_session *s)
 	uint32_t *uids = xcalloc(s->nmsgs ? s->nmsgs : 1, sizeof(*uids));
 	size_t n = 0;
 
-	s->state = POP3_STATE_UPDATE;
-	pop3_pause(s);
-	s->is_waiting = true;
+	pop3_set_state(s, POP3_STATE_UPDATE);
 	/* Retrieved, kept messages: the retention policy counts from now. */
 	for (size_t i = 0; i < s->nmsgs; i++) {
 		if (s->msgs[i].is_retrieved && !s->msgs[i].is_deleted)
@@ -813,95 +829,139 @@ cmd_quit_update(struct pop3_session *s)
 
 		if (store_change_submit(s->ctx->store, &c, s->base,
 		    retrieved_noted, s) == 0) {
+			net_conn_wait(s->conn);
 			free(uids);
 			return;
 		}
 	}
 	free(uids);
+	net_conn_wait(s->conn);
 	retrieved_noted(s, NULL);
 }
 
-static bool
-is_cmd(const char *line, size_t len, const char *cmd, const char **arg)
+static void
+cmd_quit(struct pop3_session *s, const char *arg)
 {
-	size_t n = strlen(cmd);
+	(void)arg;
+	if (s->state == POP3_STATE_TRANSACTION) {
+		cmd_quit_update(s);
+		return;
+	}
+	pop3_reply(s, "+OK postern signing off");
+	net_conn_close(s->conn);
+}
 
-	if (len < n || strncasecmp(line, cmd, n) != 0 ||
-	    (len > n && line[n] != ' '))
-		return false;
-	*arg = len > n ? line + n + 1 : NULL;
-	return true;
+static void
+cmd_noop(struct pop3_session *s, const char *arg)
+{
+	(void)arg;
+	pop3_reply(s, "+OK");
+}
+
+static void
+cmd_list_sizes(struct pop3_session *s, const char *arg)
+{
+	cmd_list(s, arg, false);
+}
+
+static void
+cmd_uidl(struct pop3_session *s, const char *arg)
+{
+	cmd_list(s, arg, true);
+}
+
+static void
+cmd_retr(struct pop3_session *s, const char *arg)
+{
+	struct pop3_msg *m = msg_arg(s, arg);
+
+	if (m != NULL) {
+		m->is_retrieved = true;
+		stream_start(s, m, false, 0);
+	}
+}
+
+static void
+cmd_dele(struct pop3_session *s, const char *arg)
+{
+	struct pop3_msg *m = msg_arg(s, arg);
+
+	if (m != NULL) {
+		m->is_deleted = true;
+		pop3_reply(s, "+OK Message %zu deleted",
+		    (size_t)(m - s->msgs) + 1);
+	}
+}
+
+static void
+cmd_rset(struct pop3_session *s, const char *arg)
+{
+	(void)arg;
+	for (size_t i = 0; i < s->nmsgs; i++)
+		s->msgs[i].is_deleted = false;
+	pop3_reply(s, "+OK");
+}
+
+#define AUTHZ POP3_STATE_AUTHORIZATION
+#define TRANS POP3_STATE_TRANSACTION
+
+static const struct pop3_cmd commands[] = {
+	{ "CAPA", AUTHZ | TRANS, cmd_capa },
+	{ "QUIT", AUTHZ | TRANS, cmd_quit },
+	{ "STLS", AUTHZ, cmd_stls },
+	{ "USER", AUTHZ, cmd_user },
+	{ "PASS", AUTHZ, cmd_pass },
+	{ "AUTH", AUTHZ, cmd_auth },
+	{ "NOOP", TRANS, cmd_noop },
+	{ "STAT", TRANS, cmd_stat },
+	{ "LIST", TRANS, cmd_list_sizes },
+	{ "UIDL", TRANS, cmd_uidl },
+	{ "RETR", TRANS, cmd_retr },
+	{ "TOP", TRANS, cmd_top },
+	{ "DELE", TRANS, cmd_dele },
+	{ "RSET", TRANS, cmd_rset },
+};
+
+/* The command a line names: the keyword, then nothing or a space and the
+ * argument (RFC 1939 §3; keywords are case-insensitive). */
+static const struct pop3_cmd *
+cmd_find(const char *line, size_t len, const char **arg_out)
+{
+	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
+		size_t n = strlen(commands[i].name);
+
+		if (len < n || strncasecmp(line, commands[i].name, n) != 0 ||
+		    (len > n && line[n] != ' '))
+			continue;
+		*arg_out = len > n ? line + n + 1 : NULL;
+		return &commands[i];
+	}
+	return NULL;
 }
 
 static void
 pop3_line(struct pop3_session *s, char *line, size_t len)
 {
+	const struct pop3_cmd *cmd;
 	const char *arg;
 
 	if (s->state == POP3_STATE_SASL) {
 		if (len == 1 && line[0] == '*') {
 			auth_sasl_free(&s->sasl);
-			s->state = POP3_STATE_AUTHORIZATION;
+			pop3_set_state(s, POP3_STATE_AUTHORIZATION);
 			pop3_error(s, "-ERR Authentication cancelled");
 			return;
 		}
 		sasl_feed(s, line, len);
 		return;
 	}
-	if (is_cmd(line, len, "CAPA", &arg)) {
-		cmd_capa(s);
-	} else if (is_cmd(line, len, "QUIT", &arg)) {
-		if (s->state == POP3_STATE_TRANSACTION) {
-			cmd_quit_update(s);
-			return;
-		}
-		pop3_reply(s, "+OK postern signing off");
-		net_conn_close(s->conn);
-	} else if (is_cmd(line, len, "NOOP", &arg) &&
-	    s->state == POP3_STATE_TRANSACTION) {
-		pop3_reply(s, "+OK");
-	} else if (s->state == POP3_STATE_AUTHORIZATION) {
-		if (is_cmd(line, len, "STLS", &arg))
-			cmd_stls(s);
-		else if (is_cmd(line, len, "USER", &arg))
-			cmd_user(s, arg);
-		else if (is_cmd(line, len, "PASS", &arg))
-			cmd_pass(s, arg);
-		else if (is_cmd(line, len, "AUTH", &arg))
-			cmd_auth(s, arg);
-		else
-			pop3_error(s, "-ERR Unknown command, or not before "
-			    "login");
-	} else if (is_cmd(line, len, "STAT", &arg)) {
-		cmd_stat(s);
-	} else if (is_cmd(line, len, "LIST", &arg)) {
-		cmd_list(s, arg, false);
-	} else if (is_cmd(line, len, "UIDL", &arg)) {
-		cmd_list(s, arg, true);
-	} else if (is_cmd(line, len, "RETR", &arg)) {
-		struct pop3_msg *m = msg_arg(s, arg);
-
-		if (m != NULL) {
-			m->is_retrieved = true;
-			stream_start(s, m, false, 0);
-		}
-	} else if (is_cmd(line, len, "TOP", &arg)) {
-		cmd_top(s, arg);
-	} else if (is_cmd(line, len, "DELE", &arg)) {
-		struct pop3_msg *m = msg_arg(s, arg);
-
-		if (m != NULL) {
-			m->is_deleted = true;
-			pop3_reply(s, "+OK Message %zu deleted",
-			    (size_t)(m - s->msgs) + 1);
-		}
-	} else if (is_cmd(line, len, "RSET", &arg)) {
-		for (size_t i = 0; i < s->nmsgs; i++)
-			s->msgs[i].is_deleted = false;
-		pop3_reply(s, "+OK");
-	} else {
+	cmd = cmd_find(line, len, &arg);
+	if (cmd != NULL && (cmd->states & s->state))
+		cmd->run(s, arg);
+	else if (s->state == POP3_STATE_AUTHORIZATION)
+		pop3_error(s, "-ERR Unknown command, or not before login");
+	else
 		pop3_error(s, "-ERR Unknown command");
-	}
 }
 
 static void *
@@ -914,6 +974,7 @@ pop3_session_open(struct net_conn *c)
 	s->cfg = net_conn_config(c);
 	snprintf(s->sid, sizeof(s->sid), "%s", net_conn_sid(c));
 	s->base = net_conn_base(c);
+	s->state = POP3_STATE_AUTHORIZATION;
 	s->stream.fd = -1;
 	/* RFC 2449 §4: commands up to 255 octets; we allow the configured
 	 * line length, SASL responses being longer. */
@@ -929,18 +990,12 @@ pop3_session_input(void *arg, struct net_conn *c, struct buf *in)
 	const char *line;
 	size_t len;
 
-	(void)c;
-	while (!s->is_paused) {
+	/* is_net_conn_feeding() also stops a client that pipelines and
+	 * never reads from making us queue its replies without bound. */
+	while (is_net_conn_feeding(c)) {
 		enum parse_rc rc;
 		char *copy;
 
-		/* A client that pipelines and never reads must not make us
-		 * queue its replies without bound. */
-		if (net_conn_pending(s->conn) >= NET_DRAIN_LOW) {
-			s->is_output_full = true;
-			pop3_pause(s);
-			break;
-		}
 		rc = line_reader_next(&s->reader, in, &line, &len);
 		if (rc == PARSE_MORE)
 			break;
@@ -967,12 +1022,8 @@ pop3_session_drained(void *arg, struct net_conn *c)
 	struct pop3_session *s = arg;
 
 	(void)c;
-	if (s->stream.is_active) {
+	if (s->stream.is_active)
 		stream_pump(s);
-	} else if (s->is_output_full) {
-		s->is_output_full = false;
-		pop3_resume(s);
-	}
 }
 
 static void
@@ -990,9 +1041,14 @@ pop3_session_shutdown(void *arg, struct net_conn *c)
 	net_conn_printf(c, "-ERR [SYS/TEMP] Server shutting down\r\n");
 }
 
+/* net calls this once the connection is gone and no callback is awaited
+ * (net.h): nothing else frees a session. A dropped connection never
+ * reaches UPDATE: nothing is deleted. */
 static void
-pop3_session_free(struct pop3_session *s)
+pop3_session_close(void *arg)
 {
+	struct pop3_session *s = arg;
+
 	stream_end(s);
 	if (s->holds_maildrop)
 		maildrop_drop(s->ctx, s->id.account);
@@ -1000,21 +1056,6 @@ pop3_session_free(struct pop3_session *s)
 	free(s->user);
 	free(s->msgs);
 	free(s);
-}
-
-static void
-pop3_session_close(void *arg)
-{
-	struct pop3_session *s = arg;
-
-	/* A dropped connection never reaches UPDATE: nothing is deleted.
-	 * A callback still holding s frees it. */
-	if (s->is_waiting) {
-		s->is_gone = true;
-		s->conn = NULL;
-		return;
-	}
-	pop3_session_free(s);
 }
 
 static void

@@ -38,16 +38,14 @@ on_auth_done(void *arg, enum auth_result result,
 {
 	struct smtp_session *s = arg;
 
-	s->is_waiting = false;
-	if (s->is_gone) {
-		smtp_session_free(s);
+	if (!net_conn_unwait(s->conn))
 		return;
-	}
 	auth_end(s);
 	switch (result) {
 	case AUTH_OK:
 		s->is_authenticated = true;
 		s->id = *id;
+		net_conn_logged_in(s->conn);
 		smtp_reply(s, "235 2.7.0 Authentication successful");
 		break;
 	case AUTH_LOCKED:
@@ -66,7 +64,6 @@ on_auth_done(void *arg, enum auth_result result,
 		smtp_error(s, "535 5.7.8 Authentication credentials invalid");
 		break;
 	}
-	smtp_resume(s);
 }
 
 /* Feeds one SASL message (base64) and acts on the mechanism's answer. */
@@ -76,21 +73,18 @@ auth_feed(struct smtp_session *s, const char *b64, size_t len)
 	const char *challenge;
 	enum auth_step step;
 
-	s->is_waiting = true;
 	step = auth_sasl_step(s->sasl, b64, len, &challenge,
 	    net_conn_base(s->conn), on_auth_done, s);
 	switch (step) {
 	case AUTH_STEP_CHALLENGE:
-		s->is_waiting = false;
 		smtp_set_state(s, SMTP_STATE_AUTH);
 		smtp_reply(s, "334 %s", challenge);
 		break;
 	case AUTH_STEP_WAIT:
 		smtp_set_state(s, SMTP_STATE_WAIT);
-		smtp_pause(s);
+		net_conn_wait(s->conn);
 		break;
 	case AUTH_STEP_MALFORMED:
-		s->is_waiting = false;
 		auth_end(s);
 		smtp_error(s, "501 5.5.2 Cannot decode the response");
 		break;

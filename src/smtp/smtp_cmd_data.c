@@ -249,12 +249,9 @@ on_delivered(void *arg, const struct store_delivery_result *results,
 	struct smtp_session *s = arg;
 	enum store_err err = STORE_OK;
 
-	s->is_waiting = false;
-	if (s->is_gone) {
-		/* The client left while the store worked. */
-		smtp_session_free(s);
+	/* The client may have left while the store worked. */
+	if (!net_conn_unwait(s->conn))
 		return;
-	}
 	for (size_t i = 0; i < n; i++) {
 		if (results[i].err != STORE_OK && err != STORE_OVER_QUOTA)
 			err = results[i].err;
@@ -279,7 +276,6 @@ on_delivered(void *arg, const struct store_delivery_result *results,
 	}
 	smtp_transaction_reset(s);
 	smtp_set_state(s, SMTP_STATE_READY);
-	smtp_resume(s);
 }
 
 /* Does account j of recipient i also appear before it in the envelope? */
@@ -339,19 +335,14 @@ message_end(struct smtp_session *s)
 			    (unsigned long long)s->data.bare_newlines);
 		store_delivery_set_atomic(d);
 		s->delivery = NULL;
-		smtp_set_state(s, SMTP_STATE_WAIT);
-		smtp_pause(s);
-		s->is_waiting = true;
 		if (store_delivery_submit(d, net_conn_base(s->conn),
-		    on_delivered, s) < 0) {
-			s->is_waiting = false;
-			smtp_reply(s, "451 4.3.0 Temporary failure storing "
-			    "the message, try again later");
-			smtp_transaction_reset(s);
-			smtp_set_state(s, SMTP_STATE_READY);
-			smtp_resume(s);
+		    on_delivered, s) == 0) {
+			smtp_set_state(s, SMTP_STATE_WAIT);
+			net_conn_wait(s->conn);
+			return;
 		}
-		return;
+		smtp_reply(s, "451 4.3.0 Temporary failure storing the "
+		    "message, try again later");
 	}
 	s->header_refusal[0] = '\0';
 	smtp_transaction_reset(s);

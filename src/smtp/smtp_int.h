@@ -120,9 +120,6 @@ struct smtp_session {
 	bool is_esmtp;
 	char *helo;
 	unsigned errors;
-	bool is_paused;		/* input stopped: waiting or slowed down */
-	bool is_waiting;	/* a store or auth callback will come */
-	bool is_gone;		/* the connection closed while waiting */
 	bool has_starttls;	/* STARTTLS began in this input() call */
 	/* Authentication. */
 	struct auth_sasl *sasl;
@@ -174,11 +171,6 @@ void smtp_reply(struct smtp_session *s, const char *fmt, ...)
 void smtp_error(struct smtp_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void smtp_set_state(struct smtp_session *s, enum smtp_state to);
-/* Stops and restarts reading commands (net_conn_pause/resume). */
-void smtp_pause(struct smtp_session *s);
-void smtp_resume(struct smtp_session *s);
-/* Frees a session whose connection is gone. */
-void smtp_session_free(struct smtp_session *s);
 /* Forgets the transaction (RSET, after the message). */
 void smtp_transaction_reset(struct smtp_session *s);
 

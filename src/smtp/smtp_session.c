@@ -97,30 +97,6 @@ smtp_reply(struct smtp_session *s, const char *fmt, ...)
 	net_conn_write(s->conn, line, (size_t)n + 2);
 }
 
-static void
-on_slowdown_over(evutil_socket_t fd, short what, void *arg)
-{
-	struct smtp_session *s = arg;
-
-	(void)fd;
-	(void)what;
-	smtp_resume(s);
-}
-
-void
-smtp_pause(struct smtp_session *s)
-{
-	s->is_paused = true;
-	net_conn_pause(s->conn);
-}
-
-void
-smtp_resume(struct smtp_session *s)
-{
-	s->is_paused = false;
-	net_conn_resume(s->conn);
-}
-
 void
 smtp_error(struct smtp_session *s, const char *fmt, ...)
 {
@@ -139,15 +115,10 @@ smtp_error(struct smtp_session *s, const char *fmt, ...)
 		net_conn_close(s->conn);
 		return;
 	}
-	if (s->errors >= SMTP_SLOW_ERRORS) {
-		/* A client that keeps erring waits a second per error from
-		 * here on, which slows down address harvesting. */
-		struct timeval tv = { 1, 0 };
-
-		smtp_pause(s);
-		event_base_once(net_conn_base(s->conn), -1, EV_TIMEOUT,
-		    on_slowdown_over, s, &tv);
-	}
+	/* A client that keeps erring waits a second per error from here
+	 * on, which slows down address harvesting. */
+	if (s->errors >= SMTP_SLOW_ERRORS)
+		net_conn_delay(s->conn, 1000);
 }
 
 void
@@ -335,11 +306,15 @@ smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
 		smtp_reply(s, "454 4.7.0 TLS not available");
 		return;
 	}
-	/* RFC 3207 §4.2: forget everything learned before TLS. */
+	/* RFC 3207 §4.2: forget everything learned before TLS, a login
+	 * included. */
 	smtp_transaction_reset(s);
 	free(s->helo);
 	s->helo = NULL;
 	s->is_esmtp = false;
+	auth_sasl_free(&s->sasl);
+	s->is_authenticated = false;
+	memset(&s->id, 0, sizeof(s->id));
 	smtp_set_state(s, SMTP_STATE_FRESH);
 	line_reader_init(&s->reader, s->reader.max);
 	s->has_starttls = true;
@@ -433,8 +408,7 @@ smtp_session_input(void *arg, struct net_conn *c, struct buf *in)
 	const char *line;
 	size_t len;
 
-	(void)c;
-	while (!s->is_paused) {
+	while (is_net_conn_feeding(c)) {
 		enum parse_rc rc;
 
 		if (s->state & (SMTP_STATE_DATA | SMTP_STATE_BDAT)) {
@@ -482,28 +456,18 @@ smtp_session_shutdown(void *arg, struct net_conn *c)
 	    s->cfg->hostname);
 }
 
-void
-smtp_session_free(struct smtp_session *s)
-{
-	smtp_transaction_reset(s);
-	auth_sasl_free(&s->sasl);
-	buf_deinit(&s->header);
-	free(s->helo);
-	free(s);
-}
-
+/* net calls this once the connection is gone and no callback is awaited
+ * (net.h): nothing else frees a session. */
 static void
 smtp_session_close(void *arg)
 {
 	struct smtp_session *s = arg;
 
-	/* A store or auth callback still holds s: it frees it. */
-	if (s->is_waiting) {
-		s->is_gone = true;
-		s->conn = NULL;
-		return;
-	}
-	smtp_session_free(s);
+	smtp_transaction_reset(s);
+	auth_sasl_free(&s->sasl);
+	buf_deinit(&s->header);
+	free(s->helo);
+	free(s);
 }
 
 static void

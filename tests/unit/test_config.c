@@ -263,6 +263,10 @@ test_config_defaults_match_the_documented_values(void **state)
 	assert_int_equal(cfg->pop3_timeout, 600);
 	assert_int_equal(cfg->tls_handshake_timeout, 30);
 	assert_int_equal(cfg->shutdown_grace, 10);
+	assert_int_equal(cfg->ipv6_prefix, 64);
+	assert_int_equal(cfg->prelogin_timeout, 60);
+	assert_int_equal(cfg->login_deadline, 300);
+	assert_int_equal(cfg->write_stall_timeout, 300);
 	config_free(&cfg);
 }
 
