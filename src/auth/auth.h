@@ -130,6 +130,67 @@ const char *auth_sasl_first_challenge(struct auth_sasl *s);
  * its cb, which must not touch the exchange). */
 void auth_sasl_free(struct auth_sasl **s);
 
+/* ---- SASL exchanges as protocols drive them (auth_exchange.c) -------- */
+
+enum auth_exchange_end {
+	AUTH_X_DONE,		/* the login was decided: see the result */
+	AUTH_X_UNKNOWN_MECH,	/* no such mechanism */
+	AUTH_X_NEEDS_TLS,	/* a mechanism we have, but not before TLS */
+	AUTH_X_MALFORMED,	/* a response was not base64, or not the
+				 * mechanism's form */
+	AUTH_X_CANCELLED,	/* the client sent "*" */
+};
+
+/* How one protocol speaks SASL; each call gets the session. */
+struct auth_exchange_ops {
+	/* Sends a challenge (base64; "334 x", "+ x"); the next line the
+	 * client sends goes to auth_exchange_line(). */
+	void (*challenge)(void *session, const char *b64);
+	/* The result comes later: stop reading (net_conn_wait). */
+	void (*wait)(void *session);
+	/* The first call when it comes: false when the session's connection
+	 * is gone (net_conn_unwait); nothing else is called then. */
+	bool (*resumed)(void *session);
+	/* The exchange is over; result and id (NULL unless AUTH_OK) only
+	 * mean something with AUTH_X_DONE. */
+	void (*end)(void *session, enum auth_exchange_end how,
+	    enum auth_result result, const struct auth_identity *id);
+};
+
+/* Lives in the session; at most one exchange at a time. */
+struct auth_exchange {
+	const struct auth_exchange_ops *ops;
+	void *session;
+	struct auth_sasl *sasl;		/* while active */
+	struct event_base *base;
+};
+
+/* Who asks, for auth_exchange_start(). auth may be NULL (no AUTH here). */
+struct auth_exchange_args {
+	struct auth *auth;
+	bool is_plain_ok;	/* TLS, or allow_plaintext_auth */
+	enum auth_proto proto;
+	const char *peer;
+	const char *sid;
+	struct event_base *base;
+};
+
+void auth_exchange_init(struct auth_exchange *x,
+    const struct auth_exchange_ops *ops, void *session);
+void auth_exchange_deinit(struct auth_exchange *x);
+/* Starts mech (mlen bytes) with the initial response ir (irlen bytes;
+ * NULL when the client gave none). Calls challenge() or wait(), or end()
+ * at once for an unknown mechanism, one not allowed before TLS, or a
+ * malformed initial response. */
+void auth_exchange_start(struct auth_exchange *x,
+    const struct auth_exchange_args *a, const char *mech, size_t mlen,
+    const char *ir, size_t irlen);
+/* Whether the exchange waits for a response line (or for its result). */
+bool is_auth_exchange_active(const struct auth_exchange *x);
+/* A response line from the client, CRLF removed. */
+void auth_exchange_line(struct auth_exchange *x, const char *line,
+    size_t len);
+
 /* ---- Passwords -------------------------------------------------------- */
 
 /* Hashes password with yescrypt. Returns a new crypt(3) string, or NULL

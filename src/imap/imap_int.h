@@ -110,8 +110,7 @@ struct imap_session {
 	unsigned errors;
 	bool is_idle;
 	bool is_starttls_done;
-	struct auth_sasl *sasl;
-	char *sasl_tag;
+	struct auth_exchange auth;	/* AUTHENTICATE */
 };
 
 /* ---- Replies (imap_session.c) ---------------------------------------- */

@@ -549,15 +549,11 @@ imap_cmd_unselect(struct imap_session *s, const struct imap_cmd *cmd)
 
 /* ---- Logging in -------------------------------------------------------- */
 
+/* The answer to LOGIN or AUTHENTICATE. */
 static void
-on_auth_done(void *arg, enum auth_result result,
+login_result(struct imap_session *s, enum auth_result result,
     const struct auth_identity *id)
 {
-	struct imap_session *s = arg;
-
-	if (!imap_resumed(s))
-		return;
-	auth_sasl_free(&s->sasl);
 	log_info(s->sid, "imap.login user=<%s> result=%s",
 	    id != NULL ? id->address : "", auth_result_name(result));
 	/* RFC 5530 response codes: the client learns whether to ask for the
@@ -599,6 +595,17 @@ on_auth_done(void *arg, enum auth_result result,
 	}
 }
 
+static void
+on_login_done(void *arg, enum auth_result result,
+    const struct auth_identity *id)
+{
+	struct imap_session *s = arg;
+
+	if (!imap_resumed(s))
+		return;
+	login_result(s, result, id);
+}
+
 void
 imap_cmd_login(struct imap_session *s, const struct imap_cmd *cmd)
 {
@@ -623,7 +630,7 @@ imap_cmd_login(struct imap_session *s, const struct imap_cmd *cmd)
 	}
 	imap_wait(s);
 	rc = auth_login(s->ctx->auth, user, pass, AUTH_PROTO_IMAP,
-	    net_conn_peer(s->conn), s->sid, s->base, on_auth_done, s);
+	    net_conn_peer(s->conn), s->sid, s->base, on_login_done, s);
 	/* auth_login took a copy; the command's own goes now. */
 	secret_wipe((char *)pass, plen);
 	if (rc < 0) {
@@ -634,31 +641,71 @@ imap_cmd_login(struct imap_session *s, const struct imap_cmd *cmd)
 }
 
 static void
-sasl_feed(struct imap_session *s, const char *b64, size_t len)
+on_sasl_challenge(void *arg, const char *b64)
 {
-	const char *challenge;
-	enum auth_step step;
+	struct imap_session *s = arg;
 
-	imap_wait(s);
-	step = auth_sasl_step(s->sasl, b64, len, &challenge, s->base,
-	    on_auth_done, s);
-	if (step == AUTH_STEP_WAIT)
+	imap_printf(s, "+ %s\r\n", b64);
+}
+
+static void
+on_sasl_wait(void *arg)
+{
+	imap_wait(arg);
+}
+
+static bool
+on_sasl_resumed(void *arg)
+{
+	return imap_resumed(arg);
+}
+
+static void
+on_sasl_end(void *arg, enum auth_exchange_end how, enum auth_result result,
+    const struct auth_identity *id)
+{
+	struct imap_session *s = arg;
+
+	switch (how) {
+	case AUTH_X_DONE:
+		login_result(s, result, id);
 		return;
-	imap_wait_cancel(s);
-	if (step == AUTH_STEP_CHALLENGE) {
-		imap_printf(s, "+ %s\r\n", challenge);
-		net_conn_resume(s->conn);
+	case AUTH_X_UNKNOWN_MECH:
+		imap_done(s, "NO", "Unknown authentication mechanism");
+		return;
+	case AUTH_X_NEEDS_TLS:
+		imap_done(s, "NO", "[PRIVACYREQUIRED] No authentication "
+		    "before TLS: use STARTTLS, or port 993");
+		return;
+	case AUTH_X_MALFORMED:
+		imap_done(s, "BAD", "Cannot decode the authentication "
+		    "response");
+		return;
+	case AUTH_X_CANCELLED:
+		imap_done(s, "BAD", "Authentication cancelled");
 		return;
 	}
-	auth_sasl_free(&s->sasl);
-	imap_done(s, "BAD", "Cannot decode the authentication response");
 }
+
+static const struct auth_exchange_ops imap_auth_ops = {
+	.challenge = on_sasl_challenge,
+	.wait = on_sasl_wait,
+	.resumed = on_sasl_resumed,
+	.end = on_sasl_end,
+};
 
 /* RFC 9051 §6.2.2 with SASL-IR (RFC 4959). */
 void
 imap_cmd_authenticate(struct imap_session *s, const struct imap_cmd *cmd)
 {
-	const char *mech;
+	struct auth_exchange_args a = {
+		.auth = s->ctx->auth,
+		.is_plain_ok = is_plain_ok(s),
+		.proto = AUTH_PROTO_IMAP,
+		.peer = net_conn_peer(s->conn),
+		.sid = s->sid,
+		.base = s->base,
+	};
 
 	if (cmd->nargs < 1 || cmd->nargs > 2 ||
 	    cmd->args[0].kind != IMAP_ARG_ATOM ||
@@ -667,33 +714,9 @@ imap_cmd_authenticate(struct imap_session *s, const struct imap_cmd *cmd)
 		    "[initial-response]");
 		return;
 	}
-	mech = cmd->args[0].str;
-	if (s->ctx->auth != NULL)
-		s->sasl = auth_sasl_new(s->ctx->auth, mech, is_plain_ok(s),
-		    AUTH_PROTO_IMAP, net_conn_peer(s->conn), s->sid);
-	if (s->sasl == NULL) {
-		imap_done(s, "NO", "%s", is_plain_ok(s) ?
-		    "Unknown authentication mechanism" :
-		    "[PRIVACYREQUIRED] Unknown mechanism, or not allowed "
-		    "without TLS");
-		return;
-	}
-	if (cmd->nargs == 2) {
-		sasl_feed(s, cmd->args[1].str, cmd->args[1].len);
-		return;
-	}
-	imap_printf(s, "+ %s\r\n", auth_sasl_first_challenge(s->sasl));
-}
-
-static void
-sasl_line(struct imap_session *s, const char *line, size_t len)
-{
-	if (len == 1 && line[0] == '*') {
-		auth_sasl_free(&s->sasl);
-		imap_done(s, "BAD", "Authentication cancelled");
-		return;
-	}
-	sasl_feed(s, line, len);
+	auth_exchange_start(&s->auth, &a, cmd->args[0].str,
+	    strlen(cmd->args[0].str), cmd->nargs == 2 ? cmd->args[1].str :
+	    NULL, cmd->nargs == 2 ? cmd->args[1].len : 0);
 }
 
 /* ---- Input ------------------------------------------------------------- */
@@ -741,7 +764,7 @@ input_step(struct imap_session *s, struct buf *in)
 	enum parse_rc rc;
 	bool need_cont = false;
 
-	if (s->is_idle || s->sasl != NULL) {
+	if (s->is_idle || is_auth_exchange_active(&s->auth)) {
 		rc = imap_parser_read_line(&s->parser, in, &line, &len);
 		if (rc == PARSE_MORE)
 			return false;
@@ -752,7 +775,7 @@ input_step(struct imap_session *s, struct buf *in)
 		if (s->is_idle)
 			idle_line(s, line, len);
 		else
-			sasl_line(s, line, len);
+			auth_exchange_line(&s->auth, line, len);
 		return true;
 	}
 	rc = imap_parser_feed(&s->parser, in, &s->cmd, &need_cont);
@@ -788,7 +811,8 @@ imap_session_input(void *arg, struct net_conn *c, struct buf *in)
 	/* is_net_conn_feeding() also stops a client that pipelines and
 	 * never reads from making us queue its replies without bound. */
 	while (is_net_conn_feeding(c) &&
-	    (s->cmd == NULL || s->is_idle || s->sasl != NULL)) {
+	    (s->cmd == NULL || s->is_idle ||
+	    is_auth_exchange_active(&s->auth))) {
 		if (!input_step(s, in))
 			break;
 		if (s->is_starttls_done) {
@@ -800,7 +824,8 @@ imap_session_input(void *arg, struct net_conn *c, struct buf *in)
 		return;
 	/* A command still running (a streamed FETCH, IDLE) reads nothing
 	 * more until it ends; IDLE and SASL read lines themselves. */
-	if (s->cmd != NULL && !s->is_idle && s->sasl == NULL)
+	if (s->cmd != NULL && !s->is_idle &&
+	    !is_auth_exchange_active(&s->auth))
 		net_conn_pause(s->conn);
 	imap_parser_compact(&s->parser, in);
 }
@@ -815,6 +840,7 @@ imap_session_open(struct net_conn *c)
 	s->cfg = net_conn_config(c);
 	s->base = net_conn_base(c);
 	snprintf(s->sid, sizeof(s->sid), "%s", net_conn_sid(c));
+	auth_exchange_init(&s->auth, &imap_auth_ops, s);
 	imap_parser_init(&s->parser, s->cfg->line_length,
 	    s->cfg->imap_literal_max_preauth);
 	imap_printf(s, "* OK [CAPABILITY ");
@@ -856,7 +882,7 @@ imap_session_close(void *arg)
 
 	job_end(s);
 	imap_view_close(s);
-	auth_sasl_free(&s->sasl);
+	auth_exchange_deinit(&s->auth);
 	imap_cmd_free(&s->cmd);
 	imap_parser_deinit(&s->parser);
 	free(s);

@@ -67,7 +67,7 @@ struct pop3_session {
 	unsigned errors;
 	bool has_starttls;
 	char *user;		/* from USER */
-	struct auth_sasl *sasl;
+	struct auth_exchange auth;	/* AUTH */
 	struct auth_identity id;
 	bool holds_maildrop;
 	uint32_t uidvalidity;
@@ -524,15 +524,11 @@ login_continue(struct pop3_session *s)
 	login_finish(s);
 }
 
+/* The answer to USER/PASS or AUTH. */
 static void
-on_auth_done(void *arg, enum auth_result result,
+login_result(struct pop3_session *s, enum auth_result result,
     const struct auth_identity *id)
 {
-	struct pop3_session *s = arg;
-
-	if (!net_conn_unwait(s->conn))
-		return;
-	auth_sasl_free(&s->sasl);
 	pop3_set_state(s, POP3_STATE_AUTHORIZATION);
 	switch (result) {
 	case AUTH_OK:
@@ -555,6 +551,17 @@ on_auth_done(void *arg, enum auth_result result,
 		pop3_error(s, "-ERR [AUTH] Authentication failed");
 		break;
 	}
+}
+
+static void
+on_login_done(void *arg, enum auth_result result,
+    const struct auth_identity *id)
+{
+	struct pop3_session *s = arg;
+
+	if (!net_conn_unwait(s->conn))
+		return;
+	login_result(s, result, id);
 }
 
 static void
@@ -587,7 +594,7 @@ cmd_pass(struct pop3_session *s, const char *arg)
 		return;
 	}
 	if (auth_login(s->ctx->auth, s->user, arg ? arg : "", AUTH_PROTO_POP3,
-	    net_conn_peer(s->conn), s->sid, s->base, on_auth_done, s) == 0) {
+	    net_conn_peer(s->conn), s->sid, s->base, on_login_done, s) == 0) {
 		pop3_set_state(s, POP3_STATE_WAIT);
 		net_conn_wait(s->conn);
 	} else {
@@ -599,32 +606,78 @@ cmd_pass(struct pop3_session *s, const char *arg)
 }
 
 static void
-sasl_feed(struct pop3_session *s, const char *b64, size_t len)
+on_sasl_challenge(void *arg, const char *b64)
 {
-	const char *challenge;
-	enum auth_step step;
+	struct pop3_session *s = arg;
 
-	step = auth_sasl_step(s->sasl, b64, len, &challenge, s->base,
-	    on_auth_done, s);
-	if (step == AUTH_STEP_CHALLENGE) {
-		pop3_set_state(s, POP3_STATE_SASL);
-		pop3_reply(s, "+ %s", challenge);
-	} else if (step == AUTH_STEP_WAIT) {
-		pop3_set_state(s, POP3_STATE_WAIT);
-		net_conn_wait(s->conn);
-	} else {
-		auth_sasl_free(&s->sasl);
-		pop3_set_state(s, POP3_STATE_AUTHORIZATION);
+	pop3_set_state(s, POP3_STATE_SASL);
+	pop3_reply(s, "+ %s", b64);
+}
+
+static void
+on_sasl_wait(void *arg)
+{
+	struct pop3_session *s = arg;
+
+	pop3_set_state(s, POP3_STATE_WAIT);
+	net_conn_wait(s->conn);
+}
+
+static bool
+on_sasl_resumed(void *arg)
+{
+	struct pop3_session *s = arg;
+
+	return net_conn_unwait(s->conn);
+}
+
+static void
+on_sasl_end(void *arg, enum auth_exchange_end how, enum auth_result result,
+    const struct auth_identity *id)
+{
+	struct pop3_session *s = arg;
+
+	pop3_set_state(s, POP3_STATE_AUTHORIZATION);
+	switch (how) {
+	case AUTH_X_DONE:
+		login_result(s, result, id);
+		return;
+	case AUTH_X_UNKNOWN_MECH:
+		pop3_error(s, "-ERR Unknown mechanism");
+		return;
+	case AUTH_X_NEEDS_TLS:
+		pop3_error(s, "-ERR [AUTH] No authentication before TLS: use "
+		    "STLS, or port 995");
+		return;
+	case AUTH_X_MALFORMED:
 		pop3_error(s, "-ERR Cannot decode the response");
+		return;
+	case AUTH_X_CANCELLED:
+		pop3_error(s, "-ERR Authentication cancelled");
+		return;
 	}
 }
 
+static const struct auth_exchange_ops pop3_auth_ops = {
+	.challenge = on_sasl_challenge,
+	.wait = on_sasl_wait,
+	.resumed = on_sasl_resumed,
+	.end = on_sasl_end,
+};
+
+/* RFC 5034 */
 static void
 cmd_auth(struct pop3_session *s, const char *arg)
 {
 	const char *sp;
-	char mech[32];
-	size_t mlen;
+	struct auth_exchange_args a = {
+		.auth = s->ctx->auth,
+		.is_plain_ok = is_plain_ok(s),
+		.proto = AUTH_PROTO_POP3,
+		.peer = net_conn_peer(s->conn),
+		.sid = s->sid,
+		.base = s->base,
+	};
 
 	if (s->ctx->auth == NULL) {
 		pop3_error(s, "-ERR AUTH is not available");
@@ -644,26 +697,8 @@ cmd_auth(struct pop3_session *s, const char *arg)
 		return;
 	}
 	sp = strchr(arg, ' ');
-	mlen = sp ? (size_t)(sp - arg) : strlen(arg);
-	if (mlen >= sizeof(mech)) {
-		pop3_error(s, "-ERR Unknown mechanism");
-		return;
-	}
-	memcpy(mech, arg, mlen);
-	mech[mlen] = '\0';
-	s->sasl = auth_sasl_new(s->ctx->auth, mech, is_plain_ok(s),
-	    AUTH_PROTO_POP3, net_conn_peer(s->conn), s->sid);
-	if (s->sasl == NULL) {
-		pop3_error(s, "-ERR Unknown mechanism, or not allowed without "
-		    "TLS");
-		return;
-	}
-	if (sp != NULL) {
-		sasl_feed(s, sp + 1, strlen(sp + 1));
-		return;
-	}
-	pop3_set_state(s, POP3_STATE_SASL);
-	pop3_reply(s, "+ %s", auth_sasl_first_challenge(s->sasl));
+	auth_exchange_start(&s->auth, &a, arg, sp ? (size_t)(sp - arg) :
+	    strlen(arg), sp ? sp + 1 : NULL, sp ? strlen(sp + 1) : 0);
 }
 
 static void
@@ -946,13 +981,7 @@ pop3_line(struct pop3_session *s, char *line, size_t len)
 	const char *arg;
 
 	if (s->state == POP3_STATE_SASL) {
-		if (len == 1 && line[0] == '*') {
-			auth_sasl_free(&s->sasl);
-			pop3_set_state(s, POP3_STATE_AUTHORIZATION);
-			pop3_error(s, "-ERR Authentication cancelled");
-			return;
-		}
-		sasl_feed(s, line, len);
+		auth_exchange_line(&s->auth, line, len);
 		return;
 	}
 	cmd = cmd_find(line, len, &arg);
@@ -975,6 +1004,7 @@ pop3_session_open(struct net_conn *c)
 	snprintf(s->sid, sizeof(s->sid), "%s", net_conn_sid(c));
 	s->base = net_conn_base(c);
 	s->state = POP3_STATE_AUTHORIZATION;
+	auth_exchange_init(&s->auth, &pop3_auth_ops, s);
 	s->stream.fd = -1;
 	/* RFC 2449 §4: commands up to 255 octets; we allow the configured
 	 * line length, SASL responses being longer. */
@@ -1052,7 +1082,7 @@ pop3_session_close(void *arg)
 	stream_end(s);
 	if (s->holds_maildrop)
 		maildrop_drop(s->ctx, s->id.account);
-	auth_sasl_free(&s->sasl);
+	auth_exchange_deinit(&s->auth);
 	free(s->user);
 	free(s->msgs);
 	free(s);

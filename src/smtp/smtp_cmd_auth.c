@@ -26,21 +26,56 @@ is_smtp_auth_offered(const struct smtp_session *s)
 }
 
 static void
-auth_end(struct smtp_session *s)
+on_challenge(void *arg, const char *b64)
 {
-	auth_sasl_free(&s->sasl);
-	smtp_set_state(s, SMTP_STATE_READY);
+	struct smtp_session *s = arg;
+
+	smtp_set_state(s, SMTP_STATE_AUTH);
+	smtp_reply(s, "334 %s", b64);
 }
 
 static void
-on_auth_done(void *arg, enum auth_result result,
+on_wait(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	smtp_set_state(s, SMTP_STATE_WAIT);
+	net_conn_wait(s->conn);
+}
+
+static bool
+on_resumed(void *arg)
+{
+	struct smtp_session *s = arg;
+
+	return net_conn_unwait(s->conn);
+}
+
+static void
+on_end(void *arg, enum auth_exchange_end how, enum auth_result result,
     const struct auth_identity *id)
 {
 	struct smtp_session *s = arg;
 
-	if (!net_conn_unwait(s->conn))
+	smtp_set_state(s, SMTP_STATE_READY);
+	switch (how) {
+	case AUTH_X_UNKNOWN_MECH:
+		smtp_error(s, "504 5.5.4 Unrecognized authentication type");
 		return;
-	auth_end(s);
+	case AUTH_X_NEEDS_TLS:
+		smtp_error(s, "538 5.7.11 Encryption required for the "
+		    "requested authentication mechanism");
+		return;
+	case AUTH_X_MALFORMED:
+		smtp_error(s, "501 5.5.2 Cannot decode the response");
+		return;
+	case AUTH_X_CANCELLED:
+		/* RFC 4954 §4 */
+		smtp_error(s, "501 5.0.0 Authentication cancelled");
+		return;
+	case AUTH_X_DONE:
+		break;
+	}
 	switch (result) {
 	case AUTH_OK:
 		s->is_authenticated = true;
@@ -66,87 +101,47 @@ on_auth_done(void *arg, enum auth_result result,
 	}
 }
 
-/* Feeds one SASL message (base64) and acts on the mechanism's answer. */
-static void
-auth_feed(struct smtp_session *s, const char *b64, size_t len)
-{
-	const char *challenge;
-	enum auth_step step;
-
-	step = auth_sasl_step(s->sasl, b64, len, &challenge,
-	    net_conn_base(s->conn), on_auth_done, s);
-	switch (step) {
-	case AUTH_STEP_CHALLENGE:
-		smtp_set_state(s, SMTP_STATE_AUTH);
-		smtp_reply(s, "334 %s", challenge);
-		break;
-	case AUTH_STEP_WAIT:
-		smtp_set_state(s, SMTP_STATE_WAIT);
-		net_conn_wait(s->conn);
-		break;
-	case AUTH_STEP_MALFORMED:
-		auth_end(s);
-		smtp_error(s, "501 5.5.2 Cannot decode the response");
-		break;
-	}
-}
+const struct auth_exchange_ops smtp_auth_ops = {
+	.challenge = on_challenge,
+	.wait = on_wait,
+	.resumed = on_resumed,
+	.end = on_end,
+};
 
 void
 smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len)
 {
 	const char *sp = memchr(args, ' ', len);
 	size_t mlen = sp ? (size_t)(sp - args) : len;
-	char mech[32];
+	struct auth_exchange_args a = {
+		.auth = s->ctx != NULL ? s->ctx->auth : NULL,
+		.is_plain_ok = is_plain_ok(s),
+		.proto = AUTH_PROTO_SUBMISSION,
+		.peer = net_conn_peer(s->conn),
+		.sid = s->sid,
+		.base = net_conn_base(s->conn),
+	};
 
 	if (s->is_authenticated) {
 		smtp_error(s, "503 5.5.1 Already authenticated");
 		return;
 	}
-	if (s->ctx == NULL || s->ctx->auth == NULL) {
+	if (a.auth == NULL) {
 		smtp_error(s, "502 5.5.1 AUTH is not available here");
 		return;
 	}
-	if (mlen == 0 || mlen >= sizeof(mech)) {
+	if (mlen == 0) {
 		smtp_error(s, "501 5.5.4 Syntax: AUTH mechanism "
 		    "[initial-response]");
 		return;
 	}
-	memcpy(mech, args, mlen);
-	mech[mlen] = '\0';
-	s->sasl = auth_sasl_new(s->ctx->auth, mech, is_plain_ok(s),
-	    AUTH_PROTO_SUBMISSION, net_conn_peer(s->conn), s->sid);
-	if (s->sasl == NULL) {
-		/* Is it a mechanism we have, just not before TLS? */
-		struct auth_sasl *probe = is_plain_ok(s) ? NULL :
-		    auth_sasl_new(s->ctx->auth, mech, true,
-		    AUTH_PROTO_SUBMISSION, "", NULL);
-
-		if (probe != NULL) {
-			auth_sasl_free(&probe);
-			smtp_error(s, "538 5.7.11 Encryption required for the "
-			    "requested authentication mechanism");
-		} else
-			smtp_error(s, "504 5.5.4 Unrecognized authentication "
-			    "type");
-		return;
-	}
-	if (sp != NULL) {
-		/* RFC 4954 §4: the initial response. */
-		auth_feed(s, sp + 1, len - mlen - 1);
-		return;
-	}
-	smtp_set_state(s, SMTP_STATE_AUTH);
-	smtp_reply(s, "334 %s", auth_sasl_first_challenge(s->sasl));
+	/* RFC 4954 §4: the initial response follows the mechanism. */
+	auth_exchange_start(&s->auth, &a, args, mlen, sp ? sp + 1 : NULL,
+	    sp ? len - mlen - 1 : 0);
 }
 
 void
 smtp_auth_response(struct smtp_session *s, const char *line, size_t len)
 {
-	if (len == 1 && line[0] == '*') {
-		/* RFC 4954 §4: the client cancels. */
-		auth_end(s);
-		smtp_error(s, "501 5.0.0 Authentication cancelled");
-		return;
-	}
-	auth_feed(s, line, len);
+	auth_exchange_line(&s->auth, line, len);
 }

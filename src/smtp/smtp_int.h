@@ -122,7 +122,7 @@ struct smtp_session {
 	unsigned errors;
 	bool has_starttls;	/* STARTTLS began in this input() call */
 	/* Authentication. */
-	struct auth_sasl *sasl;
+	struct auth_exchange auth;	/* AUTH (smtp_cmd_auth.c) */
 	bool is_authenticated;
 	struct auth_identity id;
 	/* The transaction. */
@@ -191,5 +191,6 @@ void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len);
 void smtp_auth_response(struct smtp_session *s, const char *line,
     size_t len);
 bool is_smtp_auth_offered(const struct smtp_session *s);
+extern const struct auth_exchange_ops smtp_auth_ops;
 
 #endif

@@ -174,6 +174,7 @@ smtp_session_open(struct net_conn *c)
 	s->state = SMTP_STATE_FRESH;
 	s->is_submission = net_conn_listener(c)->proto ==
 	    CONFIG_PROTO_SUBMISSION;
+	auth_exchange_init(&s->auth, &smtp_auth_ops, s);
 	line_reader_init(&s->reader, s->cfg->line_length);
 	buf_init(&s->header, 64 * 1024);
 	/* RFC 5321 §4.3.1: the greeting names us. */
@@ -312,7 +313,7 @@ smtp_cmd_starttls(struct smtp_session *s, const char *args, size_t len)
 	free(s->helo);
 	s->helo = NULL;
 	s->is_esmtp = false;
-	auth_sasl_free(&s->sasl);
+	auth_exchange_deinit(&s->auth);
 	s->is_authenticated = false;
 	memset(&s->id, 0, sizeof(s->id));
 	smtp_set_state(s, SMTP_STATE_FRESH);
@@ -464,7 +465,7 @@ smtp_session_close(void *arg)
 	struct smtp_session *s = arg;
 
 	smtp_transaction_reset(s);
-	auth_sasl_free(&s->sasl);
+	auth_exchange_deinit(&s->auth);
 	buf_deinit(&s->header);
 	free(s->helo);
 	free(s);
