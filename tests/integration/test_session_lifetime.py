@@ -273,3 +273,27 @@ def test_a_client_that_stops_reading_is_disconnected(postern_factory,
     flood(s, b"HELP\r\n", seconds=3)
     srv.wait_log(r"net\.timeout during=write", timeout=30, since=mark)
     s.close()
+
+
+# --- 11. STARTTLS forgets a login -------------------------------------------
+
+def test_smtp_starttls_forgets_a_login(postern_factory, default_cert,
+                                       tmp_path):
+    """RFC 3207 §4.2: after STARTTLS the client must start over; a login
+    made in plaintext (possible only with allow_plaintext_auth) must not
+    carry into the TLS session, where MAIL then needs AUTH again."""
+    srv = mail_server(postern_factory, tmp_path, default_cert,
+                      server={"allow_plaintext_auth": "yes"})
+    conn, _ = smtp_open(srv, "submission")
+    plain = base64.b64encode(b"\0" + ALICE.encode() + b"\0" +
+                             ALICE_PW.encode()).decode()
+    assert smtp_cmd(conn, "AUTH PLAIN " + plain).code == 235
+    assert smtp_cmd(conn, "STARTTLS").code == 220
+    conn.starttls(client_ctx(), server_hostname=None)
+    r = smtp_cmd(conn, "EHLO client.example")
+    assert any(line.startswith(b"AUTH ") for line in r.lines), r.raw
+    r = smtp_cmd(conn, "MAIL FROM:<%s>" % ALICE)
+    assert r.code == 530, r.raw
+    assert smtp_cmd(conn, "AUTH PLAIN " + plain).code == 235
+    assert smtp_cmd(conn, "MAIL FROM:<%s>" % ALICE).code == 250
+    conn.close()
