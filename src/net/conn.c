@@ -98,19 +98,24 @@ static uint64_t
 proto_timeout(const struct net_conn *c)
 {
 	const struct config *cfg = c->rt->cfg;
+	uint64_t idle;
 
-	/* RFC 9051 §5.4: the autologout timer may be shorter before
-	 * authentication; the same holds for POP3 and submission. */
-	if (has_login(c) && !c->is_logged_in)
-		return cfg->prelogin_timeout;
 	switch (c->listener->proto) {
 	case CONFIG_PROTO_IMAP:
-		return cfg->imap_timeout;
+		idle = cfg->imap_timeout;
+		break;
 	case CONFIG_PROTO_POP3:
-		return cfg->pop3_timeout;
+		idle = cfg->pop3_timeout;
+		break;
 	default:
-		return cfg->smtp_timeout;
+		idle = cfg->smtp_timeout;
+		break;
 	}
+	/* RFC 9051 §5.4: the autologout timer may be shorter before
+	 * authentication; the same holds for POP3 and submission. */
+	if (has_login(c) && !c->is_logged_in && cfg->prelogin_timeout < idle)
+		return cfg->prelogin_timeout;
+	return idle;
 }
 
 static void
