@@ -7,6 +7,7 @@
  * the stored file with dot-stuffing, a piece at a time.
  */
 #include "pop3/pop3.h"
+#include "pop3/pop3_int.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -957,19 +958,13 @@ static const struct pop3_cmd commands[] = {
 	{ "RSET", TRANS, cmd_rset },
 };
 
-/* The command a line names: the keyword, then nothing or a space and the
- * argument (RFC 1939 §3; keywords are case-insensitive). */
+/* The command of a parsed line, or NULL. */
 static const struct pop3_cmd *
-cmd_find(const char *line, size_t len, const char **arg_out)
+cmd_find(const struct pop3_line *pl)
 {
 	for (size_t i = 0; i < ARRAY_LEN(commands); i++) {
-		size_t n = strlen(commands[i].name);
-
-		if (len < n || strncasecmp(line, commands[i].name, n) != 0 ||
-		    (len > n && line[n] != ' '))
-			continue;
-		*arg_out = len > n ? line + n + 1 : NULL;
-		return &commands[i];
+		if (strcmp(pl->keyword, commands[i].name) == 0)
+			return &commands[i];
 	}
 	return NULL;
 }
@@ -977,16 +972,18 @@ cmd_find(const char *line, size_t len, const char **arg_out)
 static void
 pop3_line(struct pop3_session *s, char *line, size_t len)
 {
-	const struct pop3_cmd *cmd;
-	const char *arg;
+	const struct pop3_cmd *cmd = NULL;
+	struct pop3_line pl;
 
 	if (s->state == POP3_STATE_SASL) {
 		auth_exchange_line(&s->auth, line, len);
 		return;
 	}
-	cmd = cmd_find(line, len, &arg);
+	if (pop3_line_parse(line, len, &pl) == 0)
+		cmd = cmd_find(&pl);
+	/* The line is a NUL-terminated copy: the argument runs to its end. */
 	if (cmd != NULL && (cmd->states & s->state))
-		cmd->run(s, arg);
+		cmd->run(s, pl.arg);
 	else if (s->state == POP3_STATE_AUTHORIZATION)
 		pop3_error(s, "-ERR Unknown command, or not before login");
 	else
