@@ -188,9 +188,14 @@ smtp_cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
 	struct net_conn *c = s->conn;
 	bool can_starttls = !is_net_conn_tls(c) &&
 	    net_conn_listener(c)->tls == CONFIG_TLS_STARTTLS;
+	char err[128];
 
 	if (len == 0) {
 		smtp_error(s, "501 5.5.4 Syntax: EHLO hostname");
+		return;
+	}
+	if (smtp_helo_check(args, len, err, sizeof(err)) < 0) {
+		smtp_error(s, "%s", err);
 		return;
 	}
 	smtp_transaction_reset(s);
@@ -218,8 +223,14 @@ smtp_cmd_ehlo(struct smtp_session *s, const char *args, size_t len)
 static void
 smtp_cmd_helo(struct smtp_session *s, const char *args, size_t len)
 {
+	char err[128];
+
 	if (len == 0) {
 		smtp_error(s, "501 5.5.4 Syntax: HELO hostname");
+		return;
+	}
+	if (smtp_helo_check(args, len, err, sizeof(err)) < 0) {
+		smtp_error(s, "%s", err);
 		return;
 	}
 	smtp_transaction_reset(s);

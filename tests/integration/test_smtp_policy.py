@@ -92,6 +92,18 @@ def queued(reply):
 # --- finding 5: control characters, BDAT line ends ---------------------------
 
 
+@pytest.mark.parametrize("verb", ["EHLO", "HELO"])
+def test_ehlo_with_a_bare_cr_is_refused(pol, verb):
+    conn, _ = smtp_open(pol, "smtp", ehlo=None)
+    with conn:
+        r = smtp_cmd(conn, verb.encode() + b" evil.example\rX-Injected: 1")
+        assert r.raw == [b"501 5.5.2 Control characters are not allowed "
+                         b"in the host name\r\n"]
+        # Still before EHLO: nothing was taken.
+        assert smtp_cmd(conn, "MAIL FROM:<s@remote.test>").raw == [
+            b"503 5.5.1 Send EHLO or HELO first\r\n"]
+
+
 @pytest.mark.parametrize("line", [
     b"MAIL FROM:<s@[192.0.2.1\r]>",
     b"MAIL FROM:<s\r@remote.test>",
