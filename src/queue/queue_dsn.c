@@ -1,6 +1,8 @@
 /*
  * queue_dsn: delivery status notifications (RFC 3464) for mail the queue
- * could not deliver, or not yet: a multipart/report (RFC 6522) with a
+ * could not deliver, or not yet, and the success reports RFC 3461 NOTIFY
+ * asks for (delivered here, relayed to a next hop without DSN): a
+ * multipart/report (RFC 6522) with a
  * plain text part in neutral wording that quotes the remote server's
  * reply, the machine-readable message/delivery-status part, and the
  * original header (text/rfc822-headers) or, for RET=FULL, the message.
@@ -82,14 +84,41 @@ queue_dsn_build(const struct queue_dsn *dsn, size_t *len_out)
 	 * most anyway (RFC 5321 §4.5.3.1.5). */
 	char date[64], v[901], *line;
 	bool is_failed = dsn->action == QUEUE_DSN_FAILED;
+	static const char *const subjects[] = {
+		[QUEUE_DSN_FAILED] = "Undelivered Mail Returned to Sender",
+		[QUEUE_DSN_DELAYED] = "Delayed Mail (still being retried)",
+		[QUEUE_DSN_DELIVERED] = "Successful Mail Delivery Report",
+		[QUEUE_DSN_RELAYED] = "Relayed Mail Delivery Report",
+	};
+	/* What the text part says, before and after "recipient(s)". */
+	static const char *const intros[][2] = {
+		[QUEUE_DSN_FAILED] = { "Your message could not be delivered "
+		    "to the following recipient", ". This is a permanent "
+		    "error; the message will not be sent again." },
+		[QUEUE_DSN_DELAYED] = { "Your message has not been delivered "
+		    "yet to the following recipient", ". The mail system "
+		    "will keep trying; you do not need to send it again." },
+		[QUEUE_DSN_DELIVERED] = { "Your message was delivered to the "
+		    "mailbox of the following recipient", ", as you asked "
+		    "to be told." },
+		[QUEUE_DSN_RELAYED] = { "Your message was handed to the next "
+		    "mail system for the following recipient", ". That "
+		    "system does not send delivery notifications, so you "
+		    "will hear no more about it from there." },
+	};
+	/* RFC 3464 §2.3.3. */
+	static const char *const actions[] = {
+		[QUEUE_DSN_FAILED] = "failed",
+		[QUEUE_DSN_DELAYED] = "delayed",
+		[QUEUE_DSN_DELIVERED] = "delivered",
+		[QUEUE_DSN_RELAYED] = "relayed",
+	};
 
 	queue_text_printf(&o, "From: Mail Delivery System <MAILER-DAEMON@%s>\r\n",
 	    dsn->reporting_mta);
 	field_value(v, sizeof(v), dsn->sender);
 	queue_text_printf(&o, "To: <%s>\r\n", v);
-	queue_text_printf(&o, "Subject: %s\r\n", is_failed ?
-	    "Undelivered Mail Returned to Sender" :
-	    "Delayed Mail (still being retried)");
+	queue_text_printf(&o, "Subject: %s\r\n", subjects[dsn->action]);
 	queue_text_printf(&o, "Date: %s\r\n", date_text(dsn->now, date,
 	    sizeof(date)));
 	queue_text_printf(&o, "Message-ID: %s\r\n", dsn->message_id);
@@ -107,16 +136,8 @@ queue_dsn_build(const struct queue_dsn *dsn, size_t *len_out)
 	    "Content-Description: Notification\r\n\r\n");
 	queue_text_printf(&o, "This is the mail system at host %s.\r\n\r\n",
 	    dsn->reporting_mta);
-	if (is_failed)
-		queue_text_printf(&o, "Your message could not be delivered to the "
-		    "following recipient%s. This is a permanent error; "
-		    "the message will not be sent again.\r\n\r\n",
-		    dsn->nrcpts == 1 ? "" : "s");
-	else
-		queue_text_printf(&o, "Your message has not been delivered yet to "
-		    "the following recipient%s. The mail system will keep "
-		    "trying; you do not need to send it again.\r\n\r\n",
-		    dsn->nrcpts == 1 ? "" : "s");
+	queue_text_printf(&o, "%s%s%s\r\n\r\n", intros[dsn->action][0],
+	    dsn->nrcpts == 1 ? "" : "s", intros[dsn->action][1]);
 	for (size_t i = 0; i < dsn->nrcpts; i++) {
 		const struct queue_dsn_rcpt *r = &dsn->rcpts[i];
 		char rc[512];
@@ -127,8 +148,10 @@ queue_dsn_build(const struct queue_dsn *dsn, size_t *len_out)
 		if (r->remote_mta != NULL)
 			line = xasprintf("<%s>: host %s said: %s", rc,
 			    r->remote_mta, v);
-		else
+		else if (r->diagnostic != NULL)
 			line = xasprintf("<%s>: %s", rc, v);
+		else
+			line = xasprintf("<%s>", rc);
 		out_lines(&o, line, strlen(line));
 		queue_text_add(&o, "\r\n", 2);
 		free(line);
@@ -155,8 +178,7 @@ queue_dsn_build(const struct queue_dsn *dsn, size_t *len_out)
 		}
 		field_value(v, sizeof(v), r->rcpt);
 		queue_text_printf(&o, "Final-Recipient: rfc822; %s\r\n", v);
-		queue_text_printf(&o, "Action: %s\r\n", is_failed ? "failed" :
-		    "delayed");
+		queue_text_printf(&o, "Action: %s\r\n", actions[dsn->action]);
 		queue_text_printf(&o, "Status: %s\r\n", r->status);
 		if (r->remote_mta != NULL)
 			queue_text_printf(&o, "Remote-MTA: dns; %s\r\n",
@@ -174,8 +196,10 @@ queue_dsn_build(const struct queue_dsn *dsn, size_t *len_out)
 	queue_text_printf(&o, "\r\n--%s\r\n", dsn->boundary);
 	queue_text_printf(&o, "Content-Type: %s\r\n",
 	    dsn->is_full ? "message/rfc822" : "text/rfc822-headers");
-	queue_text_printf(&o, "Content-Description: %s\r\n\r\n", dsn->is_full ?
-	    "Undelivered message" : "Undelivered message header");
+	queue_text_printf(&o, "Content-Description: %s\r\n\r\n",
+	    is_failed || dsn->action == QUEUE_DSN_DELAYED ? (dsn->is_full ?
+	    "Undelivered message" : "Undelivered message header") :
+	    dsn->is_full ? "Message" : "Message header");
 	if (dsn->original_len > 0)
 		out_lines(&o, dsn->original, dsn->original_len);
 	queue_text_printf(&o, "\r\n--%s--\r\n", dsn->boundary);
@@ -220,7 +244,7 @@ has_queue_notify(const char *dsn_rcpt, const char *word)
 	size_t wl = strlen(word);
 
 	if (queue_dsn_param(dsn_rcpt, "NOTIFY", v, sizeof(v)) == NULL)
-		return true;
+		return strcasecmp(word, "SUCCESS") != 0;
 	/* RFC 3461 §4.1: NEVER, or a list of SUCCESS, FAILURE, DELAY. */
 	for (p = v; *p != '\0';) {
 		size_t n = strcspn(p, ",");

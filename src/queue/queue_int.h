@@ -100,6 +100,9 @@ void queue_dns_addr(struct queue_dns *dns, const char *host,
 enum queue_dsn_action {
 	QUEUE_DSN_FAILED,
 	QUEUE_DSN_DELAYED,
+	QUEUE_DSN_DELIVERED,	/* stored in a local mailbox */
+	QUEUE_DSN_RELAYED,	/* handed to a next hop without DSN (RFC
+				 * 3461 §6.2) */
 };
 
 /* One recipient's line of a report. */
@@ -133,8 +136,8 @@ struct queue_dsn {
 char *queue_dsn_build(const struct queue_dsn *dsn, size_t *len_out);
 
 /* Whether the RFC 3461 NOTIFY of dsn_rcpt (may be NULL) asks for a report
- * of kind word ("FAILURE", "DELAY"): without NOTIFY, failures and delays
- * are reported (RFC 3461 §4.1). */
+ * of kind word ("SUCCESS", "FAILURE", "DELAY"): without NOTIFY, failures
+ * and delays are reported, successes not (RFC 3461 §4.1). */
 bool has_queue_notify(const char *dsn_rcpt, const char *word);
 /* The value of key ("ENVID", "ORCPT", "RET") in params, into buf; NULL
  * when absent. */

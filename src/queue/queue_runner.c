@@ -250,6 +250,16 @@ rcpt_from_reply(struct job_rcpt *rc, const struct queue_reply *rp,
 	rc->is_remote = true;
 }
 
+/* The job's log id: q1, q2, ... */
+static void
+sid_make(struct job *j)
+{
+	static atomic_uint_fast64_t serial;
+
+	snprintf(j->sid, sizeof(j->sid), "q%" PRIu64,
+	    (uint64_t)atomic_fetch_add(&serial, 1) + 1);
+}
+
 /* A unique token for Message-IDs and MIME boundaries. */
 static void
 token_make(char *buf, size_t len)
@@ -360,16 +370,66 @@ report_deliver(struct queue_runner *r, struct job *j, const char *sender,
 	return rc;
 }
 
-/* Sends one report about the recipients of j in state (FAILED: a bounce;
- * DEFERRED: a delay warning) that asked for it. Returns 0 when sent or
- * not needed, -1 when it must be tried again later. */
+static const char *
+action_name(enum queue_dsn_action action)
+{
+	switch (action) {
+	case QUEUE_DSN_FAILED:
+		return "failed";
+	case QUEUE_DSN_DELAYED:
+		return "delayed";
+	case QUEUE_DSN_DELIVERED:
+		return "delivered";
+	case QUEUE_DSN_RELAYED:
+		return "relayed";
+	}
+	return "?";
+}
+
+/* Whether a report about e may go to its sender. Never to the null
+ * sender (RFC 3464 §2, RFC 5321 §4.5.5). Mail that no logged-in account
+ * sent (from another server, forwarded through an alias) has whatever
+ * sender its client claimed: a report to an outside address would be
+ * backscatter to a forged one, so it goes only to senders in our
+ * domains (issue 15, finding 9); the rest is dropped with a log line. */
+static bool
+is_report_allowed(struct job *j, const struct store_queue_entry *e,
+    enum queue_dsn_action action)
+{
+	const char *at = strrchr(e->sender, '@');
+	char *domain;
+	bool is_local;
+
+	if (e->sender[0] == '\0')
+		return false;
+	if (e->is_authenticated)
+		return true;
+	domain = xstrdup(at != NULL ? at + 1 : "");
+	for (char *p = domain; *p != '\0'; p++)
+		*p = (char)tolower((unsigned char)*p);
+	is_local = domain[0] != '\0' && is_store_domain_local(j->r->st,
+	    domain);
+	free(domain);
+	if (!is_local)
+		log_info(j->sid, "queue.report to=<%s> action=%s "
+		    "result=dropped reason=\"sender outside our domains and "
+		    "not logged in (no backscatter)\"", e->sender,
+		    action_name(action));
+	return is_local;
+}
+
+/* Sends one report about the recipients of j that asked for it: FAILED
+ * (a bounce) about those in RCPT_FAILED, DELAYED (a warning) about those
+ * in RCPT_DEFERRED long enough, DELIVERED and RELAYED (RFC 3461 §6.2)
+ * about those in RCPT_DELIVERED. Returns 0 when sent or not needed, -1
+ * when it must be tried again later. */
 static int
 report_send(struct job *j, enum queue_dsn_action action)
 {
 	struct queue_runner *r = j->r;
 	const struct store_queue_entry *first = &j->rcpts[0].e;
-	struct queue_dsn_rcpt *dr = xcalloc(j->n, sizeof(*dr));
-	char **orcpts = xcalloc(j->n, sizeof(*orcpts));
+	struct queue_dsn_rcpt *dr;
+	char **orcpts;
 	char envid[128], ret[16], boundary[64], tok[32], msgid[160];
 	struct queue_dsn dsn;
 	size_t n = 0, len, olen;
@@ -377,24 +437,26 @@ report_send(struct job *j, enum queue_dsn_action action)
 	bool is_full;
 	int rc;
 
-	if (first->sender[0] == '\0') {
-		free(dr);
-		free(orcpts);
+	if (first->sender[0] == '\0')
 		return 0;
-	}
+	dr = xcalloc(j->n, sizeof(*dr));
+	orcpts = xcalloc(j->n, sizeof(*orcpts));
 	for (size_t i = 0; i < j->n; i++) {
 		struct job_rcpt *rc_ = &j->rcpts[i];
-		bool is_failed = action == QUEUE_DSN_FAILED;
+		enum rcpt_state want = action == QUEUE_DSN_FAILED ?
+		    RCPT_FAILED : action == QUEUE_DSN_DELAYED ?
+		    RCPT_DEFERRED : RCPT_DELIVERED;
+		const char *word = action == QUEUE_DSN_FAILED ? "FAILURE" :
+		    action == QUEUE_DSN_DELAYED ? "DELAY" : "SUCCESS";
 		char v[512];
 
-		if (rc_->state != (is_failed ? RCPT_FAILED : RCPT_DEFERRED))
+		if (rc_->state != want)
 			continue;
-		if (!is_failed && (rc_->e.is_warned ||
+		if (action == QUEUE_DSN_DELAYED && (rc_->e.is_warned ||
 		    r->cfg.delay_warning == 0 ||
 		    now_secs() - rc_->e.created < r->cfg.delay_warning))
 			continue;
-		if (!has_queue_notify(rc_->e.dsn_rcpt,
-		    is_failed ? "FAILURE" : "DELAY"))
+		if (!has_queue_notify(rc_->e.dsn_rcpt, word))
 			continue;
 		if (queue_dsn_param(rc_->e.dsn_rcpt, "ORCPT", v,
 		    sizeof(v)) != NULL)
@@ -406,12 +468,20 @@ report_send(struct job *j, enum queue_dsn_action action)
 		dr[n].diagnostic = rc_->reply[0] != '\0' ? rc_->reply : NULL;
 		n++;
 	}
-	if (n == 0) {
+	if (n == 0 || !is_report_allowed(j, first, action)) {
+		for (size_t i = 0; i < n; i++)
+			free(orcpts[i]);
 		free(dr);
 		free(orcpts);
 		return 0;
 	}
-	is_full = queue_dsn_param(first->dsn_envelope, "RET", ret,
+	/* RFC 3461 §4.3: RET=FULL asks for the message in a failure report;
+	 * we honour it for a logged-in sender's message up to
+	 * DSN_FULL_MAX. Anything else (mail from other servers, success
+	 * reports) quotes the header only: a report never carries a large
+	 * message back to an address we cannot vouch for. */
+	is_full = action == QUEUE_DSN_FAILED && first->is_authenticated &&
+	    queue_dsn_param(first->dsn_envelope, "RET", ret,
 	    sizeof(ret)) != NULL && strcasecmp(ret, "FULL") == 0 &&
 	    first->size <= DSN_FULL_MAX;
 	orig = original_read(r, first, is_full, &olen);
@@ -436,8 +506,8 @@ report_send(struct job *j, enum queue_dsn_action action)
 	text = queue_dsn_build(&dsn, &len);
 	rc = report_deliver(r, j, first->sender, text, len);
 	log_info(j->sid, "queue.report to=<%s> action=%s recipients=%zu "
-	    "result=%s", first->sender, action == QUEUE_DSN_FAILED ?
-	    "failed" : "delayed", n, rc == 0 ? "stored" : "error");
+	    "result=%s", first->sender, action_name(action), n,
+	    rc == 0 ? "stored" : "error");
 	free(text);
 	free(orig);
 	for (size_t i = 0; i < n; i++)
@@ -467,7 +537,7 @@ job_record(struct job *j)
 	struct queue_runner *r = j->r;
 	int64_t now = now_secs();
 	enum store_err err;
-	bool has_failed = false, has_deferred = false;
+	bool has_failed = false, has_deferred = false, has_delivered = false;
 
 	/* Deferred past the lifetime: failed (RFC 5321 §4.5.4.1, give up
 	 * after 4-5 days). */
@@ -495,7 +565,16 @@ job_record(struct job *j)
 		}
 		has_failed |= rc->state == RCPT_FAILED;
 		has_deferred |= rc->state == RCPT_DEFERRED;
+		has_delivered |= rc->state == RCPT_DELIVERED;
 	}
+	/* RFC 3461 §6.2: a next hop without DSN will not report success;
+	 * we say "relayed" to those who asked for it. Delivered is
+	 * delivered: a report that cannot be stored is logged, the message
+	 * is not sent again for it. */
+	if (has_delivered && !j->ehlo.has_dsn &&
+	    report_send(j, QUEUE_DSN_RELAYED) < 0)
+		log_error(j->sid, "queue.report action=relayed error=\"cannot "
+		    "store the report\"");
 	/* The report first, then the entries go: a crash between costs a
 	 * second report, never the only one. */
 	if (has_failed && report_send(j, QUEUE_DSN_FAILED) < 0) {
@@ -1332,7 +1411,6 @@ job_new(struct queue_runner *r, struct store_queue_entry *entries,
     size_t n)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
-	static atomic_uint_fast64_t serial;
 
 	j->r = r;
 	j->body_fd = -1;
@@ -1344,8 +1422,7 @@ job_new(struct queue_runner *r, struct store_queue_entry *entries,
 	j->n = n;
 	j->domain = xstrdup(j->rcpts[0].e.domain);
 	j->tls = tls_policy_for(&r->cfg, j->domain);
-	snprintf(j->sid, sizeof(j->sid), "q%" PRIu64,
-	    (uint64_t)atomic_fetch_add(&serial, 1) + 1);
+	sid_make(j);
 	j->prev = r->jobs_tail;
 	if (r->jobs_tail != NULL)
 		r->jobs_tail->next = j;
@@ -1360,7 +1437,8 @@ job_new(struct queue_runner *r, struct store_queue_entry *entries,
 }
 
 /* Signs the job's message with the DKIM key of the sender's domain when
- * it is ours and has one (RFC 6376; `postern dkim generate`). */
+ * it is ours and has one (RFC 6376; `postern dkim generate`), and a
+ * logged-in account sent it. */
 static void
 job_dkim(struct job *j)
 {
@@ -1380,6 +1458,16 @@ job_dkim(struct job *j)
 		*p = (char)tolower((unsigned char)*p);
 	if (strchr(domain, '/') != NULL || domain[0] == '.' ||
 	    !is_store_domain_local(r->st, domain)) {
+		free(domain);
+		return;
+	}
+	/* Our signature vouches for the sender: only a logged-in account
+	 * is one. Mail from another server forwarded through an alias
+	 * keeps whatever sender it claimed, unsigned (issue 15, finding 7:
+	 * a forged MAIL FROM of ours must not come out signed). */
+	if (!e->is_authenticated) {
+		log_info(j->sid, "queue.dkim domain=%s result=unsigned "
+		    "reason=\"not sent by a logged-in account\"", domain);
 		free(domain);
 		return;
 	}
@@ -1409,6 +1497,60 @@ job_dkim(struct job *j)
 	free(domain);
 }
 
+/* ---- Success reports of local deliveries ----------------------------- */
+
+/* Writes the success report (RFC 3464 "delivered") that a local delivery
+ * asked for (store_delivery_notify: entries with is_report, taken), one
+ * for the n recipients of one message, then removes the entries. The
+ * entries were committed with the delivery, so a report is never lost; a
+ * crash after it is stored costs a second one. A report that cannot be
+ * stored waits like a deferred delivery, until the lifetime ends. */
+static void
+notify_run(struct queue_runner *r, struct store_queue_entry *entries,
+    size_t n)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	int64_t now = now_secs();
+	enum store_err err;
+	int rc;
+
+	j->r = r;
+	j->body_fd = -1;
+	sid_make(j);
+	j->rcpts = xcalloc(n, sizeof(*j->rcpts));
+	for (size_t i = 0; i < n; i++) {
+		j->rcpts[i].e = entries[i];
+		memset(&entries[i], 0, sizeof(entries[i]));
+		j->rcpts[i].state = RCPT_DELIVERED;
+		snprintf(j->rcpts[i].status, sizeof(j->rcpts[i].status),
+		    "2.0.0");
+	}
+	j->n = n;
+	j->domain = xstrdup(j->rcpts[0].e.domain);
+	rc = report_send(j, QUEUE_DSN_DELIVERED);
+	for (size_t i = 0; i < n; i++) {
+		struct job_rcpt *rc_ = &j->rcpts[i];
+		bool is_expired = now - rc_->e.created >= r->cfg.lifetime;
+		enum store_queue_outcome out = rc == 0 || is_expired ?
+		    STORE_QUEUE_DELIVERED : STORE_QUEUE_DEFERRED;
+
+		if (store_queue_finish(r->st, rc_->e.id, out, rc == 0 ? NULL :
+		    "cannot store the success report", now +
+		    backoff(&r->cfg, rc_->e.attempts), NULL, &err) < 0 &&
+		    err != STORE_NOT_FOUND)
+			log_error(j->sid, "queue.record id=%" PRId64
+			    " error=\"%s\"", rc_->e.id, store_err_text(err));
+		if (rc < 0)
+			log_warn(j->sid, "queue.notify id=%" PRId64 " to=<%s> "
+			    "result=%s", rc_->e.id, rc_->e.sender, is_expired ?
+			    "dropped" : "deferred");
+		store_queue_entry_deinit(&rc_->e);
+	}
+	free(j->rcpts);
+	free(j->domain);
+	free(j);
+}
+
 /* ---- Polling -------------------------------------------------------- */
 
 static bool
@@ -1429,6 +1571,8 @@ is_same_job(const struct store_queue_entry *a,
 {
 	return a->blob == b->blob && strcmp(a->sender, b->sender) == 0 &&
 	    strcmp(a->domain, b->domain) == 0 &&
+	    a->is_authenticated == b->is_authenticated &&
+	    a->is_report == b->is_report &&
 	    ((a->dsn_envelope == NULL && b->dsn_envelope == NULL) ||
 	    (a->dsn_envelope != NULL && b->dsn_envelope != NULL &&
 	    strcmp(a->dsn_envelope, b->dsn_envelope) == 0));
@@ -1486,7 +1630,10 @@ on_poll(evutil_socket_t fd, short what, void *arg)
 			group[ng++] = list[k];
 			memset(&list[k], 0, sizeof(list[k]));
 		}
-		job_new(r, group, ng);
+		if (group[0].is_report)
+			notify_run(r, group, ng);
+		else
+			job_new(r, group, ng);
 	}
 	free(group);
 	free(used);

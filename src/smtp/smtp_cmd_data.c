@@ -328,7 +328,11 @@ message_end(struct smtp_session *s)
 			for (size_t j = 0; j < r->nexternal; j++)
 				store_delivery_queue(d, s->mail_from,
 				    r->external[j], s->dsn_envelope, r->dsn);
+			if (r->naccounts > 0)	/* RFC 3461 NOTIFY=SUCCESS */
+				store_delivery_notify(d, s->mail_from,
+				    r->address, s->dsn_envelope, r->dsn);
 		}
+		store_delivery_set_authenticated(d, s->is_authenticated);
 		if (s->data.bare_newlines > 0)
 			log_info(s->sid, "smtp.bare_newlines count=%llu "
 			    "result=normalised",

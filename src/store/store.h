@@ -426,6 +426,20 @@ void store_delivery_queue(struct store_delivery *d, const char *sender,
  * stored and every result carries that recipient's error. SMTP uses it,
  * having one reply for the whole message. */
 void store_delivery_set_atomic(struct store_delivery *d);
+/* Whether the message comes from a logged-in account (SMTP AUTH): its queue
+ * entries say so (is_authenticated). Only such mail is DKIM-signed as
+ * ours, and only its sender may be outside our domains and still hear of
+ * a failure (no backscatter from forwarded mail). */
+void store_delivery_set_authenticated(struct store_delivery *d,
+    bool is_authenticated);
+/* Asks for an RFC 3464 success report ("delivered") to sender about the
+ * local recipient rcpt, when dsn_rcpt's NOTIFY lists SUCCESS (RFC 3461
+ * §4.1) and sender is not the null sender; else does nothing. The request
+ * is a queue entry (is_report) committed with the delivery, written only
+ * when every local recipient took the message; the queue runner writes
+ * the report. It shares the queued recipients' result. */
+void store_delivery_notify(struct store_delivery *d, const char *sender,
+    const char *rcpt, const char *dsn_envelope, const char *dsn_rcpt);
 
 /* What happened to each recipient, in the order they were added. */
 struct store_delivery_result {
@@ -563,6 +577,11 @@ struct store_queue_entry {
 	char *last_reply;	/* the last failure, or NULL */
 	enum store_queue_state state;
 	bool is_warned;		/* the sender heard of the delay */
+	bool is_authenticated;	/* a logged-in account sent it
+				 * (store_delivery_set_authenticated) */
+	bool is_report;		/* not a recipient to send to: a success
+				 * report to write about the local
+				 * recipient rcpt (store_delivery_notify) */
 };
 
 void store_queue_entry_deinit(struct store_queue_entry *e);

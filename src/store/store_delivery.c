@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -262,12 +263,57 @@ store_delivery_queue(struct store_delivery *d, const char *sender,
 	q->rcpt = xstrdup(rcpt != NULL ? rcpt : "");
 	q->dsn_envelope = dsn_envelope != NULL ? xstrdup(dsn_envelope) : NULL;
 	q->dsn_rcpt = dsn_rcpt != NULL ? xstrdup(dsn_rcpt) : NULL;
+	q->is_report = false;
 }
 
 void
 store_delivery_set_atomic(struct store_delivery *d)
 {
 	d->is_atomic = true;
+}
+
+void
+store_delivery_set_authenticated(struct store_delivery *d,
+    bool is_authenticated)
+{
+	d->is_authenticated = is_authenticated;
+}
+
+/* Whether the RFC 3461 NOTIFY of dsn_rcpt lists SUCCESS (§4.1: NEVER, or
+ * a comma-separated list of SUCCESS, FAILURE, DELAY; no NOTIFY means
+ * FAILURE,DELAY). */
+static bool
+has_notify_success(const char *dsn_rcpt)
+{
+	const char *p = dsn_rcpt;
+
+	while (p != NULL && *p != '\0') {
+		size_t n;
+
+		p += strspn(p, " ");
+		n = strcspn(p, " ");
+		if (n > 7 && strncasecmp(p, "NOTIFY=", 7) == 0) {
+			for (size_t i = 7; i + 7 <= n; i++) {
+				if ((i == 7 || p[i - 1] == ',') &&
+				    strncasecmp(p + i, "SUCCESS", 7) == 0 &&
+				    (i + 7 == n || p[i + 7] == ','))
+					return true;
+			}
+			return false;
+		}
+		p += n;
+	}
+	return false;
+}
+
+void
+store_delivery_notify(struct store_delivery *d, const char *sender,
+    const char *rcpt, const char *dsn_envelope, const char *dsn_rcpt)
+{
+	if (sender == NULL || *sender == '\0' || !has_notify_success(dsn_rcpt))
+		return;
+	store_delivery_queue(d, sender, rcpt, dsn_envelope, dsn_rcpt);
+	d->queued[d->nqueued - 1].is_report = true;
 }
 
 void

@@ -81,6 +81,7 @@ struct store_queued {
 	char *rcpt;
 	char *dsn_envelope;	/* or NULL */
 	char *dsn_rcpt;		/* or NULL */
+	bool is_report;		/* store_delivery_notify */
 };
 
 /* What a message's MIME parse gives the store, once per blob. */
@@ -114,6 +115,7 @@ struct store_delivery {
 	struct store_queued *queued;
 	size_t nqueued;
 	bool is_atomic;		/* store_delivery_set_atomic */
+	bool is_authenticated;	/* store_delivery_set_authenticated */
 	struct store_parsed parsed;
 	/* Set by the backend's writer: the blob id this body is to become
 	 * (0: none yet), whether a recipient took it (its row exists), the

@@ -28,7 +28,7 @@
 
 /* The schema this code reads and writes; older stores are migrated on
  * open, newer ones refused. */
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 /* How long a connection waits for a lock another one holds (another
  * process writing, a checkpoint) before the call fails with STORE_TEMP. */
 #define BUSY_TIMEOUT_MS 10000
@@ -239,6 +239,16 @@ static const char schema_v4[] =
  * made QUEUE_DELETE 8x and the check's refcount query 290x slower. */
 static const char schema_v5[] =
 	"CREATE INDEX IF NOT EXISTS queue_blob ON queue(blob);";
+
+/* Version 6: whether a logged-in account sent the message (only that is
+ * DKIM-signed as ours and bounced to any sender), and entries that are
+ * success reports to write (RFC 3461 NOTIFY=SUCCESS on local delivery).
+ * Entries queued before are taken as not authenticated: unsigned, their
+ * failures reported only to senders in our domains. */
+static const char schema_v6[] =
+	"ALTER TABLE queue ADD COLUMN authenticated INTEGER NOT NULL "
+	"DEFAULT 0;"
+	"ALTER TABLE queue ADD COLUMN report INTEGER NOT NULL DEFAULT 0;";
 
 /* The full-text index: trigram, so that any substring of three or more
  * characters narrows a search (SQLite 3.34+). detail=none keeps the index
@@ -703,6 +713,11 @@ schema_migrate(struct sq_conn *c, bool *has_fts, char *err, size_t errlen)
 	}
 	if (version < 5) {
 		rc = sqlite3_exec(c->db, schema_v5, NULL, NULL, &msg);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	if (version < 6) {
+		rc = sqlite3_exec(c->db, schema_v6, NULL, NULL, &msg);
 		if (rc != SQLITE_OK)
 			goto fail;
 	}

@@ -34,7 +34,8 @@
 #define SQ_QUEUE_COLS							\
 	"q.id, q.blob, coalesce(b.size, 0), q.sender, q.rcpt, "	\
 	"q.dsn_envelope, q.dsn_rcpt, q.attempts, q.created, "		\
-	"q.next_attempt, q.lease_until, q.last_error, q.held, q.warned " \
+	"q.next_attempt, q.lease_until, q.last_error, q.held, q.warned, " \
+	"q.authenticated, q.report "					\
 	"FROM queue q LEFT JOIN blobs b ON b.id = q.blob"
 
 /* Every statement the backend prepares once per connection. */
@@ -173,8 +174,9 @@
 	X(FTS_INSERT, "INSERT INTO fts(rowid, headers, body) "		\
 	    "VALUES (?1, ?2, ?3)")					\
 	X(QUEUE_INSERT, "INSERT INTO queue(blob, sender, rcpt, "	\
-	    "dsn_envelope, dsn_rcpt, created, next_attempt) "		\
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)")			\
+	    "dsn_envelope, dsn_rcpt, created, next_attempt, "		\
+	    "authenticated, report) "					\
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, ?7, ?8)")		\
 	X(APP_PASSWORD_INSERT, "INSERT INTO app_passwords(account, name, " \
 	    "hash, protocols, created) VALUES (?1, ?2, ?3, ?4, ?5)")	\
 	X(APP_PASSWORD_LIST, "SELECT id, name, hash, protocols, created, " \

@@ -41,6 +41,8 @@ queue_row(sqlite3_stmt *s, struct store_queue_entry *e_out)
 	e_out->state = sqlite3_column_int64(s, 12) != 0 ? STORE_QUEUE_HELD :
 	    STORE_QUEUE_QUEUED;
 	e_out->is_warned = sqlite3_column_int64(s, 13) != 0;
+	e_out->is_authenticated = sqlite3_column_int64(s, 14) != 0;
+	e_out->is_report = sqlite3_column_int64(s, 15) != 0;
 }
 
 /* Steps s (bound by the caller) and appends every row to *list_out.

@@ -934,17 +934,21 @@ msg_insert(struct batch *b, const struct msg_new *m)
 }
 
 /* Queues the body for each external recipient of d (RFC 5321 §4.5.4:
- * the queue retries from next_attempt on). */
+ * the queue retries from next_attempt on), and the success reports asked
+ * for (store_delivery_notify) when every local recipient took it. */
 static enum store_err
-delivery_queue(struct batch *b, struct store_delivery *d, int64_t now)
+delivery_queue(struct batch *b, struct store_delivery *d, int64_t now,
+    bool is_all_local)
 {
 	if (!d->is_blob_used && blob_insert(b, d) != STORE_OK)
 		return STORE_TEMP;
 	for (size_t i = 0; i < d->nqueued; i++) {
 		const struct store_queued *q = &d->queued[i];
-		sqlite3_stmt *s = stmt(b, SQ_QUEUE_INSERT);
+		sqlite3_stmt *s;
 
-		if (s == NULL)
+		if (q->is_report && !is_all_local)
+			continue;
+		if ((s = stmt(b, SQ_QUEUE_INSERT)) == NULL)
 			return STORE_TEMP;
 		sqlite3_bind_int64(s, 1, d->blob);
 		sqlite3_bind_text(s, 2, q->sender, -1, SQLITE_STATIC);
@@ -952,6 +956,8 @@ delivery_queue(struct batch *b, struct store_delivery *d, int64_t now)
 		bind_text_or_null(s, 4, q->dsn_envelope);
 		bind_text_or_null(s, 5, q->dsn_rcpt);
 		sqlite3_bind_int64(s, 6, now);
+		sqlite3_bind_int64(s, 7, d->is_authenticated);
+		sqlite3_bind_int64(s, 8, q->is_report);
 		if (step_done(b, s, "queue_insert") != SQLITE_DONE)
 			return STORE_TEMP;
 	}
@@ -967,6 +973,7 @@ delivery(struct batch *b, struct store_req *req)
 {
 	struct store_delivery *d = req->d;
 	int64_t now = (int64_t)time(NULL);
+	bool is_all_local = true;
 
 	for (size_t i = 0; i < d->nrcpts; i++) {
 		const struct store_rcpt *r = &d->rcpts[i];
@@ -980,6 +987,7 @@ delivery(struct batch *b, struct store_req *req)
 			res->err = STORE_INVALID;
 			if (d->is_atomic)
 				return res->err;
+			is_all_local = false;
 			continue;
 		}
 		found = mb_get(b, r->account, r->mailbox != NULL ? r->mailbox :
@@ -990,6 +998,7 @@ delivery(struct batch *b, struct store_req *req)
 			res->err = STORE_NOT_FOUND;
 			if (d->is_atomic)
 				return res->err;
+			is_all_local = false;
 			continue;
 		}
 		err = quota_check(b, r->account, d->size, 1);
@@ -1001,6 +1010,7 @@ delivery(struct batch *b, struct store_req *req)
 			res->err = err;
 			if (d->is_atomic)
 				return err;
+			is_all_local = false;
 			continue;
 		}
 		if (!d->is_blob_used && blob_insert(b, d) != STORE_OK)
@@ -1031,7 +1041,7 @@ delivery(struct batch *b, struct store_req *req)
 		store_req_touch(req, mb.id);
 	}
 	if (d->nqueued > 0) {
-		if (delivery_queue(b, d, now) != STORE_OK)
+		if (delivery_queue(b, d, now, is_all_local) != STORE_OK)
 			return STORE_TEMP;
 		req->dres[d->nrcpts].err = STORE_OK;
 	}

@@ -40,6 +40,9 @@ A_IP, B_IP, C_IP = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 D_IP, A2_IP = "127.0.0.5", "127.0.0.6"
 E_IP, F_IP = "127.0.0.7", "127.0.0.8"
 I_IP, J_IP, M_IP = "127.0.0.10", "127.0.0.11", "127.0.0.12"
+# A client in A's trusted_networks: it may use a.test as sender without
+# logging in (a forwarding host, an application).
+TRUSTED_IP = "127.0.0.20"
 
 # dnsmasq is in the Makefile's PACKAGES: a missing one fails the run
 # (tests/skip-allowlist.txt); only an ordinary user may skip these.
@@ -98,15 +101,16 @@ def dns(tmp_path_factory):
 
 
 def start_mx(factory, tmp_path_factory, cert, name, ip, domain, users,
-             dns_port, submission=False, queue=None):
+             dns_port, submission=False, queue=None, server=None):
     d = tmp_path_factory.mktemp(name)
     data = d / "data"
     data.mkdir(mode=0o700)
     listeners = [("smtp", "smtp", "starttls", 25)]
     sections = [
-        ("server", {"hostname": "mx.%s" % domain, "data_dir": str(data),
-                    "workers": 2, "log_level": "debug",
-                    "allow_plaintext_auth": "yes"}),
+        ("server", dict({"hostname": "mx.%s" % domain,
+                         "data_dir": str(data), "workers": 2,
+                         "log_level": "debug",
+                         "allow_plaintext_auth": "yes"}, **(server or {}))),
         ("timeouts", {"shutdown_grace": "1s"}),
         ("queue", dict({"resolver": "127.0.0.1",
                         "resolver_port": dns_port, "poll_interval": "1s",
@@ -141,7 +145,8 @@ def servers(module_postern_factory, default_cert, tmp_path_factory, dns):
                  submission=True, queue={
                      "delay_warning": "1s", "concurrency_per_domain": 1,
                      "tls_domains": "i.test:none j.test:encrypt "
-                                    "k.test:verify"})
+                                    "k.test:verify"},
+                 server={"trusted_networks": TRUSTED_IP + "/32"})
     b = start_mx(module_postern_factory, tmp_path_factory, default_cert,
                  "b", B_IP, "b.test", [("bob@b.test", "bob-Secret-1"),
                                        ("carol@b.test", "carol-Secret-1")],
@@ -149,7 +154,7 @@ def servers(module_postern_factory, default_cert, tmp_path_factory, dns):
     return a, b
 
 
-def submit(a, rcpts, extra=b"", mail_params=""):
+def submit(a, rcpts, extra=b"", mail_params="", rcpt_params=""):
     """alice submits a message to rcpts on A; returns its token."""
     tok = uuid.uuid4().hex
     conn, _ = smtp_open(a, "submission")
@@ -158,7 +163,8 @@ def submit(a, rcpts, extra=b"", mail_params=""):
         assert smtp_cmd(conn, "MAIL FROM:<%s>%s" % (ALICE, mail_params)) \
             .code == 250
         for r in rcpts:
-            assert smtp_cmd(conn, "RCPT TO:<%s>" % r).code == 250, r
+            assert smtp_cmd(conn, "RCPT TO:<%s>%s" % (r, rcpt_params)) \
+                .code == 250, r
         assert smtp_cmd(conn, "DATA").code == 354
         r = smtp_send_data(conn, b"From: Alice <alice@a.test>\r\n"
                            b"To: someone@elsewhere\r\n"
@@ -752,5 +758,167 @@ def test_bare_cr_and_lf_go_out_as_crlf_with_dots_stuffed(servers):
         assert re.search(rb"\r(?!\n)|(?<!\r)\n", got) is None, got
         assert got.endswith(b"one\r\n..\r\nMAIL FROM:<x@y>\r\ntwo\r\n"
                             b"three\r\n.\r\n"), got
+    finally:
+        peer.close()
+
+
+def send_unauthenticated(a, sender, rcpt, body, mail_params="",
+                         rcpt_params="", source=None):
+    """Another server (no AUTH) hands A a message on port 25, from
+    source (an address of ours as sender needs TRUSTED_IP)."""
+    conn = connect_from(25, host=A_IP, source=source)
+    with conn:
+        assert conn.readline().startswith(b"220 ")
+        assert smtp_cmd(conn, "EHLO outside.example").code == 250
+        r = smtp_cmd(conn, "MAIL FROM:<%s>%s" % (sender, mail_params))
+        assert r.code == 250, r.raw
+        r = smtp_cmd(conn, "RCPT TO:<%s>%s" % (rcpt, rcpt_params))
+        assert r.code == 250, r.raw
+        assert smtp_cmd(conn, "DATA").code == 354
+        r = smtp_send_data(conn, body)
+        assert r.code == 250, r.raw
+
+
+def test_forwarded_mail_keeps_its_sender_and_is_not_signed(servers):
+    """Issue 15, finding 7: a client that did not log in (from a trusted
+    network, so that it may use one of our addresses as sender at all)
+    writes as ceo@a.test to an alias of A that forwards to b.test. The
+    message reaches B with the sender it claimed and without a DKIM
+    signature of a.test: only mail a logged-in account sent is signed
+    as ours. alice's own submission still is."""
+    from postern_harness import run_admin
+    a, b = servers
+    if run_admin(a.admin_config, "dkim", "show", "a.test").returncode != 0:
+        admin_ok(a.admin_config, "dkim", "generate", "a.test",
+                 "--selector", "s-fwd")
+    admin_ok(a.admin_config, "alias", "add", "fwd-bob@a.test", "bob@b.test")
+    tok = uuid.uuid4().hex
+    send_unauthenticated(a, "ceo@a.test", "fwd-bob@a.test",
+                         b"From: The CEO <ceo@a.test>\r\nSubject: wire "
+                         b"money " + tok.encode() + b"\r\n\r\nnow\r\n",
+                         source=TRUSTED_IP)
+    raw = wait_for("bob's copy", lambda: stored(b, "bob@b.test", tok))[0]
+    assert raw.startswith(b"Return-Path: <ceo@a.test>\r\n"), raw[:200]
+    assert b"DKIM-Signature:" not in raw, raw[:1500]
+    assert "queue.dkim domain=a.test result=unsigned reason=\"not sent " \
+        "by a logged-in account\"" in a.log_text()
+    tok2 = submit(a, ["bob@b.test"])
+    raw = wait_for("bob's copy", lambda: stored(b, "bob@b.test", tok2))[0]
+    assert b"\r\nDKIM-Signature: v=1; a=" in raw and b"; d=a.test; " in raw
+
+
+def test_no_backscatter_from_forwarded_mail(servers):
+    """Issue 15, finding 9: mail from a client that did not log in,
+    forwarded by an alias, fails (the target domain does not exist) or
+    waits: the sender it claimed is outside our domains, so no bounce
+    and no delay warning go there, only a log line. A sender of ours
+    still hears of the failure, with the header only, whatever RET
+    asked: a report never carries such a message back whole."""
+    a, _ = servers
+    admin_ok(a.admin_config, "alias", "add", "fwd-nx@a.test", "z@nx.test")
+    admin_ok(a.admin_config, "alias", "add", "fwd-slow@a.test",
+             "slow@j.test")
+    victim = "victim-%s@b.test" % uuid.uuid4().hex[:12]
+    tok = uuid.uuid4().hex.encode()
+    body = b"Subject: bs " + tok + b"\r\n\r\n" + b"x" * 5000 + b"\r\n"
+    send_unauthenticated(a, victim, "fwd-nx@a.test", body,
+                         mail_params=" RET=FULL")
+    wait_for("the bounce to be dropped", lambda: (
+        "queue.report to=<%s> action=failed result=dropped" % victim)
+        in a.log_text())
+    assert "queue.report to=<%s> action=failed recipients" % victim \
+        not in a.log_text()
+    assert entries_for(a, victim) == []
+    # A delay: no warning to the outside sender either (delay_warning
+    # is 1 s on A; j.test has no server, every try is refused).
+    send_unauthenticated(a, victim, "fwd-slow@a.test", body)
+    e = wait_for("a deferral", lambda: [x for x in entries_for(
+        a, "slow@j.test") if x["attempts"] == 1])[0]
+    time.sleep(1.1)
+    admin_ok(a.admin_config, "queue", "retry", str(e["id"]))
+    wait_for("the warning to be dropped", lambda: (
+        "queue.report to=<%s> action=delayed result=dropped" % victim)
+        in a.log_text())
+    assert entries_for(a, victim) == []
+    admin_ok(a.admin_config, "queue", "delete", str(e["id"]))
+    # A sender in our domains (from a trusted network) gets the bounce,
+    # the header only.
+    send_unauthenticated(a, ALICE, "fwd-nx@a.test", body,
+                         mail_params=" RET=FULL", source=TRUSTED_IP)
+    raw, msg = report_of(a, tok.decode())
+    assert [p.get_content_type() for p in msg.iter_parts()] == [
+        "text/plain", "message/delivery-status", "text/rfc822-headers"]
+    assert b"xxxxxxxxxx" not in raw
+
+
+def test_notify_success_on_local_delivery_reports_delivered(servers):
+    """Issue 15, finding 19: NOTIFY=SUCCESS for a local recipient gets an
+    RFC 3464 report with Action: delivered, to the sender, once the
+    message is in the mailbox; ORCPT and ENVID come back in it. From a
+    client that did not log in, with a sender outside our domains, the
+    report is dropped (no backscatter)."""
+    a, _ = servers
+    dave = "dave-%s@a.test" % uuid.uuid4().hex[:8]
+    add_user(a.admin_config, dave, "dave-Secret-1")
+    tok = submit(a, [dave], mail_params=" ENVID=env-ok",
+                 rcpt_params=" NOTIFY=SUCCESS ORCPT=rfc822;" + dave.upper())
+    wait_for("dave's copy", lambda: stored(a, dave, tok))
+    raw, msg = report_of(a, tok)
+    assert b"Subject: Successful Mail Delivery Report\r\n" in raw
+    status = raw.split(b"Content-Type: message/delivery-status")[1]
+    assert b"Original-Envelope-Id: env-ok\r\n" in status
+    assert b"Original-Recipient: rfc822;%s\r\nFinal-Recipient: rfc822; " \
+        b"%s\r\nAction: delivered\r\nStatus: 2.0.0\r\n" % (
+            dave.upper().encode(), dave.encode()) in status, status
+    assert [p.get_content_type() for p in msg.iter_parts()][2] == \
+        "text/rfc822-headers"
+    wait_for("the report entry to go", lambda: entries_for(a, dave) == [])
+    # Without NOTIFY=SUCCESS: no report (RFC 3461 §4.1).
+    tok = submit(a, [dave], rcpt_params=" NOTIFY=FAILURE")
+    wait_for("dave's copy", lambda: stored(a, dave, tok))
+    assert entries_for(a, dave) == []
+    assert stored(a, ALICE, tok) == []
+    # An outside sender that did not log in: dropped, logged.
+    outsider = "asker-%s@b.test" % uuid.uuid4().hex[:12]
+    send_unauthenticated(a, outsider, dave,
+                         b"Subject: ask\r\n\r\nhi\r\n",
+                         rcpt_params=" NOTIFY=SUCCESS")
+    wait_for("the report to be dropped", lambda: (
+        "queue.report to=<%s> action=delivered result=dropped" % outsider)
+        in a.log_text())
+    assert entries_for(a, outsider) == []
+
+
+def test_notify_success_relayed_when_the_next_hop_has_no_dsn(servers):
+    """RFC 3461 §6.2: a next hop that does not offer DSN will not report
+    success, so A does, with Action: relayed; a next hop that offers DSN
+    gets NOTIFY and ORCPT on RCPT (§4) and A sends no report."""
+    a, _ = servers
+    peer = ScriptedPeer(F_IP, b"250 f.test\r\n", [b"250 ok\r\n"],
+                        pipelining=False)
+    try:
+        tok = submit(a, ["r@f.test"], rcpt_params=" NOTIFY=SUCCESS,FAILURE")
+        assert peer.done.wait(20), a.log_text()
+        assert b"RCPT TO:<r@f.test>\r\n" in peer.lines
+        raw, _ = report_of(a, tok)
+        assert b"Subject: Relayed Mail Delivery Report\r\n" in raw
+        assert b"Final-Recipient: rfc822; r@f.test\r\nAction: relayed\r\n" \
+            b"Status: 2.0.0\r\nRemote-MTA: dns; f.test\r\n" in raw, raw
+    finally:
+        peer.close()
+    peer = ScriptedPeer(E_IP, b"250-mx.e.test\r\n250 DSN\r\n",
+                        [b"250 ok\r\n"], pipelining=False)
+    try:
+        tok = submit(a, ["r@e.test"], mail_params=" ENVID=e9",
+                     rcpt_params=" NOTIFY=SUCCESS ORCPT=rfc822;r@e.test")
+        assert peer.done.wait(20), a.log_text()
+        assert b"RCPT TO:<r@e.test> NOTIFY=SUCCESS ORCPT=rfc822;r@e.test" \
+            b"\r\n" in peer.lines, peer.lines
+        assert [ln for ln in peer.lines if ln.startswith(b"MAIL")][0] \
+            .endswith(b" ENVID=e9\r\n")
+        # The report would be stored before the entry goes.
+        wait_for("A's queue to empty", lambda: entries_for(a, "r@e.test")
+                 == [])
+        assert stored(a, ALICE, tok) == []
     finally:
         peer.close()

@@ -142,6 +142,57 @@ test_queue_dsn_delay_warning_and_hostile_text(void **state)
 	free(text);
 }
 
+/* RFC 3464 §2.3.3 "delivered" and "relayed" (RFC 3461 §6.2): the
+ * action, a 2.x.x status, the header of the message, never the whole. */
+static void
+test_queue_dsn_success_reports_delivered_and_relayed(void **state)
+{
+	static const char orig[] = "Subject: hi\r\n";
+	const struct queue_dsn_rcpt local = {
+		"dave@a.test", "rfc822;Dave@a.test", "2.0.0", NULL, NULL,
+	};
+	const struct queue_dsn_rcpt relayed = {
+		"u@f.test", NULL, "2.0.0", "f.test", "250 2.0.0 taken",
+	};
+	struct queue_dsn dsn = {
+		.action = QUEUE_DSN_DELIVERED,
+		.reporting_mta = "mx.a.test",
+		.sender = "alice@a.test",
+		.now = 1700000000,
+		.rcpts = &local,
+		.nrcpts = 1,
+		.original = orig,
+		.original_len = strlen(orig),
+		.boundary = "=_b",
+		.message_id = "<d@x>",
+	};
+	size_t len;
+	char *text;
+
+	(void)state;
+	text = queue_dsn_build(&dsn, &len);
+	assert_non_null(strstr(text, "Subject: Successful Mail Delivery "
+	    "Report\r\n"));
+	assert_non_null(strstr(text, "\r\n<dave@a.test>\r\n\r\n"));
+	assert_non_null(strstr(text, "Original-Recipient: rfc822;Dave@a.test"
+	    "\r\nFinal-Recipient: rfc822; dave@a.test\r\nAction: delivered"
+	    "\r\nStatus: 2.0.0\r\nLast-Attempt-Date: "));
+	assert_non_null(strstr(text, "Content-Type: text/rfc822-headers\r\n"
+	    "Content-Description: Message header\r\n\r\nSubject: hi\r\n"));
+	assert_null(strstr(text, "Diagnostic-Code"));
+	free(text);
+
+	dsn.action = QUEUE_DSN_RELAYED;
+	dsn.rcpts = &relayed;
+	text = queue_dsn_build(&dsn, &len);
+	assert_non_null(strstr(text, "Subject: Relayed Mail Delivery Report"
+	    "\r\n"));
+	assert_non_null(strstr(text, "Final-Recipient: rfc822; u@f.test\r\n"
+	    "Action: relayed\r\nStatus: 2.0.0\r\nRemote-MTA: dns; f.test"
+	    "\r\nDiagnostic-Code: smtp; 250 2.0.0 taken\r\n"));
+	free(text);
+}
+
 static void
 test_queue_dsn_notify_and_params(void **state)
 {
@@ -153,6 +204,11 @@ test_queue_dsn_notify_and_params(void **state)
 	assert_true(has_queue_notify("NOTIFY=SUCCESS,FAILURE", "FAILURE"));
 	assert_false(has_queue_notify("NOTIFY=SUCCESS,FAILURE", "DELAY"));
 	assert_false(has_queue_notify("NOTIFY=NEVER", "FAILURE"));
+	/* RFC 3461 §4.1: success is reported only when asked for. */
+	assert_false(has_queue_notify(NULL, "SUCCESS"));
+	assert_false(has_queue_notify("ORCPT=rfc822;a@b", "SUCCESS"));
+	assert_true(has_queue_notify("NOTIFY=DELAY,SUCCESS", "SUCCESS"));
+	assert_false(has_queue_notify("NOTIFY=NEVER", "SUCCESS"));
 	assert_true(has_queue_notify("ORCPT=rfc822;a@b notify=delay",
 	    "DELAY"));
 	assert_string_equal(queue_dsn_param("RET=HDRS ENVID=x1", "ENVID",
@@ -212,6 +268,8 @@ main(void)
 		cmocka_unit_test(test_queue_dsn_delay_warning_and_hostile_text),
 		cmocka_unit_test(test_queue_dsn_long_reply_keeps_lines_short),
 		cmocka_unit_test(test_queue_dsn_notify_and_params),
+		cmocka_unit_test(
+		    test_queue_dsn_success_reports_delivered_and_relayed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

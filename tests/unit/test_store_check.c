@@ -430,7 +430,7 @@ test_store_open_refuses_a_newer_schema(void **state)
 	fx->st = store_open(fx->dir, err, sizeof(err));
 	assert_null(fx->st);
 	assert_non_null(strstr(err, "newer"));
-	sql(fx, "UPDATE meta SET value = 5 WHERE key = 'schema_version';");
+	sql(fx, "UPDATE meta SET value = 6 WHERE key = 'schema_version';");
 	open_store(fx);
 }
 

@@ -417,6 +417,8 @@ test_store_queue_migrates_a_version_2_store(void **state)
 	    "ALTER TABLE queue DROP COLUMN held;"
 	    "ALTER TABLE queue DROP COLUMN lease_until;"
 	    "ALTER TABLE queue DROP COLUMN warned;"
+	    "ALTER TABLE queue DROP COLUMN authenticated;"
+	    "ALTER TABLE queue DROP COLUMN report;"
 	    "UPDATE meta SET value = 2 WHERE key = 'schema_version';",
 	    NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
@@ -428,6 +430,141 @@ test_store_queue_migrates_a_version_2_store(void **state)
 	assert_int_equal(list[0].state, STORE_QUEUE_QUEUED);
 	store_queue_list_free(&list, n);
 	assert_int_equal(store_check(fx->st, false, NULL, NULL), 0);
+}
+
+/* Schema 6: an entry says whether a logged-in account sent it (only
+ * that is signed and bounced outside our domains), and a local delivery
+ * with NOTIFY=SUCCESS leaves a report entry, committed with it. */
+static void
+queue_one(struct fx *fx, bool is_authenticated, bool is_local,
+    const char *dsn_rcpt)
+{
+	struct store_delivery_result *res;
+	struct store_delivery *d;
+	enum store_err err;
+	size_t n;
+
+	d = store_delivery_new(fx->st, &err);
+	assert_non_null(d);
+	assert_int_equal(store_delivery_write(d, msg_text, strlen(msg_text),
+	    &err), 0);
+	if (is_local) {
+		store_delivery_add(d, fx->alice, NULL, 0, NULL, 0);
+		store_delivery_notify(d, "sender@example.net",
+		    "alice@example.org", "ENVID=e7", dsn_rcpt);
+	} else {
+		store_delivery_queue(d, "alice@example.org", "x@example.com",
+		    NULL, dsn_rcpt);
+	}
+	store_delivery_set_authenticated(d, is_authenticated);
+	store_delivery_set_atomic(d);
+	assert_int_equal(store_delivery_commit(d, &res, &n), 0);
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(res[i].err, STORE_OK);
+	free(res);
+}
+
+static void
+test_store_queue_records_authenticated_and_success_reports(void **state)
+{
+	struct fx *fx = *state;
+	struct store_queue_entry *list;
+	enum store_err err;
+	size_t n;
+
+	queue_one(fx, true, false, NULL);
+	queue_one(fx, false, false, NULL);
+	/* Local delivery: a report entry only when NOTIFY lists SUCCESS. */
+	queue_one(fx, false, true, "NOTIFY=FAILURE");
+	queue_one(fx, false, true, NULL);
+	queue_one(fx, false, true, "ORCPT=rfc822;a@b NOTIFY=DELAY,success");
+	assert_int_equal(store_queue_list(fx->st, &list, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_true(list[0].is_authenticated);
+	assert_false(list[0].is_report);
+	assert_false(list[1].is_authenticated);
+	assert_false(list[1].is_report);
+	assert_true(list[2].is_report);
+	assert_false(list[2].is_authenticated);
+	assert_string_equal(list[2].sender, "sender@example.net");
+	assert_string_equal(list[2].rcpt, "alice@example.org");
+	assert_string_equal(list[2].dsn_envelope, "ENVID=e7");
+	assert_string_equal(list[2].dsn_rcpt,
+	    "ORCPT=rfc822;a@b NOTIFY=DELAY,success");
+	store_queue_list_free(&list, n);
+	assert_int_equal(store_check(fx->st, false, NULL, NULL), 0);
+}
+
+/* A report entry is written only when the local recipients took the
+ * message: none for a delivery that failed (unknown mailbox). */
+static void
+test_store_queue_no_success_report_when_local_delivery_fails(void **state)
+{
+	struct fx *fx = *state;
+	struct store_queue_entry *list;
+	struct store_delivery_result *res;
+	struct store_delivery *d;
+	enum store_err err;
+	size_t n;
+
+	d = store_delivery_new(fx->st, &err);
+	assert_non_null(d);
+	assert_int_equal(store_delivery_write(d, msg_text, strlen(msg_text),
+	    &err), 0);
+	store_delivery_add(d, fx->alice, "No such folder", 0, NULL, 0);
+	store_delivery_notify(d, "s@example.net", "alice@example.org", NULL,
+	    "NOTIFY=SUCCESS");
+	assert_int_equal(store_delivery_commit(d, &res, &n), 0);
+	assert_int_equal(res[0].err, STORE_NOT_FOUND);
+	free(res);
+	assert_int_equal(store_queue_list(fx->st, &list, &n, &err), 0);
+	assert_int_equal(n, 0);
+	store_queue_list_free(&list, n);
+	/* Never a report to the null sender. */
+	d = store_delivery_new(fx->st, &err);
+	assert_non_null(d);
+	assert_int_equal(store_delivery_write(d, msg_text, strlen(msg_text),
+	    &err), 0);
+	store_delivery_add(d, fx->alice, NULL, 0, NULL, 0);
+	store_delivery_notify(d, "", "alice@example.org", NULL,
+	    "NOTIFY=SUCCESS");
+	assert_int_equal(store_delivery_commit(d, &res, &n), 0);
+	free(res);
+	assert_int_equal(store_queue_list(fx->st, &list, &n, &err), 0);
+	assert_int_equal(n, 0);
+	store_queue_list_free(&list, n);
+}
+
+/* A store of schema version 5 is migrated: its entries are taken as not
+ * sent by a logged-in account, and none is a report. */
+static void
+test_store_queue_migrates_a_version_5_store(void **state)
+{
+	struct fx *fx = *state;
+	struct store_queue_entry *list;
+	enum store_err err;
+	char path[600], msg[256];
+	sqlite3 *db;
+	size_t n;
+
+	queue_msg(fx, "alice@example.org", false, "a@example.com", NULL);
+	store_close(&fx->st);
+	snprintf(path, sizeof(path), "%s/store.db", fx->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	    "ALTER TABLE queue DROP COLUMN authenticated;"
+	    "ALTER TABLE queue DROP COLUMN report;"
+	    "UPDATE meta SET value = 5 WHERE key = 'schema_version';",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	fx->st = store_open(fx->dir, msg, sizeof(msg));
+	assert_non_null(fx->st);
+	assert_int_equal(store_queue_list(fx->st, &list, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(list[0].rcpt, "a@example.com");
+	assert_false(list[0].is_authenticated);
+	assert_false(list[0].is_report);
+	store_queue_list_free(&list, n);
 }
 
 int
@@ -451,6 +588,15 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_store_queue_migrates_a_version_2_store, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_store_queue_records_authenticated_and_success_reports,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_store_queue_no_success_report_when_local_delivery_fails,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_store_queue_migrates_a_version_5_store, setup,
 		    teardown),
 	};
 
