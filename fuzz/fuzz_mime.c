@@ -194,6 +194,34 @@ find_part(const struct mime_info *mi, const char *section, size_t n)
 	return NULL;
 }
 
+/* The submission check of From: and Sender: (mime_header_mailboxes()):
+ * every mailbox found is an addr-spec "local@domain" on one line, at most
+ * MIME_MAX_SENDERS of them. */
+static void
+senders_check(const char *msg, size_t size, const char *name)
+{
+	char **addrs = NULL;
+	size_t nfields = 0, n = 0;
+
+	if (mime_header_mailboxes(msg, size, name, &addrs, &nfields) < 0) {
+		check(addrs == NULL, "no addresses on failure");
+		return;
+	}
+	check(addrs != NULL, "an array on success");
+	for (; addrs[n] != NULL; n++) {
+		const char *at = strrchr(addrs[n], '@');
+
+		check(at != NULL && at != addrs[n] && at[1] != '\0',
+		    "mailbox is local@domain");
+		check(strpbrk(addrs[n], "\r\n") == NULL,
+		    "mailbox on one line");
+	}
+	check(n <= MIME_MAX_SENDERS, "mailboxes bounded");
+	check(n == 0 || nfields > 0, "mailboxes come from fields");
+	mime_strings_free(&addrs);
+	check(addrs == NULL, "free clears");
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -265,5 +293,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(is_utf8((const unsigned char *)mi.text, strlen(mi.text)),
 	    "text is UTF-8");
 	mime_info_deinit(&mi);
+	senders_check(msg, size, "From");
+	senders_check(msg, size, "sender");
 	return 0;
 }
