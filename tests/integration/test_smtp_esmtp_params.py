@@ -1,8 +1,8 @@
-"""The parameters of MAIL and RCPT on port 25 as the wire shows them: the
-DSN parameters (RFC 3461 §4) are relayed to the next hop as given, so
-they must be well formed (xtext, NOTIFY words, an ORCPT address type),
-and no parameter or address may carry a NUL or another control character
-(RFC 5321 §4.1.2). Found by fuzz/fuzz_smtp_params.c."""
+"""The DSN parameters of MAIL and RCPT on port 25 as the wire shows them
+(RFC 3461 §4): they are relayed to the next hop as given, so they must be
+well formed: ENVID and ORCPT's address xtext, NOTIFY "NEVER" or SUCCESS,
+FAILURE and DELAY once each, ORCPT with an address type. Found by
+fuzz/fuzz_smtp_params.c."""
 
 import pytest
 
