@@ -106,6 +106,10 @@ imap_done_store_err(struct imap_session *s, enum store_err err)
 	case STORE_OVER_QUOTA:
 		imap_done(s, "NO", "[OVERQUOTA] Over quota");
 		break;
+	case STORE_NO_SPACE:
+		imap_done(s, "NO", "[UNAVAILABLE] The server is out of disk "
+		    "space, try again later");
+		break;
 	default:
 		imap_done(s, "NO", "[UNAVAILABLE] %s, try again later",
 		    store_err_text(err));

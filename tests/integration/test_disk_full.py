@@ -141,7 +141,7 @@ def check_smtp_refusal(srv, size, code, reply):
 def check_append_refusal(srv, size, typ, rcode, rtext):
     assert typ == "NO" and rcode in APPEND_CODES and \
         SPACE_TEXT.search(rtext), \
-        "APPEND with a full disk (%d bytes): %s [%s] %s; want NO [LIMIT], " \
+        "APPEND or CREATE with a full disk (%d bytes): %s [%s] %s; want NO [LIMIT], " \
         "[UNAVAILABLE] or no code, saying the server is out of space\n%s" \
         % (size, typ, rcode, rtext, srv.log_text()[-3000:])
 
@@ -210,6 +210,14 @@ def test_full_disk_gives_temporary_failures_and_service_returns(
                     check_append_refusal(srv, size, typ, rcode, rtext)
                     refusals += 1
             assert refusals > 0, "nothing was refused with a full disk"
+            # A new mailbox needs room too: created, or refused the
+            # same way.
+            typ, data = box.m.create("Full%d" % cycle)
+            text = data[0].decode() if data and data[0] else ""
+            if typ != "OK":
+                m = re.match(r"\[([A-Z-]+)[^\]]*\]\s*(.*)", text)
+                check_append_refusal(srv, 0, typ, m and m.group(1),
+                                     m.group(2) if m else text)
 
             # A little space: small messages until the disk is full
             # again. Where it runs out differs from one message to the
