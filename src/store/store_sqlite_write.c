@@ -1002,7 +1002,7 @@ delivery(struct batch *b, struct store_req *req)
 			continue;
 		}
 		err = quota_check(b, r->account, d->size, 1);
-		if (err == STORE_TEMP)
+		if (err == STORE_TEMP || err == STORE_NO_SPACE)
 			return err;
 		if (err == STORE_OK && mb.uidnext == UINT32_MAX)
 			err = STORE_NOT_ALLOWED;	/* UIDs exhausted */
