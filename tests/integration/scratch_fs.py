@@ -32,7 +32,7 @@ EXT4_GOING_FLAGS_NOLOGFLUSH = 2
 def require_root(what):
     """Fails the test (no skip: CI is root) when we are not root."""
     if os.geteuid() != 0:
-        pytest.fail("%s needs root (mount, losetup); run the integration "
+        pytest.fail("%s needs root to be mounted; run the integration "
                     "tests as root, as CI does" % what, pytrace=False)
 
 

@@ -23,7 +23,8 @@ import uuid
 
 import pytest
 
-from postern_harness import add_user, admin_ok, mail_config_text, run_admin
+from postern_harness import (Conn, add_user, admin_ok, mail_config_text,
+                             run_admin, smtp_cmd)
 from scratch_fs import Ext4Loop, Tmpfs, fill, free_bytes
 
 ALICE = "alice@example.test"
@@ -83,6 +84,24 @@ def smtp_try(port, msg):
             s.quit()
         except (smtplib.SMTPException, OSError):
             s.close()
+
+
+def bdat_try(port, msg):
+    """One transaction with the message in two BDAT chunks (RFC 3030);
+    returns (code, text) of the reply to the last chunk."""
+    with Conn.open(port, timeout=60) as c:
+        assert c.readline().startswith(b"220 ")
+        for line in ("EHLO client.example", "MAIL FROM:<sender@remote.test>",
+                     "RCPT TO:<%s>" % ALICE):
+            reply = smtp_cmd(c, line)
+            assert reply.code == 250, (line, reply.raw)
+        half = len(msg) // 2
+        c.send(b"BDAT %d\r\n" % half + msg[:half])
+        reply = c.read_smtp_reply(60)
+        assert reply.code == 250, reply.raw
+        c.send(b"BDAT %d LAST\r\n" % (len(msg) - half) + msg[half:])
+        reply = c.read_smtp_reply(60)
+        return reply.code, b"\n".join(reply.lines)
 
 
 class Mailbox:
@@ -210,6 +229,12 @@ def test_full_disk_gives_temporary_failures_and_service_returns(
                     check_append_refusal(srv, size, typ, rcode, rtext)
                     refusals += 1
             assert refusals > 0, "nothing was refused with a full disk"
+            tag = uuid.uuid4().hex[:12]
+            code, reply = bdat_try(smtp_port, message(tag, SIZES[1]))
+            if code == 250:
+                smtp_ok.append(tag)
+            else:
+                check_smtp_refusal(srv, SIZES[1], code, reply)
             # A new mailbox needs room too: created, or refused the
             # same way.
             typ, data = box.m.create("Full%d" % cycle)
@@ -263,6 +288,11 @@ def test_full_disk_gives_temporary_failures_and_service_returns(
             small_fs.sync()
 
             # Full service again, same server process.
+            tag = uuid.uuid4().hex[:12]
+            code, reply = bdat_try(smtp_port, message(tag, SIZES[2]))
+            assert code == 250, "BDAT after space came back: %d %r" % (
+                code, reply)
+            smtp_ok.append(tag)
             for size in SIZES:
                 tag = uuid.uuid4().hex[:12]
                 code, reply = smtp_try(smtp_port, message(tag, size))
