@@ -52,7 +52,7 @@ entry_json(const struct store_queue_entry *e)
 	char created[32], next[32];
 
 	return json_pack("{s:I,s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:s,s:s?,s:s?,"
-	    "s:s?,s:b,s:b}",
+	    "s:s?,s:b,s:b,s:b,s:b}",
 	    "id", (json_int_t)e->id,
 	    "state", state_name(e->state),
 	    "sender", e->sender,
@@ -66,7 +66,9 @@ entry_json(const struct store_queue_entry *e)
 	    "dsn_envelope", e->dsn_envelope,
 	    "dsn_rcpt", e->dsn_rcpt,
 	    "in_delivery", e->lease_until > (int64_t)time(NULL),
-	    "warned", e->is_warned);
+	    "warned", e->is_warned,
+	    "authenticated", e->is_authenticated,
+	    "report", e->is_report);
 }
 
 static void
@@ -101,9 +103,10 @@ queue_list(struct cli_admin *ad)
 			char next[32];
 
 			printf("%" PRId64 " %s from=<%s> to=<%s> attempts=%u "
-			    "next=%s%s\n", e->id, state_name(e->state),
+			    "next=%s%s%s\n", e->id, state_name(e->state),
 			    e->sender, e->rcpt, e->attempts,
 			    time_text(e->next_attempt, next, sizeof(next)),
+			    e->is_report ? " (success report)" : "",
 			    e->lease_until > (int64_t)time(NULL) ?
 			    " (being delivered)" : "");
 			if (e->last_reply != NULL)

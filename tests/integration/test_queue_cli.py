@@ -79,6 +79,37 @@ def test_queue_list_shows_submitted_foreign_recipients(srv):
                               "next=" % (ea["id"], ALICE, a)), line
 
 
+def test_queue_list_marks_success_reports_and_logged_in_senders(srv):
+    """A local recipient with NOTIFY=SUCCESS leaves a success-report
+    entry (the runner, off here, would write the report); every entry
+    says whether a logged-in account sent the message (issue 15)."""
+    from postern_harness import smtp_cmd, smtp_send_data
+    far = "f-%s@remote.test" % uuid.uuid4().hex[:8]
+    conn, _ = smtp_open(srv, "submission")
+    with conn:
+        assert smtp_auth_plain(conn, ALICE, ALICE_PW).raw == [AUTH_OK]
+        assert smtp_cmd(conn, "MAIL FROM:<%s>" % ALICE).code == 250
+        assert smtp_cmd(conn, "RCPT TO:<%s> NOTIFY=SUCCESS" % ALICE) \
+            .code == 250
+        assert smtp_cmd(conn, "RCPT TO:<%s>" % far).code == 250
+        assert smtp_cmd(conn, "DATA").code == 354
+        r = smtp_send_data(conn, b"From: " + ALICE.encode() +
+                           b"\r\nSubject: r\r\n\r\nhi\r\n")
+        assert QUEUED_RE.match(r.raw[0]), r.raw
+    mine = entry_for(srv, ALICE)
+    assert mine["report"] is True and mine["authenticated"] is True
+    assert mine["dsn_rcpt"] == "NOTIFY=SUCCESS"
+    e = entry_for(srv, far)
+    assert e["report"] is False and e["authenticated"] is True
+    text = admin_ok(srv.admin_config, "queue", "list")
+    assert "%d queued from=<%s> to=<%s> attempts=0 next=" % (
+        mine["id"], ALICE, ALICE) in text
+    assert [ln for ln in text.splitlines() if "to=<%s>" % ALICE in ln][0] \
+        .endswith(" (success report)"), text
+    admin_ok(srv.admin_config, "queue", "delete", str(mine["id"]))
+    admin_ok(srv.admin_config, "queue", "delete", str(e["id"]))
+
+
 def test_queue_show_text_and_json(srv):
     a = "s-%s@remote.test" % uuid.uuid4().hex[:8]
     submit(srv, [a])
