@@ -3,12 +3,12 @@ disk"). The data directory lives on a small file system of its own (a
 tmpfs, and ext4 on a loop device); a filler file takes every free block
 while the server runs. Then:
 
-- SMTP answers 452 4.3.1 (RFC 3463: insufficient system storage), a
-  temporary failure, or 250 for a message it did store; never 451 with
-  another text, never 5xx;
-- IMAP APPEND answers NO without [OVERQUOTA] (that is the user's quota,
-  RFC 5530) or [SERVERBUG], with a sentence saying the server is out of
-  space;
+- SMTP (DATA and BDAT) answers 452 4.3.1 (RFC 3463: insufficient system
+  storage), a temporary failure, or 250 for a message it did store; never
+  451 with another text, never 5xx;
+- IMAP APPEND (and CREATE) answers NO without [OVERQUOTA] (that is the
+  user's quota, RFC 5530) or [SERVERBUG], with a sentence saying the
+  server is out of space;
 - everything stored before reads back byte for byte;
 - once the filler is gone, SMTP and APPEND work again at once, without a
   restart, and keep working through a second fill.
