@@ -73,6 +73,8 @@ cli_user_become(const char *config_path, const char *user,
 		    config_path, user);
 		return CLI_EXIT_USAGE;
 	}
+	if (pw->pw_uid == 0)
+		return 0;	/* user = root: nothing to become */
 	name = xstrdup(pw->pw_name);
 	uid = pw->pw_uid;
 	gid = pw->pw_gid;

@@ -411,6 +411,14 @@ cli_quickstart(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	q.user = pw != NULL ? xstrdup(pw->pw_name) : NULL;
+	/* serve refuses root without a user: say so now, not at start. */
+	if (q.is_root && pw == NULL)
+		fprintf(stderr, "postern: warning: no user '%s' here, so the "
+		    "configuration names none and `postern serve` will refuse "
+		    "to run as root: create it (useradd --system "
+		    "--no-create-home --shell /usr/sbin/nologin %s) and run "
+		    "quickstart again, or pass --user NAME\n", QUICKSTART_USER,
+		    QUICKSTART_USER);
 	q.domain = argv[optind];
 	q.hostname = host ? xstrdup(host) : xasprintf("mail.%s", q.domain);
 	q.config_path = absolute(config ? config : q.is_root ?

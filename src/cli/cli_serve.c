@@ -141,6 +141,11 @@ privileges_drop(const struct passwd *pw)
 {
 	if (pw == NULL)
 		return 0;
+	if (pw->pw_uid == 0) {
+		log_warn(NULL, "server.privileges_kept user=%s reason=\"[server] "
+		    "user names root\"", pw->pw_name);
+		return 0;
+	}
 	if (setgroups(0, NULL) < 0 || initgroups(pw->pw_name, pw->pw_gid) < 0 ||
 	    setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
 		fprintf(stderr, "postern: cannot become user %s: %s\n",
@@ -354,6 +359,18 @@ cli_serve(int argc, char **argv)
 	}
 	if (net_certs_check(st.cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "%s\n", err);
+		config_free(&st.cfg);
+		return CLI_EXIT_USAGE;
+	}
+	/* Sessions parse what anyone on the Internet sends: never as root
+	 * by accident. user = root says it on purpose. */
+	if (geteuid() == 0 && st.cfg->user == NULL) {
+		fprintf(stderr, "%s:%d: key 'user': missing from [server]: "
+		    "postern will not serve as root; set user = postern (an "
+		    "unprivileged system user, which `make run` creates: "
+		    "useradd --system --no-create-home --shell "
+		    "/usr/sbin/nologin postern)\n", st.path,
+		    config_section_line(st.cfg, "server"));
 		config_free(&st.cfg);
 		return CLI_EXIT_USAGE;
 	}

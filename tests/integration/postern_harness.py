@@ -324,6 +324,10 @@ def config_sections(data_dir, certs, listeners=None, server=None,
     add keys; a value of None removes the key."""
     srv = {"hostname": HOSTNAME, "data_dir": str(data_dir), "workers": 2,
            "log_level": "info"}
+    # serve refuses root without a user; our temporary directories are
+    # root's alone (CI runs as root), so the test servers stay root.
+    if os.geteuid() == 0:
+        srv["user"] = "root"
     lim = {}
     tmo = {"shutdown_grace": "1s"}
     for base, extra in ((srv, server), (lim, limits), (tmo, timeouts)):

@@ -109,7 +109,7 @@ def start_mx(factory, tmp_path_factory, cert, name, ip, domain, users,
     sections = [
         ("server", dict({"hostname": "mx.%s" % domain,
                          "data_dir": str(data), "workers": 2,
-                         "log_level": "debug",
+                         "log_level": "debug", "user": "root",
                          "allow_plaintext_auth": "yes"}, **(server or {}))),
         ("timeouts", {"shutdown_grace": "1s"}),
         ("queue", dict({"resolver": "127.0.0.1",
