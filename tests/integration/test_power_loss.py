@@ -1,14 +1,16 @@
 """Power loss under SMTP load (issue 15, "Power loss and a full disk").
 
 The data directory lives on ext4 on a loop device. Several smtplib
-clients deliver while the file system is shut down with EXT4_IOC_SHUTDOWN
-and EXT4_GOING_FLAGS_NOLOGFLUSH (what was not committed to the journal is
-lost, as at a power cut), the server gets SIGKILL, the file system is
-unmounted and mounted again (journal replay) and a new server starts on
-it. Over IMAP: every message that got its 250 is readable, exactly once;
-nothing is there twice or from nowhere; UIDVALIDITY stays and a UID, once
-seen, names the same message after another restart and after every later
-power cut. `postern store check` finds nothing at the end.
+clients deliver, and one imaplib client APPENDs, while the file system is
+shut down with EXT4_IOC_SHUTDOWN and EXT4_GOING_FLAGS_NOLOGFLUSH (what was
+not committed to the journal is lost, as at a power cut); the server gets
+SIGKILL, the file system is unmounted and mounted again (journal replay)
+and a new server starts on it. Over IMAP: every message that got its 250
+is readable, exactly once, and every APPEND answered OK is at the UID its
+APPENDUID named; nothing is there twice or from nowhere; UIDVALIDITY stays
+and a UID, once seen, names the same message after another restart and
+after every later power cut. `postern store check` finds nothing at the
+end.
 
 test_smtp_kill.py does the same with SIGKILL alone, where the kernel
 still writes everything back; here the last moments never reach the disk.
@@ -75,6 +77,30 @@ def blast(port, stop, acked, tried, lock):
                 pass
 
 
+def append_blast(port, stop, appended, tried, lock):
+    """APPENDs messages until stop is set or the server is gone; records
+    the UID of each APPENDUID answer (RFC 4315 §3)."""
+    try:
+        m = imaplib.IMAP4("127.0.0.1", port, timeout=10)
+        m.login(ALICE, PASSWORD)
+        while not stop.is_set():
+            tok = uuid.uuid4().hex
+            msg = ("From: sender@remote.test\r\nTo: %s\r\n"
+                   "Subject: power %s\r\n\r\nbody of %s\r\n" % (
+                       ALICE, tok, tok)).encode()
+            with lock:
+                tried.add(tok)
+            typ, data = m.append("INBOX", None, None, msg)
+            if typ != "OK":
+                return
+            uid = re.search(rb"\[APPENDUID \d+ (\d+)\]", data[0])
+            assert uid, data
+            with lock:
+                appended[tok] = int(uid.group(1))
+    except (imaplib.IMAP4.error, OSError, EOFError):
+        pass
+
+
 def read_inbox(srv):
     """Over IMAP: (UIDVALIDITY, {uid: token}); checks that each message
     reads back whole."""
@@ -125,6 +151,7 @@ def test_power_cut_under_smtp_load_loses_no_acknowledged_message(
 
     rng = random.Random()
     acked, tried, lock = set(), set(), threading.Lock()
+    appended = {}       # token -> UID of its APPENDUID
     uid_owner = {}      # uid -> token, every message ever seen
     uidvalidity = None
     cuts = []
@@ -135,6 +162,9 @@ def test_power_cut_under_smtp_load_loses_no_acknowledged_message(
                                     args=(srv.ports["smtp"], stop, acked,
                                           tried, lock))
                    for _ in range(SENDERS)]
+        threads.append(threading.Thread(
+            target=append_blast, daemon=True,
+            args=(srv.ports["imap"], stop, appended, tried, lock)))
         before = len(acked)
         for t in threads:
             t.start()
@@ -163,7 +193,7 @@ def test_power_cut_under_smtp_load_loses_no_acknowledged_message(
         stored = {}
         for uid, tok in inbox.items():
             stored.setdefault(tok, []).append(uid)
-        missing = sorted(acked - set(stored))
+        missing = sorted((acked | set(appended)) - set(stored))
         doubled = {t: u for t, u in stored.items() if len(u) > 1}
         strangers = set(stored) - tried
         assert not missing, "%d of %d acknowledged messages are lost " \
@@ -171,6 +201,10 @@ def test_power_cut_under_smtp_load_loses_no_acknowledged_message(
                 len(missing), len(acked), round_, cuts, missing[:5])
         assert not doubled, "stored more than once: %s" % doubled
         assert not strangers, strangers
+        for tok, uid in appended.items():
+            assert inbox.get(uid) == tok, \
+                "APPENDUID said %d for %s; the mailbox has %s there" % (
+                    uid, tok, inbox.get(uid))
         for uid, tok in inbox.items():
             assert uid_owner.setdefault(uid, tok) == tok, \
                 "UID %d was %s and is now %s" % (uid, uid_owner[uid], tok)
@@ -185,8 +219,8 @@ def test_power_cut_under_smtp_load_loses_no_acknowledged_message(
         assert srv.stop() == 0, srv.log_text()
 
     print("power cuts after (s, acknowledged in the round): %s; %d "
-          "acknowledged, %d tried, %d stored" % (cuts, len(acked),
-                                                len(tried), len(uid_owner)))
+          "acknowledged by SMTP, %d appended, %d tried, %d stored" % (
+              cuts, len(acked), len(appended), len(tried), len(uid_owner)))
     r = run_admin(path, "store", "check")
     assert r.returncode == 0 and \
         r.stdout.strip().splitlines()[-1] == "store check: 0 problems", \
