@@ -193,8 +193,9 @@ imap_mutf7_decode(const char *in)
 				goto bad;
 			}
 			/* RFC 3501 §5.1.3: printable ASCII must not be
-			 * encoded. */
-			if (unit >= 0x20 && unit < 0x7f)
+			 * encoded; and U+0000 would cut the name short
+			 * ("x&AAA-y" would become "x"). */
+			if (unit == 0 || (unit >= 0x20 && unit < 0x7f))
 				goto bad;
 			o += utf8_put(out + o, unit);
 		}

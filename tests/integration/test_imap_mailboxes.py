@@ -754,6 +754,21 @@ def test_invalid_mutf7_is_refused(c):
     assert set(listing(c)) == set(DEFAULT_MAILBOXES)
 
 
+def test_nul_in_a_name_is_refused_not_cut_short(c):
+    # Issue 15, finding 17. RFC 9051 §4.3: a literal holds no NUL; nor may
+    # modified UTF-7 smuggle one in (U+0000 would end the name early, so
+    # "x&AAA-y" became a mailbox "x").
+    for bad in ("x&AAA-y", "&AAA-", "a&AAA-/../b"):
+        r = c.command("CREATE %s" % quoted(bad))
+        assert r.status in ("NO", "BAD"), (bad, r.tagged)
+    c.send(b"n1 CREATE {3}\r\n")
+    assert c.conn.readline().startswith(b"+")
+    c.send(b"z\0w\r\n")
+    r = c.read_reply(b"n1")
+    assert r.status in ("NO", "BAD"), r.tagged
+    assert set(listing(c)) == set(DEFAULT_MAILBOXES)
+
+
 def test_raw_8bit_name_refused_without_utf8(c):
     # RFC 3501 §9: quoted strings are 7-bit; UTF-8 needs ENABLE.
     c.send("x1 CREATE \"Ärger\"\r\n".encode("utf-8"))

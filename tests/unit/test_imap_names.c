@@ -54,6 +54,7 @@ test_imap_mutf7_refuses_bad_input(void **state)
 		"&AOQ=-",	/* not modified base64 */
 		"caf\xc3\xa9",	/* 8-bit is not mUTF-7 */
 		"&AOR-",	/* leftover bits not zero */
+		"x&AAA-y",	/* U+0000 would cut the name to "x" */
 	};
 
 	(void)state;
