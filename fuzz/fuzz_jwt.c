@@ -19,8 +19,10 @@
  * - an accepted token's claims hold: "exp" a number not more than 60 s
  *   past, "nbf" (when present) a number not more than 60 s ahead, "iss"
  *   the configured issuer, "aud" (string or array) naming the configured
- *   audience, and the subject returned is the "email" claim, else "sub",
- *   shorter than 256 bytes;
+ *   audience (none configured: nothing is accepted), and the subject
+ *   returned is the "email" claim when "email_verified" is true (an
+ *   unverified email refuses the token), else "sub", shorter than 256
+ *   bytes;
  * - with issuer and audience configured, the harness's own header and no
  *   "email" claim, a token whose claims hold is accepted with its "sub";
  * - no leak.
@@ -49,11 +51,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define AUDIENCE "postern"
 
 static struct auth_settings settings;
+static json_t *jwks;
+
+/* The configuration auth_jwt_subject() reads, as auth.c would give it:
+ * settings and keys (the keys of the call in mode 2). */
+struct auth_conf {
+	const void *jwks;
+};
 
 const struct auth_settings *
-auth_settings_get(const struct auth *a)
+auth_conf_settings(const struct auth_conf *c)
 {
 	return &settings;
+}
+
+const void *
+auth_conf_jwks(const struct auth_conf *c)
+{
+	return c->jwks;
+}
+
+static char *
+subject(const void *keys, const char *token)
+{
+	struct auth_conf c = { keys };
+
+	return auth_jwt_subject(&c, token, NOW);
 }
 
 static void
@@ -66,7 +89,6 @@ check(bool ok, const char *what)
 }
 
 static EVP_PKEY *ec_key, *rsa_key;
-static json_t *jwks;
 
 static char *
 bn_b64url(EVP_PKEY *key, const char *name, int pad)
@@ -154,7 +176,7 @@ is_aud_ok(const json_t *aud)
 	json_t *v;
 
 	if (settings.oauth_audience == NULL)
-		return true;
+		return false;
 	if (json_is_string(aud))
 		return strcmp(json_string_value(aud), AUDIENCE) == 0;
 	json_array_foreach(aud, i, v) {
@@ -185,12 +207,19 @@ are_claims_ok(const char *text, const char **sub_out, json_t **j_out)
 	if (nbf != NULL && (!json_is_number(nbf) ||
 	    json_number_value(nbf) - 60 > NOW))
 		return false;
-	if (settings.oauth_issuer != NULL && (iss == NULL ||
-	    strcmp(iss, ISSUER) != 0))
+	if (settings.oauth_issuer == NULL || iss == NULL ||
+	    strcmp(iss, ISSUER) != 0)
 		return false;
 	if (!is_aud_ok(json_object_get(c, "aud")))
 		return false;
 	sub = json_string_value(json_object_get(c, "email"));
+	if (sub != NULL) {
+		const json_t *v = json_object_get(c, "email_verified");
+
+		if (!json_is_true(v) && !(json_is_string(v) &&
+		    strcmp(json_string_value(v), "true") == 0))
+			return false;
+	}
 	if (sub == NULL)
 		sub = json_string_value(json_object_get(c, "sub"));
 	*sub_out = sub;
@@ -223,12 +252,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    in + len;
 
 	if (mode == 0) {
-		result = auth_jwt_subject(NULL, jwks, in, NOW);
+		result = subject(jwks, in);
 		check(result == NULL, "an unsigned token is refused");
 	} else if (mode == 2) {
 		keys = json_loads(in, 0, NULL);
 		if (keys != NULL) {
-			result = auth_jwt_subject(NULL, keys, second, NOW);
+			result = subject(keys, second);
 			check(result == NULL, "a token nobody signed is "
 			    "refused, whatever the keys");
 			json_decref(keys);
@@ -252,7 +281,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			sig[k] = sig[k] == 'A' ? 'B' : 'A';
 		}
 		token = xasprintf("%s.%s", input, sig);
-		result = auth_jwt_subject(NULL, jwks, token, NOW);
+		result = subject(jwks, token);
 		is_ok = are_claims_ok(second, &sub, &claims);
 		if (mode == 3)
 			check(result == NULL, "a changed signature is refused");

@@ -83,16 +83,51 @@ auth_store(const struct auth *a)
 	return (struct store *)&dummy_store;
 }
 
+struct auth_conf {
+	int unused;
+};
+static struct auth_conf conf;
+
+bool
+has_auth_oauth(struct auth *a)
+{
+	return jwks != NULL;
+}
+
+struct auth_conf *
+auth_conf_ref(struct auth *a)
+{
+	return &conf;
+}
+
+void
+auth_conf_unref(struct auth *a, struct auth_conf **c)
+{
+	*c = NULL;
+}
+
+const struct auth_settings *
+auth_conf_settings(const struct auth_conf *c)
+{
+	return &settings;
+}
+
 const void *
-auth_jwks(const struct auth *a)
+auth_conf_jwks(const struct auth_conf *c)
 {
 	return jwks;
 }
 
-const struct auth_settings *
-auth_settings_get(const struct auth *a)
+/* auth.c derives it from DATA/auth.secret; any fixed key will do here. */
+void
+auth_scram_fake(struct auth *a, const char *user, char **salt64_out,
+    unsigned *iter_out)
 {
-	return &settings;
+	unsigned char h[AUTH_SHA256_LEN];
+
+	auth_hmac_sha256("fuzz", 4, user, strlen(user), h);
+	*salt64_out = base64_encode(h, AUTH_SCRAM_SALT_LEN, false);
+	*iter_out = AUTH_SCRAM_ITERATIONS;
 }
 
 int
@@ -120,27 +155,30 @@ store_account_deinit(struct store_account *a)
 }
 
 bool
-is_auth_locked(struct auth *a, const char *key, time_t now)
+is_auth_locked(struct auth *a, const char *name, const char *peer,
+    const struct store_account *acc, time_t now)
 {
 	return false;
 }
 
 enum auth_result
-auth_account_policy(const struct auth *a, const struct store_account *acc,
+auth_account_policy(struct auth *a, const struct store_account *acc,
     enum auth_proto proto, time_t now)
 {
 	return AUTH_OK;
 }
 
 void
-auth_login_failed(struct auth *a, const struct store_account *acc,
-    const char *peer, time_t now, unsigned *delay_ms_out)
+auth_login_failed(struct auth *a, const char *name,
+    const struct store_account *acc, const char *peer, time_t now,
+    unsigned *delay_ms_out)
 {
 	*delay_ms_out = 0;
 }
 
 void
-auth_failure_clear(struct auth *a, const char *key)
+auth_login_succeeded(struct auth *a, const struct store_account *acc,
+    const char *peer)
 {
 }
 

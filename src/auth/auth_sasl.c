@@ -446,7 +446,7 @@ scram_final(struct auth_sasl *s, char *msg, size_t n,
 	free(salt64);
 	free(proof);
 	if (!is_proven || is_auth_locked(s->auth, s->user, s->peer,
-	    &s->account, time(NULL))) {
+	    s->has_account ? &s->account : NULL, time(NULL))) {
 		free(auth_msg);
 		sasl_finish(s, false, base, cb, arg);
 		return AUTH_STEP_WAIT;
