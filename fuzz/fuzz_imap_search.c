@@ -60,6 +60,7 @@ TRAP(struct store_watch *, store_watch_new, struct store *st, int64_t mb,
 TRAP(void, store_watch_free, struct store_watch **w)
 TRAP(const char *, store_err_text, enum store_err e)
 TRAP(void, net_conn_close, struct net_conn *c)
+TRAP(bool, is_net_conn_closing, const struct net_conn *c)
 
 static void
 tree_check(const struct store_cond *c, size_t depth, size_t *nodes)
