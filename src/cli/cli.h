@@ -48,7 +48,7 @@ void cli_admin_close(struct cli_admin *ad);
  * the store, run(ad, verb), closing. Returns the exit status. */
 int cli_admin_main(int argc, char **argv, const char *usage,
     int (*run)(struct cli_admin *ad, const char *verb));
-/* Run as root with a run-as user (the configuration's [server] user):
+/* Run as root with a run-as user other than root ([server] user):
  * creates data_dir when it is missing, gives it to that user as `serve`
  * does, and becomes that user for good (groups, gid, uid), as postqueue
  * and doveadm do, so that nothing under data_dir is created or opened as
