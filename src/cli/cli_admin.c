@@ -75,9 +75,6 @@ cli_user_become(const char *config_path, const char *user,
 	}
 	if (pw->pw_uid == 0)
 		return 0;	/* user = root: nothing to become */
-	/* user = root says on purpose that the server stays root. */
-	if (pw->pw_uid == 0)
-		return 0;
 	name = xstrdup(pw->pw_name);
 	uid = pw->pw_uid;
 	gid = pw->pw_gid;
