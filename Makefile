@@ -13,9 +13,11 @@ PACKAGES := build-essential cmake pkg-config openssl \
 PACKAGES += clang libclang-rt-14-dev
 # Every program an integration test starts: the clients (swaks speaks TLS
 # through Net::SSLeay), DNS and DKIM for outbound delivery, file systems
-# on loop devices. A missing one fails the test (tests/skip-allowlist.txt).
+# on loop devices, system users for the run-as tests (useradd). A missing
+# one fails the test (tests/skip-allowlist.txt).
 PACKAGES += isync offlineimap3 mutt tmux curl swaks libnet-ssleay-perl \
-	fetchmail getmail6 dnsmasq-base python3-dkim e2fsprogs util-linux mount
+	fetchmail getmail6 dnsmasq-base python3-dkim e2fsprogs util-linux mount \
+	passwd
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
