@@ -459,9 +459,12 @@ strict_mailbox(struct alex *lx, struct mailboxes *out)
 
 	memset(&a, 0, sizeof(a));
 	lx->has_dropped = false;
+	/* A domain literal ("[192.0.2.1]") is refused: no account lives
+	 * there, and its text may hold anything, an "@" included. */
 	is_ok = read_mailbox(lx, &a) && !lx->has_dropped &&
 	    a.mailbox != NULL && a.mailbox[0] != '\0' && a.domain != NULL &&
-	    a.domain[0] != '\0' && out->n < MIME_MAX_SENDERS;
+	    a.domain[0] != '\0' && a.domain[0] != '[' &&
+	    out->n < MIME_MAX_SENDERS;
 	if (is_ok) {
 		out->v = xrealloc(out->v, (out->n + 2) * sizeof(*out->v));
 		out->v[out->n++] = xasprintf("%s@%s", a.mailbox, a.domain);

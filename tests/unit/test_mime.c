@@ -1404,6 +1404,8 @@ test_mime_header_mailboxes_reads_every_form(void **state)
 		{ "From: <a@x.test junk>\r\n", "ERROR" },
 		{ "From: G: a@x.test\r\n", "ERROR" },
 		{ "From: a@x.test;\r\n", "ERROR" },
+		{ "From: a@[192.0.2.1]\r\n", "ERROR" },
+		{ "From: a@[x@y\r\n", "ERROR" },
 	};
 
 	(void)state;
