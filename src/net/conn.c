@@ -53,6 +53,7 @@ struct net_conn {
 	struct event *resume_ev;	/* re-feeds input() after a pause */
 	struct event *delay_ev;		/* ends a net_conn_delay() */
 	struct event *deadline_ev;	/* the login deadline */
+	struct event *drain_ev;		/* the layer under TLS drained */
 	struct net_conn *prev, *next;
 	unsigned pauses;	/* enum pause_reason bits */
 	unsigned waits;		/* callbacks the session waits for */
@@ -75,6 +76,7 @@ static void on_delay_over(evutil_socket_t fd, short what, void *arg);
 static void on_deadline(evutil_socket_t fd, short what, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
+static void on_drain(evutil_socket_t fd, short what, void *arg);
 
 static struct timeval
 secs(uint64_t n)
@@ -118,6 +120,26 @@ proto_timeout(const struct net_conn *c)
 	return idle;
 }
 
+/* After STARTTLS the connection is a TLS filter over the plaintext
+ * bufferevent it started with. The filter re-arms its write timer after
+ * every write, even once all went down to the layer under it (so a quiet
+ * session would look stalled), and the layer under it keeps the timeouts
+ * it had before STARTTLS (the pre-login ones) unless they are replaced
+ * here: reads are timed on the filter, writes on the socket's layer. */
+static void
+timeouts_apply(struct net_conn *c, const struct timeval *rd,
+    const struct timeval *wr)
+{
+	struct bufferevent *under = bufferevent_get_underlying(c->bev);
+
+	if (under == NULL) {
+		bufferevent_set_timeouts(c->bev, rd, wr);
+		return;
+	}
+	bufferevent_set_timeouts(c->bev, rd, NULL);
+	bufferevent_set_timeouts(under, NULL, wr);
+}
+
 static void
 timeouts_set(struct net_conn *c)
 {
@@ -127,7 +149,7 @@ timeouts_set(struct net_conn *c)
 	 * long (the read timeout sleeps while input is paused). */
 	struct timeval wr = secs(c->rt->cfg->write_stall_timeout);
 
-	bufferevent_set_timeouts(c->bev, &rd, &wr);
+	timeouts_apply(c, &rd, &wr);
 }
 
 static void
@@ -223,6 +245,7 @@ net_conn_accept(struct worker *w, size_t li, evutil_socket_t fd,
 	c->resume_ev = event_new(w->base, -1, 0, on_resume, c);
 	c->delay_ev = evtimer_new(w->base, on_delay_over, c);
 	c->deadline_ev = evtimer_new(w->base, on_deadline, c);
+	c->drain_ev = event_new(w->base, -1, 0, on_drain, c);
 	/* Room for one full line, or a chunk of a message body. */
 	cap = rt->cfg->line_length * 2;
 	buf_init(&c->in, cap < 65536 ? 65536 : cap);
@@ -523,9 +546,22 @@ on_under_drain(struct evbuffer *out, const struct evbuffer_cb_info *info,
 		return;
 	if (c->is_closing)
 		close_progress(c);
-	else if ((c->pauses & PAUSE_OUTPUT) &&
-	    pending_output(c) < NET_DRAIN_LOW)
-		pause_clear(c, PAUSE_OUTPUT);
+	else if (pending_output(c) < NET_DRAIN_LOW)
+		/* The filter's own write callback does not fire for this: a
+		 * paused input and a streamed reply go on from the loop. */
+		event_active(c->drain_ev, 0, 0);
+}
+
+static void
+on_drain(evutil_socket_t fd, short what, void *arg)
+{
+	struct net_conn *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->bev == NULL || c->is_closing)
+		return;
+	on_write(c->bev, c);
 }
 
 static void
@@ -679,7 +715,7 @@ net_conn_close(struct net_conn *c)
 	evtimer_del(c->delay_ev);
 	evtimer_del(c->deadline_ev);
 	bufferevent_disable(c->bev, EV_READ);
-	bufferevent_set_timeouts(c->bev, NULL, &tv);
+	timeouts_apply(c, NULL, &tv);
 	close_progress(c);
 }
 
@@ -747,6 +783,7 @@ conn_free(struct net_conn *c, bool is_forced)
 	event_free(c->resume_ev);
 	event_free(c->delay_ev);
 	event_free(c->deadline_ev);
+	event_free(c->drain_ev);
 	buf_deinit(&c->in);
 	net_runtime_release(&c->rt);
 	free(c);
