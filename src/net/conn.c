@@ -731,6 +731,13 @@ net_conn_close_all(struct worker *w)
 	}
 }
 
+void
+net_conn_drop_all(struct worker *w)
+{
+	for (struct net_conn *c = w->conns; c != NULL; c = c->next)
+		free_soon(c);
+}
+
 /* Closes the socket and gives back the connection's slot. */
 static void
 transport_release(struct net_conn *c)

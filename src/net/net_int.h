@@ -107,6 +107,9 @@ void net_conn_accept(struct worker *w, size_t li, evutil_socket_t fd,
     const struct sockaddr *sa, int salen);
 /* Says goodbye on every connection of w and closes them (shutdown). */
 void net_conn_close_all(struct worker *w);
+/* Ends every connection of w at once, replies unsent (the shutdown
+ * deadline); each is freed once its session waits for no callback. */
+void net_conn_drop_all(struct worker *w);
 /* Frees a connection right away (worker teardown). */
 void net_conn_free(struct net_conn *c);
 

@@ -228,7 +228,13 @@ on_deadline(evutil_socket_t fd, short what, void *arg)
 
 	(void)fd;
 	(void)what;
-	event_base_loopexit(w->base, NULL);
+	/* Every connection ends now, but a session still waiting for auth
+	 * or the store is freed only when its callback comes (both run until
+	 * the workers are gone): freed here, the callback would find it
+	 * freed. The loop ends with the last connection (conn_free). */
+	net_conn_drop_all(w);
+	if (w->nconns == 0)
+		event_base_loopexit(w->base, NULL);
 }
 
 static void
@@ -277,7 +283,10 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 
-	event_base_dispatch(w->base);
+	/* Not "until nothing is pending": at the shutdown deadline a session
+	 * may wait for a callback that no event of this base announces yet
+	 * (it comes from auth or the store); conn_free() ends the loop. */
+	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	while (w->conns != NULL)
 		net_conn_free(w->conns);
 	return NULL;

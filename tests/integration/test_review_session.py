@@ -7,8 +7,9 @@ where that layering shows."""
 import socket
 import time
 
-from postern_harness import (client_ctx, imap_starttls, pop3_starttls,
-                             smtp_cmd, smtp_open, start_mail_server)
+from postern_harness import (client_ctx, connect_from, imap_starttls,
+                             next_source_address, pop3_starttls, smtp_cmd,
+                             smtp_open, start_mail_server)
 
 ALICE, ALICE_PW = "alice@example.test", "alice-Secret-1"
 LISTENERS = [("smtp", "smtp", "starttls"),
@@ -113,3 +114,30 @@ def test_a_quiet_session_after_starttls_is_no_write_stall(
     others, tagged = conn.read_imap_tagged(b"b")
     assert tagged.startswith(b"b OK"), (others, tagged)
     conn.close()
+
+
+def test_shutdown_with_logins_still_being_checked(postern_factory,
+                                                  default_cert, tmp_path):
+    """SIGTERM while many logins wait for the password hash (one hash
+    thread, 150 clients): at the shutdown deadline the workers freed the
+    sessions still waiting, and the answers the hash pool gave on its way
+    out then ran on freed sessions (a use-after-free in every build; the
+    ASan build aborts, so the server does not exit 0). Now a session is
+    freed only once its answer came, at shutdown too."""
+    srv = start_mail_server(
+        postern_factory, tmp_path, default_cert, LISTENERS,
+        users=[(ALICE, ALICE_PW)], server={"allow_plaintext_auth": "yes"},
+        timeouts={"shutdown_grace": "0s"},
+        auth={"lockout_failures": 1000, "hash_threads": 1})
+    conns = []
+    for _ in range(150):
+        c = connect_from(srv.ports["imap"], source=next_source_address())
+        assert c.readline().startswith(b"* OK")
+        conns.append(c)
+    for i, c in enumerate(conns):
+        c.send(b"a LOGIN nobody%d@example.test wrong-password\r\n" % i)
+    time.sleep(0.5)
+    rc = srv.stop()
+    for c in conns:
+        c.close()
+    assert rc == 0, srv.log_text()[-6000:]
