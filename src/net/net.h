@@ -150,7 +150,8 @@ void net_conn_close(struct net_conn *c);
 
 /* Writes a new self-signed certificate (RSA 2048, SHA-256, valid ten
  * years) for the given DNS names to cert_path and its key to key_path
- * (mode 0600). Returns 0, or -1 with err set. */
+ * (mode 0600); both must not exist yet (O_EXCL, no link followed).
+ * Returns 0, or -1 with err set. */
 int tls_selfsigned_write(const char *const *names, size_t nnames,
     const char *cert_path, const char *key_path, char *err, size_t errlen);
 

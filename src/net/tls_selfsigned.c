@@ -87,7 +87,10 @@ cert_build(EVP_PKEY *key, const char *const *names, size_t nnames)
 static FILE *
 open_for_write(const char *path, mode_t mode, char *err, size_t errlen)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	/* A new file only: never through a link planted at path, never
+	 * into an existing file whose mode may let others read the key. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, mode);
 	FILE *f;
 
 	if (fd < 0) {
