@@ -144,6 +144,24 @@ bool has_queue_notify(const char *dsn_rcpt, const char *word);
 const char *queue_dsn_param(const char *params, const char *key, char *buf,
     size_t len);
 
+/* ---- DKIM keys of our domains (queue_dkim_keys.c) -------------------- */
+
+struct net_key;
+struct queue_dkim_keys;
+
+/* A cache of the keys under data_dir's dkim files (queue.h). */
+struct queue_dkim_keys *queue_dkim_keys_new(const char *data_dir);
+void queue_dkim_keys_free(struct queue_dkim_keys **k);
+/* The key of domain (lowercase, valid) and its selector: read once, and
+ * again only when the key or selector file changed. Returns NULL when the
+ * domain has no selector or key (err says why when a file does not
+ * load). The key and selector stay valid until the next call. */
+const struct net_key *queue_dkim_keys_get(struct queue_dkim_keys *k,
+    const char *domain, const char **selector_out, char *err,
+    size_t errlen);
+/* Keys read from disk so far (tests). */
+unsigned queue_dkim_keys_loads(const struct queue_dkim_keys *k);
+
 /* ---- DKIM signing (queue_dkim.c) ------------------------------------ */
 
 struct net_key;

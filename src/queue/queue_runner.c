@@ -91,6 +91,7 @@ struct queue_runner {
 	struct event *stop_ev;	/* ends the loop, from its own thread */
 	struct queue_dns *dns;
 	struct net_tls_client *tls;
+	struct queue_dkim_keys *dkim_keys;	/* the runner thread's */
 	pthread_t thread;
 	bool is_started;
 	atomic_bool is_stopping;
@@ -1445,10 +1446,10 @@ job_dkim(struct job *j)
 	struct queue_runner *r = j->r;
 	const struct store_queue_entry *e = &j->rcpts[0].e;
 	const char *at = strrchr(e->sender, '@');
-	char *domain, *kpath, *spath, sel[72], err[256];
-	struct net_key *key;
+	char *domain, err[256];
+	const char *sel;
+	const struct net_key *key;
 	enum store_err serr;
-	FILE *f;
 	int fd;
 
 	if (at == NULL || at[1] == '\0' || strlen(at + 1) > 253)
@@ -1471,16 +1472,8 @@ job_dkim(struct job *j)
 		free(domain);
 		return;
 	}
-	kpath = queue_dkim_key_path(r->cfg.data_dir, domain);
-	spath = queue_dkim_selector_path(r->cfg.data_dir, domain);
-	sel[0] = '\0';
-	if ((f = fopen(spath, "r")) != NULL) {
-		if (fgets(sel, sizeof(sel), f) == NULL)
-			sel[0] = '\0';
-		sel[strcspn(sel, "\r\n")] = '\0';
-		fclose(f);
-	}
-	key = sel[0] != '\0' ? net_key_load(kpath, err, sizeof(err)) : NULL;
+	key = queue_dkim_keys_get(r->dkim_keys, domain, &sel, err,
+	    sizeof(err));
 	if (sel[0] != '\0' && key == NULL)
 		log_error(j->sid, "queue.dkim domain=%s error=\"%s\"", domain,
 		    err);
@@ -1491,9 +1484,6 @@ job_dkim(struct job *j)
 		log_info(j->sid, "queue.dkim domain=%s selector=%s result=%s",
 		    domain, sel, j->dkim != NULL ? "signed" : "unsigned");
 	}
-	net_key_free(&key);
-	free(kpath);
-	free(spath);
 	free(domain);
 }
 
@@ -1712,6 +1702,7 @@ queue_runner_new(const struct config *cfg, struct store *st, char *err,
 		queue_runner_free(&r);
 		return NULL;
 	}
+	r->dkim_keys = queue_dkim_keys_new(r->cfg.data_dir);
 	r->poll_ev = event_new(r->base, -1, EV_PERSIST, on_poll, r);
 	r->stop_ev = event_new(r->base, -1, 0, on_stop, r);
 	return r;
@@ -1782,6 +1773,7 @@ queue_runner_free(struct queue_runner **rp)
 	if (r->stop_ev != NULL)
 		event_free(r->stop_ev);
 	net_tls_client_free(&r->tls);
+	queue_dkim_keys_free(&r->dkim_keys);
 	if (r->base != NULL)
 		event_base_free(r->base);
 	free(r->cfg.hostname);
