@@ -698,6 +698,14 @@ net_conn_starttls(struct net_conn *c)
 	c->is_tls = true;
 	c->is_handshaking = true;
 	c->has_starttls = true;
+	/* RFC 3207 §4.2: the session forgets a login made in plaintext
+	 * (only possible with allow_plaintext_auth); so do the timeouts. */
+	if (c->is_logged_in && has_login(c)) {
+		struct timeval tv = secs(c->rt->cfg->login_deadline);
+
+		c->is_logged_in = false;
+		evtimer_add(c->deadline_ev, &tv);
+	}
 	callbacks_set(c);
 	evbuffer_add_cb(bufferevent_get_output(bufferevent_get_underlying(tls)),
 	    on_under_drain, c);

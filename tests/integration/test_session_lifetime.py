@@ -297,3 +297,24 @@ def test_smtp_starttls_forgets_a_login(postern_factory, default_cert,
     assert smtp_cmd(conn, "AUTH PLAIN " + plain).code == 235
     assert smtp_cmd(conn, "MAIL FROM:<%s>" % ALICE).code == 250
     conn.close()
+
+
+def test_smtp_starttls_brings_the_login_deadline_back(postern_factory,
+                                                       default_cert,
+                                                       tmp_path):
+    """The login forgotten at STARTTLS is forgotten by the timeouts too: a
+    session that logged in in plaintext and then started TLS is closed at
+    the login deadline unless it logs in again."""
+    srv = mail_server(postern_factory, tmp_path, default_cert,
+                      server={"allow_plaintext_auth": "yes"},
+                      timeouts={"login_deadline": "3s"})
+    conn, _ = smtp_open(srv, "submission")
+    plain = base64.b64encode(b"\0" + ALICE.encode() + b"\0" +
+                             ALICE_PW.encode()).decode()
+    assert smtp_cmd(conn, "AUTH PLAIN " + plain).code == 235
+    mark = srv.log_mark()
+    assert smtp_cmd(conn, "STARTTLS").code == 220
+    conn.starttls(client_ctx(), server_hostname=None)
+    assert smtp_cmd(conn, "EHLO client.example").code == 250
+    srv.wait_log(r"net\.timeout during=login", timeout=30, since=mark)
+    conn.close()
