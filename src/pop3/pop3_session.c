@@ -1030,9 +1030,15 @@ pop3_session_input(void *arg, struct net_conn *c, struct buf *in)
 			pop3_error(s, "-ERR Line too long");
 			continue;
 		}
-		/* Commands take NUL-terminated arguments. */
+		/* Commands take NUL-terminated arguments: a NUL inside a
+		 * line would cut it short (RFC 1939 §3 has no use for one). */
+		if (memchr(line, '\0', len) != NULL) {
+			pop3_error(s, "-ERR A command line may not hold a NUL "
+			    "byte");
+			continue;
+		}
 		copy = xstrndup(line, len);
-		pop3_line(s, copy, strlen(copy));
+		pop3_line(s, copy, len);
 		secret_wipe(copy, len);
 		free(copy);
 		if (s->has_starttls) {

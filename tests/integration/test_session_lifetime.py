@@ -318,3 +318,19 @@ def test_smtp_starttls_brings_the_login_deadline_back(postern_factory,
     assert smtp_cmd(conn, "EHLO client.example").code == 250
     srv.wait_log(r"net\.timeout during=login", timeout=30, since=mark)
     conn.close()
+
+
+@pytest.mark.parametrize("listener", ["pop3s"])
+def test_pop3_line_with_a_nul_is_refused(srv, listener):
+    """A NUL inside a POP3 line used to make the server wipe the whole
+    line's length of a copy cut short at the NUL: a heap overflow before
+    login (found by the fuzz helper). The line is refused; the session and
+    the server go on."""
+    conn, _ = srv.greet(listener)
+    conn.send(b"USER a\0" + b"b" * 1000 + b"\r\nNOOP\r\n")
+    assert conn.readline().startswith(b"-ERR ")
+    assert conn.readline().startswith(b"-ERR ")   # NOOP before login
+    conn.send(b"QUIT\r\n")
+    assert conn.readline().startswith(b"+OK")
+    conn.close()
+    still_serves(srv)
