@@ -198,15 +198,6 @@ keep_num(uint64_t *field, uint64_t old, const char *key)
 	*field = old;
 }
 
-static bool
-is_same_listener(const struct config_listener *a,
-    const struct config_listener *b)
-{
-	return strcmp(a->name, b->name) == 0 &&
-	    strcmp(a->address, b->address) == 0 && a->port == b->port &&
-	    a->proto == b->proto && a->tls == b->tls;
-}
-
 /* Listeners are bound as root before the privilege drop: a change waits
  * for a restart. Each added, removed or changed one is named, and cfg gets
  * the running ones back. */
@@ -221,9 +212,9 @@ keep_listeners(struct config *cfg, const struct config *old)
 		bool found = false;
 
 		for (size_t j = 0; j < old->nlisteners && !found; j++)
-			found = is_same_listener(l, &old->listeners[j]);
+			found = is_config_listener_same(l, &old->listeners[j]);
 		if (!found || i >= old->nlisteners ||
-		    !is_same_listener(l, &old->listeners[i])) {
+		    !is_config_listener_same(l, &old->listeners[i])) {
 			is_changed = true;
 			snprintf(key, sizeof(key), "listener.%s", l->name);
 			needs_restart(key);

@@ -64,6 +64,15 @@ static const char *const tls_names[] = {
 	[CONFIG_TLS_IMPLICIT] = "implicit",
 };
 
+bool
+is_config_listener_same(const struct config_listener *a,
+    const struct config_listener *b)
+{
+	return strcmp(a->name, b->name) == 0 &&
+	    strcmp(a->address, b->address) == 0 && a->port == b->port &&
+	    a->proto == b->proto && a->tls == b->tls;
+}
+
 const char *
 config_proto_name(enum config_proto proto)
 {

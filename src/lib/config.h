@@ -104,6 +104,10 @@ struct config *config_load(const char *path, char *err, size_t errlen);
 void config_free(struct config **cfg);
 
 const char *config_proto_name(enum config_proto proto);
+/* Whether two listeners are the same socket: name, address, port,
+ * protocol and TLS kind (a reload cannot change one without a restart). */
+bool is_config_listener_same(const struct config_listener *a,
+    const struct config_listener *b);
 const char *config_tls_name(enum config_tls tls);
 
 /* The listeners used when a file names none: the standard ports when

@@ -363,15 +363,6 @@ net_server_start(struct net_server *srv, char *err, size_t errlen)
 	return 0;
 }
 
-static bool
-is_same_listener(const struct config_listener *a,
-    const struct config_listener *b)
-{
-	return strcmp(a->name, b->name) == 0 &&
-	    strcmp(a->address, b->address) == 0 && a->port == b->port &&
-	    a->proto == b->proto && a->tls == b->tls;
-}
-
 int
 net_server_reload(struct net_server *srv, const struct config *cfg,
     char *err, size_t errlen)
@@ -384,7 +375,7 @@ net_server_reload(struct net_server *srv, const struct config *cfg,
 	bool is_same = cfg->nlisteners == old->nlisteners;
 
 	for (size_t i = 0; is_same && i < cfg->nlisteners; i++)
-		is_same = is_same_listener(&cfg->listeners[i],
+		is_same = is_config_listener_same(&cfg->listeners[i],
 		    &old->listeners[i]);
 	if (!is_same) {
 		snprintf(err, errlen, "%s: listeners changed; restart postern "
