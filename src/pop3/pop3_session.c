@@ -803,17 +803,13 @@ on_update_done(void *arg, const struct store_change_result *r)
 	update_reply(s, r);
 }
 
+/* UPDATE, second step: expunge what DELE marked. */
 static void
-retrieved_noted(void *arg, const struct store_change_result *r)
+update_expunge(struct pop3_session *s)
 {
-	struct pop3_session *s = arg;
 	uint32_t *uids;
 	size_t n = 0;
 
-	/* QUIT was given: deletions happen even if the client is gone
-	 * (the session stays until the last awaited callback). */
-	(void)r;
-	(void)net_conn_unwait(s->conn);
 	uids = xcalloc(s->nmsgs ? s->nmsgs : 1, sizeof(*uids));
 	for (size_t i = 0; i < s->nmsgs; i++) {
 		if (s->msgs[i].is_deleted)
@@ -840,6 +836,18 @@ retrieved_noted(void *arg, const struct store_change_result *r)
 	}
 	free(uids);
 	update_reply(s, NULL);
+}
+
+static void
+retrieved_noted(void *arg, const struct store_change_result *r)
+{
+	struct pop3_session *s = arg;
+
+	/* QUIT was given: deletions happen even if the client is gone
+	 * (the session stays until the last awaited callback). */
+	(void)r;
+	(void)net_conn_unwait(s->conn);
+	update_expunge(s);
 }
 
 /* RFC 1939 §6: the UPDATE state, only after QUIT. */
@@ -871,8 +879,7 @@ cmd_quit_update(struct pop3_session *s)
 		}
 	}
 	free(uids);
-	net_conn_wait(s->conn);
-	retrieved_noted(s, NULL);
+	update_expunge(s);
 }
 
 static void
