@@ -471,6 +471,7 @@ enum {
 	STATUS_SIZE = 1 << 5,
 	STATUS_HIGHESTMODSEQ = 1 << 6,
 	STATUS_RECENT = 1 << 7,
+	STATUS_DELETED_STORAGE = 1 << 8,	/* RFC 9208 §4.1.5 */
 };
 
 static const struct {
@@ -485,6 +486,7 @@ static const struct {
 	{ "SIZE", STATUS_SIZE },
 	{ "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ },
 	{ "RECENT", STATUS_RECENT },
+	{ "DELETED-STORAGE", STATUS_DELETED_STORAGE },
 };
 
 unsigned
@@ -509,21 +511,28 @@ imap_status_items_parse(const struct imap_arg *a)
 	return bits;
 }
 
-static uint32_t
-count_deleted(struct imap_session *s, int64_t mailbox)
+/* The number and the bytes of the \Deleted messages of mailbox (STATUS
+ * DELETED, RFC 9051 §6.3.11; DELETED-STORAGE, RFC 9208 §4.1.5). */
+static void
+count_deleted(struct imap_session *s, int64_t mailbox, uint32_t *n_out,
+    uint64_t *bytes_out)
 {
 	struct store_msg *list = NULL;
 	size_t n = 0;
-	uint32_t deleted = 0;
 	enum store_err err;
 
+	*n_out = 0;
+	*bytes_out = 0;
 	if (store_msg_list(s->ctx->store, mailbox, 1, UINT32_MAX, &list, &n,
 	    &err) < 0)
-		return 0;
-	for (size_t i = 0; i < n; i++)
-		deleted += (list[i].flags & STORE_FLAG_DELETED) != 0;
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (list[i].flags & STORE_FLAG_DELETED) {
+			(*n_out)++;
+			*bytes_out += list[i].size;
+		}
+	}
 	store_msg_list_free(&list, n);
-	return deleted;
 }
 
 void
@@ -531,9 +540,13 @@ imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
     unsigned bits)
 {
 	bool is_first = true;
+	uint32_t ndeleted = 0;
+	uint64_t deleted_bytes = 0;
 
 	if (bits & STATUS_HIGHESTMODSEQ)
 		s->is_condstore = true;
+	if (bits & (STATUS_DELETED | STATUS_DELETED_STORAGE))
+		count_deleted(s, mb->id, &ndeleted, &deleted_bytes);
 	imap_printf(s, "* STATUS ");
 	imap_write_mailbox(s, mb->name);
 	imap_printf(s, " (");
@@ -557,7 +570,13 @@ imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
 			value = mb->unseen;
 			break;
 		case STATUS_DELETED:
-			value = count_deleted(s, mb->id);
+			value = ndeleted;
+			break;
+		case STATUS_DELETED_STORAGE:
+			/* In the unit of the STORAGE resource, 1024 octets
+			 * (RFC 9208 §5.1): what EXPUNGE would free, the sum
+			 * of the RFC822.SIZEs, rounded up. */
+			value = (deleted_bytes + 1023) / 1024;
 			break;
 		case STATUS_SIZE:
 			value = mb->size;

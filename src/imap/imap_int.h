@@ -231,6 +231,8 @@ imap_handler imap_cmd_search;
 imap_handler imap_cmd_copy, imap_cmd_expunge;
 /* imap_cmd_append.c */
 imap_handler imap_cmd_append;
+/* imap_cmd_quota.c: GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208). */
+imap_handler imap_cmd_getquota, imap_cmd_getquotaroot, imap_cmd_setquota;
 
 /* added by search */
 /* imap_cmd_search.c: SEARCH keys (RFC 9051 §6.4.4) as one store condition.

@@ -75,6 +75,9 @@ static const struct imap_cmd_def commands[] = {
 	{ "STORE", ST_SELECTED, CMD_UID, imap_cmd_store },
 	{ "COPY", ST_SELECTED, CMD_UID, imap_cmd_copy },
 	{ "MOVE", ST_SELECTED, CMD_UID, imap_cmd_copy },
+	{ "GETQUOTA", ST_LOGGED_IN, 0, imap_cmd_getquota },
+	{ "GETQUOTAROOT", ST_LOGGED_IN, 0, imap_cmd_getquotaroot },
+	{ "SETQUOTA", ST_LOGGED_IN, 0, imap_cmd_setquota },
 };
 
 
@@ -311,6 +314,7 @@ write_capabilities(struct imap_session *s)
 	    "SPECIAL-USE CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS "
 	    "ESEARCH SEARCHRES BINARY STATUS=SIZE CONDSTORE QRESYNC "
 	    "UTF8=ACCEPT");
+	imap_printf(s, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
 }
 
 void
