@@ -472,6 +472,7 @@ enum {
 	STATUS_HIGHESTMODSEQ = 1 << 6,
 	STATUS_RECENT = 1 << 7,
 	STATUS_DELETED_STORAGE = 1 << 8,	/* RFC 9208 §4.1.5 */
+	STATUS_APPENDLIMIT = 1 << 9,	/* RFC 7889 §4 */
 };
 
 static const struct {
@@ -487,6 +488,7 @@ static const struct {
 	{ "HIGHESTMODSEQ", STATUS_HIGHESTMODSEQ },
 	{ "RECENT", STATUS_RECENT },
 	{ "DELETED-STORAGE", STATUS_DELETED_STORAGE },
+	{ "APPENDLIMIT", STATUS_APPENDLIMIT },
 };
 
 unsigned
@@ -577,6 +579,10 @@ imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
 			 * (RFC 9208 §5.1): what EXPUNGE would free, the sum
 			 * of the RFC822.SIZEs, rounded up. */
 			value = (deleted_bytes + 1023) / 1024;
+			break;
+		case STATUS_APPENDLIMIT:
+			/* One limit for every mailbox: the literal's. */
+			value = s->cfg->imap_literal_max;
 			break;
 		case STATUS_SIZE:
 			value = mb->size;
