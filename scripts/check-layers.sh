@@ -29,7 +29,8 @@ declare -A may_use=(
 	[imap]="lib net mime store auth imap"
 	[pop3]="lib net mime store auth pop3"
 	[http]="lib net mime store auth http"
-	[cli]="lib net mime store auth smtp queue imap pop3 http cli"
+	[migrate]="lib net mime store auth migrate"
+	[cli]="lib net mime store auth smtp queue imap pop3 http migrate cli"
 	[main]="cli"
 )
 protocols=" smtp queue imap pop3 http "

@@ -1,0 +1,182 @@
+/*
+ * migrate_int: what the files of src/migrate share: the IMAP response
+ * parser (pure: fed bytes, no socket, fuzzed by fuzz/fuzz_imap_response.c),
+ * the readers of its values (FETCH, LIST, VANISHED, status codes), the
+ * modified UTF-7 decoder of source folder names, and the blocking line
+ * connection the IMAP and POP3 clients share. Everything here runs on the
+ * thread of one migration (postern migrate runs one per account).
+ */
+#ifndef POSTERN_MIGRATE_INT_H
+#define POSTERN_MIGRATE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lib/buf.h"
+#include "lib/parse.h"
+#include "migrate/migrate.h"
+
+/* Bytes of the keywords of one message we keep (space-separated). */
+#define MIGRATE_KEYWORDS_MAX 4096
+/* Deepest nesting of parenthesised lists in one response. */
+#define MIGRATE_DEPTH_MAX 16
+
+/* One value of a response: an atom (flags, numbers, BODY[] names), a
+ * string (quoted or literal; bytes borrowed from the input buf), NIL, or a
+ * list whose items are kids[0..n). */
+enum migrate_val_kind {
+	MIGRATE_VAL_ATOM,
+	MIGRATE_VAL_STRING,
+	MIGRATE_VAL_NIL,
+	MIGRATE_VAL_LIST,
+};
+
+struct migrate_val {
+	enum migrate_val_kind kind;
+	const char *s;		/* atom or string bytes (not NUL-terminated
+				 * for a literal; quoted strings are
+				 * unescaped in place) */
+	size_t len;
+	struct migrate_val *kid;	/* first item of a list */
+	struct migrate_val *next;	/* next item of the enclosing list */
+	size_t n;		/* items of a list */
+};
+
+enum migrate_resp_kind {
+	MIGRATE_RESP_UNTAGGED,	/* "* ..." */
+	MIGRATE_RESP_TAGGED,	/* "A1 OK ..." */
+	MIGRATE_RESP_CONTINUE,	/* "+ ..." */
+};
+
+/* Status of a tagged or untagged OK/NO/BAD/BYE/PREAUTH. */
+enum migrate_status {
+	MIGRATE_STATUS_NONE,	/* not a status response (FETCH, LIST, ...) */
+	MIGRATE_STATUS_OK,
+	MIGRATE_STATUS_NO,
+	MIGRATE_STATUS_BAD,
+	MIGRATE_STATUS_BYE,
+	MIGRATE_STATUS_PREAUTH,
+};
+
+/* One whole response, valid until migrate_parser_consume(). */
+struct migrate_resp {
+	enum migrate_resp_kind kind;
+	const char *tag;	/* tagged: the tag, NUL-terminated */
+	enum migrate_status status;
+	/* Status responses: the response code between [ ] (NUL-terminated
+	 * name, upper-cased, "" when none) and its arguments as raw text,
+	 * and the human text after it (both NUL-terminated). */
+	const char *code;
+	const char *code_args;
+	const char *text;
+	/* Other responses: their values after the tag; a leading number
+	 * ("* 3 FETCH") is the first item. */
+	struct migrate_val *items;
+	size_t n;
+};
+
+/* The incremental response parser. It first finds where a response ends
+ * (its line, and each literal announced at a line's end with the line
+ * after it) without allocating, checking every literal size against
+ * literal_max and every line against line_max before a byte of it is held;
+ * then it parses the complete response in place. */
+struct migrate_parser {
+	size_t line_max;	/* longest line (without literals) */
+	size_t literal_max;	/* longest literal */
+	/* Scanning state, kept across feeds. */
+	size_t off;		/* bytes of the buf scanned so far */
+	size_t line_start;	/* where the current line began */
+	size_t literal_left;	/* bytes of a literal still to come */
+	size_t text_bytes;	/* bytes outside literals so far */
+	bool is_quoted, is_escaped;
+	/* The parsed response, and its storage. */
+	size_t end;		/* bytes of the buf the response takes */
+	struct migrate_val *vals;
+	size_t nvals, vals_cap;
+	char *work;		/* NUL-terminated copies of tag, code, text */
+	const char *error;	/* why PARSE_ERROR, static */
+};
+
+void migrate_parser_init(struct migrate_parser *p, size_t line_max,
+    size_t literal_max);
+void migrate_parser_deinit(struct migrate_parser *p);
+/* Returns PARSE_DONE with *r_out filled once the buf holds a whole
+ * response (borrowing the buf: call migrate_parser_consume() before
+ * feeding again), PARSE_MORE when it does not yet, PARSE_ERROR (p->error
+ * says why) when the input breaks a limit or the grammar; the connection
+ * is then beyond repair. */
+enum parse_rc migrate_parser_feed(struct migrate_parser *p, struct buf *in,
+    struct migrate_resp *r_out);
+/* Drops the response just returned from the buf. */
+void migrate_parser_consume(struct migrate_parser *p, struct buf *in);
+
+/* ---- Readers of values (all bounded, none allocates from a number) ---- */
+
+/* Whether v is the atom word (case-insensitive). */
+bool is_migrate_val_atom(const struct migrate_val *v, const char *word);
+/* Decimal numbers: false for anything else, overflow included. */
+bool migrate_val_u32(const struct migrate_val *v, uint32_t *n_out);
+bool migrate_val_u64(const struct migrate_val *v, uint64_t *n_out);
+bool migrate_text_u64(const char *s, size_t len, uint64_t *n_out);
+
+/* What one "* n FETCH (...)" says. */
+struct migrate_fetch {
+	uint32_t seq;
+	uint32_t uid;		/* 0: not given */
+	bool has_flags;
+	uint32_t flags;		/* enum store_flag bits */
+	char keywords[MIGRATE_KEYWORDS_MAX];	/* space-separated */
+	bool has_date;
+	int64_t internal_date;
+	bool has_size;
+	uint64_t size;
+	uint64_t modseq;	/* 0: not given */
+	const char *body;	/* BODY[] bytes, or NULL */
+	size_t body_len;
+};
+
+/* Reads a FETCH response. Returns 0, or -1 when r is not one or breaks
+ * the grammar (a bad number, a flag that is not an atom). Keywords that
+ * do not fit keywords[] are dropped (*is_truncated_out). */
+int migrate_fetch_read(const struct migrate_resp *r,
+    struct migrate_fetch *f_out, bool *is_truncated_out);
+
+/* What one "* LIST (attrs) delim name" says. name is the source's raw
+ * name (borrowed), delim 0 when NIL. */
+enum migrate_list_attr {
+	MIGRATE_LIST_NOSELECT = 1 << 0,
+	MIGRATE_LIST_SENT = 1 << 1,
+	MIGRATE_LIST_DRAFTS = 1 << 2,
+	MIGRATE_LIST_TRASH = 1 << 3,
+	MIGRATE_LIST_JUNK = 1 << 4,
+	MIGRATE_LIST_ARCHIVE = 1 << 5,
+};
+struct migrate_list {
+	uint32_t attrs;
+	char delim;
+	const char *name;
+	size_t name_len;
+};
+int migrate_list_read(const struct migrate_resp *r,
+    struct migrate_list *l_out);
+
+/* A UID set as ranges ("1:5,9"), for VANISHED: calls cb for each range
+ * lo <= hi (a set is never expanded into memory). Returns 0, or -1 for a
+ * malformed set (cb may have run for ranges before the fault). */
+int migrate_uidset_read(const char *s, size_t len,
+    void (*cb)(void *arg, uint32_t lo, uint32_t hi), void *arg);
+/* "* VANISHED [(EARLIER)] set": the set's atom, or NULL if r is not one. */
+const struct migrate_val *migrate_vanished_set(const struct migrate_resp *r);
+
+/* "dd-Mon-yyyy hh:mm:ss +zzzz" (RFC 9051 date-time) to unix time. */
+bool migrate_date_time_parse(const char *s, size_t len, int64_t *t_out);
+/* An RFC 5322 Date: field body ("Mon, 2 Jan 2006 15:04:05 -0700", day
+ * name and seconds optional) to unix time. */
+bool migrate_rfc5322_date_parse(const char *s, size_t len, int64_t *t_out);
+
+/* Modified UTF-7 (RFC 3501 §5.1.3) to UTF-8. A new string, or NULL when
+ * the input is not valid modified UTF-7. */
+char *migrate_mutf7_decode(const char *in, size_t len);
+
+#endif
