@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -401,6 +402,26 @@ auth_scram_fake(struct auth *a, const char *user, char **salt64_out,
 	free(msg);
 	*salt64_out = base64_encode(h, AUTH_SCRAM_SALT_LEN, false);
 	*iter_out = AUTH_SCRAM_ITERATIONS;
+}
+
+void
+auth_object_id(struct auth *a, char kind, int64_t account, int64_t id,
+    int64_t salt, char out[AUTH_OBJECT_ID_LEN])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char h[AUTH_SHA256_LEN];
+	char msg[96];
+	int n;
+
+	n = snprintf(msg, sizeof(msg), "objectid:%c:%" PRId64 ":%" PRId64
+	    ":%" PRId64, kind, account, id, salt);
+	auth_hmac_sha256(a->secret, sizeof(a->secret), msg, (size_t)n, h);
+	out[0] = kind;
+	for (size_t i = 0; i < (AUTH_OBJECT_ID_LEN - 2) / 2; i++) {
+		out[1 + 2 * i] = hex[h[i] >> 4];
+		out[2 + 2 * i] = hex[h[i] & 15];
+	}
+	out[AUTH_OBJECT_ID_LEN - 1] = '\0';
 }
 
 /* ---- Cache ------------------------------------------------------------ */

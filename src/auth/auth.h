@@ -202,6 +202,21 @@ bool is_auth_password_ok(const char *password, const char *hash);
  * iterations), for store_account.scram_sha256. */
 char *auth_scram_secret(const char *password);
 
+/* ---- Object identifiers ------------------------------------------------ */
+
+/* Characters of an object identifier, its NUL included. */
+#define AUTH_OBJECT_ID_LEN 26
+
+/* An identifier for one object of an account that tells nothing about it
+ * (IMAP OBJECTID, RFC 8474 §7): kind (a letter, its first character)
+ * followed by 24 hex digits of a keyed hash of kind, account, id and salt
+ * under DATA/auth.secret. The same arguments give the same identifier,
+ * across restarts too; without the secret nobody can tell from it how
+ * many objects exist, their order, or whether another account holds the
+ * same message. */
+void auth_object_id(struct auth *a, char kind, int64_t account, int64_t id,
+    int64_t salt, char out[AUTH_OBJECT_ID_LEN]);
+
 /* ---- SHA-256 ---------------------------------------------------------- */
 
 /* The one SHA-256 of postern (auth_crypto.c): SCRAM here, the DKIM body

@@ -42,6 +42,8 @@ enum fetch_att {
 	FA_BODY,		/* BODY without a section: the structure */
 	FA_BODYSTRUCTURE,
 	FA_MODSEQ,		/* RFC 7162 §3.1.4 */
+	FA_EMAILID,		/* RFC 8474 §5.1 */
+	FA_THREADID,		/* RFC 8474 §5.2 */
 	FA_SECTION,		/* BODY[...], BINARY[...], RFC822... */
 };
 
@@ -266,6 +268,8 @@ att_add(struct fetch_job *j, const char *atom)
 		{ "BODY", FA_BODY },
 		{ "BODYSTRUCTURE", FA_BODYSTRUCTURE },
 		{ "MODSEQ", FA_MODSEQ },
+		{ "EMAILID", FA_EMAILID },
+		{ "THREADID", FA_THREADID },
 	};
 	struct fetch_att_req *a;
 
@@ -657,6 +661,7 @@ item_step(struct imap_session *s, struct fetch_job *j)
 {
 	const struct imap_msg *m = &s->view->msgs[j->idx[j->pos]];
 	char date[IMAP_DATE_TIME_LEN];
+	char id[AUTH_OBJECT_ID_LEN];
 	size_t i = j->att;
 
 	if (i == 0 && (s->cmd->is_uid || s->is_condstore) && !j->has_uid) {
@@ -713,6 +718,14 @@ item_step(struct imap_session *s, struct fetch_job *j)
 		break;
 	case FA_MODSEQ:
 		imap_printf(s, "MODSEQ (%" PRIu64 ")", m->modseq);
+		break;
+	case FA_EMAILID:
+		imap_email_id(s, j->sm->blob, id);
+		imap_printf(s, "EMAILID (%s)", id);
+		break;
+	case FA_THREADID:
+		/* No threads are kept: RFC 8474 §5.2 says NIL. */
+		imap_write(s, "THREADID NIL", 12);
 		break;
 	case FA_SECTION:
 		section_begin(s, j, i);
@@ -988,7 +1001,7 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 	j->has_flags = has_att(j, FA_FLAGS);
 	j->has_modseq = has_att(j, FA_MODSEQ);
 	j->needs_meta = j->needs_structure || has_att(j, FA_INTERNALDATE) ||
-	    has_att(j, FA_SIZE);
+	    has_att(j, FA_SIZE) || has_att(j, FA_EMAILID);
 	/* RFC 7162 §3.1: CHANGEDSINCE and MODSEQ enable CONDSTORE. */
 	if (has_changedsince || j->has_modseq)
 		s->is_condstore = true;

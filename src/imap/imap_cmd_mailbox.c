@@ -220,6 +220,7 @@ imap_cmd_select(struct imap_session *s, const struct imap_cmd *cmd)
 	char *name;
 	bool had_view = s->view != NULL;
 	size_t first_unseen = 0;
+	char id[AUTH_OBJECT_ID_LEN];
 
 	if (cmd->nargs < 1 || cmd->nargs > 2 ||
 	    (name = imap_mailbox_arg(s, &cmd->args[0])) == NULL) {
@@ -273,6 +274,8 @@ imap_cmd_select(struct imap_session *s, const struct imap_cmd *cmd)
 	    v->uidnext);
 	imap_printf(s, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
 	    (unsigned long long)v->modseq);
+	imap_mailbox_id(s, v->mailbox, v->uidvalidity, id);
+	imap_printf(s, "* OK [MAILBOXID (%s)] Ok\r\n", id);	/* RFC 8474 */
 	if (s->is_rev2) {
 		/* RFC 9051 §6.3.2: the mailbox's name as the server
 		 * knows it. */
@@ -300,6 +303,24 @@ static const struct {
 	{ "\\All", STORE_SPECIAL_ALL },
 	{ "\\Flagged", STORE_SPECIAL_FLAGGED },
 };
+
+/* The OK of CREATE, with the new mailbox's MAILBOXID (RFC 8474 §4.1). */
+static void
+create_done(struct imap_session *s, const char *name)
+{
+	char id[AUTH_OBJECT_ID_LEN];
+	struct store_mailbox mb;
+	enum store_err err;
+
+	if (store_mailbox_get(s->ctx->store, s->id.account, name, &mb,
+	    &err) < 0) {
+		imap_done(s, "OK", "CREATE completed");
+		return;
+	}
+	imap_mailbox_id(s, mb.id, mb.uidvalidity, id);
+	store_mailbox_deinit(&mb);
+	imap_done(s, "OK", "[MAILBOXID (%s)] CREATE completed", id);
+}
 
 /* RFC 6154 §3: CREATE name (USE (\Archive)). Returns 0, -1 for bad
  * syntax, -2 for an attribute we do not support. */
@@ -363,12 +384,13 @@ imap_cmd_create(struct imap_session *s, const struct imap_cmd *cmd)
 	}
 	rc = store_mailbox_create(s->ctx->store, s->id.account, name,
 	    special, &err);
-	free(name);
 	if (rc < 0) {
+		free(name);
 		imap_done_store_err(s, err);
 		return;
 	}
-	imap_done(s, "OK", "CREATE completed");
+	create_done(s, name);
+	free(name);
 }
 
 void
@@ -473,6 +495,7 @@ enum {
 	STATUS_RECENT = 1 << 7,
 	STATUS_DELETED_STORAGE = 1 << 8,	/* RFC 9208 §4.1.5 */
 	STATUS_APPENDLIMIT = 1 << 9,	/* RFC 7889 §4 */
+	STATUS_MAILBOXID = 1 << 10,	/* RFC 8474 §4.2 */
 };
 
 static const struct {
@@ -489,6 +512,7 @@ static const struct {
 	{ "RECENT", STATUS_RECENT },
 	{ "DELETED-STORAGE", STATUS_DELETED_STORAGE },
 	{ "APPENDLIMIT", STATUS_APPENDLIMIT },
+	{ "MAILBOXID", STATUS_MAILBOXID },
 };
 
 unsigned
@@ -544,6 +568,7 @@ imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
 	bool is_first = true;
 	uint32_t ndeleted = 0;
 	uint64_t deleted_bytes = 0;
+	char id[AUTH_OBJECT_ID_LEN];
 
 	if (bits & STATUS_HIGHESTMODSEQ)
 		s->is_condstore = true;
@@ -580,6 +605,12 @@ imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
 			 * of the RFC822.SIZEs, rounded up. */
 			value = (deleted_bytes + 1023) / 1024;
 			break;
+		case STATUS_MAILBOXID:
+			imap_mailbox_id(s, mb->id, mb->uidvalidity, id);
+			imap_printf(s, "%sMAILBOXID (%s)", is_first ? "" :
+			    " ", id);
+			is_first = false;
+			continue;
 		case STATUS_APPENDLIMIT:
 			/* One limit for every mailbox: the literal's. */
 			value = s->cfg->imap_literal_max;

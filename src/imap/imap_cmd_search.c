@@ -53,6 +53,7 @@ enum key_arg {
 	KA_NOT,
 	KA_OR,
 	KA_UID,		/* sequence set of UIDs */
+	KA_EMAILID,	/* objectid (RFC 8474 §6) */
 };
 
 struct key_def {
@@ -75,6 +76,7 @@ static const struct key_def key_defs[] = {
 	{ "CC", KA_STRING, STORE_COND_HEADER, 0, "Cc" },
 	{ "DELETED", KA_FLAG, STORE_COND_FLAG_SET, STORE_FLAG_DELETED, NULL },
 	{ "DRAFT", KA_FLAG, STORE_COND_FLAG_SET, STORE_FLAG_DRAFT, NULL },
+	{ "EMAILID", KA_EMAILID, STORE_COND_OR, 0, NULL },
 	{ "FLAGGED", KA_FLAG, STORE_COND_FLAG_SET, STORE_FLAG_FLAGGED, NULL },
 	{ "FROM", KA_STRING, STORE_COND_HEADER, 0, "From" },
 	{ "HEADER", KA_HEADER, STORE_COND_HEADER, 0, NULL },
@@ -95,6 +97,8 @@ static const struct key_def key_defs[] = {
 	{ "SMALLER", KA_NUMBER, STORE_COND_SMALLER, 0, NULL },
 	{ "SUBJECT", KA_STRING, STORE_COND_HEADER, 0, "Subject" },
 	{ "TEXT", KA_STRING, STORE_COND_TEXT, 0, NULL },
+	/* No message has a THREADID (RFC 8474 §5.2: NIL). */
+	{ "THREADID", KA_EMAILID, STORE_COND_OR, 0, NULL },
 	{ "TO", KA_STRING, STORE_COND_HEADER, 0, "To" },
 	{ "UID", KA_UID, STORE_COND_OR, 0, NULL },
 	{ "UNANSWERED", KA_FLAG, STORE_COND_FLAG_UNSET, STORE_FLAG_ANSWERED,
@@ -377,6 +381,42 @@ on_key(struct kp *p, const struct key_def *d, int64_t t,
 	return 0;
 }
 
+/* EMAILID objectid: the messages of the mailbox with that EMAILID, as UID
+ * ranges (an OR of none matches nothing); THREADID objectid: none. */
+static int
+emailid_key(struct kp *p, const struct key_def *d, const struct imap_arg *a,
+    struct store_cond *out)
+{
+	uint32_t *uids;
+	size_t n;
+	enum store_err err;
+
+	/* RFC 8474 §6: objectid = 1*255(ALPHA / DIGIT / "_" / "-"). */
+	if (a->kind != IMAP_ARG_ATOM || a->len == 0 || a->len > 255 ||
+	    strspn(a->str, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV"
+	    "WXYZ0123456789_-") != a->len)
+		return kp_fail(p, false, "Expected an object identifier");
+	out->kind = STORE_COND_OR;
+	if (strcmp(d->name, "THREADID") == 0)
+		return 0;
+	if (imap_email_id_uids(p->s, a->str, &uids, &n, &err) < 0)
+		return kp_fail(p, true, "[UNAVAILABLE] Cannot read the "
+		    "mailbox, try again later");
+	for (size_t i = 0; i < n; i++) {
+		struct store_cond *c = cond_add(p, out);
+
+		if (c == NULL) {
+			free(uids);
+			return -1;
+		}
+		c->kind = STORE_COND_UID_RANGE;
+		c->n = uids[i];
+		c->hi = uids[i];
+	}
+	free(uids);
+	return 0;
+}
+
 /* Reads the key at args[*pos] (and its arguments) into out. */
 static int
 key_parse(struct kp *p, const struct imap_arg *args, size_t n, size_t *pos,
@@ -483,6 +523,8 @@ key_parse(struct kp *p, const struct imap_arg *args, size_t n, size_t *pos,
 		return 0;
 	case KA_UID:
 		return set_key(p, &args[(*pos)++], true, is_top, out);
+	case KA_EMAILID:
+		return emailid_key(p, d, &args[(*pos)++], out);
 	}
 	panic("search: key argument %d", (int)d->arg);
 }

@@ -180,6 +180,19 @@ void imap_status_write(struct imap_session *s,
  * encoding, empty, too long). Caller frees. */
 char *imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a);
 
+/* ---- OBJECTID, RFC 8474 (imap_objectid.c) ---------------------------- */
+
+/* MAILBOXID of the account's mailbox (store id, UIDVALIDITY). */
+void imap_mailbox_id(struct imap_session *s, int64_t mailbox,
+    uint32_t uidvalidity, char out[AUTH_OBJECT_ID_LEN]);
+/* EMAILID of a message of the account, by its body (store_msg.blob). */
+void imap_email_id(struct imap_session *s, int64_t blob,
+    char out[AUTH_OBJECT_ID_LEN]);
+/* The UIDs of the selected mailbox whose EMAILID is id, ascending (caller
+ * frees; NULL when none). Returns 0, or -1 with *err_out set. */
+int imap_email_id_uids(struct imap_session *s, const char *id,
+    uint32_t **uids_out, size_t *n_out, enum store_err *err_out);
+
 /* ---- The selected mailbox (imap_view.c) ------------------------------- */
 
 /* Opens name for SELECT (or EXAMINE with is_readonly) into s->view,
