@@ -643,6 +643,58 @@ int store_queue_act(struct store *st, int64_t id,
     enum store_queue_action action, int64_t now, size_t *n_out,
     enum store_err *err_out);
 
+/* ---- Migration map (postern migrate) ----------------------------------- */
+
+/* What postern migrate copied from another server: for each message of a
+ * source folder (source: "imap://user@host:port", folder: the source's
+ * own name; both any text, they are keys), where its copy is here. A
+ * delivery carries its entry (store_delivery_migrate) so that the entry
+ * is committed with the message, never apart from it: a crash mid-run
+ * leaves neither, and the next run copies the message again, once. */
+struct store_migrate_entry {
+	uint32_t uidvalidity;	/* the source folder's; 0 for POP3 */
+	char *key;		/* the source UID in decimal, or the UIDL */
+	int64_t mailbox;	/* the copy: mailbox id and UID here */
+	uint32_t uid;
+	uint32_t flags;		/* the source's flags as last copied */
+	char *keywords;		/* the source's keywords as last copied */
+	char *message_id;	/* Message-ID field body, or NULL */
+	char *hash;		/* hex SHA-256 of the message bytes */
+	uint64_t size;
+};
+
+/* Gives the delivery e (copied; its mailbox and uid are ignored): it is
+ * written for the first local recipient, in the same commit as the
+ * message, and only if that recipient took it. */
+void store_delivery_migrate(struct store_delivery *d, int64_t account,
+    const char *source, const char *folder,
+    const struct store_migrate_entry *e);
+/* Every entry of the folder, of any UIDVALIDITY, by UIDVALIDITY then
+ * key; an empty list is not an error. Free with store_migrate_list_free. */
+int store_migrate_list(struct store *st, int64_t account, const char *source,
+    const char *folder, struct store_migrate_entry **list_out, size_t *n_out,
+    enum store_err *err_out);
+void store_migrate_list_free(struct store_migrate_entry **list, size_t n);
+/* Writes e (insert or replace): flags seen at the source, or a message
+ * matched again after a UIDVALIDITY change. */
+int store_migrate_put(struct store *st, int64_t account, const char *source,
+    const char *folder, const struct store_migrate_entry *e,
+    enum store_err *err_out);
+/* Removes the entries of the folder with that UIDVALIDITY, and that key
+ * when key is not NULL. */
+int store_migrate_del(struct store *st, int64_t account, const char *source,
+    const char *folder, uint32_t uidvalidity, const char *key,
+    enum store_err *err_out);
+/* Where the last run of the folder ended: its UIDVALIDITY and
+ * HIGHESTMODSEQ (0: none, RFC 7162 CONDSTORE not used). STORE_NOT_FOUND
+ * before the first run. */
+int store_migrate_folder_get(struct store *st, int64_t account,
+    const char *source, const char *folder, uint32_t *uidvalidity_out,
+    uint64_t *modseq_out, enum store_err *err_out);
+int store_migrate_folder_set(struct store *st, int64_t account,
+    const char *source, const char *folder, uint32_t uidvalidity,
+    uint64_t modseq, enum store_err *err_out);
+
 /* ---- Maintenance ------------------------------------------------------ */
 
 /* Checks that every message has its body file, that no body file is an

@@ -93,6 +93,15 @@ struct store_backend {
 	    enum store_err *err_out);
 	int (*queue_get)(struct store *st, int64_t id,
 	    struct store_queue_entry *e_out, enum store_err *err_out);
+	/* The migration map (store.h); changes go through batch_run as
+	 * STORE_REQ_MIGRATE, and with a delivery (d->migrate). */
+	int (*migrate_list)(struct store *st, int64_t account,
+	    const char *source, const char *folder,
+	    struct store_migrate_entry **list_out, size_t *n_out,
+	    enum store_err *err_out);
+	int (*migrate_folder_get)(struct store *st, int64_t account,
+	    const char *source, const char *folder, uint32_t *uidvalidity_out,
+	    uint64_t *modseq_out, enum store_err *err_out);
 };
 
 /* The embedded backend (store_sqlite.c). */

@@ -361,6 +361,7 @@ store_delivery_free(struct store_delivery **dp)
 		free(d->queued[i].dsn_rcpt);
 	}
 	free(d->queued);
+	store_migrate_op_free(&d->migrate);
 	store_parsed_deinit(&d->parsed);
 	free(d);
 }

@@ -116,6 +116,7 @@ struct store_delivery {
 	size_t nqueued;
 	bool is_atomic;		/* store_delivery_set_atomic */
 	bool is_authenticated;	/* store_delivery_set_authenticated */
+	struct store_migrate_op *migrate;	/* store_delivery_migrate */
 	struct store_parsed parsed;
 	/* Set by the backend's writer: the blob id this body is to become
 	 * (0: none yet), whether a recipient took it (its row exists), the
@@ -171,7 +172,27 @@ enum store_req_kind {
 	STORE_REQ_APP_PASSWORD_TOUCH,	/* id, when, s1 peer or NULL */
 	STORE_REQ_CHECK,	/* is_on: repair; report, report_arg */
 	STORE_REQ_QUEUE,	/* qop (store_queue_int.h) */
+	STORE_REQ_MIGRATE,	/* mop */
 };
+
+/* A change to the migration map (store.h, store_migrate.c). */
+enum store_migrate_op_kind {
+	STORE_MIGRATE_OP_PUT,		/* entry */
+	STORE_MIGRATE_OP_DEL,		/* entry.uidvalidity, entry.key or
+					 * NULL */
+	STORE_MIGRATE_OP_FOLDER_SET,	/* uidvalidity, modseq */
+};
+
+struct store_migrate_op {
+	enum store_migrate_op_kind kind;
+	int64_t account;
+	char *source, *folder;
+	struct store_migrate_entry entry;	/* owned copies */
+	uint32_t uidvalidity;
+	uint64_t modseq;
+};
+
+void store_migrate_op_free(struct store_migrate_op **op);
 
 struct store_req {
 	enum store_req_kind kind;
@@ -203,6 +224,7 @@ struct store_req {
 	void (*report)(void *arg, const char *line);
 	void *report_arg;
 	struct store_queue_op *qop;
+	struct store_migrate_op *mop;
 
 	/* Results. */
 	enum store_err err;

@@ -28,7 +28,7 @@
 
 /* The schema this code reads and writes; older stores are migrated on
  * open, newer ones refused. */
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 /* How long a connection waits for a lock another one holds (another
  * process writing, a checkpoint) before the call fails with STORE_TEMP. */
 #define BUSY_TIMEOUT_MS 10000
@@ -249,6 +249,36 @@ static const char schema_v6[] =
 	"ALTER TABLE queue ADD COLUMN authenticated INTEGER NOT NULL "
 	"DEFAULT 0;"
 	"ALTER TABLE queue ADD COLUMN report INTEGER NOT NULL DEFAULT 0;";
+
+/* Version 7: the migration map of postern migrate (store.h): for each
+ * message copied from another server, keyed by the source (host and
+ * user), its folder, UIDVALIDITY and UID (or POP3 UIDL), where the copy is
+ * here, the source flags last copied, and what re-matches it after a
+ * UIDVALIDITY change (Message-ID and a hash of the bytes); per source
+ * folder where the last run ended (RFC 7162 HIGHESTMODSEQ). */
+static const char schema_v7[] =
+	"CREATE TABLE IF NOT EXISTS migrate_map ("
+	" account INTEGER NOT NULL REFERENCES accounts(id),"
+	" source TEXT NOT NULL,"
+	" folder TEXT NOT NULL,"
+	" uidvalidity INTEGER NOT NULL,"
+	" key TEXT NOT NULL,"
+	" mailbox INTEGER NOT NULL,"
+	" uid INTEGER NOT NULL,"
+	" flags INTEGER NOT NULL,"
+	" keywords TEXT,"
+	" message_id TEXT,"
+	" hash TEXT,"
+	" size INTEGER NOT NULL,"
+	" PRIMARY KEY (account, source, folder, uidvalidity, key))"
+	" WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS migrate_folders ("
+	" account INTEGER NOT NULL REFERENCES accounts(id),"
+	" source TEXT NOT NULL,"
+	" folder TEXT NOT NULL,"
+	" uidvalidity INTEGER NOT NULL,"
+	" modseq INTEGER NOT NULL,"
+	" PRIMARY KEY (account, source, folder)) WITHOUT ROWID;";
 
 /* The full-text index: trigram, so that any substring of three or more
  * characters narrows a search (SQLite 3.34+). detail=none keeps the index
@@ -718,6 +748,11 @@ schema_migrate(struct sq_conn *c, bool *has_fts, char *err, size_t errlen)
 	}
 	if (version < 6) {
 		rc = sqlite3_exec(c->db, schema_v6, NULL, NULL, &msg);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	if (version < 7) {
+		rc = sqlite3_exec(c->db, schema_v7, NULL, NULL, &msg);
 		if (rc != SQLITE_OK)
 			goto fail;
 	}
@@ -1488,4 +1523,6 @@ const struct store_backend store_sqlite_backend = {
 	.subscription_list = sq_subscription_list,
 	.queue_list = sq_queue_list,
 	.queue_get = sq_queue_get,
+	.migrate_list = sq_migrate_list,
+	.migrate_folder_get = sq_migrate_folder_get,
 };

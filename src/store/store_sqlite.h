@@ -211,7 +211,28 @@
 	X(QUEUE_RELEASE_ALL, "UPDATE queue SET held = 0, "		\
 	    "next_attempt = ?1 WHERE held != 0")			\
 	X(QUEUE_RETRY_ALL, "UPDATE queue SET next_attempt = ?1 "	\
-	    "WHERE held = 0 AND next_attempt > ?1")
+	    "WHERE held = 0 AND next_attempt > ?1")			\
+	X(MIGRATE_LIST, "SELECT uidvalidity, key, mailbox, uid, flags, " \
+	    "keywords, message_id, hash, size FROM migrate_map "	\
+	    "WHERE account = ?1 AND source = ?2 AND folder = ?3 "	\
+	    "ORDER BY uidvalidity, key")				\
+	X(MIGRATE_PUT, "INSERT OR REPLACE INTO migrate_map(account, "	\
+	    "source, folder, uidvalidity, key, mailbox, uid, flags, "	\
+	    "keywords, message_id, hash, size) VALUES (?1, ?2, ?3, ?4, " \
+	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)")			\
+	X(MIGRATE_DEL, "DELETE FROM migrate_map WHERE account = ?1 "	\
+	    "AND source = ?2 AND folder = ?3 AND uidvalidity = ?4 "	\
+	    "AND (?5 IS NULL OR key = ?5)")				\
+	X(MIGRATE_FOLDER_GET, "SELECT uidvalidity, modseq FROM "	\
+	    "migrate_folders WHERE account = ?1 AND source = ?2 "	\
+	    "AND folder = ?3")						\
+	X(MIGRATE_FOLDER_SET, "INSERT OR REPLACE INTO migrate_folders(" \
+	    "account, source, folder, uidvalidity, modseq) VALUES (?1, " \
+	    "?2, ?3, ?4, ?5)")						\
+	X(ACCOUNT_MIGRATE_MAP_DELETE, "DELETE FROM migrate_map "	\
+	    "WHERE account = ?1")					\
+	X(ACCOUNT_MIGRATE_FOLDERS_DELETE, "DELETE FROM migrate_folders " \
+	    "WHERE account = ?1")
 
 #define SQ_STMT_ENUM(name, sql) SQ_##name,
 enum sq_stmt {
@@ -313,6 +334,17 @@ int sq_queue_get(struct store *st, int64_t id,
     struct store_queue_entry *e_out, enum store_err *err_out);
 /* Writer thread: runs req->qop inside the batch's transaction. */
 enum store_err sq_queue_apply(struct sq_conn *c, struct store_req *req);
+/* The migration map (store_sqlite_migrate.c): reads, the writer's
+ * STORE_REQ_MIGRATE, and the entry a delivery carries, written in the
+ * delivery's transaction for the recipient that got mailbox and uid. */
+int sq_migrate_list(struct store *st, int64_t account, const char *source,
+    const char *folder, struct store_migrate_entry **list_out, size_t *n_out,
+    enum store_err *err_out);
+int sq_migrate_folder_get(struct store *st, int64_t account,
+    const char *source, const char *folder, uint32_t *uidvalidity_out,
+    uint64_t *modseq_out, enum store_err *err_out);
+enum store_err sq_migrate_apply(struct sq_conn *c,
+    const struct store_migrate_op *op, int64_t mailbox, uint32_t uid);
 
 /* Search (store_sqlite_search.c). */
 int sq_search(struct store *st, int64_t mailbox,

@@ -381,6 +381,7 @@ account_del(struct batch *b, struct store_req *req)
 		SQ_ACCOUNT_MESSAGES_DELETE, SQ_ACCOUNT_EXPUNGED_DELETE,
 		SQ_ACCOUNT_MAILBOXES_DELETE, SQ_ACCOUNT_APP_PASSWORDS_DELETE,
 		SQ_ACCOUNT_SUBSCRIPTIONS_DELETE,
+		SQ_ACCOUNT_MIGRATE_MAP_DELETE, SQ_ACCOUNT_MIGRATE_FOLDERS_DELETE,
 		SQ_ACCOUNT_DELETE,
 	};
 	int64_t id;
@@ -1039,6 +1040,12 @@ delivery(struct batch *b, struct store_req *req)
 		res->uidvalidity = mb.uidvalidity;
 		res->uid = m.uid;
 		store_req_touch(req, mb.id);
+		/* postern migrate's map entry goes with the message, in the
+		 * same transaction (store_delivery_migrate). */
+		if (d->migrate != NULL && i == 0 &&
+		    (err = sq_migrate_apply(b->c, d->migrate, mb.id, m.uid)) !=
+		    STORE_OK)
+			return err;
 	}
 	if (d->nqueued > 0) {
 		if (delivery_queue(b, d, now, is_all_local) != STORE_OK)
@@ -1370,6 +1377,8 @@ apply(struct batch *b, struct store_req *req)
 		return app_password_touch(b, req);
 	case STORE_REQ_QUEUE:
 		return sq_queue_apply(b->c, req);
+	case STORE_REQ_MIGRATE:
+		return sq_migrate_apply(b->c, req->mop, 0, 0);
 	case STORE_REQ_CHECK:
 		break;
 	}
