@@ -109,7 +109,7 @@ struct imap_session {
 	/* Private to imap_session.c. */
 	unsigned errors;
 	bool is_idle;
-	bool is_starttls_done;
+	bool is_stream_new;	/* STARTTLS or COMPRESS: input restarts */
 	struct auth_exchange auth;	/* AUTHENTICATE */
 };
 
@@ -228,7 +228,8 @@ typedef void imap_handler(struct imap_session *s, const struct imap_cmd *cmd);
 
 /* imap_session.c */
 imap_handler imap_cmd_capability, imap_cmd_noop, imap_cmd_logout,
-    imap_cmd_starttls, imap_cmd_login, imap_cmd_authenticate,
+    imap_cmd_starttls, imap_cmd_compress, imap_cmd_login,
+    imap_cmd_authenticate,
     imap_cmd_enable, imap_cmd_id, imap_cmd_idle, imap_cmd_close,
     imap_cmd_unselect;
 /* imap_cmd_mailbox.c: SELECT and EXAMINE; CREATE, DELETE, RENAME; SUBSCRIBE

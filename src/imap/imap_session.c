@@ -50,6 +50,7 @@ static const struct imap_cmd_def commands[] = {
 	{ "LOGOUT", ST_ANY, CMD_NO_ARGS, imap_cmd_logout },
 	{ "ID", ST_ANY, 0, imap_cmd_id },
 	{ "STARTTLS", ST_NOT_AUTH, CMD_NO_ARGS, imap_cmd_starttls },
+	{ "COMPRESS", ST_LOGGED_IN, 0, imap_cmd_compress },
 	{ "LOGIN", ST_NOT_AUTH, 0, imap_cmd_login },
 	{ "AUTHENTICATE", ST_NOT_AUTH, 0, imap_cmd_authenticate },
 	{ "ENABLE", ST_AUTH | ST_SELECTED, 0, imap_cmd_enable },
@@ -320,6 +321,8 @@ write_capabilities(struct imap_session *s)
 	imap_printf(s, " OBJECTID");
 	imap_printf(s, " APPENDLIMIT=%llu",
 	    (unsigned long long)s->cfg->imap_literal_max);
+	if (!is_net_conn_compressed(s->conn))
+		imap_printf(s, " COMPRESS=DEFLATE");
 }
 
 void
@@ -371,7 +374,36 @@ imap_cmd_starttls(struct imap_session *s, const struct imap_cmd *cmd)
 	/* RFC 9051 §6.2.1: what the client sent behind STARTTLS is thrown
 	 * away with the buffer; the parser forgets its offset into it. */
 	imap_parser_reset(&s->parser);
-	s->is_starttls_done = true;
+	s->is_stream_new = true;
+}
+
+/* RFC 4978 §3: only after login here, so that a client must log in
+ * before it can make us hold a compressor. */
+void
+imap_cmd_compress(struct imap_session *s, const struct imap_cmd *cmd)
+{
+	const struct imap_arg *a = cmd->nargs == 1 ? &cmd->args[0] : NULL;
+
+	if (a == NULL || a->kind != IMAP_ARG_ATOM ||
+	    strcasecmp(a->str, "DEFLATE") != 0) {
+		imap_done(s, "BAD", "COMPRESS takes one argument: DEFLATE");
+		return;
+	}
+	if (is_net_conn_compressed(s->conn)) {
+		imap_done(s, "NO", "[COMPRESSIONACTIVE] DEFLATE is already "
+		    "active");
+		return;
+	}
+	/* The OK is the last uncompressed byte; compression starts right
+	 * after its CRLF, both ways. */
+	imap_printf(s, "%s OK DEFLATE active\r\n", s->cmd->tag);
+	imap_cmd_free(&s->cmd);
+	if (net_conn_compress(s->conn) < 0) {
+		net_conn_close(s->conn);
+		return;
+	}
+	imap_parser_reset(&s->parser);
+	s->is_stream_new = true;
 }
 
 void
@@ -824,8 +856,8 @@ imap_session_input(void *arg, struct net_conn *c, struct buf *in)
 	    is_auth_exchange_active(&s->auth))) {
 		if (!input_step(s, in))
 			break;
-		if (s->is_starttls_done) {
-			s->is_starttls_done = false;
+		if (s->is_stream_new) {
+			s->is_stream_new = false;
 			return;
 		}
 	}

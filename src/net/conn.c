@@ -14,6 +14,7 @@
 #include "net/net_int.h"
 
 #include <arpa/inet.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,8 @@ struct net_conn {
 	struct event *delay_ev;		/* ends a net_conn_delay() */
 	struct event *deadline_ev;	/* the login deadline */
 	struct event *drain_ev;		/* the layer under TLS drained */
+	struct event *flush_ev;		/* ends a burst of compressed output */
+	struct net_deflate *deflate;	/* COMPRESS=DEFLATE, once started */
 	struct net_conn *prev, *next;
 	unsigned pauses;	/* enum pause_reason bits */
 	unsigned waits;		/* callbacks the session waits for */
@@ -62,7 +65,7 @@ struct net_conn {
 	bool is_counted;	/* holds a slot in the limits */
 	bool is_closing;
 	bool is_tls_shut;	/* close_notify sent */
-	bool has_starttls;	/* STARTTLS began inside input() */
+	bool has_new_layer;	/* STARTTLS or COMPRESS began in input() */
 	bool has_unfed;		/* a pause left parsed-later bytes in in */
 	bool is_logged_in;	/* net_conn_logged_in() */
 	bool is_transport_gone;	/* socket closed; the session still waits */
@@ -77,6 +80,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg);
 static void on_write(struct bufferevent *bev, void *arg);
 static void on_event(struct bufferevent *bev, short what, void *arg);
 static void on_drain(evutil_socket_t fd, short what, void *arg);
+static void on_flush(evutil_socket_t fd, short what, void *arg);
 
 static struct timeval
 secs(uint64_t n)
@@ -246,6 +250,7 @@ net_conn_accept(struct worker *w, size_t li, evutil_socket_t fd,
 	c->delay_ev = evtimer_new(w->base, on_delay_over, c);
 	c->deadline_ev = evtimer_new(w->base, on_deadline, c);
 	c->drain_ev = event_new(w->base, -1, 0, on_drain, c);
+	c->flush_ev = event_new(w->base, -1, 0, on_flush, c);
 	/* Room for one full line, or a chunk of a message body. */
 	cap = rt->cfg->line_length * 2;
 	buf_init(&c->in, cap < 65536 ? 65536 : cap);
@@ -290,14 +295,14 @@ net_conn_accept(struct worker *w, size_t li, evutil_socket_t fd,
 }
 
 /* Feeds in to the session once. Returns false when the session started
- * TLS (what followed the command in plaintext is thrown away, RFC 3207
- * §4.2) and the caller must stop. */
+ * TLS or compression (what followed the command in the old stream is
+ * thrown away, RFC 3207 §4.2, RFC 4978 §3) and the caller must stop. */
 static bool
 feed(struct net_conn *c)
 {
 	c->ops->input(c->session, c, &c->in);
-	if (c->has_starttls) {
-		c->has_starttls = false;
+	if (c->has_new_layer) {
+		c->has_new_layer = false;
 		buf_clear(&c->in);
 		return false;
 	}
@@ -320,12 +325,13 @@ on_read(struct bufferevent *bev, void *arg)
 		if (!feed(c))
 			return;
 	}
-	while (is_net_conn_feeding(c) && evbuffer_get_length(src) > 0) {
+	while (is_net_conn_feeding(c) && (evbuffer_get_length(src) > 0 ||
+	    (c->deflate != NULL && has_net_deflate_pending(c->deflate)))) {
 		size_t room = buf_room(&c->in);
 		size_t n = evbuffer_get_length(src);
 		char chunk[16384];
 
-		if (n > sizeof(chunk))
+		if (n > sizeof(chunk) || c->deflate != NULL)
 			n = sizeof(chunk);
 		if (n > room)
 			n = room;
@@ -337,7 +343,24 @@ on_read(struct bufferevent *bev, void *arg)
 			net_conn_close(c);
 			return;
 		}
-		evbuffer_remove(src, chunk, n);
+		if (c->deflate == NULL) {
+			evbuffer_remove(src, chunk, n);
+		} else {
+			/* At most room bytes come out however well the
+			 * client's bytes were packed: no inflation bomb. */
+			ssize_t got = net_deflate_read(c->deflate, src,
+			    chunk, n);
+
+			if (got < 0) {
+				log_info(c->sid, "net.deflate_error peer=%s",
+				    c->peer);
+				net_conn_close(c);
+				return;
+			}
+			if (got == 0)
+				break;
+			n = (size_t)got;
+		}
 		buf_append(&c->in, chunk, n);
 		if (c->session == NULL) {
 			/* Refused, or still greeting: nothing listens. */
@@ -664,19 +687,75 @@ net_conn_write(struct net_conn *c, const void *data, size_t len)
 {
 	if (c->is_closing)
 		return;
-	bufferevent_write(c->bev, data, len);
+	if (c->deflate == NULL) {
+		bufferevent_write(c->bev, data, len);
+		return;
+	}
+	/* Compressed replies are flushed once the loop turn's callbacks
+	 * have written theirs (on_flush), not one sync flush per write. */
+	net_deflate_write(c->deflate, bufferevent_get_output(c->bev), data,
+	    len);
+	event_active(c->flush_ev, EV_TIMEOUT, 0);
 }
 
 void
 net_conn_printf(struct net_conn *c, const char *fmt, ...)
 {
+	char small[512];
 	va_list ap;
+	int n;
 
 	if (c->is_closing)
 		return;
 	va_start(ap, fmt);
-	evbuffer_add_vprintf(bufferevent_get_output(c->bev), fmt, ap);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
 	va_end(ap);
+	if (n < 0)
+		panic("net_conn_printf: bad format");
+	if ((size_t)n < sizeof(small)) {
+		net_conn_write(c, small, (size_t)n);
+		return;
+	}
+	char *big = xmalloc((size_t)n + 1);
+
+	va_start(ap, fmt);
+	vsnprintf(big, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	net_conn_write(c, big, (size_t)n);
+	free(big);
+}
+
+/* Ends a burst of compressed replies. */
+static void
+deflate_flush(struct net_conn *c)
+{
+	if (c->deflate != NULL && c->bev != NULL &&
+	    is_net_deflate_dirty(c->deflate))
+		net_deflate_flush(c->deflate, bufferevent_get_output(c->bev));
+}
+
+static void
+on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	deflate_flush(arg);
+}
+
+int
+net_conn_compress(struct net_conn *c)
+{
+	if (c->deflate != NULL || c->is_closing)
+		return -1;
+	c->deflate = net_deflate_new();
+	c->has_new_layer = true;
+	return 0;
+}
+
+bool
+is_net_conn_compressed(const struct net_conn *c)
+{
+	return c->deflate != NULL;
 }
 
 int
@@ -697,7 +776,7 @@ net_conn_starttls(struct net_conn *c)
 	c->bev = tls;
 	c->is_tls = true;
 	c->is_handshaking = true;
-	c->has_starttls = true;
+	c->has_new_layer = true;
 	/* RFC 3207 §4.2: the session forgets a login made in plaintext
 	 * (only possible with allow_plaintext_auth); so do the timeouts. */
 	if (c->is_logged_in && has_login(c)) {
@@ -719,6 +798,7 @@ net_conn_close(struct net_conn *c)
 
 	if (c->is_closing)
 		return;
+	deflate_flush(c);
 	c->is_closing = true;
 	evtimer_del(c->delay_ev);
 	evtimer_del(c->deadline_ev);
@@ -799,6 +879,15 @@ conn_free(struct net_conn *c, bool is_forced)
 	event_free(c->delay_ev);
 	event_free(c->deadline_ev);
 	event_free(c->drain_ev);
+	event_free(c->flush_ev);
+	if (c->deflate != NULL) {
+		uint64_t ro, po, ri, pi;
+
+		net_deflate_stats(c->deflate, &ro, &po, &ri, &pi);
+		log_info(c->sid, "net.deflate out=%" PRIu64 " sent=%" PRIu64
+		    " in=%" PRIu64 " received=%" PRIu64, ro, po, ri, pi);
+		net_deflate_free(&c->deflate);
+	}
 	buf_deinit(&c->in);
 	net_runtime_release(&c->rt);
 	free(c);

@@ -110,6 +110,13 @@ void net_conn_printf(struct net_conn *c, const char *fmt, ...)
  * Returns 0, or -1 if the listener has no certificate or TLS is already
  * on. */
 int net_conn_starttls(struct net_conn *c);
+/* Compresses both directions from now on (IMAP COMPRESS=DEFLATE, RFC
+ * 4978): what is written after this call goes out compressed (over TLS
+ * when TLS is on), and what the client sends next is inflated. As with
+ * STARTTLS, bytes of the current input after the command are thrown
+ * away. Returns -1 when compression is already on. */
+int net_conn_compress(struct net_conn *c);
+bool is_net_conn_compressed(const struct net_conn *c);
 
 /*
  * Feeding input. input() is called only while nothing holds it back: the

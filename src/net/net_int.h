@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include <event2/bufferevent.h>
 #include <event2/event.h>
@@ -42,6 +43,31 @@ const char *tls_bev_version(struct bufferevent *bev);
 const char *tls_bev_cipher(struct bufferevent *bev);
 /* Sends close_notify once the handshake is over (RFC 8446 §6.1). */
 void tls_bev_shutdown(struct bufferevent *bev);
+
+/* The raw DEFLATE streams of a compressed connection (RFC 4978). */
+struct net_deflate;
+
+struct net_deflate *net_deflate_new(void);
+void net_deflate_free(struct net_deflate **z);
+/* Compresses len bytes of data into dst (buffered until a flush). */
+void net_deflate_write(struct net_deflate *z, struct evbuffer *dst,
+    const void *data, size_t len);
+/* Whether bytes were written since the last flush. */
+bool is_net_deflate_dirty(const struct net_deflate *z);
+/* Ends a burst of replies: everything written so far goes to dst, ending
+ * on a byte boundary (sync flush), and the compressor's memory is freed
+ * until the next write. */
+void net_deflate_flush(struct net_deflate *z, struct evbuffer *dst);
+/* Inflates what src holds (draining what was used) into dst, at most room
+ * bytes. Returns the bytes given, 0 when src has nothing to give, or -1
+ * when the stream is corrupt or goes on after its final block. */
+ssize_t net_deflate_read(struct net_deflate *z, struct evbuffer *src,
+    void *dst, size_t room);
+/* Whether the last read filled dst and zlib may hold more output. */
+bool has_net_deflate_pending(const struct net_deflate *z);
+/* Bytes before and after compression, both ways, for the close log. */
+void net_deflate_stats(const struct net_deflate *z, uint64_t *raw_out,
+    uint64_t *packed_out, uint64_t *raw_in, uint64_t *packed_in);
 
 /* The configuration and certificates new connections use. Replaced as a
  * whole on reload; each connection holds a reference to its own. */

@@ -20,11 +20,13 @@ of tests/skip-allowlist.txt; see pytest_runtest_makereport below.
 
 import os
 import re
+import subprocess
 import time
 
 import pytest
 
-from postern_harness import HOSTNAME, REPO, Postern, make_cert, postern_bin
+from postern_harness import (HOSTNAME, REPO, Cert, Postern, make_cert,
+                             postern_bin)
 
 SKIP_ALLOWLIST = REPO / "tests" / "skip-allowlist.txt"
 
@@ -144,6 +146,23 @@ def default_cert(tmp_path_factory):
     certificate of every test server)."""
     return make_cert(tmp_path_factory.mktemp("certs"), "main", HOSTNAME,
                      [HOSTNAME])
+
+
+@pytest.fixture(scope="session")
+def ip_cert(tmp_path_factory):
+    """A self-signed certificate that names 127.0.0.1 (as a DNS name, for
+    clients that only compare names, and as an IP address) and
+    mail.example.test, so that real clients (mbsync, mutt) can verify it
+    when connecting to 127.0.0.1."""
+    d = tmp_path_factory.mktemp("ipcert")
+    cert, key = d / "main.pem", d / "main.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "7",
+         "-subj", "/CN=127.0.0.1", "-addext",
+         "subjectAltName=DNS:127.0.0.1,IP:127.0.0.1,DNS:mail.example.test"],
+        check=True, capture_output=True, timeout=60)
+    return Cert(cert, key)
 
 
 class _Servers:

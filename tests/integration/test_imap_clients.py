@@ -22,7 +22,6 @@ import pytest
 
 from imap_helpers import (deliver, login, new_user, parse_fetch,
                           start_imap_server, wait_for)
-from postern_harness import Cert
 
 TOOL_TIMEOUT = 120
 
@@ -32,23 +31,6 @@ def need(tool):
         pytest.skip("%s is not installed (Debian package: %s)" % (
             tool, {"mbsync": "isync", "offlineimap": "offlineimap3"}.get(
                 tool, tool)))
-
-
-@pytest.fixture(scope="module")
-def ip_cert(tmp_path_factory):
-    """A self-signed certificate that names 127.0.0.1 (as a DNS name, for
-    clients that only compare names, and as an IP address) and
-    mail.example.test, so that clients can verify it when connecting to
-    127.0.0.1."""
-    d = tmp_path_factory.mktemp("ipcert")
-    cert, key = d / "main.pem", d / "main.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "7",
-         "-subj", "/CN=127.0.0.1", "-addext",
-         "subjectAltName=DNS:127.0.0.1,IP:127.0.0.1,DNS:mail.example.test"],
-        check=True, capture_output=True, timeout=60)
-    return Cert(cert, key)
 
 
 @pytest.fixture(scope="module")
