@@ -44,6 +44,7 @@ enum fetch_att {
 	FA_MODSEQ,		/* RFC 7162 §3.1.4 */
 	FA_EMAILID,		/* RFC 8474 §5.1 */
 	FA_THREADID,		/* RFC 8474 §5.2 */
+	FA_SAVEDATE,		/* RFC 8514 §4.1 */
 	FA_SECTION,		/* BODY[...], BINARY[...], RFC822... */
 };
 
@@ -270,6 +271,7 @@ att_add(struct fetch_job *j, const char *atom)
 		{ "MODSEQ", FA_MODSEQ },
 		{ "EMAILID", FA_EMAILID },
 		{ "THREADID", FA_THREADID },
+		{ "SAVEDATE", FA_SAVEDATE },
 	};
 	struct fetch_att_req *a;
 
@@ -723,6 +725,15 @@ item_step(struct imap_session *s, struct fetch_job *j)
 		imap_email_id(s, j->sm->blob, id);
 		imap_printf(s, "EMAILID (%s)", id);
 		break;
+	case FA_SAVEDATE:
+		/* NIL for a message stored before save dates were kept. */
+		if (j->sm->saved == 0) {
+			imap_write(s, "SAVEDATE NIL", 12);
+			break;
+		}
+		imap_date_time_format(j->sm->saved, date);
+		imap_printf(s, "SAVEDATE \"%s\"", date);
+		break;
 	case FA_THREADID:
 		/* No threads are kept: RFC 8474 §5.2 says NIL. */
 		imap_write(s, "THREADID NIL", 12);
@@ -1001,7 +1012,8 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 	j->has_flags = has_att(j, FA_FLAGS);
 	j->has_modseq = has_att(j, FA_MODSEQ);
 	j->needs_meta = j->needs_structure || has_att(j, FA_INTERNALDATE) ||
-	    has_att(j, FA_SIZE) || has_att(j, FA_EMAILID);
+	    has_att(j, FA_SIZE) || has_att(j, FA_EMAILID) ||
+	    has_att(j, FA_SAVEDATE);
 	/* RFC 7162 §3.1: CHANGEDSINCE and MODSEQ enable CONDSTORE. */
 	if (has_changedsince || j->has_modseq)
 		s->is_condstore = true;

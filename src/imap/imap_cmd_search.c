@@ -89,6 +89,11 @@ static const struct key_def key_defs[] = {
 	{ "ON", KA_ON, STORE_COND_INTERNAL_SINCE, 0, NULL },
 	{ "OR", KA_OR, STORE_COND_OR, 0, NULL },
 	{ "RECENT", KA_NOTHING, STORE_COND_OR, 0, NULL },
+	/* RFC 8514 §4.3: every mailbox keeps save dates. */
+	{ "SAVEDATESUPPORTED", KA_NONE, STORE_COND_ALL, 0, NULL },
+	{ "SAVEDBEFORE", KA_DATE, STORE_COND_SAVED_BEFORE, 0, NULL },
+	{ "SAVEDON", KA_ON, STORE_COND_SAVED_SINCE, 0, NULL },
+	{ "SAVEDSINCE", KA_DATE, STORE_COND_SAVED_SINCE, 0, NULL },
 	{ "SEEN", KA_FLAG, STORE_COND_FLAG_SET, STORE_FLAG_SEEN, NULL },
 	{ "SENTBEFORE", KA_DATE, STORE_COND_SENT_BEFORE, 0, NULL },
 	{ "SENTON", KA_ON, STORE_COND_SENT_SINCE, 0, NULL },
@@ -360,7 +365,7 @@ keyword_key(struct kp *p, const struct key_def *d, const struct imap_arg *a,
 	return 0;
 }
 
-/* ON and SENTON: the day, [d, d + 1 day). Dates are days in UTC: the
+/* ON, SENTON and SAVEDON: the day, [d, d + 1 day). Dates are days in UTC: the
  * store keeps instants, not the zone a Date: header was written in. */
 static int
 on_key(struct kp *p, const struct key_def *d, int64_t t,
@@ -376,7 +381,8 @@ on_key(struct kp *p, const struct key_def *d, int64_t t,
 	if ((before = cond_add(p, out)) == NULL)
 		return -1;
 	before->kind = d->kind == STORE_COND_SENT_SINCE ?
-	    STORE_COND_SENT_BEFORE : STORE_COND_INTERNAL_BEFORE;
+	    STORE_COND_SENT_BEFORE : d->kind == STORE_COND_SAVED_SINCE ?
+	    STORE_COND_SAVED_BEFORE : STORE_COND_INTERNAL_BEFORE;
 	before->n = (uint64_t)(t + DAY_SECONDS);
 	return 0;
 }

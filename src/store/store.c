@@ -957,6 +957,8 @@ is_cond_valid(const struct store_cond *c, int depth, size_t *nodes)
 	case STORE_COND_INTERNAL_SINCE:
 	case STORE_COND_SENT_BEFORE:
 	case STORE_COND_SENT_SINCE:
+	case STORE_COND_SAVED_BEFORE:
+	case STORE_COND_SAVED_SINCE:
 	case STORE_COND_LARGER:
 	case STORE_COND_SMALLER:
 	case STORE_COND_MODSEQ:

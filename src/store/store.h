@@ -307,6 +307,9 @@ struct store_msg {
 	uint64_t size;		/* RFC822.SIZE: bytes as stored */
 	int64_t blob;		/* the body, for store_blob_* */
 	int64_t retrieved;	/* unix time POP3 first retrieved it, or 0 */
+	int64_t saved;		/* unix time it came into this mailbox
+				 * (RFC 8514 SAVEDATE), or 0: stored before
+				 * postern kept it */
 };
 
 /* Messages of mailbox with uid_min <= UID <= uid_max, by UID.
@@ -369,6 +372,9 @@ enum store_cond_kind {
 	STORE_COND_INTERNAL_SINCE,	/* internal date >= n */
 	STORE_COND_SENT_BEFORE,	/* Date: header < n */
 	STORE_COND_SENT_SINCE,
+	STORE_COND_SAVED_BEFORE,	/* save date < n; the internal date for
+					 * a message without one */
+	STORE_COND_SAVED_SINCE,	/* save date >= n */
 	STORE_COND_LARGER,	/* size > n */
 	STORE_COND_SMALLER,	/* size < n */
 	STORE_COND_MODSEQ,	/* modseq >= n */

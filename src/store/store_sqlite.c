@@ -28,7 +28,7 @@
 
 /* The schema this code reads and writes; older stores are migrated on
  * open, newer ones refused. */
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 /* How long a connection waits for a lock another one holds (another
  * process writing, a checkpoint) before the call fails with STORE_TEMP. */
 #define BUSY_TIMEOUT_MS 10000
@@ -279,6 +279,11 @@ static const char schema_v7[] =
 	" uidvalidity INTEGER NOT NULL,"
 	" modseq INTEGER NOT NULL,"
 	" PRIMARY KEY (account, source, folder)) WITHOUT ROWID;";
+
+/* Version 8: when each message came into its mailbox (RFC 8514 SAVEDATE:
+ * delivery, APPEND, COPY, MOVE). Rows from before have none (NULL). */
+static const char schema_v8[] =
+	"ALTER TABLE messages ADD COLUMN saved INTEGER;";
 
 /* The full-text index: trigram, so that any substring of three or more
  * characters narrows a search (SQLite 3.34+). detail=none keeps the index
@@ -680,6 +685,24 @@ ckpt_stop(struct sq_state *sq)
 
 /* ---- Open, migrate, close -------------------------------------------- */
 
+/* Whether table has the column: a migration that adds one is then done
+ * already (a store whose version was set back by hand, as the tests do). */
+static bool
+has_column(struct sq_conn *c, const char *table, const char *column)
+{
+	sqlite3_stmt *s = NULL;
+	bool has = false;
+
+	if (sqlite3_prepare_v2(c->db, "SELECT 1 FROM pragma_table_info(?1) "
+	    "WHERE name = ?2", -1, &s, NULL) != SQLITE_OK)
+		return false;
+	sqlite3_bind_text(s, 1, table, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, column, -1, SQLITE_STATIC);
+	has = sqlite3_step(s) == SQLITE_ROW;
+	sqlite3_finalize(s);
+	return has;
+}
+
 static int
 schema_migrate(struct sq_conn *c, bool *has_fts, char *err, size_t errlen)
 {
@@ -753,6 +776,11 @@ schema_migrate(struct sq_conn *c, bool *has_fts, char *err, size_t errlen)
 	}
 	if (version < 7) {
 		rc = sqlite3_exec(c->db, schema_v7, NULL, NULL, &msg);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	if (version < 8 && !has_column(c, "messages", "saved")) {
+		rc = sqlite3_exec(c->db, schema_v8, NULL, NULL, &msg);
 		if (rc != SQLITE_OK)
 			goto fail;
 	}
@@ -1297,6 +1325,7 @@ msg_row(sqlite3_stmt *s, struct store_msg *m_out)
 	m_out->size = (uint64_t)sqlite3_column_int64(s, 5);
 	m_out->blob = sqlite3_column_int64(s, 6);
 	m_out->retrieved = sqlite3_column_int64(s, 7);
+	m_out->saved = sqlite3_column_int64(s, 8);
 }
 
 /* Steps s (bound) to the end, appending each row to *list_out. */

@@ -30,7 +30,8 @@
 	"EXISTS (SELECT 1 FROM mailboxes c WHERE c.account = m.account " \
 	"AND c.name > m.name || '/' AND c.name < m.name || '0')"
 #define SQ_MSG_COLS							\
-	"uid, modseq, flags, keywords, internal_date, size, blob, retrieved"
+	"uid, modseq, flags, keywords, internal_date, size, blob, retrieved, " \
+	"coalesce(saved, 0)"
 #define SQ_QUEUE_COLS							\
 	"q.id, q.blob, coalesce(b.size, 0), q.sender, q.rcpt, "	\
 	"q.dsn_envelope, q.dsn_rcpt, q.attempts, q.created, "		\
@@ -148,8 +149,8 @@
 	X(MSG_GET, "SELECT " SQ_MSG_COLS " FROM messages "		\
 	    "WHERE mailbox = ?1 AND uid = ?2")				\
 	X(MSG_INSERT, "INSERT INTO messages(mailbox, uid, blob, modseq, " \
-	    "flags, keywords, internal_date, size, retrieved) "		\
-	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)")		\
+	    "flags, keywords, internal_date, size, retrieved, saved) "	\
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")	\
 	X(MSG_SET_FLAGS, "UPDATE messages SET flags = ?3, keywords = ?4, " \
 	    "modseq = ?5 WHERE mailbox = ?1 AND uid = ?2")		\
 	X(MSG_DELETE, "DELETE FROM messages WHERE mailbox = ?1 AND uid = ?2") \

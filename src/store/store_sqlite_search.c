@@ -247,6 +247,14 @@ q_cond(struct query *q, const struct store_cond *c)
 		    "%s ", c->kind == STORE_COND_SENT_BEFORE ? "<" : ">=");
 		q_int(q, (int64_t)c->n);
 		return;
+	case STORE_COND_SAVED_BEFORE:
+	case STORE_COND_SAVED_SINCE:
+		/* A message saved before postern kept save dates is dated
+		 * by its internal date. */
+		q_add(q, "coalesce(m.saved, m.internal_date) %s ",
+		    c->kind == STORE_COND_SAVED_BEFORE ? "<" : ">=");
+		q_int(q, (int64_t)c->n);
+		return;
 	case STORE_COND_LARGER:
 	case STORE_COND_SMALLER:
 		q_add(q, "m.size %s ", c->kind == STORE_COND_LARGER ? ">" :

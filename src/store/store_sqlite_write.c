@@ -931,6 +931,9 @@ msg_insert(struct batch *b, const struct msg_new *m)
 	sqlite3_bind_int64(s, 7, m->internal_date);
 	sqlite3_bind_int64(s, 8, (int64_t)m->size);
 	sqlite3_bind_int64(s, 9, m->retrieved);
+	/* RFC 8514: every insert is a save into the mailbox (delivery,
+	 * APPEND, COPY, MOVE), so the save date is now. */
+	sqlite3_bind_int64(s, 10, (int64_t)time(NULL));
 	return step_done(b, s, "msg_insert") == SQLITE_DONE ? 0 : -1;
 }
 

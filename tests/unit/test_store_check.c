@@ -386,6 +386,8 @@ test_store_open_migrates_an_older_schema(void **state)
 	struct store_app_password *list;
 	struct store_mailbox mb;
 	enum store_err err;
+	struct store_msg *msgs = NULL;
+	size_t nmsgs = 0;
 	size_t n;
 
 	deliver_ok(fx);
@@ -394,6 +396,7 @@ test_store_open_migrates_an_older_schema(void **state)
 	sql(fx, "DROP TABLE queue; DROP TABLE app_passwords;"
 	    "DROP TABLE subscriptions;"
 	    "UPDATE mailboxes SET subscribed = (name = 'INBOX');"
+	    "ALTER TABLE messages DROP COLUMN saved;"
 	    "UPDATE meta SET value = 1 WHERE key = 'schema_version';");
 	open_store(fx);
 	assert_int_equal(store_app_password_add(fx->st, fx->alice, "phone",
@@ -405,6 +408,12 @@ test_store_open_migrates_an_older_schema(void **state)
 	assert_int_equal(store_mailbox_get(fx->st, fx->alice, "INBOX", &mb,
 	    &err), 0);
 	assert_int_equal(mb.messages, 1);
+	/* Version 7 keeps save dates (RFC 8514); older rows have none. */
+	assert_int_equal(store_msg_list(fx->st, mb.id, 1, UINT32_MAX, &msgs,
+	    &nmsgs, &err), 0);
+	assert_int_equal(nmsgs, 1);
+	assert_int_equal(msgs[0].saved, 0);
+	store_msg_list_free(&msgs, nmsgs);
 	/* Version 4 took the subscriptions over from the column. */
 	assert_true(mb.is_subscribed);
 	store_mailbox_deinit(&mb);
