@@ -133,4 +133,83 @@ int mime_header_mailboxes(const char *header, size_t len, const char *name,
     char ***addrs_out, size_t *nfields_out);
 void mime_strings_free(char ***strings);
 
+/* ---- SORT and THREAD (RFC 5256, RFC 5957) ---------------------------- */
+
+/* The base subject of a decoded subject (RFC 5256 §2.1): without "Re:",
+ * "Fwd:", "[blob]" leaders, "(fwd)" trailers and "[fwd: ...]" wrappers,
+ * spaces collapsed. *is_reply_out (may be NULL) says whether a reply or
+ * forward marker was removed (what §3 REFERENCES step 6 asks). subject
+ * may be NULL (""). Returns a new string (caller frees). */
+char *mime_subject_base(const char *subject, bool *is_reply_out);
+/* The i;unicode-casemap collation key of the UTF-8 string s (RFC 5051:
+ * titlecase, then NFKD); bytes that are not UTF-8 get i;ascii-casemap.
+ * Two keys compare with strcmp(). s may be NULL (""). Caller frees. */
+char *mime_collate_key(const char *s);
+
+/* The address fields of an ENVELOPE (their position in it). */
+enum mime_envelope_field {
+	MIME_ENVELOPE_FROM = 2,
+	MIME_ENVELOPE_TO = 5,
+	MIME_ENVELOPE_CC = 6,
+};
+/* The first mailbox of an address field, each part NULL when absent. */
+struct mime_envelope_addr {
+	char *name;		/* display-name as written (RFC 2047 words) */
+	char *mailbox;		/* local part: RFC 5256 §3 addr-mailbox */
+	char *host;
+};
+/* Reads the first mailbox (group markers skipped) of field of an
+ * ENVELOPE text as mime_parse() wrote it into *out (zeroed when the
+ * field is NIL or holds no mailbox). Returns 0, or -1 when the text is
+ * not an ENVELOPE (out zeroed). Free with mime_envelope_addr_deinit. */
+int mime_envelope_address(const char *envelope,
+    enum mime_envelope_field field, struct mime_envelope_addr *out);
+void mime_envelope_addr_deinit(struct mime_envelope_addr *a);
+/* RFC 5957 §2: the decoded display-name of a, or its addr-spec when it
+ * has none; "" for an empty a. Caller frees. */
+char *mime_envelope_display(const struct mime_envelope_addr *a);
+
+/* What threading needs of one message. Strings are borrowed, NULL when
+ * absent; ids are without angle brackets. */
+struct mime_thread_msg {
+	int64_t sent;		/* RFC 5256 §2.2 sent date (the caller
+				 * falls back to the internal date) */
+	const char *subject;	/* decoded */
+	const char *message_id;
+	const char *references;	/* ids separated by spaces */
+	const char *in_reply_to;	/* ids separated by spaces */
+};
+enum mime_thread_algo {
+	MIME_THREAD_ORDEREDSUBJECT,
+	MIME_THREAD_REFERENCES,
+};
+#define MIME_THREAD_NONE SIZE_MAX
+/* Messages one threading takes. */
+#define MIME_THREAD_MAX_MSGS (16u << 20)
+/* One node of a thread tree: a message (msg indexes the input), or a
+ * dummy (msg MIME_THREAD_NONE) standing for a message that is not there;
+ * child and next are node indexes or MIME_THREAD_NONE. */
+struct mime_thread_node {
+	size_t msg;
+	size_t child, next;
+};
+/* The threads: first is the first top-level node, the others follow by
+ * next; siblings are in the order RFC 5256 §3 sends them. */
+struct mime_thread {
+	struct mime_thread_node *nodes;
+	size_t nnodes;
+	size_t first;
+};
+/* Threads the n messages msgs (in mailbox order, which breaks ties of
+ * the sent date) by algo (RFC 5256 §3) into *out (free with
+ * mime_thread_deinit). Returns 0, or -1 when n is over
+ * MIME_THREAD_MAX_MSGS. Borrows msgs for the call only. */
+int mime_thread_build(const struct mime_thread_msg *msgs, size_t n,
+    enum mime_thread_algo algo, struct mime_thread *out);
+void mime_thread_deinit(struct mime_thread *t);
+/* The threads as IMAP sends them after "* THREAD " (RFC 5256 §4), message
+ * i written as numbers[i]: "(1 2 (3)(4))(5)". Caller frees. */
+char *mime_thread_format(const struct mime_thread *t,
+    const uint32_t *numbers);
+
 #endif
