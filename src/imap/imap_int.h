@@ -241,6 +241,8 @@ imap_handler imap_cmd_select, imap_cmd_create, imap_cmd_delete,
 imap_handler imap_cmd_fetch, imap_cmd_store;
 /* imap_cmd_search.c: SEARCH and UID SEARCH. */
 imap_handler imap_cmd_search;
+/* imap_cmd_sort.c: SORT and UID SORT. imap_cmd_thread.c: THREAD. */
+imap_handler imap_cmd_sort, imap_cmd_thread;
 /* imap_cmd_copy.c: COPY, MOVE and their UID forms; EXPUNGE, UID EXPUNGE. */
 imap_handler imap_cmd_copy, imap_cmd_expunge;
 /* imap_cmd_append.c */
@@ -268,6 +270,33 @@ struct imap_search_keys {
 int imap_search_keys_parse(struct imap_session *s,
     const struct imap_arg *args, size_t nargs, struct imap_search_keys *k);
 void imap_search_keys_deinit(struct imap_search_keys *k);
+
+/* added by sort */
+/* imap_cmd_sort.c: what SORT and THREAD share. The view messages the
+ * search keys match, in view order, each with its cached data (rows[i].msg
+ * points into list; rows[i].at is its index in the view). */
+struct imap_sort_row {
+	const struct store_sort_msg *msg;
+	size_t at;
+};
+struct imap_sort_rows {
+	struct imap_sort_row *rows;
+	size_t n;
+	struct store_sort_msg *list;
+	size_t nlist;
+	bool is_no;		/* on error: NO, else BAD */
+	const char *error;	/* on error: the reply text */
+};
+/* Runs the search keys args[0..nargs) on s->view and reads the matches'
+ * data (what: enum store_sort_what bits). Returns 0, or -1 with error and
+ * is_no set (r then needs no deinit). */
+int imap_sort_rows_get(struct imap_session *s, const struct imap_arg *args,
+    size_t nargs, unsigned what, struct imap_sort_rows *r);
+void imap_sort_rows_deinit(struct imap_sort_rows *r);
+/* RFC 5256 §2.2: the sent date (Date:, else the internal date). */
+int64_t imap_sort_sent_date(const struct store_sort_msg *m);
+/* Is a the charset argument of SORT or THREAD we know (UTF-8, US-ASCII)? */
+bool is_imap_sort_charset(const struct imap_arg *a);
 
 /* added by fetch */
 /* ---- FETCH and STORE helpers (imap_fetch_filter.c) -------------------- */

@@ -72,6 +72,8 @@ static const struct imap_cmd_def commands[] = {
 	{ "UNSELECT", ST_SELECTED, CMD_NO_ARGS, imap_cmd_unselect },
 	{ "EXPUNGE", ST_SELECTED, CMD_UID, imap_cmd_expunge },
 	{ "SEARCH", ST_SELECTED, CMD_UID, imap_cmd_search },
+	{ "SORT", ST_SELECTED, CMD_UID, imap_cmd_sort },
+	{ "THREAD", ST_SELECTED, CMD_UID, imap_cmd_thread },
 	{ "FETCH", ST_SELECTED, CMD_UID, imap_cmd_fetch },
 	{ "STORE", ST_SELECTED, CMD_UID, imap_cmd_store },
 	{ "COPY", ST_SELECTED, CMD_UID, imap_cmd_copy },
@@ -219,7 +221,8 @@ job_end(struct imap_session *s)
 }
 
 /* RFC 9051 §7.5.1: no EXPUNGE while answering FETCH, STORE or SEARCH (by
- * sequence number: the UID forms may hear them). */
+ * sequence number: the UID forms may hear them); SORT and THREAD answer
+ * with sequence numbers too. */
 static bool
 may_expunge(const struct imap_cmd *cmd)
 {
@@ -227,7 +230,8 @@ may_expunge(const struct imap_cmd *cmd)
 		return true;
 	return strcmp(cmd->name, "FETCH") != 0 &&
 	    strcmp(cmd->name, "STORE") != 0 &&
-	    strcmp(cmd->name, "SEARCH") != 0;
+	    strcmp(cmd->name, "SEARCH") != 0 &&
+	    strcmp(cmd->name, "SORT") != 0 && strcmp(cmd->name, "THREAD") != 0;
 }
 
 void
@@ -323,6 +327,8 @@ write_capabilities(struct imap_session *s)
 	    (unsigned long long)s->cfg->imap_literal_max);
 	if (!is_net_conn_compressed(s->conn))
 		imap_printf(s, " COMPRESS=DEFLATE");
+	imap_printf(s, " SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT "
+	    "THREAD=REFERENCES");
 }
 
 void

@@ -864,6 +864,89 @@ store_msg_list(struct store *st, int64_t mailbox, uint32_t uid_min,
 	    n_out, err_out);
 }
 
+/* The In-Reply-To and References of a message stored before schema 9,
+ * from its header: at most MIME_MAX_HEADER bytes are read, up to the
+ * blank line. A message that cannot be read keeps none (threading then
+ * goes by its Message-ID and subject). */
+static void
+sort_ids_from_header(struct store *st, struct store_sort_msg *m)
+{
+	enum store_err err;
+	char *buf;
+	size_t len = 0;
+	int fd = st->be->blob_open(st, m->blob, &err);
+
+	if (fd < 0)
+		return;
+	buf = xmalloc(MIME_MAX_HEADER + 1);
+	while (len < MIME_MAX_HEADER) {
+		ssize_t r = pread(fd, buf + len, MIME_MAX_HEADER - len,
+		    (off_t)len);
+
+		if (r <= 0)
+			break;
+		len += (size_t)r;
+		buf[len] = '\0';
+		if (strstr(buf, "\n\r\n") != NULL ||
+		    strstr(buf, "\n\n") != NULL)
+			break;
+	}
+	close(fd);
+	if (len > 0) {
+		struct mime_info mi;
+		char *end = strstr(buf, "\n\r\n"), *end2 = strstr(buf,
+		    "\n\n");
+
+		if (end2 != NULL && (end == NULL || end2 < end))
+			end = end2;
+		if (end != NULL)
+			len = (size_t)(end - buf) + 1;
+		if (mime_parse(buf, len, &mi) == 0) {
+			m->in_reply_to = mi.in_reply_to;
+			m->references = mi.references;
+			mi.in_reply_to = NULL;
+			mi.references = NULL;
+			mime_info_deinit(&mi);
+		}
+	}
+	free(buf);
+}
+
+int
+store_sort_list(struct store *st, int64_t mailbox, uint32_t uid_min,
+    uint32_t uid_max, unsigned what, struct store_sort_msg **list_out,
+    size_t *n_out, enum store_err *err_out)
+{
+	*list_out = NULL;
+	*n_out = 0;
+	if (uid_min > uid_max)
+		return invalid(err_out);
+	if (st->be->sort_list(st, mailbox, uid_min, uid_max, what, list_out,
+	    n_out, err_out) < 0)
+		return -1;
+	for (size_t i = 0; i < *n_out; i++) {
+		if ((*list_out)[i].is_ids_unknown)
+			sort_ids_from_header(st, &(*list_out)[i]);
+	}
+	return 0;
+}
+
+void
+store_sort_list_free(struct store_sort_msg **list, size_t n)
+{
+	if (*list == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free((*list)[i].subject);
+		free((*list)[i].envelope);
+		free((*list)[i].message_id);
+		free((*list)[i].in_reply_to);
+		free((*list)[i].references);
+	}
+	free(*list);
+	*list = NULL;
+}
+
 int
 store_msg_changes(struct store *st, int64_t mailbox, uint64_t modseq,
     struct store_msg **changed_out, size_t *nchanged_out,

@@ -353,6 +353,36 @@ void store_structure_deinit(struct store_structure *s);
  * Returns an fd, or -1 with *err_out set. */
 int store_blob_open(struct store *st, int64_t blob, enum store_err *err_out);
 
+/* What SORT and THREAD (RFC 5256) read of each message: what delivery
+ * cached, never the message itself. */
+struct store_sort_msg {
+	uint32_t uid;
+	int64_t internal_date;
+	uint64_t size;
+	int64_t date;		/* Date: header, or -1 */
+	int64_t blob;
+	char *subject;		/* decoded; STORE_SORT_SUBJECT */
+	char *envelope;		/* IMAP ENVELOPE text; STORE_SORT_ENVELOPE */
+	/* STORE_SORT_IDS: ids without brackets, space-separated; NULL when
+	 * absent. */
+	char *message_id, *in_reply_to, *references;
+	bool is_ids_unknown;	/* backend to store.c: read the header */
+};
+enum store_sort_what {
+	STORE_SORT_SUBJECT = 1 << 0,
+	STORE_SORT_ENVELOPE = 1 << 1,
+	STORE_SORT_IDS = 1 << 2,
+};
+/* The messages of mailbox with uid_min <= UID <= uid_max, by UID, with the
+ * strings what asks for (enum store_sort_what bits; the numbers always).
+ * Messages stored before schema 9 have their In-Reply-To and References
+ * read from their header (not the body) when STORE_SORT_IDS asks. Returns
+ * 0, or -1 with *err_out set (STORE_INVALID for uid_min > uid_max). */
+int store_sort_list(struct store *st, int64_t mailbox, uint32_t uid_min,
+    uint32_t uid_max, unsigned what, struct store_sort_msg **list_out,
+    size_t *n_out, enum store_err *err_out);
+void store_sort_list_free(struct store_sort_msg **list, size_t n);
+
 /* ---- Search ----------------------------------------------------------- */
 
 /* One condition; a query is a tree of them (RFC 9051 §6.4.4 keys map onto

@@ -86,6 +86,11 @@ struct store_backend {
 	int (*search)(struct store *st, int64_t mailbox,
 	    const struct store_cond *cond, uint32_t **uids_out,
 	    size_t *n_out, enum store_err *err_out);
+	/* store_sort_list; rows stored before the ids were kept set
+	 * is_ids_unknown (store.c reads those from the header). */
+	int (*sort_list)(struct store *st, int64_t mailbox, uint32_t uid_min,
+	    uint32_t uid_max, unsigned what, struct store_sort_msg **list_out,
+	    size_t *n_out, enum store_err *err_out);
 	/* The outbound queue (store.h); changes go through batch_run as
 	 * STORE_REQ_QUEUE. */
 	int (*queue_list)(struct store *st,

@@ -476,6 +476,8 @@ store_parsed_deinit(struct store_parsed *p)
 	free(p->cc);
 	free(p->bcc);
 	free(p->message_id);
+	free(p->in_reply_to);
+	free(p->references);
 	free(p->headers_text);
 	free(p->body_text);
 	memset(p, 0, sizeof(*p));
@@ -594,6 +596,8 @@ store_parsed_init(struct store_parsed *p_out, const char *data, size_t len)
 	p_out->cc = take(&mi.cc);
 	p_out->bcc = take(&mi.bcc);
 	p_out->message_id = take(&mi.message_id);
+	p_out->in_reply_to = take(&mi.in_reply_to);
+	p_out->references = take(&mi.references);
 
 	/* TEXT searches the header as sent, unfolded (so that any field
 	 * matches), and the decoded values (so that RFC 2047 words match as

@@ -89,6 +89,7 @@ struct store_parsed {
 	struct store_structure structure;
 	char *subject, *from, *to, *cc, *bcc;	/* decoded, or NULL */
 	char *message_id;
+	char *in_reply_to, *references;	/* ids, space-separated, or NULL */
 	char *headers_text;	/* top-level header as sent but unfolded,
 				 * then the decoded fields, UTF-8: what
 				 * TEXT and HEADER search */

@@ -28,7 +28,7 @@
 
 /* The schema this code reads and writes; older stores are migrated on
  * open, newer ones refused. */
-#define SCHEMA_VERSION 8
+#define SCHEMA_VERSION 9
 /* How long a connection waits for a lock another one holds (another
  * process writing, a checkpoint) before the call fails with STORE_TEMP. */
 #define BUSY_TIMEOUT_MS 10000
@@ -284,6 +284,17 @@ static const char schema_v7[] =
  * delivery, APPEND, COPY, MOVE). Rows from before have none (NULL). */
 static const char schema_v8[] =
 	"ALTER TABLE messages ADD COLUMN saved INTEGER;";
+
+/* Version 9: what THREAD=REFERENCES reads besides the Message-ID (RFC
+ * 5256 §3 step 1.A): the In-Reply-To and References ids, parsed at
+ * delivery. refs is '' for a message without References, so NULL marks a
+ * message stored before version 9: store_sort_list reads those two fields
+ * from its header when THREAD asks (the message body is never read), and
+ * leaves the row as it is (nothing is rewritten at open, however large
+ * the store). */
+static const char schema_v9[] =
+	"ALTER TABLE structures ADD COLUMN in_reply_to TEXT;"
+	"ALTER TABLE structures ADD COLUMN refs TEXT;";
 
 /* The full-text index: trigram, so that any substring of three or more
  * characters narrows a search (SQLite 3.34+). detail=none keeps the index
@@ -781,6 +792,11 @@ schema_migrate(struct sq_conn *c, bool *has_fts, char *err, size_t errlen)
 	}
 	if (version < 8 && !has_column(c, "messages", "saved")) {
 		rc = sqlite3_exec(c->db, schema_v8, NULL, NULL, &msg);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	if (version < 9 && !has_column(c, "structures", "refs")) {
+		rc = sqlite3_exec(c->db, schema_v9, NULL, NULL, &msg);
 		if (rc != SQLITE_OK)
 			goto fail;
 	}
@@ -1549,6 +1565,7 @@ const struct store_backend store_sqlite_backend = {
 	.blob_structures = sq_blob_structures,
 	.blob_open = sq_blob_open,
 	.search = sq_search,
+	.sort_list = sq_sort_list,
 	.subscription_list = sq_subscription_list,
 	.queue_list = sq_queue_list,
 	.queue_get = sq_queue_get,

@@ -162,8 +162,19 @@
 	X(BLOB_SIZE, "SELECT size FROM blobs WHERE id = ?1")		\
 	X(STRUCTURE_INSERT, "INSERT INTO structures(blob, envelope, "	\
 	    "bodystructure, body, parts, date, subject, from_, to_, cc, " \
-	    "bcc, message_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, " \
-	    "?10, ?11, ?12)")						\
+	    "bcc, message_id, in_reply_to, refs) VALUES (?1, ?2, ?3, ?4, " \
+	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")		\
+	X(SORT_LIST, "SELECT m.uid, m.internal_date, m.size, s.date, "	\
+	    "CASE WHEN ?4 & 1 THEN s.subject END, "			\
+	    "CASE WHEN ?4 & 2 THEN s.envelope END, "			\
+	    "CASE WHEN ?4 & 4 THEN s.message_id END, "			\
+	    "CASE WHEN ?4 & 4 THEN s.in_reply_to END, "			\
+	    "CASE WHEN ?4 & 4 THEN s.refs END, "			\
+	    "m.blob, CASE WHEN ?4 & 4 THEN s.blob IS NOT NULL "		\
+	    "AND s.refs IS NULL END FROM messages m "			\
+	    "LEFT JOIN structures s "					\
+	    "ON s.blob = m.blob WHERE m.mailbox = ?1 "			\
+	    "AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid")		\
 	X(STRUCTURE_GET, "SELECT envelope, bodystructure, body, parts, " \
 	    "date FROM structures WHERE blob = ?1")			\
 	X(TEXT_INSERT, "INSERT INTO texts(blob, headers, body) "	\
@@ -348,6 +359,9 @@ enum store_err sq_migrate_apply(struct sq_conn *c,
     const struct store_migrate_op *op, int64_t mailbox, uint32_t uid);
 
 /* Search (store_sqlite_search.c). */
+int sq_sort_list(struct store *st, int64_t mailbox, uint32_t uid_min,
+    uint32_t uid_max, unsigned what, struct store_sort_msg **list_out,
+    size_t *n_out, enum store_err *err_out);
 int sq_search(struct store *st, int64_t mailbox,
     const struct store_cond *cond, uint32_t **uids_out, size_t *n_out,
     enum store_err *err_out);

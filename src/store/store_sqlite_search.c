@@ -403,3 +403,79 @@ out:
 	query_deinit(&q);
 	return *err_out == STORE_OK ? 0 : -1;
 }
+
+int
+sq_sort_list(struct store *st, int64_t mailbox, uint32_t uid_min,
+    uint32_t uid_max, unsigned what, struct store_sort_msg **list_out,
+    size_t *n_out, enum store_err *err_out)
+{
+	struct sq_conn *c = sq_reader_get(st);
+	sqlite3_stmt *s, *exists;
+	size_t cap = 0;
+	int rc = SQLITE_ERROR;
+
+	if (c == NULL) {
+		*err_out = STORE_TEMP;
+		return -1;
+	}
+	/* One snapshot for the existence check and the rows. */
+	sq_exec(c, SQ_BEGIN_READ);
+	exists = sq_stmt(c, SQ_MAILBOX_EXISTS);
+	if (exists != NULL) {
+		sqlite3_bind_int64(exists, 1, mailbox);
+		rc = sqlite3_step(exists);
+		sq_reset(exists);
+	}
+	if (rc == SQLITE_DONE) {
+		*err_out = STORE_NOT_FOUND;
+		goto out;
+	}
+	if (rc != SQLITE_ROW || (s = sq_stmt(c, SQ_SORT_LIST)) == NULL) {
+		*err_out = sq_err(c, rc == SQLITE_ROW ? SQLITE_ERROR : rc,
+		    "sort_list");
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, mailbox);
+	sqlite3_bind_int64(s, 2, uid_min);
+	sqlite3_bind_int64(s, 3, uid_max);
+	sqlite3_bind_int64(s, 4, what);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct store_sort_msg *m;
+
+		if (*n_out == cap) {
+			cap = cap ? cap * 2 : 256;
+			*list_out = xrealloc(*list_out, cap *
+			    sizeof(**list_out));
+		}
+		m = &(*list_out)[(*n_out)++];
+		memset(m, 0, sizeof(*m));
+		m->uid = (uint32_t)sqlite3_column_int64(s, 0);
+		m->internal_date = sqlite3_column_int64(s, 1);
+		m->size = (uint64_t)sqlite3_column_int64(s, 2);
+		m->date = sqlite3_column_type(s, 3) == SQLITE_NULL ? -1 :
+		    sqlite3_column_int64(s, 3);
+		m->subject = sq_text(s, 4);
+		m->envelope = sq_text(s, 5);
+		m->message_id = sq_text(s, 6);
+		m->in_reply_to = sq_text(s, 7);
+		m->references = sq_text(s, 8);
+		m->blob = sqlite3_column_int64(s, 9);
+		m->is_ids_unknown = sqlite3_column_int(s, 10) != 0;
+		if (m->references != NULL && m->references[0] == '\0') {
+			free(m->references);
+			m->references = NULL;
+		}
+	}
+	sq_reset(s);
+	if (rc != SQLITE_DONE) {
+		*err_out = sq_err(c, rc, "sort_list");
+		store_sort_list_free(list_out, *n_out);
+		*n_out = 0;
+		goto out;
+	}
+	*err_out = STORE_OK;
+out:
+	sq_exec(c, SQ_ROLLBACK);
+	sq_reader_put(st, c);
+	return *err_out == STORE_OK ? 0 : -1;
+}

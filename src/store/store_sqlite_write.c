@@ -885,6 +885,10 @@ blob_insert(struct batch *b, struct store_delivery *d)
 	bind_text_or_null(s, 10, p->cc);
 	bind_text_or_null(s, 11, p->bcc);
 	bind_text_or_null(s, 12, p->message_id);
+	bind_text_or_null(s, 13, p->in_reply_to);
+	/* '' when absent: NULL marks rows from before schema 9. */
+	sqlite3_bind_text(s, 14, p->references != NULL ? p->references : "",
+	    -1, SQLITE_STATIC);
 	rc = step_done(b, s, "structure_insert");
 	free(parts);
 	if (rc != SQLITE_DONE)

@@ -2082,10 +2082,88 @@ test_store_retrieved_noted_once(void **state)
 	store_mailbox_deinit(&mb);
 }
 
+/* What SORT and THREAD read: the cached numbers, decoded subject,
+ * ENVELOPE and ids; and, for a message stored before schema 9 (refs
+ * NULL), its In-Reply-To and References read from its header. */
+static void
+test_store_sort_list_reads_cached_data_and_old_rows(void **state)
+{
+	struct fx *fx = *state;
+	const char *text = "From: Carol <carol@example.net>\r\n"
+	    "Subject: =?UTF-8?Q?Re=3A_caf=C3=A9?=\r\n"
+	    "Date: Mon, 01 Jan 2024 10:00:00 +0000\r\n"
+	    "Message-ID: <c@example.net>\r\n"
+	    "In-Reply-To: <b@example.net> <x@example.net>\r\n"
+	    "References: <a@example.net>\r\n <b@example.net>\r\n"
+	    "\r\nbody\r\n";
+	struct store_delivery_result r;
+	struct store_mailbox mb;
+	struct store_sort_msg *list;
+	enum store_err err;
+	char path[600];
+	sqlite3 *db;
+	size_t n;
+
+	r = deliver(fx->st, fx->alice, NULL, text, 0, NULL, 1700000000);
+	assert_int_equal(r.err, STORE_OK);
+	deliver_ok(fx->st, fx->alice, NULL, "plain", 0, NULL);
+	mb = mailbox(fx->st, fx->alice, "INBOX");
+	assert_int_equal(store_sort_list(fx->st, mb.id, 1, UINT32_MAX,
+	    STORE_SORT_SUBJECT | STORE_SORT_ENVELOPE | STORE_SORT_IDS, &list,
+	    &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(list[0].uid, r.uid);
+	assert_int_equal(list[0].internal_date, 1700000000);
+	assert_int_equal(list[0].date, 1704103200);
+	assert_int_equal(list[0].size, strlen(text));
+	assert_string_equal(list[0].subject, "Re: caf\xc3\xa9");
+	assert_non_null(strstr(list[0].envelope, "\"carol\""));
+	assert_string_equal(list[0].message_id, "c@example.net");
+	assert_string_equal(list[0].in_reply_to, "b@example.net");
+	assert_string_equal(list[0].references,
+	    "a@example.net b@example.net");
+	assert_null(list[1].references);
+	assert_null(list[1].in_reply_to);
+	store_sort_list_free(&list, n);
+	/* Only what is asked for is read. */
+	assert_int_equal(store_sort_list(fx->st, mb.id, 1, UINT32_MAX, 0,
+	    &list, &n, &err), 0);
+	assert_null(list[0].subject);
+	assert_null(list[0].envelope);
+	assert_null(list[0].references);
+	store_sort_list_free(&list, n);
+	/* A row from before schema 9. */
+	store_close(&fx->st);
+	snprintf(path, sizeof(path), "%s/store.db", fx->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE structures SET "
+	    "in_reply_to = NULL, refs = NULL;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	reopen(fx);
+	assert_int_equal(store_sort_list(fx->st, mb.id, 1, UINT32_MAX,
+	    STORE_SORT_IDS, &list, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].in_reply_to, "b@example.net");
+	assert_string_equal(list[0].references,
+	    "a@example.net b@example.net");
+	assert_null(list[1].references);
+	store_sort_list_free(&list, n);
+	assert_int_equal(store_sort_list(fx->st, mb.id + 1000, 1, UINT32_MAX,
+	    0, &list, &n, &err), -1);
+	assert_int_equal(err, STORE_NOT_FOUND);
+	assert_int_equal(store_sort_list(fx->st, mb.id, 5, 4, 0, &list, &n,
+	    &err), -1);
+	assert_int_equal(err, STORE_INVALID);
+	store_mailbox_deinit(&mb);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(
+		    test_store_sort_list_reads_cached_data_and_old_rows, setup,
+		    teardown),
 		cmocka_unit_test(test_store_err_text_and_special_names),
 		cmocka_unit_test(test_store_open_refuses_unwritable_dir),
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)

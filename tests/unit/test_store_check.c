@@ -395,6 +395,8 @@ test_store_open_migrates_an_older_schema(void **state)
 	/* What a version 1 store looked like. */
 	sql(fx, "DROP TABLE queue; DROP TABLE app_passwords;"
 	    "DROP TABLE subscriptions;"
+	    "ALTER TABLE structures DROP COLUMN in_reply_to;"
+	    "ALTER TABLE structures DROP COLUMN refs;"
 	    "UPDATE mailboxes SET subscribed = (name = 'INBOX');"
 	    "ALTER TABLE messages DROP COLUMN saved;"
 	    "UPDATE meta SET value = 1 WHERE key = 'schema_version';");
@@ -439,7 +441,7 @@ test_store_open_refuses_a_newer_schema(void **state)
 	fx->st = store_open(fx->dir, err, sizeof(err));
 	assert_null(fx->st);
 	assert_non_null(strstr(err, "newer"));
-	sql(fx, "UPDATE meta SET value = 6 WHERE key = 'schema_version';");
+	sql(fx, "UPDATE meta SET value = 9 WHERE key = 'schema_version';");
 	open_store(fx);
 }
 

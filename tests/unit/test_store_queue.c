@@ -419,6 +419,8 @@ test_store_queue_migrates_a_version_2_store(void **state)
 	    "ALTER TABLE queue DROP COLUMN warned;"
 	    "ALTER TABLE queue DROP COLUMN authenticated;"
 	    "ALTER TABLE queue DROP COLUMN report;"
+	    "ALTER TABLE structures DROP COLUMN in_reply_to;"
+	    "ALTER TABLE structures DROP COLUMN refs;"
 	    "UPDATE meta SET value = 2 WHERE key = 'schema_version';",
 	    NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
@@ -554,6 +556,8 @@ test_store_queue_migrates_a_version_5_store(void **state)
 	assert_int_equal(sqlite3_exec(db,
 	    "ALTER TABLE queue DROP COLUMN authenticated;"
 	    "ALTER TABLE queue DROP COLUMN report;"
+	    "ALTER TABLE structures DROP COLUMN in_reply_to;"
+	    "ALTER TABLE structures DROP COLUMN refs;"
 	    "UPDATE meta SET value = 5 WHERE key = 'schema_version';",
 	    NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
