@@ -24,6 +24,8 @@ static const struct {
 	{ "queue", cli_queue, "list, show, retry, hold, release, delete "
 	    "outbound mail" },
 	{ "dkim", cli_dkim, "make the DKIM key of a domain, show its record" },
+	{ "dns", cli_dns, "print the DNS records of a domain; check them "
+	    "(dns check)" },
 };
 
 static void

@@ -8,6 +8,7 @@
 #define POSTERN_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1
@@ -26,6 +27,8 @@ int cli_app_password(int argc, char **argv);
 int cli_store(int argc, char **argv);
 int cli_queue(int argc, char **argv);
 int cli_dkim(int argc, char **argv);
+int cli_dns(int argc, char **argv);
+int cli_doctor(int argc, char **argv);
 
 /* What every administration command shares (cli_admin.c). */
 struct store;
@@ -63,6 +66,35 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reads a new password: from the terminal (asked twice, not echoed) or
  * one line of stdin. Returns a new string (wipe it), or NULL. */
 char *cli_password_read(const char *prompt);
+
+/* The DKIM record of domain (one of ours, lowercase) as `postern dkim
+ * show` prints it: *sel_out, the selector, and *value_out, "v=DKIM1;
+ * k=rsa; p=..." (both new strings). A domain without a key gets one first
+ * when is_create (as `postern dkim generate` makes it; *is_created_out
+ * set). Returns 0, or -1 (no key; or after printing why it could not be
+ * made). */
+int cli_dkim_record(struct cli_admin *ad, const char *domain, bool is_create,
+    char **sel_out, char **value_out, bool *is_created_out);
+
+/* Lines of `postern dns check` and `postern doctor`: one finding each,
+ * "✓", "⚠" (recommended, or works but weak) or "✗" (must be fixed), or
+ * objects appended to items (a JSON array) when it is not NULL. */
+enum cli_mark { CLI_MARK_OK, CLI_MARK_WARN, CLI_MARK_FAIL };
+struct json_t;
+struct cli_report {
+	struct json_t *items;
+	int fails, warns;
+};
+/* name, published and expected may be NULL; text says what is wrong and
+ * how to fix it, or what is right. */
+void cli_report_line(struct cli_report *rep, enum cli_mark mark,
+    const char *what, const char *name, const char *published,
+    const char *expected, const char *text);
+/* Looks up every record `postern dns DOMAIN` prints (the addresses ips,
+ * borrowed, or the listeners') and reports each. Returns 0, or the exit
+ * status after printing why the check could not run. */
+int cli_dns_check_domain(struct cli_admin *ad, const char *domain,
+    char **ips, size_t nips, struct cli_report *rep);
 
 /* Parses "-c FILE" / "--config FILE" from argv into *path_out (borrowed
  * from argv; the default otherwise). Returns the index of the first

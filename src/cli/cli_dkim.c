@@ -131,34 +131,17 @@ out:
 	return rc;
 }
 
+/* Makes a key for domain (lowercase, ours) under selector sel and
+ * installs it with its selector file. Returns 0 with *pub_out (caller
+ * frees), or -1 after printing why. */
 static int
-dkim_generate(struct cli_admin *ad, const char *domain_arg)
+key_make(struct cli_admin *ad, const char *domain, const char *sel,
+    enum net_key_type type, char **pub_out)
 {
-	const char *sel = selector_opt;
-	enum net_key_type type = is_ed25519 ? NET_KEY_ED25519 : NET_KEY_RSA;
-	char *domain, *dir, *kpath, *spath, *tmp, *pub = NULL, err[512],
-	    def_sel[32];
-	int rc = CLI_EXIT_FAIL;
+	char *dir, *kpath, *spath, *tmp, err[512];
+	int rc = -1;
 
-	if ((domain = domain_ours(ad, domain_arg)) == NULL)
-		return cli_fail("cannot make a DKIM key for %s: not one of our "
-		    "domains (postern domain add)", domain_arg);
-	if (sel == NULL) {
-		/* A new name each time, so that a new key can be published
-		 * beside the old one before it takes over. */
-		time_t now = time(NULL);
-		struct tm tm;
-
-		gmtime_r(&now, &tm);
-		strftime(def_sel, sizeof(def_sel), "pst%Y%m%d", &tm);
-		sel = def_sel;
-	}
-	if (!is_selector_valid(sel)) {
-		free(domain);
-		fprintf(stderr, "postern: selector '%s': letters, digits and "
-		    "'-' only, at most 63\n", sel);
-		return CLI_EXIT_USAGE;
-	}
+	*pub_out = NULL;
 	dir = xasprintf("%s/dkim", ad->cfg->data_dir);
 	kpath = queue_dkim_key_path(ad->cfg->data_dir, domain);
 	spath = queue_dkim_selector_path(ad->cfg->data_dir, domain);
@@ -172,7 +155,7 @@ dkim_generate(struct cli_admin *ad, const char *domain_arg)
 		goto out;
 	}
 	unlink(tmp);
-	if (net_key_generate(type, tmp, &pub, err, sizeof(err)) < 0) {
+	if (net_key_generate(type, tmp, pub_out, err, sizeof(err)) < 0) {
 		cli_fail("%s", err);
 		unlink(tmp);
 		goto out;
@@ -184,41 +167,99 @@ dkim_generate(struct cli_admin *ad, const char *domain_arg)
 	}
 	if (selector_write(spath, sel) < 0)
 		goto out;
-	if (!ad->is_json)
-		printf("DKIM key for %s made (%s, selector %s). Publish this "
-		    "record; mail from %s is signed from now on:\n", domain,
-		    type == NET_KEY_ED25519 ? "ed25519-sha256" : "rsa-sha256",
-		    sel, domain);
-	rc = record_print(ad, domain, sel, type, pub);
+	rc = 0;
 out:
-	free(pub);
+	if (rc < 0) {
+		free(*pub_out);
+		*pub_out = NULL;
+	}
 	free(tmp);
 	free(spath);
 	free(kpath);
 	free(dir);
+	return rc;
+}
+
+/* A new name each time, so that a new key can be published beside the
+ * old one before it takes over. */
+static void
+selector_default(char *buf, size_t len)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	gmtime_r(&now, &tm);
+	strftime(buf, len, "pst%Y%m%d", &tm);
+}
+
+static int
+dkim_generate(struct cli_admin *ad, const char *domain_arg)
+{
+	const char *sel = selector_opt;
+	enum net_key_type type = is_ed25519 ? NET_KEY_ED25519 : NET_KEY_RSA;
+	char *domain, *pub = NULL, def_sel[32];
+	int rc = CLI_EXIT_FAIL;
+
+	if ((domain = domain_ours(ad, domain_arg)) == NULL)
+		return cli_fail("cannot make a DKIM key for %s: not one of our "
+		    "domains (postern domain add)", domain_arg);
+	if (sel == NULL) {
+		selector_default(def_sel, sizeof(def_sel));
+		sel = def_sel;
+	}
+	if (!is_selector_valid(sel)) {
+		free(domain);
+		fprintf(stderr, "postern: selector '%s': letters, digits and "
+		    "'-' only, at most 63\n", sel);
+		return CLI_EXIT_USAGE;
+	}
+	if (key_make(ad, domain, sel, type, &pub) == 0) {
+		if (!ad->is_json)
+			printf("DKIM key for %s made (%s, selector %s). "
+			    "Publish this record; mail from %s is signed "
+			    "from now on:\n", domain, type == NET_KEY_ED25519 ?
+			    "ed25519-sha256" : "rsa-sha256", sel, domain);
+		rc = record_print(ad, domain, sel, type, pub);
+	}
+	free(pub);
 	free(domain);
 	return rc;
 }
 
-static int
-dkim_show(struct cli_admin *ad, const char *domain_arg)
+/* The domain's key as the queue runner reads it: NULL when it has none,
+ * else the key with its selector in sel. */
+static struct net_key *
+key_read(struct cli_admin *ad, const char *domain, char *sel, size_t len)
 {
-	char *domain, *kpath, *spath, *pub, sel[72] = "", err[512];
+	char *kpath, *spath, err[512];
 	struct net_key *key;
 	FILE *f;
-	int rc;
 
-	if ((domain = domain_ours(ad, domain_arg)) == NULL)
-		return cli_fail("%s is not one of our domains", domain_arg);
+	sel[0] = '\0';
 	kpath = queue_dkim_key_path(ad->cfg->data_dir, domain);
 	spath = queue_dkim_selector_path(ad->cfg->data_dir, domain);
 	if ((f = fopen(spath, "r")) != NULL) {
-		if (fgets(sel, sizeof(sel), f) == NULL)
+		if (fgets(sel, (int)len, f) == NULL)
 			sel[0] = '\0';
 		sel[strcspn(sel, "\r\n")] = '\0';
 		fclose(f);
 	}
 	key = sel[0] != '\0' ? net_key_load(kpath, err, sizeof(err)) : NULL;
+	free(kpath);
+	free(spath);
+	return key;
+}
+
+static int
+dkim_show(struct cli_admin *ad, const char *domain_arg)
+{
+	char *domain, *pub, sel[72];
+	struct net_key *key;
+	int rc;
+
+	if ((domain = domain_ours(ad, domain_arg)) == NULL)
+		return cli_fail("%s is not one of our domains", domain_arg);
+	key = key_read(ad, domain, sel, sizeof(sel));
 	if (key == NULL) {
 		rc = cli_fail("%s has no DKIM key (postern dkim generate %s)",
 		    domain, domain);
@@ -228,10 +269,40 @@ dkim_show(struct cli_admin *ad, const char *domain_arg)
 		free(pub);
 	}
 	net_key_free(&key);
-	free(kpath);
-	free(spath);
 	free(domain);
 	return rc;
+}
+
+int
+cli_dkim_record(struct cli_admin *ad, const char *domain, bool is_create,
+    char **sel_out, char **value_out, bool *is_created_out)
+{
+	char sel[72], *pub = NULL;
+	enum net_key_type type = NET_KEY_RSA;
+	struct net_key *key;
+
+	*sel_out = *value_out = NULL;
+	*is_created_out = false;
+	key = key_read(ad, domain, sel, sizeof(sel));
+	if (key != NULL) {
+		pub = net_key_public_b64(key);
+		type = net_key_type_of(key);
+		net_key_free(&key);
+	} else if (is_create) {
+		selector_default(sel, sizeof(sel));
+		if (key_make(ad, domain, sel, type, &pub) < 0)
+			return -1;
+		*is_created_out = true;
+	} else {
+		return -1;
+	}
+	if (pub == NULL)
+		return -1;
+	*sel_out = xstrdup(sel);
+	*value_out = xasprintf("v=DKIM1; k=%s; p=%s", type == NET_KEY_ED25519 ?
+	    "ed25519" : "rsa", pub);
+	free(pub);
+	return 0;
 }
 
 static int

@@ -17,6 +17,7 @@
 #define POSTERN_QUEUE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct config;
 struct queue_runner;
@@ -44,5 +45,28 @@ void queue_runner_reload(struct queue_runner *r, const struct config *cfg);
  * domain must already be a valid, lowercase domain name. */
 char *queue_dkim_key_path(const char *data_dir, const char *domain);
 char *queue_dkim_selector_path(const char *data_dir, const char *domain);
+
+/* Blocking DNS lookups for the admin command (`postern dns check`,
+ * `postern doctor`; queue_lookup.c), through the resolver the runner asks:
+ * server (numeric; NULL: the system's) and port. Main thread only. */
+enum queue_lookup_result {
+	QUEUE_LOOKUP_OK,
+	QUEUE_LOOKUP_NXDOMAIN,	/* no such name */
+	QUEUE_LOOKUP_NODATA,	/* the name, without records of the type */
+	QUEUE_LOOKUP_FAIL,	/* timeout, SERVFAIL, refused, bad answer */
+};
+struct queue_lookup;
+struct queue_lookup *queue_lookup_new(const char *server, uint16_t port,
+    char *err, size_t errlen);
+void queue_lookup_free(struct queue_lookup **l);
+/* Asks for the records of type_name ("A", "AAAA", "MX", "TXT", "SRV",
+ * "CNAME", "CAA", "PTR") at name and waits. On QUEUE_LOOKUP_OK, *rrs_out
+ * is an array of *n_out strings (free with queue_lookup_rrs_free), each
+ * one record's data as a zone file shows it ("10 mx.example.com.", a
+ * TXT's strings joined and unquoted, "0 issue \"letsencrypt.org\""). */
+enum queue_lookup_result queue_lookup_query(struct queue_lookup *l,
+    const char *name, const char *type_name, char ***rrs_out,
+    size_t *n_out);
+void queue_lookup_rrs_free(char ***rrs, size_t n);
 
 #endif
