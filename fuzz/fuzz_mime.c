@@ -2,7 +2,8 @@
  * fuzz_mime: a whole message, parsed once as delivery and APPEND do.
  * fuzz-sources: src/mime/mime.c src/mime/mime_address.c src/mime/mime_field.c
  * fuzz-sources: src/mime/mime_imap.c src/mime/mime_scan.c src/mime/mime_str.c
- * fuzz-sources: src/mime/mime_text.c
+ * fuzz-sources: src/mime/mime_text.c src/mime/mime_subject.c
+ * fuzz-sources: src/mime/mime_thread.c
  * fuzz-packages: gmime-3.0
  *
  * Checked: the parse succeeds; parts[0] is section "" and spans the whole
