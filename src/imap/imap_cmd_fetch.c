@@ -24,6 +24,7 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
+#include "mime/mime.h"
 
 /* Items in one FETCH; more is a mistake, not a need. */
 #define FETCH_ATTS_MAX 256
@@ -45,6 +46,7 @@ enum fetch_att {
 	FA_EMAILID,		/* RFC 8474 §5.1 */
 	FA_THREADID,		/* RFC 8474 §5.2 */
 	FA_SAVEDATE,		/* RFC 8514 §4.1 */
+	FA_PREVIEW,		/* RFC 8970 §3 */
 	FA_SECTION,		/* BODY[...], BINARY[...], RFC822... */
 };
 
@@ -66,6 +68,7 @@ struct fetch_job {
 	struct fetch_att_req *atts;	/* in the order asked */
 	size_t natts, cap;
 	bool has_uid, has_flags, has_modseq;	/* asked for */
+	bool is_preview_lazy;	/* PREVIEW (LAZY): no preview made now */
 	bool has_seen_att;	/* a body item that sets \Seen */
 	bool needs_structure;
 	bool needs_meta;	/* size, date or body: read from the store */
@@ -272,6 +275,7 @@ att_add(struct fetch_job *j, const char *atom)
 		{ "EMAILID", FA_EMAILID },
 		{ "THREADID", FA_THREADID },
 		{ "SAVEDATE", FA_SAVEDATE },
+		{ "PREVIEW", FA_PREVIEW },
 	};
 	struct fetch_att_req *a;
 
@@ -288,7 +292,7 @@ att_add(struct fetch_job *j, const char *atom)
 		a->att = simple[k].att;
 		a->atom = atom;
 		if (a->att == FA_ENVELOPE || a->att == FA_BODY ||
-		    a->att == FA_BODYSTRUCTURE)
+		    a->att == FA_BODYSTRUCTURE || a->att == FA_PREVIEW)
 			j->needs_structure = true;
 		return 0;
 	}
@@ -359,8 +363,50 @@ atts_parse(struct fetch_job *j, const struct imap_arg *a)
 		if (a->list[i].kind != IMAP_ARG_ATOM ||
 		    att_add(j, a->list[i].str) < 0)
 			return -1;
+		/* RFC 8970 §3: PREVIEW (LAZY). */
+		if (is_imap_arg_atom(&a->list[i], "PREVIEW") &&
+		    i + 1 < a->len && a->list[i + 1].kind == IMAP_ARG_LIST) {
+			const struct imap_arg *m = &a->list[++i];
+
+			if (m->len == 0)
+				return -1;
+			for (size_t k = 0; k < m->len; k++)
+				if (!is_imap_arg_atom(&m->list[k], "LAZY"))
+					return -1;
+			j->is_preview_lazy = true;
+		}
 	}
 	return 0;
+}
+
+/* A preview for a body stored before previews were kept: made from the
+ * first PREVIEW_READ_MAX bytes of the message (where its first text part
+ * is, but for a mail of huge headers). New string, or NULL when the file
+ * cannot be read. */
+#define PREVIEW_READ_MAX (1024 * 1024)
+static char *
+preview_make(struct imap_session *s, const struct store_msg *sm)
+{
+	struct mime_info mi;
+	enum store_err err;
+	size_t want = sm->size < PREVIEW_READ_MAX ? (size_t)sm->size :
+	    PREVIEW_READ_MAX;
+	char *buf, *out = NULL;
+	ssize_t n;
+	int fd = store_blob_open(s->ctx->store, sm->blob, &err);
+
+	if (fd < 0)
+		return NULL;
+	buf = xmalloc(want + 1);
+	n = imap_fetch_read(fd, buf, want, 0);
+	close(fd);
+	if (n >= 0 && mime_parse(buf, (size_t)n, &mi) == 0) {
+		out = mi.preview;
+		mi.preview = NULL;
+		mime_info_deinit(&mi);
+	}
+	free(buf);
+	return out;
 }
 
 /* ---- Writing ----------------------------------------------------------- */
@@ -733,6 +779,14 @@ item_step(struct imap_session *s, struct fetch_job *j)
 		}
 		imap_date_time_format(j->sm->saved, date);
 		imap_printf(s, "SAVEDATE \"%s\"", date);
+		break;
+	case FA_PREVIEW:
+		/* RFC 8970 §3: NIL when LAZY asks for no work now. */
+		imap_write(s, "PREVIEW ", 8);
+		if (j->st.preview == NULL && !j->is_preview_lazy)
+			j->st.preview = preview_make(s, j->sm);
+		imap_write_nstring(s, j->st.preview, j->st.preview != NULL ?
+		    strlen(j->st.preview) : 0);
 		break;
 	case FA_THREADID:
 		/* No threads are kept: RFC 8474 §5.2 says NIL. */

@@ -322,7 +322,7 @@ write_capabilities(struct imap_session *s)
 	imap_printf(s, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
 	/* RFC 7889: the largest APPEND literal, the same for every mailbox
 	 * (STATUS APPENDLIMIT repeats it). */
-	imap_printf(s, " OBJECTID SAVEDATE");
+	imap_printf(s, " OBJECTID SAVEDATE PREVIEW");
 	imap_printf(s, " APPENDLIMIT=%llu",
 	    (unsigned long long)s->cfg->imap_literal_max);
 	if (!is_net_conn_compressed(s->conn))

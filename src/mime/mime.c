@@ -198,6 +198,7 @@ parse_text(struct mime_ctx *ctx, struct mime_info *info_out)
 			mime_text_add_part(ctx, n);
 	}
 	info_out->text = mime_str_take(&ctx->text);
+	info_out->preview = mime_text_preview(ctx);
 }
 
 static void
@@ -268,6 +269,7 @@ mime_info_deinit(struct mime_info *info)
 	free(info->bodystructure);
 	free(info->body);
 	free(info->text);
+	free(info->preview);
 	free(info->subject);
 	free(info->from);
 	free(info->to);

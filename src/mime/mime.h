@@ -38,6 +38,8 @@
 #define MIME_MAX_PARAMS 64
 /* Addresses (and group markers) put into the envelopes of one message. */
 #define MIME_MAX_ADDRESSES 10000
+/* Characters of a preview (RFC 8970 §4.1). */
+#define MIME_MAX_PREVIEW 256
 /* Header bytes of embedded messages decoded for the search text; GMime
  * spends microseconds per address, so this bounds the time too. */
 #define MIME_MAX_DECODED_HEADERS (1u << 20)
@@ -87,6 +89,11 @@ struct mime_info {
 	 * messages, attachment file names, and decoded text/... bodies
 	 * (HTML tags stay), one item per line. */
 	char *text;
+	/* RFC 8970 PREVIEW: at most MIME_MAX_PREVIEW characters (UTF-8) of
+	 * the first inline text/plain part, else text/html as text (tags,
+	 * style sheets, scripts and comments dropped, entities decoded),
+	 * white space collapsed to single spaces; "" when there is none. */
+	char *preview;
 	int64_t date;		/* Date: as UTC unix seconds, -1 if missing
 				 * or unparseable */
 	/* Decoded UTF-8 values of the top-level header, NULL when absent.

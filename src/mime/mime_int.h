@@ -227,5 +227,7 @@ void mime_text_add(struct mime_ctx *ctx, const char *s, size_t n);
 void mime_text_add_headers(struct mime_ctx *ctx, size_t root);
 /* Appends the decoded body of leaf n (text/...) and its file name. */
 void mime_text_add_part(struct mime_ctx *ctx, size_t n);
+/* The preview of the message (RFC 8970 §4.1; mime_info.preview). */
+char *mime_text_preview(struct mime_ctx *ctx);
 
 #endif

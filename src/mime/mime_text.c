@@ -606,14 +606,15 @@ mime_text_charset(const struct mime_node *node)
 }
 
 /* Decodes the transfer encoding of the body of node in CHUNK steps and
- * converts it to UTF-8, until the search text is full. */
+ * converts it to UTF-8 into k, until k is full. */
 static void
-add_body(struct mime_ctx *ctx, const struct mime_node *node)
+add_body_to(struct mime_ctx *ctx, const struct mime_node *node,
+    struct sink *kp)
 {
 	GMimeContentEncoding enc = body_encoding(node);
 	GMimeEncoding state;
 	struct conv cv;
-	struct sink k = text_sink(ctx);
+	struct sink k = *kp;
 	char *charset = mime_text_charset(node), *buf = NULL;
 	size_t off = node->body_off, bufsize = 0;
 
@@ -621,7 +622,7 @@ add_body(struct mime_ctx *ctx, const struct mime_node *node)
 	free(charset);
 	if (enc != GMIME_CONTENT_ENCODING_DEFAULT)
 		g_mime_encoding_init_decode(&state, enc);
-	while (off < node->end_off && !ctx->is_text_full) {
+	while (off < node->end_off && !*k.is_full) {
 		size_t n = node->end_off - off, m;
 		bool is_last;
 
@@ -649,6 +650,15 @@ add_body(struct mime_ctx *ctx, const struct mime_node *node)
 	}
 	free(buf);
 	conv_deinit(&cv);
+}
+
+/* The same into the search text, and a line end. */
+static void
+add_body(struct mime_ctx *ctx, const struct mime_node *node)
+{
+	struct sink k = text_sink(ctx);
+
+	add_body_to(ctx, node, &k);
 	sink_add(&k, "\n", 1);
 }
 
@@ -677,4 +687,251 @@ mime_text_add_part(struct mime_ctx *ctx, size_t n)
 	if (node->kind == MIME_KIND_LEAF && !node->is_overflow &&
 	    strncmp(node->lc_type, "text/", 5) == 0)
 		add_body(ctx, node);
+}
+
+/* ---- Preview (RFC 8970) ------------------------------------------------ */
+
+/* Decoded text read from the part a preview comes from: room for 256
+ * characters after HTML markup (a style sheet, say) is dropped. */
+#define PREVIEW_SOURCE_MAX (256u << 10)
+
+/* Whether leaf n is shown inline: not a Content-Disposition attachment. */
+static bool
+is_inline(const struct mime_node *node)
+{
+	struct mime_params disp;
+	char *v, *type;
+	bool is_attachment = false;
+
+	v = mime_field_unfold(&node->fields[MIME_FIELD_CONTENT_DISPOSITION]);
+	if (v != NULL) {
+		type = mime_field_parse_disposition(v, &disp);
+		if (type != NULL) {
+			is_attachment = strcasecmp(type, "attachment") == 0;
+			mime_field_params_deinit(&disp);
+			free(type);
+		}
+	}
+	free(v);
+	return !is_attachment;
+}
+
+/* Appends code point cp as UTF-8. */
+static void
+add_utf8(struct mime_str *b, unsigned long cp)
+{
+	char u[4];
+	size_t n;
+
+	if (cp == 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		cp = ' ';
+	if (cp < 0x80) {
+		u[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		u[0] = (char)(0xc0 | (cp >> 6));
+		u[1] = (char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		u[0] = (char)(0xe0 | (cp >> 12));
+		u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		u[2] = (char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else {
+		u[0] = (char)(0xf0 | (cp >> 18));
+		u[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+		u[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		u[3] = (char)(0x80 | (cp & 0x3f));
+		n = 4;
+	}
+	mime_str_add(b, u, n);
+}
+
+/* The entity at s[i] ("&amp;", "&#233;", "&#x20AC;"): appends what it
+ * stands for and returns its length, or 0 when it is none we know (the
+ * "&" is then kept as written). */
+static size_t
+html_entity(const char *s, size_t i, size_t len, struct mime_str *b)
+{
+	static const struct {
+		const char *name;
+		unsigned long cp;
+	} names[] = {
+		{ "amp;", '&' }, { "lt;", '<' }, { "gt;", '>' },
+		{ "quot;", '"' }, { "apos;", '\'' }, { "nbsp;", ' ' },
+	};
+	size_t j = i + 1;
+	unsigned long cp = 0;
+
+	if (j < len && s[j] == '#') {
+		bool is_hex = j + 1 < len && (s[j + 1] == 'x' ||
+		    s[j + 1] == 'X');
+		size_t digits = 0;
+
+		j += is_hex ? 2 : 1;
+		for (; j < len && digits < 8; j++, digits++) {
+			int c = (unsigned char)s[j];
+			int v = c >= '0' && c <= '9' ? c - '0' :
+			    is_hex && c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+			    is_hex && c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+
+			if (v < 0)
+				break;
+			cp = cp * (is_hex ? 16 : 10) + (unsigned long)v;
+		}
+		if (digits == 0 || j >= len || s[j] != ';')
+			return 0;
+		add_utf8(b, cp);
+		return j + 1 - i;
+	}
+	for (size_t k = 0; k < ARRAY_LEN(names); k++) {
+		size_t n = strlen(names[k].name);
+
+		if (len - j >= n && strncasecmp(s + j, names[k].name, n) == 0) {
+			add_utf8(b, names[k].cp);
+			return 1 + n;
+		}
+	}
+	return 0;
+}
+
+/* Whether s[i..] opens the element name (case-insensitive), "<name" then
+ * a space, "/" or ">". */
+static bool
+is_tag(const char *s, size_t i, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (len - i < n + 2 || s[i] != '<' ||
+	    strncasecmp(s + i + 1, name, n) != 0)
+		return false;
+	return strchr(" \t\r\n/>", s[i + 1 + n]) != NULL;
+}
+
+/* HTML as text: tags dropped, the contents of head, style and script
+ * elements and comments dropped, entities decoded. Not a parser: what a
+ * preview needs. */
+static char *
+html_text(const char *s, size_t len)
+{
+	static const char *const hidden[] = { "head", "style", "script",
+	    "title" };
+	struct mime_str b;
+	size_t i = 0;
+
+	mime_str_init(&b);
+	while (i < len) {
+		const char *end;
+		size_t k, n;
+
+		if (s[i] == '&' && (n = html_entity(s, i, len, &b)) > 0) {
+			i += n;
+			continue;
+		}
+		if (s[i] != '<') {
+			mime_str_addc(&b, s[i++]);
+			continue;
+		}
+		if (len - i >= 4 && memcmp(s + i, "<!--", 4) == 0) {
+			end = memmem(s + i + 4, len - i - 4, "-->", 3);
+			i = end != NULL ? (size_t)(end - s) + 3 : len;
+			continue;
+		}
+		for (k = 0; k < ARRAY_LEN(hidden); k++)
+			if (is_tag(s, i, len, hidden[k]))
+				break;
+		if (k < ARRAY_LEN(hidden)) {
+			/* Skip to the matching end tag. */
+			size_t hn = strlen(hidden[k]);
+			size_t j = i + 1;
+
+			for (; j + hn + 2 < len; j++)
+				if (s[j] == '<' && s[j + 1] == '/' &&
+				    strncasecmp(s + j + 2, hidden[k], hn) == 0)
+					break;
+			i = j;
+		}
+		end = memchr(s + i, '>', len - i);
+		i = end != NULL ? (size_t)(end - s) + 1 : len;
+		/* A tag separates words ("<br>", "</p>"). */
+		mime_str_addc(&b, ' ');
+	}
+	return mime_str_take(&b);
+}
+
+/* At most MIME_MAX_PREVIEW characters of s with white space (and control
+ * characters) collapsed to single spaces, trimmed. */
+static char *
+preview_cut(const char *s)
+{
+	struct mime_str b;
+	size_t chars = 0;
+	bool is_space = true;	/* drops leading space */
+
+	mime_str_init(&b);
+	for (const unsigned char *p = (const unsigned char *)s; *p != '\0';
+	    p++) {
+		if (*p <= ' ' || *p == 0x7f) {
+			is_space = true;
+			continue;
+		}
+		if ((*p & 0xc0) != 0x80) {
+			/* A new character, after a space when one is due;
+			 * continuation bytes always follow their lead. */
+			bool is_sep = is_space && b.len > 0;
+
+			if (chars + 1 + is_sep > MIME_MAX_PREVIEW)
+				break;
+			if (is_sep) {
+				mime_str_addc(&b, ' ');
+				chars++;
+			}
+			chars++;
+			is_space = false;
+		}
+		mime_str_addc(&b, (char)*p);
+	}
+	return mime_str_take(&b);
+}
+
+char *
+mime_text_preview(struct mime_ctx *ctx)
+{
+	size_t pick = MIME_NONE;
+	struct mime_str text;
+	bool is_full = false;
+	struct sink k = { &text, PREVIEW_SOURCE_MAX, &is_full };
+	char *out, *plain;
+
+	/* RFC 8970 §4.1: the first text part shown inline, text/plain
+	 * before text/html (an alternative's plain version). */
+	for (int pass = 0; pass < 2 && pick == MIME_NONE; pass++) {
+		const char *want = pass == 0 ? "text/plain" : "text/html";
+
+		for (size_t n = 0; n < ctx->nnodes; n++) {
+			const struct mime_node *node = &ctx->nodes[n];
+
+			if (node->kind == MIME_KIND_LEAF && !node->is_overflow &&
+			    node->lc_type != NULL &&
+			    strcmp(node->lc_type, want) == 0 &&
+			    is_inline(node)) {
+				pick = n;
+				break;
+			}
+		}
+	}
+	if (pick == MIME_NONE)
+		return xstrdup("");
+	mime_str_init(&text);
+	add_body_to(ctx, &ctx->nodes[pick], &k);
+	plain = mime_str_take(&text);
+	if (strcmp(ctx->nodes[pick].lc_type, "text/html") == 0) {
+		char *t = html_text(plain, strlen(plain));
+
+		free(plain);
+		plain = t;
+	}
+	out = preview_cut(plain);
+	free(plain);
+	return out;
 }

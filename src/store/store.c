@@ -282,6 +282,7 @@ store_structure_deinit(struct store_structure *s)
 	free(s->envelope);
 	free(s->bodystructure);
 	free(s->body);
+	free(s->preview);
 	for (size_t i = 0; i < s->nparts; i++)
 		free(s->parts[i].section);
 	free(s->parts);

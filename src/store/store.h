@@ -339,6 +339,9 @@ struct store_structure {
 	struct store_part *parts;
 	size_t nparts;
 	int64_t date;		/* Date: header, or -1 */
+	char *preview;		/* RFC 8970 PREVIEW (mime_info.preview), or
+				 * NULL for a body stored before previews
+				 * were kept */
 };
 int store_blob_structure(struct store *st, int64_t blob,
     struct store_structure *s_out, enum store_err *err_out);

@@ -577,6 +577,7 @@ store_parsed_init(struct store_parsed *p_out, const char *data, size_t len)
 	s->envelope = take(&mi.envelope);
 	s->bodystructure = take(&mi.bodystructure);
 	s->body = take(&mi.body);
+	s->preview = take(&mi.preview);
 	s->date = mi.date >= 0 ? mi.date : -1;
 	if (mi.nparts > 0) {
 		s->parts = xcalloc(mi.nparts, sizeof(*s->parts));

@@ -28,7 +28,7 @@
 
 /* The schema this code reads and writes; older stores are migrated on
  * open, newer ones refused. */
-#define SCHEMA_VERSION 9
+#define SCHEMA_VERSION 10
 /* How long a connection waits for a lock another one holds (another
  * process writing, a checkpoint) before the call fails with STORE_TEMP. */
 #define BUSY_TIMEOUT_MS 10000
@@ -295,6 +295,12 @@ static const char schema_v8[] =
 static const char schema_v9[] =
 	"ALTER TABLE structures ADD COLUMN in_reply_to TEXT;"
 	"ALTER TABLE structures ADD COLUMN refs TEXT;";
+
+/* Version 10: the RFC 8970 preview of each body, made by mime_parse at
+ * delivery. Bodies stored before have none (NULL): IMAP makes theirs when
+ * asked. */
+static const char schema_v10[] =
+	"ALTER TABLE structures ADD COLUMN preview TEXT;";
 
 /* The full-text index: trigram, so that any substring of three or more
  * characters narrows a search (SQLite 3.34+). detail=none keeps the index
@@ -797,6 +803,11 @@ schema_migrate(struct sq_conn *c, bool *has_fts, char *err, size_t errlen)
 	}
 	if (version < 9 && !has_column(c, "structures", "refs")) {
 		rc = sqlite3_exec(c->db, schema_v9, NULL, NULL, &msg);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	if (version < 10 && !has_column(c, "structures", "preview")) {
+		rc = sqlite3_exec(c->db, schema_v10, NULL, NULL, &msg);
 		if (rc != SQLITE_OK)
 			goto fail;
 	}
@@ -1509,6 +1520,7 @@ sq_blob_structures(struct store *st, const int64_t *blobs, size_t n,
 			parts_parse((const char *)sqlite3_column_text(s, 3),
 			    &s_out[i]);
 			s_out[i].date = sqlite3_column_int64(s, 4);
+			s_out[i].preview = sq_text(s, 5);
 			is_found_out[i] = true;
 		}
 		sq_reset(s);

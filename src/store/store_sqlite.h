@@ -162,8 +162,8 @@
 	X(BLOB_SIZE, "SELECT size FROM blobs WHERE id = ?1")		\
 	X(STRUCTURE_INSERT, "INSERT INTO structures(blob, envelope, "	\
 	    "bodystructure, body, parts, date, subject, from_, to_, cc, " \
-	    "bcc, message_id, in_reply_to, refs) VALUES (?1, ?2, ?3, ?4, " \
-	    "?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")		\
+	    "bcc, message_id, in_reply_to, refs, preview) VALUES (?1, ?2, " \
+	    "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")	\
 	X(SORT_LIST, "SELECT m.uid, m.internal_date, m.size, s.date, "	\
 	    "CASE WHEN ?4 & 1 THEN s.subject END, "			\
 	    "CASE WHEN ?4 & 2 THEN s.envelope END, "			\
@@ -176,7 +176,7 @@
 	    "ON s.blob = m.blob WHERE m.mailbox = ?1 "			\
 	    "AND m.uid BETWEEN ?2 AND ?3 ORDER BY m.uid")		\
 	X(STRUCTURE_GET, "SELECT envelope, bodystructure, body, parts, " \
-	    "date FROM structures WHERE blob = ?1")			\
+	    "date, preview FROM structures WHERE blob = ?1")		\
 	X(TEXT_INSERT, "INSERT INTO texts(blob, headers, body) "	\
 	    "VALUES (?1, ?2, ?3)")					\
 	X(GC_LIST, "SELECT id FROM blob_gc")				\

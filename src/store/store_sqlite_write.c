@@ -889,6 +889,7 @@ blob_insert(struct batch *b, struct store_delivery *d)
 	/* '' when absent: NULL marks rows from before schema 9. */
 	sqlite3_bind_text(s, 14, p->references != NULL ? p->references : "",
 	    -1, SQLITE_STATIC);
+	bind_text_or_null(s, 15, p->structure.preview);
 	rc = step_done(b, s, "structure_insert");
 	free(parts);
 	if (rc != SQLITE_DONE)

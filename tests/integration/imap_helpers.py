@@ -463,6 +463,22 @@ def restart(srv):
     return srv
 
 
+def start_again(srv):
+    """Starts srv again after srv.stop() (restart() without its stop), for
+    tests that change the data directory while the server is down."""
+    from postern_harness import LISTENER_READY_RE, READY_TIMEOUT
+    srv.term_sent = False
+    srv.returncode = None
+    mark = srv.log_mark()
+    srv.start(wait=False)
+    srv.wait_log(r"event=server\.ready", timeout=READY_TIMEOUT, since=mark)
+    for line in srv.log_lines()[mark:]:
+        m = LISTENER_READY_RE.search(line)
+        if m:
+            srv.ports[m.group(1)] = int(m.group(2))
+    return srv
+
+
 def wait_for(predicate, timeout=15.0, interval=0.05, what="condition"):
     """Polls predicate() until it returns a true value (returned);
     raises AssertionError after timeout."""

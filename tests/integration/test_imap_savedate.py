@@ -12,7 +12,7 @@ import time
 import pytest
 
 from imap_helpers import (deliver, imap_caps, login, new_user, parse_fetch,
-                          restart, start_imap_server)
+                          start_again, start_imap_server)
 
 OLD_DATE = "01-Jan-2020 12:00:00 +0000"
 
@@ -133,9 +133,7 @@ def test_rows_without_a_save_date(srv, user):
         db.commit()
     finally:
         db.close()
-    srv.returncode = None
-    srv.term_sent = False
-    restart_started(srv)
+    start_again(srv)
     c = login(srv, *user)
     try:
         c.select("INBOX")
@@ -150,14 +148,3 @@ def test_rows_without_a_save_date(srv, user):
     finally:
         c.close()
 
-
-def restart_started(srv):
-    """Starts srv again after a stop (restart() without its stop)."""
-    from postern_harness import LISTENER_READY_RE, READY_TIMEOUT
-    mark = srv.log_mark()
-    srv.start(wait=False)
-    srv.wait_log(r"event=server\.ready", timeout=READY_TIMEOUT, since=mark)
-    for line in srv.log_lines()[mark:]:
-        m = LISTENER_READY_RE.search(line)
-        if m:
-            srv.ports[m.group(1)] = int(m.group(2))
