@@ -8,7 +8,7 @@
  * the same name; a UTF-8 name encodes and decodes back;
  * a parsed date-time formats to a date that parses again.
  *
- * fuzz-sources: src/imap/imap_mutf7.c src/imap/imap_date.c
+ * fuzz-sources: src/imap/imap_date.c
  *
  * Build and run: see fuzz/README.md.
  */
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "imap/imap_int.h"
+#include "lib/mutf7.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -30,23 +31,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memcpy(in, data, size);
 	in[size] = '\0';
-	dec = imap_mutf7_decode(in);
+	dec = mutf7_decode(in);
 	if (dec != NULL) {
 		char *again;
 
-		enc = imap_mutf7_encode(dec);
+		enc = mutf7_encode(dec);
 		if (enc == NULL)
 			abort();
-		again = imap_mutf7_decode(enc);
+		again = mutf7_decode(enc);
 		if (again == NULL || strcmp(again, dec) != 0)
 			abort();
 		free(again);
 		free(enc);
 		free(dec);
 	}
-	enc = imap_mutf7_encode(in);
+	enc = mutf7_encode(in);
 	if (enc != NULL) {
-		dec = imap_mutf7_decode(enc);
+		dec = mutf7_decode(enc);
 		if (dec == NULL || strcmp(dec, in) != 0)
 			abort();
 		free(dec);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "lib/mutf7.h"
 #include "lib/util.h"
 
 #define MAILBOX_NAME_MAX 1000
@@ -56,7 +57,7 @@ imap_name_decode(struct imap_session *s, const char *str, size_t len)
 	if (s->is_utf8)
 		name = is_utf8_valid(str) ? xstrdup(str) : NULL;
 	else
-		name = imap_mutf7_decode(str);
+		name = mutf7_decode(str);
 	if (name != NULL)
 		inbox_normalize(name);
 	return name;

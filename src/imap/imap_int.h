@@ -157,11 +157,6 @@ bool imap_date_time_parse(const char *str, int64_t *t_out);
 /* Parses a SEARCH date ("d-Mon-yyyy" or "dd-Mon-yyyy"): midnight UTC. */
 bool imap_date_parse(const char *str, int64_t *t_out);
 
-/* Modified UTF-7 (RFC 3501 §5.1.3). Return new strings, or NULL when the
- * input is not valid. */
-char *imap_mutf7_encode(const char *utf8);
-char *imap_mutf7_decode(const char *mutf7);
-
 /* A mailbox name or LIST pattern as the client sent it, as a store name
  * (UTF-8, INBOX normalized), or NULL when not valid. Caller frees. */
 char *imap_name_decode(struct imap_session *s, const char *str, size_t len);

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "lib/log.h"
+#include "lib/mutf7.h"
 #include "lib/util.h"
 
 #define IMAP_MAX_ERRORS 20
@@ -171,7 +172,7 @@ imap_write_mailbox(struct imap_session *s, const char *name)
 		imap_write_string(s, name, strlen(name));
 		return;
 	}
-	char *enc = imap_mutf7_encode(name);
+	char *enc = mutf7_encode(name);
 
 	if (enc == NULL)
 		enc = xstrdup(name);	/* not UTF-8: sent as stored */

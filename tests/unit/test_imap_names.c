@@ -13,12 +13,13 @@
 #include <cmocka.h>
 
 #include "imap/imap_int.h"
+#include "lib/mutf7.h"
 
 static void
 mutf7_round_trip(const char *utf8, const char *mutf7)
 {
-	char *enc = imap_mutf7_encode(utf8);
-	char *dec = imap_mutf7_decode(mutf7);
+	char *enc = mutf7_encode(utf8);
+	char *dec = mutf7_decode(mutf7);
 
 	assert_non_null(enc);
 	assert_string_equal(enc, mutf7);
@@ -29,7 +30,7 @@ mutf7_round_trip(const char *utf8, const char *mutf7)
 }
 
 static void
-test_imap_mutf7_examples(void **state)
+test_mutf7_examples(void **state)
 {
 	(void)state;
 	/* RFC 3501 §5.1.3's example. */
@@ -43,7 +44,7 @@ test_imap_mutf7_examples(void **state)
 }
 
 static void
-test_imap_mutf7_refuses_bad_input(void **state)
+test_mutf7_refuses_bad_input(void **state)
 {
 	static const char *bad[] = {
 		"&AGE-",	/* "a" encoded: printable ASCII must not be */
@@ -59,14 +60,14 @@ test_imap_mutf7_refuses_bad_input(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char *dec = imap_mutf7_decode(bad[i]);
+		char *dec = mutf7_decode(bad[i]);
 
 		if (dec != NULL)
 			fail_msg("decoded \"%s\" as \"%s\"", bad[i], dec);
 	}
 	/* Not UTF-8: overlong "/" and a lone continuation byte. */
-	assert_null(imap_mutf7_encode("a\xc0\xafz"));
-	assert_null(imap_mutf7_encode("\x80"));
+	assert_null(mutf7_encode("a\xc0\xafz"));
+	assert_null(mutf7_encode("\x80"));
 }
 
 static void
@@ -132,8 +133,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_imap_mutf7_examples),
-		cmocka_unit_test(test_imap_mutf7_refuses_bad_input),
+		cmocka_unit_test(test_mutf7_examples),
+		cmocka_unit_test(test_mutf7_refuses_bad_input),
 		cmocka_unit_test(test_imap_dates),
 		cmocka_unit_test(test_imap_flags_parse),
 	};

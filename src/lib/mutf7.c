@@ -1,10 +1,11 @@
 /*
- * imap_mutf7: modified UTF-7 (RFC 3501 §5.1.3), the mailbox name encoding
- * of IMAP4rev1 clients. The store keeps names in UTF-8; IMAP4rev2 and
- * UTF8=ACCEPT sessions use UTF-8 directly.
+ * mutf7: modified UTF-7 (RFC 3501 §5.1.3), the mailbox name encoding of
+ * IMAP4rev1 clients (IMAP4rev2 and UTF8=ACCEPT sessions use UTF-8
+ * directly) and of Dovecot's Maildir++ folders (src/archive).
  */
-#include "imap/imap_int.h"
+#include "lib/mutf7.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,7 +54,7 @@ utf8_next(const unsigned char **p)
 }
 
 char *
-imap_mutf7_encode(const char *utf8)
+mutf7_encode(const char *utf8)
 {
 	const unsigned char *p = (const unsigned char *)utf8;
 	size_t cap = strlen(utf8) * 4 + 8, o = 0;
@@ -141,7 +142,7 @@ utf8_put(char *out, uint32_t cp)
 }
 
 char *
-imap_mutf7_decode(const char *in)
+mutf7_decode(const char *in)
 {
 	size_t o = 0;
 	char *out = xmalloc(strlen(in) * 2 + 1);
