@@ -571,6 +571,8 @@ msg_open(struct imap_session *s, struct fetch_job *j)
 			}
 		}
 	}
+	/* RFC 9051 §7.3.5: a keyword is in FLAGS before a FETCH shows it. */
+	imap_view_flags_announce(s);
 	imap_printf(s, "* %zu FETCH (", j->idx[j->pos] + 1);
 	j->is_msg_open = true;
 	return 1;

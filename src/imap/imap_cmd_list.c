@@ -12,6 +12,7 @@
  */
 #include "imap/imap_int.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,28 @@
 /* Bytes of a pattern with wildcards (after the reference). */
 #define LIST_PATTERN_MAX 512
 
+/* Length of the INBOX level that starts name ("INBOX" or "INBOX/..."; the
+ * store spells it so), or 0. */
+static size_t
+inbox_prefix(const char *name)
+{
+	return strncmp(name, "INBOX", 5) == 0 &&
+	    (name[5] == '\0' || name[5] == '/') ? 5 : 0;
+}
+
+/* Whether pattern character p matches the character at name[at]: exactly,
+ * or in any case within the INBOX level (RFC 9051 §6.3.9: "inbox*" and
+ * "inbox/%" match INBOX and its children, INBOX being case-insensitive,
+ * §5.1). */
+static bool
+is_char_match(char p, const char *name, size_t at, size_t inbox_len)
+{
+	if (p == name[at])
+		return true;
+	return at < inbox_len &&
+	    tolower((unsigned char)p) == tolower((unsigned char)name[at]);
+}
+
 /* RFC 9051 §6.3.9: "*" matches anything, "%" anything but the separator.
  * The pattern runs as an automaton over the name, one set of pattern
  * positions per character: time is bounded by pattern times name length,
@@ -29,11 +52,20 @@
 static bool
 is_match(const char *pat, const char *name)
 {
-	size_t plen = strlen(pat);
+	size_t plen = strlen(pat), inbox_len = inbox_prefix(name);
 	bool on[LIST_PATTERN_MAX + 1], next[LIST_PATTERN_MAX + 1];
 
-	if (strpbrk(pat, "*%") == NULL)
-		return strcmp(pat, name) == 0;
+	if (strpbrk(pat, "*%") == NULL) {
+		size_t at;
+
+		if (plen != strlen(name))
+			return false;
+		for (at = 0; at < plen; at++) {
+			if (!is_char_match(pat[at], name, at, inbox_len))
+				return false;
+		}
+		return true;
+	}
 	if (plen > LIST_PATTERN_MAX)
 		return false;
 	memset(on, 0, sizeof(on));
@@ -42,16 +74,18 @@ is_match(const char *pat, const char *name)
 		if (on[i] && (pat[i] == '*' || pat[i] == '%'))
 			on[i + 1] = true;
 	}
-	for (const char *c = name; *c; c++) {
+	for (size_t at = 0; name[at] != '\0'; at++) {
+		char c = name[at];
 		bool is_any = false;
 
 		memset(next, 0, plen + 1);
 		for (size_t i = 0; i < plen; i++) {
 			if (!on[i])
 				continue;
-			if (pat[i] == '*' || (pat[i] == '%' && *c != '/'))
+			if (pat[i] == '*' || (pat[i] == '%' && c != '/'))
 				next[i] = true;
-			else if (pat[i] == *c)
+			else if (pat[i] != '*' && pat[i] != '%' &&
+			    is_char_match(pat[i], name, at, inbox_len))
 				next[i + 1] = true;
 		}
 		for (size_t i = 0; i < plen; i++) {

@@ -198,6 +198,7 @@ qresync_report(struct imap_session *s, const struct qresync *q)
 
 		if (at == SIZE_MAX)
 			continue;
+		imap_view_flags_announce(s);
 		imap_printf(s, "* %zu FETCH (UID %u FLAGS ", at + 1,
 		    v->msgs[at].uid);
 		imap_write_flags(s, v->msgs[at].flags,
@@ -250,14 +251,7 @@ imap_cmd_select(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_printf(s, "* OK [CLOSED] Previous mailbox closed\r\n");
 	v = s->view;
 	s->state = IMAP_STATE_SELECTED;
-	imap_printf(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
-	    "\\Draft)\r\n");
-	if (is_readonly)
-		imap_printf(s, "* OK [PERMANENTFLAGS ()] Read-only "
-		    "mailbox\r\n");
-	else
-		imap_printf(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged "
-		    "\\Deleted \\Seen \\Draft \\*)] Flags permitted\r\n");
+	imap_view_flags_write(s);
 	imap_printf(s, "* %zu EXISTS\r\n", v->n);
 	if (!s->is_rev2) {
 		imap_printf(s, "* 0 RECENT\r\n");

@@ -248,13 +248,15 @@ set_key(struct kp *p, const struct imap_arg *a, bool is_uid, bool is_top,
 {
 	const struct imap_view *v = p->s->view;
 	size_t *idx, n;
-	int rc = imap_view_set(p->s, a, is_uid, &idx, &n);
+	/* RFC 9051 §9 says a server "should" answer BAD to a sequence
+	 * number beyond the last message; as a SEARCH key it only narrows
+	 * the result, and clients send ranges that a concurrent EXPUNGE
+	 * made stale, so such numbers match nothing, as in Dovecot. FETCH,
+	 * STORE, COPY and MOVE still answer BAD. */
+	int rc = imap_view_set_clamped(p->s, a, is_uid, &idx, &n);
 
-	if (rc == -1)
+	if (rc < 0)
 		return kp_fail(p, false, "Invalid sequence set in SEARCH");
-	if (rc == -2)
-		return kp_fail(p, false, "Message sequence number beyond the "
-		    "last message");
 	if (is_top) {
 		bool *mark = xcalloc(v->n + 1, sizeof(*mark));
 

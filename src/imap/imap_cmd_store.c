@@ -90,9 +90,27 @@ is_uid_in(const uint32_t *v, size_t n, uint32_t uid)
 static void
 store_finish(struct imap_session *s, struct store_job *j)
 {
+	bool has_gone = false;
 	char *set;
 
 	s->view->is_stale = true;
+	if (!s->cmd->is_uid) {
+		/* RFC 9051 §7.1 EXPUNGEISSUED (and RFC 2180 on multiple
+		 * access): a message of the set that another session
+		 * expunged keeps its number until this session may say
+		 * EXPUNGE, but was not changed; the client hears it with a
+		 * NO. A UID STORE hears the EXPUNGE itself before its OK. */
+		imap_view_sync(s, false, true);
+		for (size_t k = 0; k < j->n && !has_gone; k++)
+			has_gone = j->idx[k] < s->view->n &&
+			    s->view->msgs[j->idx[k]].is_expunged;
+	}
+	if (has_gone) {
+		imap_done(s, "NO", "[EXPUNGEISSUED] Some of the messages "
+		    "were expunged by another session; the others were "
+		    "changed");
+		return;
+	}
 	if (j->nfailed == 0) {
 		imap_done(s, "OK", "STORE completed");
 		return;
@@ -144,6 +162,8 @@ store_pump(struct imap_session *s)
 		}
 		if (j->is_silent && !s->is_condstore)
 			continue;
+		/* RFC 9051 §7.3.5: a new keyword is in FLAGS first. */
+		imap_view_flags_announce(s);
 		/* RFC 9051 §6.4.6: the new flags, unless .SILENT; RFC 7162
 		 * §3.1.3: with CONDSTORE the MODSEQ even then. RFC 9051
 		 * §6.4.9: UID STORE replies carry the UID. */

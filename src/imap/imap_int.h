@@ -79,6 +79,12 @@ struct imap_view {
 	bool is_stale;		/* changed since the last look */
 	uint32_t *saved;	/* SEARCHRES "$" (RFC 5182): UIDs, ascending */
 	size_t nsaved;
+	/* Every keyword the view has held, as the FLAGS response lists
+	 * them (RFC 9051 §7.3.5); is_flags_pending: one was added since the
+	 * client last heard FLAGS. */
+	char **known;
+	size_t nknown, known_cap;
+	bool is_flags_pending;
 };
 
 struct imap_session {
@@ -201,6 +207,13 @@ void imap_view_close(struct imap_session *s);
  * gone (else they stay numbered, marked is_expunged). */
 void imap_view_sync(struct imap_session *s, bool may_expunge,
     bool is_forced);
+/* Sends FLAGS and PERMANENTFLAGS when a keyword the client has not heard
+ * of came into the view. Call it before any reply that shows flags: RFC
+ * 9051 §7.3.5 (RFC 3501 §7.2.6) lets a client reject a keyword that FLAGS
+ * did not list. */
+void imap_view_flags_announce(struct imap_session *s);
+/* Writes the FLAGS and PERMANENTFLAGS responses of the view (SELECT). */
+void imap_view_flags_write(struct imap_session *s);
 /* Index into view->msgs of uid, or SIZE_MAX. */
 size_t imap_view_find(const struct imap_view *v, uint32_t uid);
 /* Resolves a sequence set argument (sequence numbers, or UIDs when
@@ -209,6 +222,10 @@ size_t imap_view_find(const struct imap_view *v, uint32_t uid);
  * 0; -1 when the atom is not a sequence set; -2 when a sequence number is
  * beyond the last message (RFC 9051 §6.4.4: BAD). */
 int imap_view_set(struct imap_session *s, const struct imap_arg *a,
+    bool is_uid, size_t **idx_out, size_t *n_out);
+/* The same for a SEARCH key: sequence numbers beyond the last message
+ * name nothing instead of failing (never returns -2). */
+int imap_view_set_clamped(struct imap_session *s, const struct imap_arg *a,
     bool is_uid, size_t **idx_out, size_t *n_out);
 /* The keywords of view->msgs[i] (space-separated), or NULL. */
 const char *imap_view_keywords(const struct imap_view *v, size_t i);

@@ -615,6 +615,9 @@ login_result(struct imap_session *s, enum auth_result result,
 		 * synchronizing literal. */
 		s->parser.literal_max = s->cfg->imap_literal_max;
 		s->parser.literal_plus_max = s->cfg->imap_literal_max;
+		/* RFC 9051 §4: clients send long lines (ID, SEARCH, UID
+		 * sets); before login line_length keeps them short. */
+		s->parser.line_max = s->cfg->imap_line_length;
 		imap_printf(s, "%s OK [CAPABILITY ", s->cmd->tag);
 		write_capabilities(s);
 		imap_printf(s, "] Logged in\r\n");

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lib/log.h"
 #include "lib/util.h"
@@ -63,6 +64,65 @@ imap_view_keywords(const struct imap_view *v, size_t i)
 	    v->keywords[at].list : NULL;
 }
 
+/* Notes the keywords of list (space-separated) the view has not held
+ * before, for the next FLAGS response. */
+static void
+keywords_learn(struct imap_view *v, const char *list)
+{
+	const char *p = list;
+
+	while (p != NULL && *p != '\0') {
+		size_t len = strcspn(p, " ");
+		bool is_known = false;
+
+		for (size_t k = 0; k < v->nknown && !is_known; k++)
+			is_known = strlen(v->known[k]) == len &&
+			    strncasecmp(v->known[k], p, len) == 0;
+		if (!is_known && len > 0) {
+			if (v->nknown == v->known_cap) {
+				v->known_cap = v->known_cap ?
+				    v->known_cap * 2 : 8;
+				v->known = xrealloc(v->known,
+				    v->known_cap * sizeof(*v->known));
+			}
+			v->known[v->nknown++] = xstrndup(p, len);
+			v->is_flags_pending = true;
+		}
+		p += len;
+		p += strspn(p, " ");
+	}
+}
+
+void
+imap_view_flags_write(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+
+	imap_printf(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+	    "\\Draft");
+	for (size_t k = 0; k < v->nknown; k++)
+		imap_printf(s, " %s", v->known[k]);
+	imap_printf(s, ")\r\n");
+	if (v->is_readonly) {
+		imap_printf(s, "* OK [PERMANENTFLAGS ()] Read-only "
+		    "mailbox\r\n");
+	} else {
+		imap_printf(s, "* OK [PERMANENTFLAGS (\\Answered \\Flagged "
+		    "\\Deleted \\Seen \\Draft");
+		for (size_t k = 0; k < v->nknown; k++)
+			imap_printf(s, " %s", v->known[k]);
+		imap_printf(s, " \\*)] Flags permitted\r\n");
+	}
+	v->is_flags_pending = false;
+}
+
+void
+imap_view_flags_announce(struct imap_session *s)
+{
+	if (s->view != NULL && s->view->is_flags_pending)
+		imap_view_flags_write(s);
+}
+
 /* Sets the keywords of view->msgs[i]; keywords may be the list it
  * replaces. */
 static void
@@ -75,6 +135,8 @@ keywords_set(struct imap_view *v, size_t i, const char *keywords)
 
 	if (is_empty && !m->has_keywords)
 		return;
+	if (!is_empty)
+		keywords_learn(v, keywords);
 	at = keywords_lower_bound(v, m->uid);
 	has = at < v->nkeywords && v->keywords[at].uid == m->uid;
 	if (!is_empty) {
@@ -189,6 +251,9 @@ imap_view_close(struct imap_session *s)
 	for (size_t i = 0; i < v->nkeywords; i++)
 		free(v->keywords[i].list);
 	free(v->keywords);
+	for (size_t k = 0; k < v->nknown; k++)
+		free(v->known[k]);
+	free(v->known);
 	free(v->msgs);
 	free(v->saved);
 	free(v->name);
@@ -237,6 +302,7 @@ write_flags_update(struct imap_session *s, size_t i)
 {
 	const struct imap_msg *m = &s->view->msgs[i];
 
+	imap_view_flags_announce(s);
 	imap_printf(s, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
 	imap_write_flags(s, m->flags, imap_view_keywords(s->view, i));
 	if (s->is_condstore)
@@ -326,6 +392,7 @@ imap_view_sync(struct imap_session *s, bool may_expunge, bool is_forced)
 	if (!v->is_stale && !is_forced) {
 		if (may_expunge && has_pending_expunges(v))
 			announce_expunges(s);
+		imap_view_flags_announce(s);
 		return;
 	}
 	v->is_stale = false;
@@ -382,13 +449,16 @@ imap_view_sync(struct imap_session *s, bool may_expunge, bool is_forced)
 	free(expunged);
 	if (may_expunge)
 		announce_expunges(s);
+	/* New messages may bring keywords: the client hears of them before
+	 * it can fetch them. */
+	imap_view_flags_announce(s);
 	if (nadded > 0)
 		imap_printf(s, "* %zu EXISTS\r\n", v->n);
 }
 
-int
-imap_view_set(struct imap_session *s, const struct imap_arg *a, bool is_uid,
-    size_t **idx_out, size_t *n_out)
+static int
+view_set(struct imap_session *s, const struct imap_arg *a, bool is_uid,
+    bool is_clamped, size_t **idx_out, size_t *n_out)
 {
 	struct imap_view *v = s->view;
 	struct imap_seqset set;
@@ -425,6 +495,19 @@ imap_view_set(struct imap_session *s, const struct imap_arg *a, bool is_uid,
 	} else {
 		imap_seqset_resolve(&set, (uint32_t)v->n);
 		for (size_t r = 0; r < set.n; r++) {
+			if (is_clamped) {
+				uint32_t first = set.ranges[r].first;
+				uint32_t last = set.ranges[r].last;
+
+				if (first == 0)
+					first = 1;	/* "*", no message */
+				if (last > v->n)
+					last = (uint32_t)v->n;
+				for (uint32_t q = first; q <= last && q > 0;
+				    q++)
+					idx[n++] = q - 1;
+				continue;
+			}
 			if (set.ranges[r].first == 0 ||
 			    set.ranges[r].last > v->n) {
 				imap_seqset_deinit(&set);
@@ -440,4 +523,18 @@ imap_view_set(struct imap_session *s, const struct imap_arg *a, bool is_uid,
 	*idx_out = idx;
 	*n_out = n;
 	return 0;
+}
+
+int
+imap_view_set(struct imap_session *s, const struct imap_arg *a, bool is_uid,
+    size_t **idx_out, size_t *n_out)
+{
+	return view_set(s, a, is_uid, false, idx_out, n_out);
+}
+
+int
+imap_view_set_clamped(struct imap_session *s, const struct imap_arg *a,
+    bool is_uid, size_t **idx_out, size_t *n_out)
+{
+	return view_set(s, a, is_uid, true, idx_out, n_out);
 }

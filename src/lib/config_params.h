@@ -21,6 +21,8 @@
 	    2147483647, SIZE)						\
 	X(limits, imap_literal_max_preauth, imap_literal_max_preauth, 8192, \
 	    256, 1048576, SIZE)						\
+	X(limits, imap_line_length, imap_line_length, 65536, 8192,	\
+	    1048576, SIZE)						\
 	X(timeouts, smtp, smtp_timeout, 300, 1, 86400, SECONDS)		\
 	X(timeouts, imap, imap_timeout, 1800, 1, 86400, SECONDS)	\
 	X(timeouts, pop3, pop3_timeout, 600, 1, 86400, SECONDS)	\

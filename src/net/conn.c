@@ -251,8 +251,10 @@ net_conn_accept(struct worker *w, size_t li, evutil_socket_t fd,
 	c->deadline_ev = evtimer_new(w->base, on_deadline, c);
 	c->drain_ev = event_new(w->base, -1, 0, on_drain, c);
 	c->flush_ev = event_new(w->base, -1, 0, on_flush, c);
-	/* Room for one full line, or a chunk of a message body. */
-	cap = rt->cfg->line_length * 2;
+	/* Room for one full line (an IMAP one may be longer once logged
+	 * in), or a chunk of a message body. */
+	cap = (rt->cfg->line_length > rt->cfg->imap_line_length ?
+	    rt->cfg->line_length : rt->cfg->imap_line_length) * 2;
 	buf_init(&c->in, cap < 65536 ? 65536 : cap);
 
 	c->next = w->conns;

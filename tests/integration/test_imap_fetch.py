@@ -569,12 +569,21 @@ def test_store_every_mode(srv):
     try:
         assert store_lines(box, "STORE 1 FLAGS (\\Flagged \\Answered)") == [
             b"* 1 FETCH (FLAGS (\\Answered \\Flagged))\r\n"]
+        # RFC 9051 §7.3.5: a new keyword is announced by FLAGS first.
         assert store_lines(box, "STORE 1 +FLAGS (\\Seen $Label1)") == [
+            b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft "
+            b"$Label1)\r\n",
+            b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+            b"\\Draft $Label1 \\*)] Flags permitted\r\n",
             b"* 1 FETCH (FLAGS (\\Answered \\Flagged \\Seen $Label1))\r\n"]
         assert store_lines(box, "STORE 1 -FLAGS (\\Answered $label1)") == [
             b"* 1 FETCH (FLAGS (\\Flagged \\Seen))\r\n"]
         # Flags may come without parentheses.
         assert store_lines(box, "STORE 1:2 +FLAGS \\Draft Foo") == [
+            b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft "
+            b"$Label1 Foo)\r\n",
+            b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
+            b"\\Draft $Label1 Foo \\*)] Flags permitted\r\n",
             b"* 1 FETCH (FLAGS (\\Flagged \\Seen \\Draft Foo))\r\n",
             b"* 2 FETCH (FLAGS (\\Draft Foo))\r\n"]
         assert store_lines(box, "STORE 1:* FLAGS ()") == [

@@ -20,6 +20,7 @@ from postern_harness import (ConnectionClosed, ScramSha256Client,
 
 LITERAL_MAX = 65536          # [limits] imap_literal_max of the server
 LINE_LENGTH = 4096           # [limits] line_length (the default)
+IMAP_LINE_LENGTH = 65536     # [limits] imap_line_length (the default)
 
 
 @pytest.fixture(scope="module")
@@ -630,7 +631,7 @@ def test_non_synchronizing_literal_too_large(srv, user):
 
 def test_line_too_long_is_refused_and_session_goes_on(srv, user):
     c = login(srv, *user)
-    c.send(b"t1 NOOP " + b"x" * (LINE_LENGTH * 3) + b"\r\n")
+    c.send(b"t1 NOOP " + b"x" * (IMAP_LINE_LENGTH * 3) + b"\r\n")
     line = c.read_line()
     assert re.match(rb"^(t1|\*) BAD ", line), line
     # The rest of the long line is dropped, not read as commands.
@@ -653,7 +654,7 @@ def test_overlong_lines_in_authenticate_and_idle(srv, user):
         c.select("INBOX")
         c.send(b"i1 IDLE\r\n")
         assert c.conn.readline().startswith(b"+")
-        c.send(b"DONE" + b"x" * (LINE_LENGTH * 3) + b"\r\n")
+        c.send(b"DONE" + b"x" * (IMAP_LINE_LENGTH * 3) + b"\r\n")
         r = c.read_reply(b"i1")
         assert r.status in ("BAD", "NO"), r.tagged
         assert c.noop().untagged == []
