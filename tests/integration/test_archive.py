@@ -590,3 +590,37 @@ def test_maildir_written_by_mbsync_imports(srv, ip_cert, user, mail,
         have = sorted((f & system, d, without_tuid(body)) for f, d, body in
                       b.messages(folder))
         assert have == want, folder
+
+
+def test_progress_on_a_terminal_only(srv, user, tmp_path):
+    import pty
+    src = tmp_path / "p.mbox"
+    src.write_bytes(CANONICAL)
+    master, slave = pty.openpty()
+    try:
+        r = subprocess.run([postern_bin(), "import", user[0], "--mbox",
+                            str(src), "-c", str(srv.admin_config)],
+                           stdout=subprocess.PIPE, stderr=slave,
+                           stdin=subprocess.DEVNULL, timeout=60)
+        os.close(slave)
+        slave = None
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        if slave is not None:
+            os.close(slave)
+        os.close(master)
+    assert r.returncode == 0
+    assert b"\rimported 3 messages, 0.0 MB" in seen, seen
+    assert r.stdout.startswith(b"imported 3 messages (")
+    # Not a terminal: no progress lines.
+    other = new_user(srv)
+    r = postern(srv, "import", other[0], "--mbox", src)
+    assert r.returncode == 0 and r.stderr == ""
