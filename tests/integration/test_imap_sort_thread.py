@@ -281,3 +281,94 @@ def test_imaplib_sort_and_thread(srv, corpus):
     assert data == [" ".join(str(uids[i - 1])
                              for i in [3, 4, 5, 1, 2, 6]).encode()]
     assert m.logout()[0] == "BYE"
+
+
+# --- mutt's threaded view ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ip_srv(module_postern_factory, ip_cert, tmp_path_factory):
+    s = start_imap_server(module_postern_factory,
+                          tmp_path_factory.mktemp("imap-sort-mutt"), ip_cert)
+    s.certs = [("main", ip_cert)]
+    return s
+
+
+def thread_shape(text, subjects):
+    """[(depth, subject)] in display order from THREAD output (no dummies
+    expected)."""
+    out, depth, stack = [], 0, []
+    for tok in re.findall(rb"\(|\)|\d+", text):
+        if tok == b"(":
+            stack.append(depth)
+        elif tok == b")":
+            depth = stack.pop()
+        else:
+            out.append((depth, subjects[int(tok)]))
+            depth += 1
+    return out
+
+
+def test_mutt_threaded_view_matches_thread_references(ip_srv, ip_cert,
+                                                      tmp_path):
+    """mutt (sort=threads) builds its tree from the headers it fetches;
+    it must show the same threads as our THREAD REFERENCES answers."""
+    from test_imap_clients import Tmux, need
+    need("mutt")
+    need("tmux")
+    user = new_user(ip_srv, prefix="mt")
+    c = login(ip_srv, *user)
+    for date, msg in CORPUS:
+        assert append(c, "INBOX", msg, None, date).status == "OK"
+    c.select("INBOX")
+    r = c.ok("THREAD REFERENCES UTF-8 ALL")
+    c.close()
+    subjects = {i: re.search(rb"Subject: (.*?)\r\n", m).group(1).decode()
+                for i, (_, m) in enumerate(CORPUS, 1)}
+    want = thread_shape(r.untagged[0], subjects)
+    assert want == [(0, "Meeting"), (1, "Re: Meeting"), (2, "Lunch"),
+                    (1, "Re: Meeting"), (0, "[list] Fwd: Re: Budget"),
+                    (1, "Budget (fwd)")], want
+    muttrc = tmp_path / "muttrc"
+    muttrc.write_text("\n".join([
+        'set folder="imaps://%s@127.0.0.1:%d/"' % (
+            user[0].replace("@", "%40"), ip_srv.ports["imaps"]),
+        'set spoolfile="+INBOX"',
+        'set imap_user="%s"' % user[0],
+        'set imap_pass="%s"' % user[1],
+        'set certificate_file="%s"' % ip_cert.cert_path,
+        "set ssl_force_tls=yes",
+        "set ssl_starttls=no",
+        'set header_cache=""',
+        'set message_cachedir=""',
+        "set sort=threads",
+        "set sort_aux=date",
+        "set ascii_chars=yes",
+        "set hide_thread_subject=no",
+        "set strict_threads=yes",
+        "set wait_key=no",
+        "set quit=yes",
+        "set imap_passive=yes",
+        'set index_format="|%4C|%s"',
+        ""]))
+    t = Tmux("mutt-sort", tmp_path)
+    try:
+        t.start("mutt -n -F %s" % muttrc, {"HOME": str(tmp_path)})
+        screen = t.wait_screen(r"\|   6\|")
+        screen = t.screen()
+        t.keys("q")
+    finally:
+        t.stop()
+    shown = []
+    for line in screen.splitlines():
+        m = re.match(r"^\s*\|\s*\d+\|(.*?)\s*$", line)
+        if not m:
+            continue
+        text = m.group(1)
+        # ascii_chars tree: "|->", "`->" one level, "| `->" two, ...
+        tree = re.match(r"^([ |`+*-]*->)(.*)$", text)
+        if tree is None:
+            shown.append((0, text))
+        else:
+            shown.append(((len(tree.group(1)) - 1) // 2, tree.group(2)))
+    assert shown == want, (shown, screen)
