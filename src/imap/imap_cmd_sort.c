@@ -175,18 +175,20 @@ struct item {
 	char *str[SK_DISPLAYTO + 1];	/* collation keys, or NULL */
 };
 
-static struct {
-	const struct crit *crits;
+struct crits {
+	const struct crit *v;
 	size_t n;
-} sort_ctx;
+};
 
+/* For qsort_r(): workers on several threads sort at once. */
 static int
-item_cmp(const void *pa, const void *pb)
+item_cmp(const void *pa, const void *pb, void *arg)
 {
 	const struct item *a = pa, *b = pb;
+	const struct crits *c = arg;
 
-	for (size_t i = 0; i < sort_ctx.n; i++) {
-		enum sort_key key = sort_ctx.crits[i].key;
+	for (size_t i = 0; i < c->n; i++) {
+		enum sort_key key = c->v[i].key;
 		int r = 0;
 		int64_t x, y;
 
@@ -210,7 +212,7 @@ item_cmp(const void *pa, const void *pb)
 			break;
 		}
 		if (r != 0)
-			return sort_ctx.crits[i].is_reverse ? -r : r;
+			return c->v[i].is_reverse ? -r : r;
 	}
 	/* RFC 5256 §3: messages that compare equal stay in mailbox
 	 * order. */
@@ -498,9 +500,9 @@ imap_cmd_sort(struct imap_session *s, const struct imap_cmd *cmd)
 			items[i].str[key] = item_key(r.rows[i].msg, key);
 		}
 	}
-	sort_ctx.crits = crits;
-	sort_ctx.n = ncrits;
-	qsort(items, r.n, sizeof(*items), item_cmp);
+	struct crits cr = { crits, ncrits };
+
+	qsort_r(items, r.n, sizeof(*items), item_cmp, &cr);
 	if (!is_esort) {
 		out_printf(&o, "* SORT");
 		for (size_t i = 0; i < r.n; i++)

@@ -113,14 +113,14 @@ msg_cmp(const struct tb *t, size_t a, size_t b)
 	return a < b ? -1 : a > b;
 }
 
-static const struct tb *sort_tb;
-
+/* qsort_r(): workers on several threads sort at once. */
 static int
-cont_cmp(const void *a, const void *b)
+cont_cmp(const void *a, const void *b, void *arg)
 {
+	const struct tb *t = arg;
 	size_t x = *(const size_t *)a, y = *(const size_t *)b;
 
-	return msg_cmp(sort_tb, rep_msg(sort_tb, x), rep_msg(sort_tb, y));
+	return msg_cmp(t, rep_msg(t, x), rep_msg(t, y));
 }
 
 /* Sorts the list starting at *head (linked by next) in place. */
@@ -138,8 +138,7 @@ list_sort(struct tb *t, size_t *head, size_t **tmp, size_t *tmpcap)
 	}
 	if (k < 2)
 		return;
-	sort_tb = t;
-	qsort(*tmp, k, sizeof(**tmp), cont_cmp);
+	qsort_r(*tmp, k, sizeof(**tmp), cont_cmp, t);
 	*head = (*tmp)[0];
 	for (size_t i = 0; i + 1 < k; i++)
 		t->c[(*tmp)[i]].next = (*tmp)[i + 1];
@@ -484,16 +483,19 @@ references(struct tb *t, size_t *root)
 	subjects_free(t, subjs);
 }
 
-static const struct subj *os_subjs;
-static const struct tb *os_tb;
+struct os_arg {
+	const struct tb *t;
+	const struct subj *subjs;
+};
 
 static int
-os_cmp(const void *a, const void *b)
+os_cmp(const void *a, const void *b, void *arg)
 {
+	const struct os_arg *o = arg;
 	size_t x = *(const size_t *)a, y = *(const size_t *)b;
-	int r = strcmp(os_subjs[x].key, os_subjs[y].key);
+	int r = strcmp(o->subjs[x].key, o->subjs[y].key);
 
-	return r != 0 ? r : msg_cmp(os_tb, x, y);
+	return r != 0 ? r : msg_cmp(o->t, x, y);
 }
 
 /* §3 ORDEREDSUBJECT: messages with the same base subject, by sent date,
@@ -510,9 +512,9 @@ ordered_subject(struct tb *t, size_t *root)
 		order[i] = i;
 		cont_new(t, i);
 	}
-	os_subjs = subjs;
-	os_tb = t;
-	qsort(order, t->nmsgs, sizeof(*order), os_cmp);
+	struct os_arg arg = { t, subjs };
+
+	qsort_r(order, t->nmsgs, sizeof(*order), os_cmp, &arg);
 	*root = NONE;
 	for (size_t i = 0; i < t->nmsgs;) {
 		size_t j = i + 1, *tail;
