@@ -27,6 +27,7 @@
 #include "lib/base64.h"
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 #include "lib/workpool.h"
 
@@ -104,6 +105,29 @@ auth_result_name(enum auth_result r)
 	};
 
 	return names[r];
+}
+
+void
+auth_result_count(enum auth_result r)
+{
+	switch (r) {
+	case AUTH_OK:
+		metrics_add(METRIC_LOGINS_OK, 1);
+		break;
+	case AUTH_FAILED:
+		metrics_add(METRIC_LOGINS_FAILED, 1);
+		break;
+	case AUTH_LOCKED:
+		metrics_add(METRIC_LOGINS_LOCKED, 1);
+		break;
+	case AUTH_DISABLED:
+	case AUTH_PROTO_DISABLED:
+		metrics_add(METRIC_LOGINS_DISABLED, 1);
+		break;
+	case AUTH_TEMP:
+		metrics_add(METRIC_LOGINS_TEMPFAIL, 1);
+		break;
+	}
 }
 
 void
@@ -618,6 +642,7 @@ login_finish(struct login *l)
 		snprintf(l->id.address, sizeof(l->id.address), "%s",
 		    l->account.address);
 	}
+	auth_result_count(l->result);
 	log_info(l->sid, "auth.login user=<%s> proto=%s peer=%s result=%s%s%s",
 	    l->user, proto_names[l->proto], l->peer,
 	    auth_result_name(l->result),

@@ -99,4 +99,7 @@ void auth_jwks_free(void *jwks);
 char *auth_jwt_subject(const struct auth_conf *c, const char *token,
     time_t now);
 
+/* Counts a decided login in lib/metrics (/metrics of src/http). */
+void auth_result_count(enum auth_result r);
+
 #endif

@@ -121,6 +121,7 @@ sasl_finish(struct auth_sasl *s, bool is_proven, struct event_base *base,
 		    s->has_account ? &s->account : NULL, s->peer, now,
 		    &delay_ms);
 	}
+	auth_result_count(r->result);
 	log_info(s->sid, "auth.login user=<%s> mech=%s peer=%s result=%s",
 	    s->has_account ? s->account.address : s->user ? s->user : "",
 	    mech_name(s->mech), s->peer, auth_result_name(r->result));

@@ -84,14 +84,21 @@ config_write(const struct quickstart *q, const char *cert, const char *key)
 		unsigned port;
 		const char *proto;
 		const char *tls;
+		const char *extra;
 	} listeners[] = {
-		{ "smtp", 25, "smtp", "starttls" },
-		{ "submission", 587, "submission", "starttls" },
-		{ "submissions", 465, "submission", "implicit" },
-		{ "imap", 143, "imap", "starttls" },
-		{ "imaps", 993, "imap", "implicit" },
-		{ "pop3", 110, "pop3", "starttls" },
-		{ "pop3s", 995, "pop3", "implicit" },
+		{ "smtp", 25, "smtp", "starttls", NULL },
+		{ "submission", 587, "submission", "starttls", NULL },
+		{ "submissions", 465, "submission", "implicit", NULL },
+		{ "imap", 143, "imap", "starttls", NULL },
+		{ "imaps", 993, "imap", "implicit", NULL },
+		{ "pop3", 110, "pop3", "starttls", NULL },
+		{ "pop3s", 995, "pop3", "implicit", NULL },
+		/* Autoconfiguration (Thunderbird, Outlook, Apple) over
+		 * HTTPS; port 80 sends every client there. */
+		{ "https", 443, "http", "implicit", NULL },
+		{ "http", 80, "http", "none", "https_redirect = yes\n" },
+		/* /metrics and /healthz, for this machine only. */
+		{ "metrics", 9100, "http", "none", "metrics = yes\n" },
 	};
 	unsigned offset = q->is_root ? 0 : 10000;
 	FILE *f = fopen(q->config_path, "w");
@@ -112,10 +119,15 @@ config_write(const struct quickstart *q, const char *cert, const char *key)
 	    "here.\ncert = %s\nkey = %s\n", cert, key);
 	for (size_t i = 0; i < sizeof(listeners) / sizeof(listeners[0]);
 	    i++) {
-		fprintf(f, "\n[listener %s]\naddress = 0.0.0.0\nport = %u\n"
-		    "protocol = %s\ntls = %s\n", listeners[i].name,
+		bool is_local = listeners[i].extra != NULL &&
+		    strstr(listeners[i].extra, "metrics") != NULL;
+
+		fprintf(f, "\n[listener %s]\naddress = %s\nport = %u\n"
+		    "protocol = %s\ntls = %s\n%s", listeners[i].name,
+		    is_local ? "127.0.0.1" : "0.0.0.0",
 		    listeners[i].port + offset, listeners[i].proto,
-		    listeners[i].tls);
+		    listeners[i].tls, listeners[i].extra != NULL ?
+		    listeners[i].extra : "");
 	}
 	if (fflush(f) != 0 || fsync(fileno(f)) != 0 || fclose(f) != 0) {
 		fprintf(stderr, "postern: %s: cannot write: %s\n",
@@ -141,13 +153,20 @@ settings_print(const struct quickstart *q)
 	    " authentication on\n"
 	    "  other servers deliver to %s port %u (publish an MX record "
 	    "for %s pointing to %s)\n\n"
+	    "Most clients need only the address and the password: "
+	    "Thunderbird, Outlook and\nApple Mail find these settings at "
+	    "https://%s%s/ (autoconfig, Autodiscover;\nfor an iPhone or "
+	    "a Mac open https://%s%s/mobileconfig?email=you@%s).\n"
+	    "Publish autoconfig.%s and autodiscover.%s as CNAMEs of %s.\n\n"
 	    "The certificate is self-signed: clients will ask you to accept "
 	    "it. Replace\ncert and key in [certificate default] with a real "
 	    "certificate, then run\n`kill -HUP` on the server to load it.\n",
 	    q->domain, q->config_path, q->data_dir, q->self, q->config_path,
 	    q->domain, q->hostname, 993 + o, 143 + o, q->hostname, 995 + o,
 	    110 + o, q->hostname, 587 + o, 465 + o, q->hostname, 25 + o,
-	    q->domain, q->hostname);
+	    q->domain, q->hostname, q->hostname, o ? ":10443" : "",
+	    q->hostname, o ? ":10443" : "", q->domain, q->domain, q->domain,
+	    q->hostname);
 	/* Mail to the domain is taken from now on: say how to give it
 	 * someone to go to. */
 	printf("\n%s is one of this server's domains; ", q->domain);

@@ -21,9 +21,11 @@
 #include <event2/event.h>
 
 #include "auth/auth.h"
+#include "http/http.h"
 #include "imap/imap.h"
 #include "lib/config.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 #include "net/net.h"
 #include "pop3/pop3.h"
@@ -41,6 +43,7 @@ struct serve_state {
 	struct smtp_ctx smtp;
 	struct imap_ctx imap;
 	struct pop3_ctx pop3;
+	struct http_ctx http;
 	bool has_pop3;
 	struct queue_runner *queue;	/* outbound delivery (issue #8) */
 };
@@ -87,6 +90,7 @@ services_open(struct serve_state *st, char *err, size_t errlen)
 	st->smtp.auth = st->auth;
 	st->imap.store = st->store;
 	st->imap.auth = st->auth;
+	st->http.store = st->store;
 	pop3_ctx_init(&st->pop3, st->store, st->auth);
 	st->has_pop3 = true;
 	st->queue = queue_runner_new(cfg, st->store, err, errlen);
@@ -366,6 +370,7 @@ cli_serve(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	log_configure(st.cfg->log_level, st.cfg->log_syslog);
+	metrics_start();
 	core_dumps_disable();
 	signal(SIGPIPE, SIG_IGN);
 	if (st.cfg->user != NULL && geteuid() == 0) {
@@ -405,6 +410,8 @@ cli_serve(int argc, char **argv)
 	    &st.imap);
 	net_server_set_ops(st.srv, CONFIG_PROTO_POP3, &pop3_session_ops,
 	    &st.pop3);
+	net_server_set_ops(st.srv, CONFIG_PROTO_HTTP, &http_session_ops,
+	    &st.http);
 
 	st.base = event_base_new();
 	sighup = evsignal_new(st.base, SIGHUP, on_reload, &st);

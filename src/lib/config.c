@@ -70,7 +70,9 @@ is_config_listener_same(const struct config_listener *a,
 {
 	return strcmp(a->name, b->name) == 0 &&
 	    strcmp(a->address, b->address) == 0 && a->port == b->port &&
-	    a->proto == b->proto && a->tls == b->tls;
+	    a->proto == b->proto && a->tls == b->tls &&
+	    a->is_metrics == b->is_metrics &&
+	    a->is_https_redirect == b->is_https_redirect;
 }
 
 const char *
@@ -541,6 +543,13 @@ handle_listener(struct load_state *st, const char *name, const char *key,
 			    "implicit", value);
 		else
 			l->tls = (enum config_tls)e;
+	} else if (strcmp(key, "metrics") == 0) {
+		if (config_parse_bool(value, &l->is_metrics) < 0)
+			fail(st, "key 'metrics': '%s' is not yes or no", value);
+	} else if (strcmp(key, "https_redirect") == 0) {
+		if (config_parse_bool(value, &l->is_https_redirect) < 0)
+			fail(st, "key 'https_redirect': '%s' is not yes or no",
+			    value);
 	} else {
 		fail(st, "key '%s': unknown in section [listener %s]", key,
 		    name);
@@ -796,6 +805,28 @@ validate(struct config *cfg, const struct load_state *st, char *err,
 		}
 		if (l->address == NULL)
 			l->address = xstrdup("0.0.0.0");
+		if ((l->is_metrics || l->is_https_redirect) &&
+		    l->proto != CONFIG_PROTO_HTTP) {
+			snprintf(err, errlen, "%s:%d: key '%s': only a listener "
+			    "with protocol = http has it", path,
+			    find_section_line(path, section), l->is_metrics ?
+			    "metrics" : "https_redirect");
+			return -1;
+		}
+		if (l->is_https_redirect && (l->is_metrics ||
+		    l->tls != CONFIG_TLS_NONE)) {
+			snprintf(err, errlen, "%s:%d: key 'https_redirect': "
+			    "only for a plain (tls = none) listener without "
+			    "metrics", path, find_section_line(path, section));
+			return -1;
+		}
+		if (l->proto == CONFIG_PROTO_HTTP &&
+		    l->tls == CONFIG_TLS_STARTTLS) {
+			snprintf(err, errlen, "%s:%d: key 'tls': HTTP has no "
+			    "STARTTLS; use implicit (HTTPS) or none", path,
+			    find_section_line(path, section));
+			return -1;
+		}
 		if (l->tls != CONFIG_TLS_NONE)
 			needs_tls = true;
 		for (size_t j = 0; j < i; j++) {

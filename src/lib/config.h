@@ -35,6 +35,11 @@ struct config_listener {
 	uint16_t port;		/* 0: any free port (tests) */
 	enum config_proto proto;
 	enum config_tls tls;
+	/* http only: serve /metrics and /healthz here (a loopback or
+	 * internal listener), and answer everything else with a redirect
+	 * to https (port 80 beside 443). */
+	bool is_metrics;
+	bool is_https_redirect;
 };
 
 struct config_cert {

@@ -23,9 +23,16 @@
 	    256, 1048576, SIZE)						\
 	X(limits, imap_line_length, imap_line_length, 65536, 8192,	\
 	    1048576, SIZE)						\
+	X(limits, http_header_size, http_header_size, 8192, 1024, 65536, \
+	    SIZE)							\
+	X(limits, http_headers, http_headers, 64, 8, 1000, COUNT)	\
+	X(limits, http_body_size, http_body_size, 65536, 1024, 1048576, SIZE) \
+	X(limits, http_requests, http_requests, 100, 1, 100000, COUNT)	\
 	X(timeouts, smtp, smtp_timeout, 300, 1, 86400, SECONDS)		\
 	X(timeouts, imap, imap_timeout, 1800, 1, 86400, SECONDS)	\
 	X(timeouts, pop3, pop3_timeout, 600, 1, 86400, SECONDS)	\
+	X(timeouts, http, http_timeout, 30, 1, 3600, SECONDS)		\
+	X(timeouts, http_request, http_request_timeout, 30, 1, 3600, SECONDS) \
 	X(timeouts, tls_handshake, tls_handshake_timeout, 30, 1, 3600, SECONDS) \
 	X(timeouts, prelogin, prelogin_timeout, 60, 1, 86400, SECONDS)	\
 	X(timeouts, login_deadline, login_deadline, 300, 1, 86400, SECONDS) \

@@ -24,6 +24,7 @@
 #include <event2/buffer.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 
 /* How long a closing connection may take to flush its last reply. */
@@ -69,6 +70,7 @@ struct net_conn {
 	bool has_unfed;		/* a pause left parsed-later bytes in in */
 	bool is_logged_in;	/* net_conn_logged_in() */
 	bool is_transport_gone;	/* socket closed; the session still waits */
+	bool is_metered;	/* counted in lib/metrics (open, not closed) */
 	char sid[24];
 	char peer[INET6_ADDRSTRLEN];
 };
@@ -112,6 +114,11 @@ proto_timeout(const struct net_conn *c)
 		break;
 	case CONFIG_PROTO_POP3:
 		idle = cfg->pop3_timeout;
+		break;
+	case CONFIG_PROTO_HTTP:
+		/* Between keep-alive requests; a request that trickles in
+		 * is bounded by [timeouts] http_request (src/http). */
+		idle = cfg->http_timeout;
 		break;
 	default:
 		idle = cfg->smtp_timeout;
@@ -284,6 +291,8 @@ net_conn_accept(struct worker *w, size_t li, evutil_socket_t fd,
 		net_conn_free(c);
 		return;
 	}
+	metrics_conn_open(l->proto);
+	c->is_metered = true;
 	log_info(c->sid, "net.connect listener=%s peer=%s%s%s", l->name,
 	    c->peer, refusal ? " refused=\"" : "", refusal ? refusal : "");
 	callbacks_set(c);
@@ -597,6 +606,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		c->is_handshaking = false;
+		metrics_add(METRIC_TLS_HANDSHAKES_OK, 1);
 		timeouts_set(c);
 		log_debug(c->sid, "tls.established version=%s cipher=%s",
 		    tls_bev_version(c->bev), tls_bev_cipher(c->bev));
@@ -610,6 +620,8 @@ on_event(struct bufferevent *bev, short what, void *arg)
 			return;
 		}
 		if (c->is_handshaking || c->session == NULL) {
+			if (c->is_handshaking)
+				metrics_add(METRIC_TLS_HANDSHAKES_FAILED, 1);
 			log_info(c->sid, "net.timeout during=tls_handshake");
 			free_soon(c);
 			return;
@@ -629,6 +641,8 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	/* EOF or error: the client is gone; nothing more can reach it. */
+	if (c->is_handshaking && !c->is_closing)
+		metrics_add(METRIC_TLS_HANDSHAKES_FAILED, 1);
 	if (what & BEV_EVENT_ERROR) {
 		log_debug(c->sid, "net.error during=%s",
 		    c->is_handshaking ? "tls_handshake" : "session");
@@ -658,6 +672,22 @@ const struct config_listener *
 net_conn_listener(const struct net_conn *c)
 {
 	return c->listener;
+}
+
+unsigned
+net_conn_listener_port(const struct net_conn *c,
+    const struct config_listener *l)
+{
+	const struct config *cfg = c->rt->cfg;
+
+	if (l < cfg->listeners || l >= cfg->listeners + cfg->nlisteners)
+		panic("net_conn_listener_port: not a listener of the "
+		    "connection's configuration");
+	/* A reload never changes the listeners (they need a restart), so
+	 * the index is the one the server bound. */
+	if ((size_t)(l - cfg->listeners) >= c->w->srv->nlisteners)
+		return l->port;
+	return c->w->srv->ports[l - cfg->listeners];
 }
 
 const char *
@@ -848,6 +878,9 @@ transport_release(struct net_conn *c)
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 	}
+	if (c->is_metered)
+		metrics_conn_close(c->listener->proto);
+	c->is_metered = false;
 	if (c->is_counted)
 		conn_limits_drop(c->w->srv->limits, &c->addr,
 		    (unsigned)c->rt->cfg->ipv6_prefix);

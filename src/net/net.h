@@ -89,6 +89,10 @@ void *net_conn_ctx(const struct net_conn *c);
 /* The configuration the connection started with. */
 const struct config *net_conn_config(const struct net_conn *c);
 const struct config_listener *net_conn_listener(const struct net_conn *c);
+/* The port listener l (one of net_conn_config(c)'s listeners) is bound
+ * to: its configured port, or the one the kernel chose for port 0. */
+unsigned net_conn_listener_port(const struct net_conn *c,
+    const struct config_listener *l);
 /* The client's address, printable. */
 const char *net_conn_peer(const struct net_conn *c);
 bool is_net_conn_tls(const struct net_conn *c);

@@ -41,6 +41,7 @@
 
 #include "lib/config.h"
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 #include "net/net.h"
 #include "store/store.h"
@@ -607,6 +608,9 @@ job_record(struct job *j)
 		    &err) < 0 && err != STORE_NOT_FOUND)
 			log_error(j->sid, "queue.record id=%" PRId64
 			    " error=\"%s\"", rc->e.id, store_err_text(err));
+		metrics_add(out == STORE_QUEUE_DELIVERED ?
+		    METRIC_RECIPIENTS_DELIVERED : out == STORE_QUEUE_FAILED ?
+		    METRIC_RECIPIENTS_FAILED : METRIC_RECIPIENTS_DEFERRED, 1);
 		log_info(j->sid, "queue.result id=%" PRId64 " from=<%s> "
 		    "to=<%s> host=%s result=%s reply=\"%s\" next=%" PRId64,
 		    rc->e.id, rc->e.sender, rc->e.rcpt, current_host(j),

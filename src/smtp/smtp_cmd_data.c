@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 #include "mime/mime.h"
 
@@ -257,6 +258,7 @@ on_delivered(void *arg, const struct store_delivery_result *results,
 			err = results[i].err;
 	}
 	if (err == STORE_OK) {
+		metrics_add(METRIC_MESSAGES_RECEIVED, 1);
 		log_info(s->sid, "smtp.delivered from=<%s> rcpts=%zu size=%llu",
 		    s->mail_from, s->nrcpts, (unsigned long long)s->size);
 		smtp_reply(s, "250 2.0.0 OK: queued as %s", s->sid);

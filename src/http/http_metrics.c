@@ -1,0 +1,135 @@
+/*
+ * http_metrics: /metrics in the Prometheus text exposition format
+ * (version 0.0.4) from the counters of lib/metrics, and /healthz. Both
+ * only on listeners with metrics = yes (a loopback or internal port).
+ */
+#include "http/http_int.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "lib/metrics.h"
+#include "store/store.h"
+
+/* /healthz fails below this much free space in the data directory: a
+ * store that cannot take one more message is not healthy. */
+#define HEALTH_FREE_MIN (16 * 1024 * 1024)
+
+static void
+family(struct http_str *b, const char *name, const char *type,
+    const char *help)
+{
+	http_str_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+	    type);
+}
+
+void
+http_metrics(struct http_session *s, const struct http_request *req)
+{
+	static const struct {
+		enum metric m;
+		const char *label;
+	} logins[] = {
+		{ METRIC_LOGINS_OK, "ok" },
+		{ METRIC_LOGINS_FAILED, "failed" },
+		{ METRIC_LOGINS_LOCKED, "locked" },
+		{ METRIC_LOGINS_DISABLED, "disabled" },
+		{ METRIC_LOGINS_TEMPFAIL, "tempfail" },
+	}, queue[] = {
+		{ METRIC_RECIPIENTS_DELIVERED, "delivered" },
+		{ METRIC_RECIPIENTS_DEFERRED, "deferred" },
+		{ METRIC_RECIPIENTS_FAILED, "failed" },
+	};
+	struct http_str b = { 0 };
+	struct http_response r = {
+		.status = 200,
+		.type = "text/plain; version=0.0.4; charset=utf-8",
+	};
+
+	family(&b, "postern_connections_total", "counter",
+	    "Connections accepted, by listener protocol.");
+	for (int p = 0; p < METRICS_NPROTO; p++)
+		http_str_printf(&b, "postern_connections_total{protocol=\"%s\"} "
+		    "%" PRIu64 "\n", config_proto_name(p),
+		    metrics_conn_total(p));
+	family(&b, "postern_connections_current", "gauge",
+	    "Connections open now, by listener protocol.");
+	for (int p = 0; p < METRICS_NPROTO; p++)
+		http_str_printf(&b, "postern_connections_current{protocol="
+		    "\"%s\"} %" PRIu64 "\n", config_proto_name(p),
+		    metrics_conn_current(p));
+	family(&b, "postern_tls_handshakes_total", "counter",
+	    "TLS handshakes of clients (implicit TLS and STARTTLS), by "
+	    "result.");
+	http_str_printf(&b, "postern_tls_handshakes_total{result=\"ok\"} %"
+	    PRIu64 "\npostern_tls_handshakes_total{result=\"failed\"} %"
+	    PRIu64 "\n", metrics_get(METRIC_TLS_HANDSHAKES_OK),
+	    metrics_get(METRIC_TLS_HANDSHAKES_FAILED));
+	family(&b, "postern_logins_total", "counter",
+	    "Logins decided (IMAP, POP3, submission), by result.");
+	for (size_t i = 0; i < sizeof(logins) / sizeof(logins[0]); i++)
+		http_str_printf(&b, "postern_logins_total{result=\"%s\"} %"
+		    PRIu64 "\n", logins[i].label, metrics_get(logins[i].m));
+	family(&b, "postern_messages_received_total", "counter",
+	    "Messages taken by SMTP and submission (answered 250 after "
+	    "DATA or BDAT).");
+	http_str_printf(&b, "postern_messages_received_total %" PRIu64 "\n",
+	    metrics_get(METRIC_MESSAGES_RECEIVED));
+	family(&b, "postern_queue_recipients_total", "counter",
+	    "Outbound delivery attempts per recipient, by result.");
+	for (size_t i = 0; i < sizeof(queue) / sizeof(queue[0]); i++)
+		http_str_printf(&b, "postern_queue_recipients_total{result="
+		    "\"%s\"} %" PRIu64 "\n", queue[i].label,
+		    metrics_get(queue[i].m));
+	family(&b, "postern_http_responses_total", "counter",
+	    "HTTP responses, by status class.");
+	for (unsigned c = 1; c <= 5; c++)
+		http_str_printf(&b, "postern_http_responses_total{code=\"%uxx\"} "
+		    "%" PRIu64 "\n", c, http_status_class_total(c));
+	family(&b, "postern_start_time_seconds", "gauge",
+	    "When the server started, in seconds since the Unix epoch.");
+	http_str_printf(&b, "postern_start_time_seconds %" PRId64 "\n",
+	    metrics_start_time());
+	r.body = b.data;
+	r.len = b.len;
+	http_respond(s, req, &r);
+	http_str_free(&b);
+}
+
+/* 200 when the store answers a query and its data directory is writable
+ * with room for mail; else 503 with the reason. A read of the domain
+ * table stands for the database; the file system is asked directly
+ * (no write: a probe every few seconds would wear the disk and the WAL). */
+void
+http_healthz(struct http_session *s, const struct http_request *req)
+{
+	struct http_response r = {
+		.status = 200,
+		.type = "text/plain; charset=utf-8",
+		.body = "ok\n",
+		.len = 3,
+	};
+	char **domains = NULL;
+	enum store_err err;
+	struct statvfs fs;
+	const char *why = NULL;
+
+	if (store_domain_list(s->ctx->store, &domains, &err) < 0)
+		why = "The store does not answer.";
+	else if (access(s->cfg->data_dir, W_OK) < 0)
+		why = "The data directory is not writable.";
+	else if (statvfs(s->cfg->data_dir, &fs) == 0 &&
+	    (uint64_t)fs.f_bavail * fs.f_frsize < HEALTH_FREE_MIN)
+		why = "The data directory's file system is full.";
+	store_strings_free(&domains);
+	if (why != NULL) {
+		log_warn(s->sid, "http.healthz result=failed reason=\"%s\"",
+		    why);
+		http_respond_error(s, req, 503, why, NULL);
+		return;
+	}
+	http_respond(s, req, &r);
+}
