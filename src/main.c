@@ -28,6 +28,10 @@ static const struct {
 	    "(dns check)" },
 	{ "import", cli_import, "import an account's mail from Maildir or mbox" },
 	{ "export", cli_export, "export an account's mail to Maildir or mbox" },
+	{ "backup", cli_backup, "copy the data directory while the server "
+	    "runs; backup verify" },
+	{ "restore", cli_restore, "restore a backup into an empty data "
+	    "directory" },
 };
 
 static void

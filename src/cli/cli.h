@@ -31,6 +31,8 @@ int cli_dns(int argc, char **argv);
 int cli_doctor(int argc, char **argv);
 int cli_import(int argc, char **argv);
 int cli_export(int argc, char **argv);
+int cli_backup(int argc, char **argv);
+int cli_restore(int argc, char **argv);
 
 /* What every administration command shares (cli_admin.c). */
 struct store;

@@ -1011,6 +1011,70 @@ store_blob_open(struct store *st, int64_t blob, enum store_err *err_out)
 	return st->be->blob_open(st, blob, err_out);
 }
 
+/* ---- Backup ---------------------------------------------------------- */
+
+int
+store_snapshot_new(struct store *st,
+    void (*progress)(void *arg, uint64_t done, uint64_t total), void *arg,
+    struct store_snapshot **snap_out, char *err, size_t errlen)
+{
+	struct store_snapshot *snap = xcalloc(1, sizeof(*snap));
+
+	snap->st = st;
+	snap->db_fd = -1;
+	snap->lock_fd = -1;
+	if (st->be->snapshot(st, snap, progress, arg, err, errlen) < 0) {
+		store_snapshot_free(&snap);
+		return -1;
+	}
+	*snap_out = snap;
+	return 0;
+}
+
+int
+store_snapshot_db_fd(const struct store_snapshot *snap)
+{
+	return snap->db_fd;
+}
+
+int64_t
+store_snapshot_schema(const struct store_snapshot *snap)
+{
+	return snap->schema;
+}
+
+const struct store_snapshot_blob *
+store_snapshot_blobs(const struct store_snapshot *snap, size_t *n_out)
+{
+	*n_out = snap->nblobs;
+	return snap->blobs;
+}
+
+int
+store_snapshot_blob_link(struct store_snapshot *snap, int64_t blob,
+    int dirfd, const char *name)
+{
+	return snap->st->be->blob_link(snap->st, blob, dirfd, name);
+}
+
+void
+store_snapshot_free(struct store_snapshot **snapp)
+{
+	struct store_snapshot *snap = *snapp;
+
+	if (snap == NULL)
+		return;
+	*snapp = NULL;
+	if (snap->db_fd >= 0)
+		close(snap->db_fd);
+	/* Closing the descriptor drops the shared lock: the writer may
+	 * unlink body files again at its next commit. */
+	if (snap->lock_fd >= 0)
+		close(snap->lock_fd);
+	free(snap->blobs);
+	free(snap);
+}
+
 /* ---- Search ---------------------------------------------------------- */
 
 static bool

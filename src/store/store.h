@@ -734,6 +734,62 @@ int store_migrate_folder_set(struct store *st, int64_t account,
     const char *source, const char *folder, uint32_t uidvalidity,
     uint64_t modseq, enum store_err *err_out);
 
+/* ---- Backup ----------------------------------------------------------- */
+
+/* A consistent copy of the store for `postern backup` (DESIGN.md,
+ * Storage: backup). The metadata is copied as of one moment (a read
+ * transaction held while SQLite's online backup copies it in small steps;
+ * the writer is never blocked) and every body file that copy names is
+ * kept where it is until store_snapshot_free(), however much is expunged
+ * meanwhile by this or any other process that has the store open: body
+ * files are unlinked only under a lock that the snapshot holds shared. */
+struct store_snapshot;
+
+struct store_snapshot_blob {
+	int64_t id;
+	uint64_t size;		/* bytes of the body file */
+};
+
+/* Takes the snapshot. The metadata copy is a temporary file in the data
+ * directory (unlinked at once, read through store_snapshot_db_fd), so the
+ * data directory's file system needs room for it. progress (may be NULL)
+ * is called after each step with the pages copied and the total. Returns
+ * 0, or -1 with err set. */
+int store_snapshot_new(struct store *st,
+    void (*progress)(void *arg, uint64_t done, uint64_t total), void *arg,
+    struct store_snapshot **snap_out, char *err, size_t errlen);
+/* The metadata copy, a self-contained SQLite database in rollback-journal
+ * mode (borrowed; read it with pread). */
+int store_snapshot_db_fd(const struct store_snapshot *snap);
+/* The schema version of the copy. */
+int64_t store_snapshot_schema(const struct store_snapshot *snap);
+/* The blobs the copy names, by ascending id (borrowed). Open one with
+ * store_blob_open(). */
+const struct store_snapshot_blob *store_snapshot_blobs(
+    const struct store_snapshot *snap, size_t *n_out);
+/* Makes a hard link of blob's body file named name in dirfd (the same
+ * file system). Returns 0, or -1 with errno set. */
+int store_snapshot_blob_link(struct store_snapshot *snap, int64_t blob,
+    int dirfd, const char *name);
+/* Lets the store unlink body files again. */
+void store_snapshot_free(struct store_snapshot **snap);
+
+/* Where the embedded backend keeps blob's body, relative to the data
+ * directory and in a backup: "blobs/xx/<id>". */
+void store_blob_path(int64_t blob, char *buf, size_t len);
+/* The name of the metadata database in the data directory and in a
+ * backup. */
+#define STORE_DB_NAME "store.db"
+/* Checks a metadata copy (a backup's, or one being restored) without
+ * changing it: opens db_path read-only, never through a symbolic link,
+ * runs SQLite's integrity check and reads the schema version (a version
+ * newer than this postern's is an error) and every blob with its size
+ * (caller frees *blobs_out). Returns 0, or -1 with err set saying what
+ * is wrong. */
+int store_snapshot_file_check(const char *db_path,
+    struct store_snapshot_blob **blobs_out, size_t *n_out,
+    int64_t *schema_out, char *err, size_t errlen);
+
 /* ---- Maintenance ------------------------------------------------------ */
 
 /* Checks that every message has its body file, that no body file is an

@@ -82,6 +82,16 @@ struct store_backend {
 	/* Returns an fd, or -1 with *err_out set. */
 	int (*blob_open)(struct store *st, int64_t blob,
 	    enum store_err *err_out);
+	/* Backup (store.h, store_snapshot_new): fills snap (its fds are
+	 * -1 on entry) with the metadata copy, the lock that keeps body
+	 * files, the schema version and the blobs. Returns 0, or -1 with
+	 * err set. */
+	int (*snapshot)(struct store *st, struct store_snapshot *snap,
+	    void (*progress)(void *arg, uint64_t done, uint64_t total),
+	    void *arg, char *err, size_t errlen);
+	/* Hard-links blob's file as name in dirfd; 0, or -1 with errno. */
+	int (*blob_link)(struct store *st, int64_t blob, int dirfd,
+	    const char *name);
 	/* The tree is already checked (store.c). */
 	int (*search)(struct store *st, int64_t mailbox,
 	    const struct store_cond *cond, uint32_t **uids_out,

@@ -65,6 +65,16 @@ struct store {
 	struct store_watch *watches[STORE_WATCH_BUCKETS];
 };
 
+/* A backup's snapshot (store.h), filled by the backend. */
+struct store_snapshot {
+	struct store *st;
+	int db_fd;		/* the metadata copy, unlinked */
+	int lock_fd;		/* holds the GC lock shared */
+	int64_t schema;
+	struct store_snapshot_blob *blobs;	/* ascending ids */
+	size_t nblobs;
+};
+
 /* One recipient of a delivery (store_delivery_add). */
 struct store_rcpt {
 	int64_t account;

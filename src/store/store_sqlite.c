@@ -720,6 +720,10 @@ has_column(struct sq_conn *c, const char *table, const char *column)
 	return has;
 }
 
+/* For store_sqlite_backup.c: a backup records it, and refuses to check a
+ * copy newer than this. */
+const int sq_schema_version = SCHEMA_VERSION;
+
 static int
 schema_migrate(struct sq_conn *c, bool *has_fts, char *err, size_t errlen)
 {
@@ -895,6 +899,8 @@ sq_close(struct store *st)
 		close(sq->data_fd);
 	if (sq->blobs_fd >= 0)
 		close(sq->blobs_fd);
+	if (sq->gc_lock_fd >= 0)
+		close(sq->gc_lock_fd);
 	pthread_mutex_destroy(&sq->pool_lock);
 	pthread_cond_destroy(&sq->ckpt_cond);
 	pthread_mutex_destroy(&sq->ckpt_lock);
@@ -913,6 +919,7 @@ sq_open(struct store *st, char *err, size_t errlen)
 
 	sq->data_fd = -1;
 	sq->blobs_fd = -1;
+	sq->gc_lock_fd = -1;
 	pthread_mutex_init(&sq->pool_lock, NULL);
 	pthread_mutex_init(&sq->ckpt_lock, NULL);
 	pthread_cond_init(&sq->ckpt_cond, NULL);
@@ -922,6 +929,13 @@ sq_open(struct store *st, char *err, size_t errlen)
 	sq->db_path = xasprintf("%s/store.db", st->data_dir);
 	if (dirs_make(sq, st->data_dir, err, errlen) < 0)
 		goto fail;
+	sq->gc_lock_fd = openat(sq->data_fd, SQ_GC_LOCK, O_RDWR | O_CREAT |
+	    O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (sq->gc_lock_fd < 0) {
+		snprintf(err, errlen, "cannot open %s/%s: %s", st->data_dir,
+		    SQ_GC_LOCK, strerror(errno));
+		goto fail;
+	}
 	sq->writer = conn_open(sq->db_path, true, err, errlen);
 	if (sq->writer == NULL)
 		goto fail;
@@ -1576,6 +1590,8 @@ const struct store_backend store_sqlite_backend = {
 	.msg_changes = sq_msg_changes,
 	.blob_structures = sq_blob_structures,
 	.blob_open = sq_blob_open,
+	.snapshot = sq_snapshot,
+	.blob_link = sq_blob_link,
 	.search = sq_search,
 	.sort_list = sq_sort_list,
 	.subscription_list = sq_subscription_list,

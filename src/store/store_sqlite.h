@@ -17,6 +17,10 @@
 
 #include "store/store_backend.h"
 
+/* The schema this code reads and writes (store_sqlite.c migrates older
+ * stores); a backup records it. */
+extern const int sq_schema_version;
+
 #define SQ_ACCOUNT_COLS							\
 	"id, address, display_name, password_hash, scram_sha256, "	\
 	"quota_bytes, quota_messages, is_enabled, imap, pop3, submission, " \
@@ -266,6 +270,11 @@ struct sq_state {
 	char *db_path;
 	int data_fd;		/* DATA, for syncfs(2) */
 	int blobs_fd;		/* DATA/blobs */
+	/* DATA/gc.lock: a backup holds it shared while it copies, and body
+	 * files are unlinked only under it exclusively (sq_gc_lock), so
+	 * that no file a backup's snapshot names goes before it is
+	 * copied (store_sqlite_backup.c). */
+	int gc_lock_fd;
 	bool has_fts;		/* FTS5 with the trigram tokenizer */
 	struct sq_conn *writer;
 	pthread_mutex_t pool_lock;
@@ -324,6 +333,23 @@ void sq_blob_name(int64_t id, char *buf, size_t len);
 
 /* Fills *a_out from a row of SQ_ACCOUNT_COLS. */
 void sq_account_row(sqlite3_stmt *s, struct store_account *a_out);
+
+/* The name of the lock file in DATA that pauses the unlinking of body
+ * files while a backup runs. */
+#define SQ_GC_LOCK "gc.lock"
+
+/* Tries to take the GC lock exclusively, without waiting: true when body
+ * files may be unlinked now (then call sq_gc_unlock), false while a
+ * backup holds it (the files stay for a later try). */
+bool sq_gc_trylock(struct sq_state *sq);
+void sq_gc_unlock(struct sq_state *sq);
+
+/* Backup (store_sqlite_backup.c). */
+int sq_snapshot(struct store *st, struct store_snapshot *snap,
+    void (*progress)(void *arg, uint64_t done, uint64_t total), void *arg,
+    char *err, size_t errlen);
+int sq_blob_link(struct store *st, int64_t blob, int dirfd,
+    const char *name);
 
 /* Writer (store_sqlite_write.c). */
 int sq_syncer_start(struct sq_state *sq, char *err, size_t errlen);

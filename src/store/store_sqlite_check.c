@@ -168,6 +168,10 @@ static void
 orphans_check(struct check *k)
 {
 	struct sq_state *sq = sq_state(k->st);
+	/* A file without a row may still be named by the snapshot of a
+	 * running backup (its row went after the snapshot): while one
+	 * holds the GC lock, orphans are reported and kept. */
+	bool is_unlinking = k->is_repair && sq_gc_trylock(sq);
 
 	for (unsigned i = 0; i < 256; i++) {
 		char dir[8];
@@ -202,8 +206,9 @@ orphans_check(struct check *k)
 			if (is_blob(k, id))
 				continue;
 			found(k, "blobs/%s/%s: orphan body file%s", dir,
-			    de->d_name, k->is_repair ? ", removed" : "");
-			if (k->is_repair && unlinkat(dirfd(dp), de->d_name,
+			    de->d_name, is_unlinking ? ", removed" :
+			    k->is_repair ? ", kept while a backup runs" : "");
+			if (is_unlinking && unlinkat(dirfd(dp), de->d_name,
 			    0) < 0)
 				log_error(NULL, "store.check unlink=%s/%s "
 				    "error=\"%s\"", dir, de->d_name,
@@ -211,6 +216,8 @@ orphans_check(struct check *k)
 		}
 		closedir(dp);
 	}
+	if (is_unlinking)
+		sq_gc_unlock(sq);
 }
 
 static void

@@ -1681,6 +1681,7 @@ gc_files_unlink(struct batch *b)
 {
 	struct sq_state *sq = b->sq;
 	sqlite3_stmt *s = stmt(b, SQ_GC_LIST);
+	bool is_locked = false;
 	int rc;
 
 	sq->ngc_done = 0;
@@ -1690,6 +1691,13 @@ gc_files_unlink(struct batch *b)
 		int64_t id = sqlite3_column_int64(s, 0);
 		char name[32];
 
+		/* A backup copying a snapshot that may still name this
+		 * blob holds the lock: the file and its row stay until a
+		 * commit after the backup is done. */
+		if (!is_locked && !(is_locked = sq_gc_trylock(sq))) {
+			rc = SQLITE_DONE;
+			break;
+		}
 		sq_blob_name(id, name, sizeof(name));
 		if (unlinkat(sq->blobs_fd, name, 0) < 0 && errno != ENOENT) {
 			log_error(NULL, "store.gc blob=%" PRId64
@@ -1704,6 +1712,8 @@ gc_files_unlink(struct batch *b)
 		}
 		sq->gc_done[sq->ngc_done++] = id;
 	}
+	if (is_locked)
+		sq_gc_unlock(sq);
 	sq_reset(s);
 	if (rc != SQLITE_DONE)
 		sq_err(b->c, rc, "gc_list");
