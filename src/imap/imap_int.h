@@ -257,8 +257,8 @@ imap_handler imap_cmd_search;
 imap_handler imap_cmd_sort, imap_cmd_thread;
 /* imap_cmd_copy.c: COPY, MOVE and their UID forms; EXPUNGE, UID EXPUNGE. */
 imap_handler imap_cmd_copy, imap_cmd_expunge;
-/* imap_cmd_append.c */
-imap_handler imap_cmd_append;
+/* imap_cmd_append.c: APPEND (MULTIAPPEND), REPLACE and UID REPLACE. */
+imap_handler imap_cmd_append, imap_cmd_replace;
 /* imap_cmd_quota.c: GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208). */
 imap_handler imap_cmd_getquota, imap_cmd_getquotaroot, imap_cmd_setquota;
 

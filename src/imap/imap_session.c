@@ -82,6 +82,7 @@ static const struct imap_cmd_def commands[] = {
 	{ "GETQUOTA", ST_LOGGED_IN, 0, imap_cmd_getquota },
 	{ "GETQUOTAROOT", ST_LOGGED_IN, 0, imap_cmd_getquotaroot },
 	{ "SETQUOTA", ST_LOGGED_IN, 0, imap_cmd_setquota },
+	{ "REPLACE", ST_SELECTED, CMD_UID, imap_cmd_replace },
 };
 
 
@@ -323,7 +324,7 @@ write_capabilities(struct imap_session *s)
 	imap_printf(s, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
 	/* RFC 7889: the largest APPEND literal, the same for every mailbox
 	 * (STATUS APPENDLIMIT repeats it). */
-	imap_printf(s, " OBJECTID SAVEDATE PREVIEW");
+	imap_printf(s, " OBJECTID SAVEDATE PREVIEW MULTIAPPEND REPLACE");
 	imap_printf(s, " APPENDLIMIT=%llu",
 	    (unsigned long long)s->cfg->imap_literal_max);
 	if (!is_net_conn_compressed(s->conn))

@@ -465,6 +465,17 @@ void store_delivery_queue(struct store_delivery *d, const char *sender,
  * stored and every result carries that recipient's error. SMTP uses it,
  * having one reply for the whole message. */
 void store_delivery_set_atomic(struct store_delivery *d);
+/* Commits next together with d, after d: all of them or none (IMAP
+ * MULTIAPPEND, RFC 3502), so each becomes atomic. The results are those
+ * of d's recipients, then those of next's, in order. Takes next; neither
+ * may have queued recipients. */
+void store_delivery_chain(struct store_delivery *d,
+    struct store_delivery *next);
+/* In the same commit as d, and before d's message is stored, expunges
+ * message uid of mailbox (a store id; IMAP REPLACE, RFC 8508). When that
+ * message is gone, d fails with STORE_NOT_FOUND and stores nothing. */
+void store_delivery_replace(struct store_delivery *d, int64_t mailbox,
+    uint32_t uid);
 /* Whether the message comes from a logged-in account (SMTP AUTH): its queue
  * entries say so (is_authenticated). Only such mail is DKIM-signed as
  * ours, and only its sender may be outside our domains and still hear of

@@ -317,8 +317,28 @@ store_delivery_notify(struct store_delivery *d, const char *sender,
 }
 
 void
+store_delivery_chain(struct store_delivery *d, struct store_delivery *next)
+{
+	d->is_atomic = true;
+	next->is_atomic = true;
+	while (d->next != NULL)
+		d = d->next;
+	d->next = next;
+}
+
+void
+store_delivery_replace(struct store_delivery *d, int64_t mailbox,
+    uint32_t uid)
+{
+	d->replace_mailbox = mailbox;
+	d->replace_uid = uid;
+}
+
+void
 store_delivery_discard(struct store_delivery *d)
 {
+	if (d->next != NULL)
+		store_delivery_discard(d->next);
 	if (d->fd >= 0) {
 		close(d->fd);
 		d->fd = -1;
@@ -344,6 +364,7 @@ store_delivery_free(struct store_delivery **dp)
 	if (d == NULL)
 		return;
 	*dp = NULL;
+	store_delivery_free(&d->next);
 	if (d->fd >= 0)
 		close(d->fd);
 	free(d->path);
@@ -379,18 +400,40 @@ store_delivery_abort(struct store_delivery **dp)
  * request. A delivery whose body could not be written fails every
  * recipient with STORE_NO_SPACE (disk full) or STORE_TEMP without
  * reaching the backend. */
+static void delivery_parse(struct store_delivery *d);
+
 static struct store_req *
-delivery_req_new(struct store_delivery *d)
+delivery_req_new(struct store_delivery *head)
 {
 	struct store_req *req = xcalloc(1, sizeof(*req));
+	bool is_failed = false, is_no_space = false;
 
 	req->kind = STORE_REQ_DELIVERY;
-	req->d = d;
-	/* The queued recipients share the last result. */
-	req->ndres = d->nrcpts + (d->nqueued > 0);
+	req->d = head;
+	/* The queued recipients share the last result of their delivery;
+	 * a chain has one result per recipient of each delivery. */
+	for (struct store_delivery *d = head; d != NULL; d = d->next) {
+		req->ndres += d->nrcpts + (d->nqueued > 0);
+		delivery_parse(d);
+		is_failed = is_failed || d->is_failed;
+		is_no_space = is_no_space || d->is_no_space;
+	}
 	req->dres = xcalloc(req->ndres ? req->ndres : 1, sizeof(*req->dres));
 	for (size_t i = 0; i < req->ndres; i++)
 		req->dres[i].err = STORE_TEMP;
+	if (is_failed || req->ndres == 0) {
+		req->err = is_no_space ? STORE_NO_SPACE : STORE_TEMP;
+		for (size_t i = 0; i < req->ndres; i++)
+			req->dres[i].err = req->err;
+	}
+	return req;
+}
+
+/* Parses the body of d into d->parsed (d->is_failed when it cannot be
+ * read). */
+static void
+delivery_parse(struct store_delivery *d)
+{
 	if (!d->is_failed && d->copy != NULL) {
 		store_parsed_init(&d->parsed, d->copy, d->size);
 		free(d->copy);
@@ -410,12 +453,6 @@ delivery_req_new(struct store_delivery *d)
 	} else if (!d->is_failed) {
 		store_parsed_init(&d->parsed, "", 0);
 	}
-	if (d->is_failed || req->ndres == 0) {
-		req->err = d->is_no_space ? STORE_NO_SPACE : STORE_TEMP;
-		for (size_t i = 0; i < req->ndres; i++)
-			req->dres[i].err = req->err;
-	}
-	return req;
 }
 
 static void

@@ -126,6 +126,10 @@ struct store_delivery {
 	struct store_queued *queued;
 	size_t nqueued;
 	bool is_atomic;		/* store_delivery_set_atomic */
+	struct store_delivery *next;	/* committed with this one
+					 * (store_delivery_chain) */
+	int64_t replace_mailbox;	/* store_delivery_replace; 0: none */
+	uint32_t replace_uid;
 	bool is_authenticated;	/* store_delivery_set_authenticated */
 	struct store_migrate_op *migrate;	/* store_delivery_migrate */
 	struct store_parsed parsed;

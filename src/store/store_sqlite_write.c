@@ -907,6 +907,17 @@ blob_insert(struct batch *b, struct store_delivery *d)
 	return STORE_OK;
 }
 
+/* One message row as the writer reads it. */
+struct msg_row {
+	uint32_t uid;
+	uint64_t modseq;
+	uint32_t flags;
+	char *keywords;
+	int64_t internal_date;
+	uint64_t size;
+	int64_t blob;
+};
+
 /* One new message row. */
 struct msg_new {
 	int64_t mailbox;
@@ -978,15 +989,15 @@ delivery_queue(struct batch *b, struct store_delivery *d, int64_t now,
  * caller, attempt_run, gives every result that error). A database error
  * always fails the whole delivery. */
 static enum store_err
-delivery(struct batch *b, struct store_req *req)
+delivery_one(struct batch *b, struct store_req *req,
+    struct store_delivery *d, struct store_delivery_result *dres)
 {
-	struct store_delivery *d = req->d;
 	int64_t now = (int64_t)time(NULL);
 	bool is_all_local = true;
 
 	for (size_t i = 0; i < d->nrcpts; i++) {
 		const struct store_rcpt *r = &d->rcpts[i];
-		struct store_delivery_result *res = &req->dres[i];
+		struct store_delivery_result *res = &dres[i];
 		struct msg_new m;
 		struct mb_row mb;
 		enum store_err err;
@@ -1058,21 +1069,55 @@ delivery(struct batch *b, struct store_req *req)
 	if (d->nqueued > 0) {
 		if (delivery_queue(b, d, now, is_all_local) != STORE_OK)
 			return STORE_TEMP;
-		req->dres[d->nrcpts].err = STORE_OK;
+		dres[d->nrcpts].err = STORE_OK;
 	}
 	return STORE_OK;
 }
 
-/* One message row as the writer reads it. */
-struct msg_row {
-	uint32_t uid;
-	uint64_t modseq;
-	uint32_t flags;
-	char *keywords;
-	int64_t internal_date;
-	uint64_t size;
-	int64_t blob;
-};
+static int msg_get(struct batch *b, int64_t mailbox, uint32_t uid,
+    struct msg_row *m_out);
+static enum store_err expunge_uids(struct batch *b, struct store_req *req,
+    struct mb_row *mb, const uint32_t *uids, size_t n);
+
+/* IMAP REPLACE (store_delivery_replace): the old message goes first, so
+ * that the quota check of the new one counts without it; a message gone
+ * already fails the delivery (STORE_NOT_FOUND). */
+static enum store_err
+replace_expunge(struct batch *b, struct store_req *req,
+    const struct store_delivery *d)
+{
+	struct msg_row old;
+	struct mb_row mb;
+	int found = mb_get(b, 0, NULL, d->replace_mailbox, &mb);
+
+	if (found <= 0)
+		return found < 0 ? STORE_TEMP : STORE_NOT_FOUND;
+	found = msg_get(b, mb.id, d->replace_uid, &old);
+	if (found <= 0)
+		return found < 0 ? STORE_TEMP : STORE_NOT_FOUND;
+	free(old.keywords);
+	return expunge_uids(b, req, &mb, &d->replace_uid, 1);
+}
+
+/* The deliveries of the request, in order (store_delivery_chain): all or
+ * none when there are several, since each is then atomic. */
+static enum store_err
+delivery(struct batch *b, struct store_req *req)
+{
+	struct store_delivery_result *dres = req->dres;
+
+	for (struct store_delivery *d = req->d; d != NULL; d = d->next) {
+		enum store_err err;
+
+		if (d->replace_mailbox != 0 &&
+		    (err = replace_expunge(b, req, d)) != STORE_OK)
+			return err;
+		if ((err = delivery_one(b, req, d, dres)) != STORE_OK)
+			return err;
+		dres += d->nrcpts + (d->nqueued > 0);
+	}
+	return STORE_OK;
+}
 
 /* Returns 1 with *m_out filled (free m_out->keywords), 0, or -1. */
 static int
@@ -1408,8 +1453,8 @@ req_reset(struct store_req *req)
 		req->dres[i].err = STORE_TEMP;
 	if (req->kind == STORE_REQ_CHANGE)
 		store_change_result_deinit(&req->cres);
-	if (req->d != NULL)
-		req->d->is_blob_used = false;
+	for (struct store_delivery *d = req->d; d != NULL; d = d->next)
+		d->is_blob_used = false;
 }
 
 /* Why the attempt failed, for the requests it fails: the disk was full
@@ -1440,14 +1485,16 @@ static void
 files_unplace(struct store_req **reqs, size_t n, bool *is_out)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct store_delivery *d = reqs[i]->d;
-
-		if (d == NULL || d->placed == NULL)
-			continue;
-		if (store_delivery_unlink(d) < 0) {
-			log_error(NULL, "store.unplace path=%s error=\"%s\"",
-			    d->placed, strerror(errno));
-			req_fail(reqs[i], STORE_TEMP, &is_out[i]);
+		for (struct store_delivery *d = reqs[i]->d; d != NULL;
+		    d = d->next) {
+			if (d->placed == NULL)
+				continue;
+			if (store_delivery_unlink(d) < 0) {
+				log_error(NULL, "store.unplace path=%s "
+				    "error=\"%s\"", d->placed, strerror(errno));
+				req_fail(reqs[i], STORE_TEMP, &is_out[i]);
+				break;
+			}
 		}
 	}
 }
@@ -1460,22 +1507,28 @@ files_place(struct batch *b, struct store_req **reqs, size_t n,
     const bool *is_out)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct store_delivery *d = reqs[i]->d;
-		char name[32];
-
-		if (is_out[i] || d == NULL || d->blob == 0)
+		if (is_out[i])
 			continue;
-		sq_blob_name(d->blob, name, sizeof(name));
-		if (store_delivery_link(d, b->sq->blobs_fd, name) < 0) {
-			int errnum = errno;
+		for (struct store_delivery *d = reqs[i]->d; d != NULL;
+		    d = d->next) {
+			char name[32];
 
-			log_error(NULL, "store.place blob=%" PRId64
-			    " error=\"%s\"", d->blob, strerror(errnum));
-			if (store_err_errno(errnum) == STORE_NO_SPACE)
-				b->is_no_space = true;
-			return i;
+			if (d->blob == 0)
+				continue;
+			sq_blob_name(d->blob, name, sizeof(name));
+			if (store_delivery_link(d, b->sq->blobs_fd, name) < 0) {
+				int errnum = errno;
+
+				log_error(NULL, "store.place blob=%" PRId64
+				    " error=\"%s\"", d->blob,
+				    strerror(errnum));
+				if (store_err_errno(errnum) == STORE_NO_SPACE)
+					b->is_no_space = true;
+				return i;
+			}
+			d->placed = xasprintf("%s/blobs/%s", b->st->data_dir,
+			    name);
 		}
-		d->placed = xasprintf("%s/blobs/%s", b->st->data_dir, name);
 	}
 	return n;
 }
@@ -1508,9 +1561,13 @@ sync_files(struct batch *b, struct store_req **reqs, size_t n,
 	size_t nfiles = 0;
 	enum store_sync how = b->sync;
 
-	for (size_t i = 0; i < n; i++)
-		nfiles += !is_out[i] && reqs[i]->d != NULL &&
-		    reqs[i]->d->placed != NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (is_out[i])
+			continue;
+		for (struct store_delivery *d = reqs[i]->d; d != NULL;
+		    d = d->next)
+			nfiles += d->placed != NULL;
+	}
 	if (nfiles == 0)
 		return 0;
 	if (how == STORE_SYNC_AUTO)
@@ -1526,10 +1583,10 @@ sync_files(struct batch *b, struct store_req **reqs, size_t n,
 		}
 		return 0;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct store_delivery *d = reqs[i]->d;
-
-		if (is_out[i] || d == NULL || d->placed == NULL)
+	for (size_t i = 0; i < n; i++)
+	for (struct store_delivery *d = is_out[i] ? NULL : reqs[i]->d;
+	    d != NULL; d = d->next) {
+		if (d->placed == NULL)
 			continue;
 		if (fdatasync(d->fd) < 0) {
 			int errnum = errno;
@@ -1746,16 +1803,29 @@ attempt_fail_all(struct batch *b, struct store_req **reqs, size_t n,
 	return ATTEMPT_DONE;
 }
 
+/* Whether a file of the delivery chain d was given its name. */
+static bool
+is_delivery_placed(const struct store_delivery *d)
+{
+	for (; d != NULL; d = d->next)
+		if (d->placed != NULL)
+			return true;
+	return false;
+}
+
 /* Gives every live delivery the next blob id, in order. */
 static void
 ids_assign(struct batch *b, struct store_req **reqs, size_t n,
     const bool *is_out)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (is_out[i] || reqs[i]->d == NULL)
+		if (is_out[i])
 			continue;
-		reqs[i]->d->blob = b->blob_next++;
-		reqs[i]->d->is_blob_used = false;
+		for (struct store_delivery *d = reqs[i]->d; d != NULL;
+		    d = d->next) {
+			d->blob = b->blob_next++;
+			d->is_blob_used = false;
+		}
 	}
 }
 
@@ -1764,11 +1834,10 @@ ids_assign(struct batch *b, struct store_req **reqs, size_t n,
 static void
 files_unused_drop(struct store_req **reqs, size_t n, const bool *is_out)
 {
-	for (size_t i = 0; i < n; i++) {
-		struct store_delivery *d = reqs[i]->d;
-
-		if (is_out[i] || d == NULL || d->placed == NULL ||
-		    d->is_blob_used)
+	for (size_t i = 0; i < n; i++)
+	for (struct store_delivery *d = is_out[i] ? NULL : reqs[i]->d;
+	    d != NULL; d = d->next) {
+		if (d->placed == NULL || d->is_blob_used)
 			continue;
 		if (store_delivery_unlink(d) < 0)
 			log_error(NULL, "store.unplace path=%s error=\"%s\"",
@@ -1856,7 +1925,7 @@ attempt_run(struct batch *b, struct store_req **reqs, size_t n,
 		txn_rollback(b);
 		for (size_t i = 0; i < n; i++) {
 			if (!is_out[i] && reqs[i]->d != NULL &&
-			    reqs[i]->d->placed != NULL)
+			    is_delivery_placed(reqs[i]->d))
 				req_fail(reqs[i], err, &is_out[i]);
 		}
 		return ATTEMPT_RETRY;
@@ -1875,8 +1944,10 @@ attempt_run(struct batch *b, struct store_req **reqs, size_t n,
 
 		if (is_out[i])
 			continue;
-		if (req->d != NULL && req->d->placed != NULL)
-			req->d->is_kept = true;
+		for (struct store_delivery *d = req->d; d != NULL;
+		    d = d->next)
+			if (d->placed != NULL)
+				d->is_kept = true;
 		if (req->kind == STORE_REQ_CHANGE && req->err == STORE_OK &&
 		    req->cres.nmodified > 0)
 			req->err = STORE_MODIFIED;
