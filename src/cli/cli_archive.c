@@ -392,9 +392,14 @@ folder_begin(struct import *im, const char *name, const char *source)
 	im->mailbox = xstrdup(name);
 	archive_dedupe_free(&im->dedupe);
 	if (store_mailbox_get(im->st, im->account, name, &mb, &err) < 0) {
+		/* A folder the import makes is subscribed too: clients that
+		 * show subscribed folders only (Thunderbird's default)
+		 * would hide it. */
 		if (err == STORE_NOT_FOUND &&
 		    store_mailbox_create(im->st, im->account, name,
-		    STORE_SPECIAL_NONE, &err) == 0)
+		    STORE_SPECIAL_NONE, &err) == 0 &&
+		    store_mailbox_subscribe(im->st, im->account, name, true,
+		    &err) == 0)
 			err = STORE_OK;
 		if (err != STORE_OK || store_mailbox_get(im->st, im->account,
 		    name, &mb, &err) < 0) {
@@ -1431,6 +1436,27 @@ export_summary(const struct export *ex, bool is_json)
 		    ex->keywords_dropped == 1 ? "" : "s");
 }
 
+/* Makes the directory entry of the new file path durable. */
+static int
+dir_sync(const char *path)
+{
+	char *copy = xstrdup(path), *slash = strrchr(copy, '/');
+	int fd, rc;
+
+	if (slash == copy)
+		slash[1] = '\0';	/* "/file": the root */
+	else if (slash != NULL)
+		*slash = '\0';
+	fd = open(slash != NULL ? copy : ".", O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC);
+	free(copy);
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
 static int
 export_run(struct export *ex, const struct archive_opts *o,
     struct store_mailbox *list, size_t n, const char *shown)
@@ -1448,7 +1474,7 @@ export_run(struct export *ex, const struct archive_opts *o,
 			    strerror(errno), errno == EEXIST ? " (an export "
 			    "writes only new files)" : ""), -1;
 		rc = mbox_export_one(ex, fd, &list[0], shown);
-		if (fsync(fd) < 0)
+		if (fsync(fd) < 0 || dir_sync(path) < 0)
 			rc = (cli_fail("%s: fsync: %s", shown,
 			    strerror(errno)), -1);
 		close(fd);

@@ -267,6 +267,10 @@ def test_mbox_import_export_same_bytes_and_twice_no_duplicates(
     got = ok(srv, "import", other[0], "--mbox", outdir)
     assert got["imported"] == 3
     assert "Old/2026" in mail(other).folders()
+    # Folders an import makes are subscribed (clients showing only
+    # subscribed folders would hide them).
+    typ, data = mail(other).m.lsub('""', "Old*")
+    assert typ == "OK" and any(b"Old/2026" in line for line in data), data
     assert mail(other).messages("Old/2026") == msgs
 
 
