@@ -82,6 +82,17 @@ imap_sort_rows_deinit(struct imap_sort_rows *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* Is the tree (the AND of the top-level keys) true of every message? */
+static bool
+is_match_all(const struct store_cond *root)
+{
+	for (size_t i = 0; i < root->nchildren; i++) {
+		if (root->children[i].kind != STORE_COND_ALL)
+			return false;
+	}
+	return true;
+}
+
 int
 imap_sort_rows_get(struct imap_session *s, const struct imap_arg *args,
     size_t nargs, unsigned what, struct imap_sort_rows *r)
@@ -100,12 +111,19 @@ imap_sort_rows_get(struct imap_session *s, const struct imap_arg *args,
 		imap_search_keys_deinit(&k);
 		return -1;
 	}
-	if (store_search(s->ctx->store, v->mailbox, &k.root, &uids, &nuids,
-	    &err) < 0)
+	/* Clients mostly sort ALL (or a sequence set, which the view
+	 * resolves): the store then has nothing to find. */
+	if (!is_match_all(&k.root) && store_search(s->ctx->store, v->mailbox,
+	    &k.root, &uids, &nuids, &err) < 0)
 		goto store_failed;
 	/* The view messages the keys match: known to the session, not
 	 * expunged, in every top-level sequence set. */
 	hit = xcalloc(v->n + 1, sizeof(*hit));
+	if (is_match_all(&k.root)) {
+		for (size_t i = 0; i < v->n; i++)
+			hit[i] = !v->msgs[i].is_expunged &&
+			    (k.in_set == NULL || k.in_set[i]);
+	}
 	for (size_t i = 0; i < nuids; i++) {
 		size_t at = imap_view_find(v, uids[i]);
 
