@@ -32,6 +32,8 @@ static const struct {
 	    "runs; backup verify" },
 	{ "restore", cli_restore, "restore a backup into an empty data "
 	    "directory" },
+	{ "doctor", cli_doctor, "check the server: listeners, TLS, "
+	    "certificates, DNS, queue, store, disk" },
 };
 
 static void

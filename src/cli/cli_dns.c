@@ -909,6 +909,26 @@ cli_dns_check_domain(struct cli_admin *ad, const char *domain, char **ips,
 		plan_free(&p);
 		return cli_fail("%s", err);
 	}
+	{
+		char **rrs = NULL;
+		size_t n = 0;
+
+		/* A resolver that does not answer would cost every record its
+		 * timeout: one line says it instead. */
+		if (queue_lookup_query(lk, p.recs[0].name, "MX", &rrs, &n) ==
+		    QUEUE_LOOKUP_FAIL) {
+			snprintf(err, sizeof(err), "the resolver (%s) does not "
+			    "answer: check [queue] resolver or "
+			    "/etc/resolv.conf.", ad->cfg->queue_resolver !=
+			    NULL ? ad->cfg->queue_resolver : "the system's");
+			cli_report_line(rep, CLI_MARK_FAIL, "DNS", p.domain,
+			    NULL, NULL, err);
+			queue_lookup_free(&lk);
+			plan_free(&p);
+			return 0;
+		}
+		queue_lookup_rrs_free(&rrs, n);
+	}
 	if (p.dkim_sel == NULL)
 		cli_report_line(rep, CLI_MARK_FAIL, "DKIM", NULL, NULL, NULL,
 		    "the domain has no DKIM key: run postern dkim generate "

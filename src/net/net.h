@@ -12,6 +12,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
 
 #include "lib/buf.h"
 #include "lib/config.h"
@@ -214,5 +216,40 @@ void net_key_free(struct net_key **k);
  * frees) and *len_out, or -1. */
 int net_key_sign(const struct net_key *k, const void *data, size_t len,
     unsigned char **sig_out, size_t *len_out);
+
+/* Certificates as `postern doctor` judges them (tls_inspect.c). */
+struct net_cert_report {
+	bool is_chain_ok;	/* chains to a root of the system */
+	bool is_self_signed;
+	bool is_not_yet_valid;
+	int verify_error;	/* OpenSSL's X509_V_ERR_*, 0 when ok */
+	char verify_text[128];	/* "ok" or why the chain fails */
+	long days_left;		/* until notAfter; negative: expired */
+	uint32_t names_missing;	/* bit i: names[i] not covered */
+	char names[512];	/* the names it covers, for messages */
+};
+/* Judges the first certificate of the PEM file path, with the rest of the
+ * file as its chain, for names (at most 32). Returns 0, or -1 with err
+ * set when the file cannot be read. */
+int net_cert_file_check(const char *path, const char *const *names,
+    size_t nnames, struct net_cert_report *out, char *err, size_t errlen);
+
+/* Blocking TLS as a client over the connected socket fd (the caller's; set
+ * its timeouts first): the handshake, sending host as SNI (may be NULL),
+ * whatever the certificate. Returns NULL with err set on failure. */
+struct net_tls_sock;
+struct net_tls_sock *net_tls_sock_new(int fd, const char *host, char *err,
+    size_t errlen);
+/* Like read(2) and write(2): bytes, 0 at the end, -1 on error. */
+ssize_t net_tls_sock_read(struct net_tls_sock *s, void *buf, size_t len);
+ssize_t net_tls_sock_write(struct net_tls_sock *s, const void *buf,
+    size_t len);
+const char *net_tls_sock_version(const struct net_tls_sock *s);
+/* Judges the certificate the peer sent, as net_cert_file_check(). Returns
+ * 0, or -1 when it sent none. */
+int net_tls_sock_cert(struct net_tls_sock *s, const char *const *names,
+    size_t nnames, struct net_cert_report *out);
+/* Sends close_notify and frees; the socket stays the caller's. */
+void net_tls_sock_free(struct net_tls_sock **s);
 
 #endif

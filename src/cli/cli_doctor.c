@@ -1,0 +1,692 @@
+/*
+ * cli_doctor: `postern doctor` walks the troubleshooting steps of the
+ * hosting guides on this server and prints one line per finding, ✓, ⚠ or
+ * ✗ with the fix: the configuration, each listener (connected to on its
+ * address and port: does it greet in its protocol, and is its kind of
+ * TLS the one its port stands for — the classic mistake is STARTTLS on
+ * 465 or implicit TLS on 587, spotted from the first bytes), the
+ * certificates (chain, names, days left), the DNS records of every domain
+ * (as `postern dns check`), the outbound queue, the store, and the disk.
+ * Exit 0 only without ✗.
+ */
+#include "cli/cli.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "lib/config.h"
+#include "lib/util.h"
+#include "net/net.h"
+#include "store/store.h"
+
+static const char usage[] = "postern doctor [--ip ADDR ...] [-c FILE] "
+    "[--json]";
+
+#define PROBE_TIMEOUT_MS 3000
+#define GREETING_MAX 512
+
+/* ---- probing a port -------------------------------------------------- */
+
+/* Connects to addr:port within the probe timeout; the socket then has
+ * read and write timeouts. Returns the socket, or -1 with err set. */
+static int
+probe_connect(const char *addr, uint16_t port, char *err, size_t errlen)
+{
+	struct addrinfo hints, *ai = NULL;
+	char service[8];
+	struct timeval tv = { PROBE_TIMEOUT_MS / 1000, 0 };
+	struct pollfd pfd;
+	socklen_t sl = sizeof(int);
+	int fd, rc, soerr = 0;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(service, sizeof(service), "%u", (unsigned)port);
+	rc = getaddrinfo(addr, service, &hints, &ai);
+	if (rc != 0) {
+		snprintf(err, errlen, "%s: %s", addr, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		freeaddrinfo(ai);
+		return -1;
+	}
+	rc = connect(fd, ai->ai_addr, ai->ai_addrlen);
+	freeaddrinfo(ai);
+	if (rc < 0 && errno == EINPROGRESS) {
+		pfd.fd = fd;
+		pfd.events = POLLOUT;
+		rc = poll(&pfd, 1, PROBE_TIMEOUT_MS);
+		if (rc == 0) {
+			snprintf(err, errlen, "no answer within %d s (a "
+			    "firewall dropping the connection?)",
+			    PROBE_TIMEOUT_MS / 1000);
+			close(fd);
+			return -1;
+		}
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+		rc = soerr == 0 ? 0 : -1;
+		errno = soerr;
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "%s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* Reads what the server sends first, waiting at most ms. Returns the
+ * number of bytes (0: silence, the server waits for us), or -1 when the
+ * connection ended. */
+static ssize_t
+first_bytes(int fd, char *buf, size_t len, int ms)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	ssize_t n;
+
+	if (poll(&pfd, 1, ms) <= 0)
+		return 0;
+	n = recv(fd, buf, len - 1, 0);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
+}
+
+/* Reads one reply line (or the last line of an SMTP multi-line reply)
+ * through TLS when t is set. Returns 0 with the line in buf, or -1. */
+static int
+line_read(int fd, struct net_tls_sock *t, char *buf, size_t len,
+    bool is_smtp)
+{
+	size_t o = 0;
+
+	for (;;) {
+		char c;
+		ssize_t n = t != NULL ? net_tls_sock_read(t, &c, 1) :
+		    recv(fd, &c, 1, 0);
+
+		if (n <= 0)
+			return -1;
+		if (c == '\n') {
+			buf[o] = '\0';
+			if (o > 0 && buf[o - 1] == '\r')
+				buf[--o] = '\0';
+			/* "250-..." continues; "250 ..." ends. */
+			if (is_smtp && o >= 4 && buf[3] == '-') {
+				o = 0;
+				continue;
+			}
+			return 0;
+		}
+		if (o + 1 < len)
+			buf[o++] = c;
+	}
+}
+
+static int
+line_write(int fd, struct net_tls_sock *t, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (t != NULL)
+		return net_tls_sock_write(t, s, n) == (ssize_t)n ? 0 : -1;
+	return send(fd, s, n, MSG_NOSIGNAL) == (ssize_t)n ? 0 : -1;
+}
+
+static bool
+is_greeting(enum config_proto proto, const char *g)
+{
+	switch (proto) {
+	case CONFIG_PROTO_SMTP:
+	case CONFIG_PROTO_SUBMISSION:
+		return strncmp(g, "220", 3) == 0;
+	case CONFIG_PROTO_IMAP:
+		return strncmp(g, "* OK", 4) == 0 ||
+		    strncmp(g, "* PREAUTH", 9) == 0;
+	case CONFIG_PROTO_POP3:
+		return strncmp(g, "+OK", 3) == 0;
+	default:
+		return true;
+	}
+}
+
+/* Sends the protocol's STARTTLS and waits for its go-ahead (RFC 3207,
+ * RFC 9051 §6.2.1, RFC 2595 §4). Returns 0, or -1 with the reply in
+ * buf. */
+static int
+probe_starttls(int fd, enum config_proto proto, char *buf, size_t len)
+{
+	switch (proto) {
+	case CONFIG_PROTO_SMTP:
+	case CONFIG_PROTO_SUBMISSION:
+		if (line_write(fd, NULL, "EHLO doctor.invalid\r\n") < 0 ||
+		    line_read(fd, NULL, buf, len, true) < 0 ||
+		    strncmp(buf, "250", 3) != 0 ||
+		    line_write(fd, NULL, "STARTTLS\r\n") < 0 ||
+		    line_read(fd, NULL, buf, len, true) < 0)
+			return -1;
+		return strncmp(buf, "220", 3) == 0 ? 0 : -1;
+	case CONFIG_PROTO_IMAP:
+		if (line_write(fd, NULL, "d1 STARTTLS\r\n") < 0)
+			return -1;
+		do {
+			if (line_read(fd, NULL, buf, len, false) < 0)
+				return -1;
+		} while (buf[0] == '*');
+		return strncmp(buf, "d1 OK", 5) == 0 ? 0 : -1;
+	case CONFIG_PROTO_POP3:
+		if (line_write(fd, NULL, "STLS\r\n") < 0 ||
+		    line_read(fd, NULL, buf, len, false) < 0)
+			return -1;
+		return strncmp(buf, "+OK", 3) == 0 ? 0 : -1;
+	default:
+		return -1;
+	}
+}
+
+/* What a port stands for (RFC 8314 §3.3, RFC 6409, RFC 8314 §7). */
+static enum config_tls
+port_tls(uint16_t port, bool *is_known)
+{
+	*is_known = true;
+	switch (port) {
+	case 465:
+	case 993:
+	case 995:
+		return CONFIG_TLS_IMPLICIT;
+	case 25:
+	case 587:
+	case 143:
+	case 110:
+	case 2525:
+		return CONFIG_TLS_STARTTLS;
+	default:
+		*is_known = false;
+		return CONFIG_TLS_NONE;
+	}
+}
+
+static void
+first_line(char *s)
+{
+	s[strcspn(s, "\r\n")] = '\0';
+	if (strlen(s) > 80)
+		strcpy(s + 77, "...");
+}
+
+static void
+listener_check(const struct config *cfg, const struct config_listener *l,
+    struct cli_report *rep)
+{
+	const char *addr = l->address;
+	char what[160], err[256], buf[GREETING_MAX], text[768];
+	struct net_tls_sock *t = NULL;
+	enum config_tls want;
+	bool is_known, is_plain;
+	ssize_t n;
+	int fd;
+
+	if (strcmp(addr, "0.0.0.0") == 0)
+		addr = "127.0.0.1";
+	else if (strcmp(addr, "::") == 0)
+		addr = "::1";
+	snprintf(what, sizeof(what), "listener %s (%s, %s:%u, tls %s)",
+	    l->name, config_proto_name(l->proto), l->address,
+	    (unsigned)l->port, config_tls_name(l->tls));
+	if (l->proto == CONFIG_PROTO_HTTP)
+		return;
+	if (l->port == 0) {
+		cli_report_line(rep, CLI_MARK_WARN, what, NULL, NULL, NULL,
+		    "port 0 takes any free port at each start: clients "
+		    "cannot find it; set a port.");
+		return;
+	}
+	want = port_tls(l->port, &is_known);
+	fd = probe_connect(addr, l->port, err, sizeof(err));
+	if (fd < 0) {
+		snprintf(text, sizeof(text), "cannot connect to %s:%u: %s. Is "
+		    "postern serve running (and was it restarted after the "
+		    "listener was added)?", addr, (unsigned)l->port, err);
+		cli_report_line(rep, CLI_MARK_FAIL, what, NULL, NULL, NULL,
+		    text);
+		return;
+	}
+	/* A server of implicit TLS says nothing until the client's
+	 * handshake; one of STARTTLS or none greets in plain text at once. */
+	n = first_bytes(fd, buf, sizeof(buf), l->tls == CONFIG_TLS_IMPLICIT ?
+	    1500 : PROBE_TIMEOUT_MS);
+	is_plain = n > 0;
+	if (n < 0) {
+		cli_report_line(rep, CLI_MARK_FAIL, what, NULL, NULL, NULL,
+		    "the connection was closed at once (too many connections "
+		    "from here? see the server's log).");
+		goto out;
+	}
+	if (is_plain)
+		first_line(buf);
+	if (l->tls == CONFIG_TLS_IMPLICIT && is_plain) {
+		snprintf(text, sizeof(text), "configured for implicit TLS, but "
+		    "greets in plain text (\"%s\"): another program holds the "
+		    "port?", buf);
+		cli_report_line(rep, CLI_MARK_FAIL, what, NULL, NULL, NULL,
+		    text);
+		goto out;
+	}
+	if (l->tls != CONFIG_TLS_IMPLICIT && !is_plain) {
+		cli_report_line(rep, CLI_MARK_FAIL, what, NULL, NULL, NULL,
+		    "says nothing: it waits for a TLS handshake (implicit TLS), "
+		    "but is configured for plain text first.");
+		goto out;
+	}
+	if (l->tls == CONFIG_TLS_IMPLICIT) {
+		t = net_tls_sock_new(fd, cfg->hostname, err, sizeof(err));
+		if (t == NULL || line_read(fd, t, buf, sizeof(buf), false) < 0) {
+			snprintf(text, sizeof(text), "the TLS handshake or the "
+			    "greeting after it failed: %s.", t == NULL ? err :
+			    "no greeting");
+			cli_report_line(rep, CLI_MARK_FAIL, what, NULL, NULL,
+			    NULL, text);
+			goto out;
+		}
+		first_line(buf);
+	}
+	if (!is_greeting(l->proto, buf)) {
+		snprintf(text, sizeof(text), "greets with \"%s\", not as %s "
+		    "does: is another program on the port?", buf,
+		    config_proto_name(l->proto));
+		cli_report_line(rep, CLI_MARK_FAIL, what, NULL, NULL, NULL,
+		    text);
+		goto out;
+	}
+	if (is_known && want != l->tls && !(l->port == 25 &&
+	    l->tls == CONFIG_TLS_NONE)) {
+		if (want == CONFIG_TLS_IMPLICIT)
+			snprintf(text, sizeof(text), "port %u is for implicit "
+			    "TLS (RFC 8314): clients start with a TLS "
+			    "handshake and fail on this plain-text greeting "
+			    "(\"%s\"). Fix: set tls = implicit in [listener "
+			    "%s] (or move it to the STARTTLS port).",
+			    (unsigned)l->port, buf, l->name);
+		else
+			snprintf(text, sizeof(text), "port %u is for STARTTLS "
+			    "(RFC 6409, RFC 3207, RFC 2595): clients wait for a "
+			    "plain-text greeting first, but this listener %s. "
+			    "Fix: set tls = starttls in [listener %s].",
+			    (unsigned)l->port, l->tls == CONFIG_TLS_IMPLICIT ?
+			    "waits for a TLS handshake" : "offers no TLS",
+			    l->name);
+		cli_report_line(rep, CLI_MARK_FAIL, what, NULL, NULL, NULL,
+		    text);
+		goto out;
+	}
+	if (l->tls == CONFIG_TLS_STARTTLS) {
+		char reply[GREETING_MAX];
+
+		if (probe_starttls(fd, l->proto, reply, sizeof(reply)) < 0 ||
+		    (t = net_tls_sock_new(fd, cfg->hostname, err,
+		    sizeof(err))) == NULL) {
+			first_line(reply);
+			cli_report_line(rep, CLI_MARK_FAIL, what, NULL, NULL,
+			    NULL, "greets, but STARTTLS fails.");
+			goto out;
+		}
+	}
+	if (l->tls == CONFIG_TLS_NONE && l->proto != CONFIG_PROTO_SMTP) {
+		snprintf(text, sizeof(text), "greets (\"%s\") without TLS: "
+		    "clients refuse or send passwords in clear; set tls = "
+		    "starttls or implicit.", buf);
+		cli_report_line(rep, CLI_MARK_WARN, what, NULL, NULL, NULL,
+		    text);
+		goto out;
+	}
+	snprintf(text, sizeof(text), "answers: \"%s\"%s%s.", buf,
+	    t != NULL ? ", TLS " : "", t != NULL ? net_tls_sock_version(t) :
+	    "");
+	cli_report_line(rep, CLI_MARK_OK, what, NULL, NULL, NULL, text);
+out:
+	net_tls_sock_free(&t);
+	close(fd);
+}
+
+/* ---- certificates ---------------------------------------------------- */
+
+static void
+certs_check(struct cli_admin *ad, char **domains, size_t ndomains,
+    struct cli_report *rep)
+{
+	const struct config *cfg = ad->cfg;
+	const char *names[32];
+	char *owned[32];
+	size_t nnames = 0;
+	bool covered[32] = { false };
+
+	names[nnames++] = cfg->hostname;
+	owned[0] = NULL;
+	for (size_t i = 0; i < ndomains && nnames < 32; i++) {
+		char *name = xasprintf("mail.%s", domains[i]);
+		bool is_dup = false;
+
+		for (size_t j = 0; j < nnames; j++)
+			is_dup |= strcasecmp(names[j], name) == 0;
+		if (is_dup) {
+			free(name);
+			continue;
+		}
+		owned[nnames] = name;
+		names[nnames] = name;
+		nnames++;
+	}
+	for (size_t c = 0; c < cfg->ncerts; c++) {
+		struct net_cert_report r;
+		char what[160], err[256], text[1024];
+		enum cli_mark mark = CLI_MARK_OK;
+
+		snprintf(what, sizeof(what), "certificate %s (%s)",
+		    cfg->certs[c].name, cfg->certs[c].cert_file);
+		if (net_cert_file_check(cfg->certs[c].cert_file, names, nnames,
+		    &r, err, sizeof(err)) < 0) {
+			cli_report_line(rep, CLI_MARK_FAIL, what, NULL, NULL,
+			    NULL, err);
+			continue;
+		}
+		for (size_t i = 0; i < nnames; i++)
+			covered[i] |= !(r.names_missing & (1u << i));
+		if (r.days_left < 0) {
+			mark = CLI_MARK_FAIL;
+			snprintf(text, sizeof(text), "expired %ld days ago: "
+			    "clients refuse it. Renew it (certbot renew) and "
+			    "reload (kill -HUP).", -r.days_left);
+		} else if (r.is_not_yet_valid) {
+			mark = CLI_MARK_FAIL;
+			snprintf(text, sizeof(text), "not valid yet: is the "
+			    "clock right?");
+		} else if (r.is_self_signed) {
+			mark = CLI_MARK_WARN;
+			snprintf(text, sizeof(text), "self-signed (names %s; "
+			    "%ld days left): clients warn or refuse until "
+			    "their users accept it; a certificate from Let's "
+			    "Encrypt avoids that.", r.names, r.days_left);
+		} else if (!r.is_chain_ok) {
+			mark = CLI_MARK_FAIL;
+			snprintf(text, sizeof(text), "the chain does not verify "
+			    "(%s): serve the full chain (fullchain.pem, not "
+			    "cert.pem).", r.verify_text);
+		} else if (r.days_left < 14) {
+			mark = CLI_MARK_WARN;
+			snprintf(text, sizeof(text), "expires in %ld days: is "
+			    "renewal running?", r.days_left);
+		} else {
+			snprintf(text, sizeof(text), "valid, names %s, %ld days "
+			    "left.", r.names, r.days_left);
+		}
+		cli_report_line(rep, mark, what, NULL, NULL, NULL, text);
+	}
+	for (size_t i = 0; i < nnames; i++) {
+		char what[300], text[512];
+
+		snprintf(what, sizeof(what), "certificate name %s", names[i]);
+		if (covered[i]) {
+			cli_report_line(rep, CLI_MARK_OK, what, NULL, NULL, NULL,
+			    "covered by a certificate.");
+			continue;
+		}
+		if (i == 0)
+			snprintf(text, sizeof(text), "no certificate names the "
+			    "server's hostname: clients and MTA-STS senders "
+			    "refuse the connection. Get one for %s.", names[i]);
+		else
+			snprintf(text, sizeof(text), "no certificate names %s: "
+			    "clients that guess it get a name warning. Add it "
+			    "to the certificate, or make sure clients use %s.",
+			    names[i], cfg->hostname);
+		cli_report_line(rep, i == 0 ? CLI_MARK_FAIL : CLI_MARK_WARN,
+		    what, NULL, NULL, NULL, text);
+	}
+	for (size_t i = 1; i < nnames; i++)
+		free(owned[i]);
+}
+
+/* ---- queue, store, disk --------------------------------------------- */
+
+static void
+queue_check(struct cli_admin *ad, struct cli_report *rep)
+{
+	struct store_queue_entry *list = NULL;
+	enum store_err serr;
+	size_t n = 0, count = 0;
+	const struct store_queue_entry *oldest = NULL;
+	char text[1024];
+	enum cli_mark mark = CLI_MARK_OK;
+
+	if (store_queue_list(ad->store, &list, &n, &serr) < 0) {
+		cli_report_line(rep, CLI_MARK_FAIL, "queue", NULL, NULL, NULL,
+		    "cannot read the queue.");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (list[i].is_report)
+			continue;
+		count++;
+		if (oldest == NULL || list[i].created < oldest->created)
+			oldest = &list[i];
+	}
+	if (oldest == NULL) {
+		snprintf(text, sizeof(text), "empty.");
+	} else {
+		long age = (long)(time(NULL) - oldest->created);
+
+		snprintf(text, sizeof(text), "%zu message%s waiting; the oldest "
+		    "(to %s) for %ld h %ld min%s%s%s", count, count == 1 ? "" :
+		    "s", oldest->rcpt, age / 3600, age % 3600 / 60,
+		    oldest->last_reply != NULL ? ", last reply: " : "",
+		    oldest->last_reply != NULL ? oldest->last_reply : "",
+		    age > 3600 ? ". See postern queue list." : ".");
+		if (age > 3600)
+			mark = CLI_MARK_WARN;
+	}
+	cli_report_line(rep, mark, "queue", NULL, NULL, NULL, text);
+	store_queue_list_free(&list, n);
+}
+
+static void
+store_line(void *arg, const char *line)
+{
+	char **first = arg;
+
+	if (*first == NULL)
+		*first = xstrdup(line);
+}
+
+static void
+disk_check(struct cli_admin *ad, struct cli_report *rep)
+{
+	struct statvfs sv;
+	char text[512], what[300];
+	double free_pct, inode_pct;
+	enum cli_mark mark = CLI_MARK_OK;
+	unsigned long long avail;
+
+	snprintf(what, sizeof(what), "disk %s", ad->cfg->data_dir);
+	if (statvfs(ad->cfg->data_dir, &sv) < 0) {
+		snprintf(text, sizeof(text), "cannot stat: %s", strerror(errno));
+		cli_report_line(rep, CLI_MARK_FAIL, what, NULL, NULL, NULL, text);
+		return;
+	}
+	avail = (unsigned long long)sv.f_bavail * sv.f_frsize;
+	free_pct = sv.f_blocks > 0 ? 100.0 * (double)sv.f_bavail /
+	    (double)sv.f_blocks : 100.0;
+	inode_pct = sv.f_files > 0 ? 100.0 * (double)sv.f_favail /
+	    (double)sv.f_files : 100.0;
+	if (free_pct < 5 || inode_pct < 5 || avail < 100ULL << 20)
+		mark = CLI_MARK_FAIL;
+	else if (free_pct < 15 || inode_pct < 15)
+		mark = CLI_MARK_WARN;
+	snprintf(text, sizeof(text), "%.1f GB free (%.0f%%), %.0f%% of inodes "
+	    "free%s", (double)avail / 1e9, free_pct, inode_pct,
+	    mark == CLI_MARK_FAIL ? ": mail is refused with 452 when it "
+	    "runs out; free space now." : mark == CLI_MARK_WARN ?
+	    ": getting full." : ".");
+	cli_report_line(rep, mark, what, NULL, NULL, NULL, text);
+}
+
+/* ---- the command ------------------------------------------------------ */
+
+/* The configuration path among argv, as cli_admin_open() will find it. */
+static const char *
+config_path_of(int argc, char **argv)
+{
+	const char *env = getenv("POSTERN_CONFIG");
+	const char *path = env != NULL && *env != '\0' ? env :
+	    CLI_DEFAULT_CONFIG;
+
+	for (int i = 1; i + 1 < argc; i++) {
+		if (strcmp(argv[i], "-c") == 0 ||
+		    strcmp(argv[i], "--config") == 0)
+			path = argv[i + 1];
+	}
+	return path;
+}
+
+static int
+doctor_server(int argc, char **argv, char **ips, size_t nips, bool is_json)
+{
+	struct cli_report rep = { 0 };
+	struct cli_admin ad;
+	const char *path = config_path_of(argc, argv);
+	char err[1024], **domains = NULL, *first = NULL;
+	struct config *cfg;
+	enum store_err serr;
+	int rc, problems;
+
+	if (is_json)
+		rep.items = json_array();
+	cfg = config_load(path, err, sizeof(err));
+	if (cfg == NULL) {
+		cli_report_line(&rep, CLI_MARK_FAIL, "configuration", NULL,
+		    NULL, NULL, err);
+		goto done;
+	}
+	if (net_certs_check(cfg, err, sizeof(err)) < 0) {
+		cli_report_line(&rep, CLI_MARK_FAIL, "configuration", NULL,
+		    NULL, NULL, err);
+		config_free(&cfg);
+		goto done;
+	}
+	config_free(&cfg);
+	rc = cli_admin_open(&ad, argc, argv, usage);
+	if (rc != 0) {
+		if (rep.items != NULL)
+			json_decref(rep.items);
+		return rc;
+	}
+	snprintf(err, sizeof(err), "%s is valid (%zu listeners, %zu "
+	    "certificates).", path, ad.cfg->nlisteners, ad.cfg->ncerts);
+	cli_report_line(&rep, CLI_MARK_OK, "configuration", NULL, NULL, NULL,
+	    err);
+	for (size_t i = 0; i < ad.cfg->nlisteners; i++)
+		listener_check(ad.cfg, &ad.cfg->listeners[i], &rep);
+	if (store_domain_list(ad.store, &domains, &serr) < 0)
+		domains = NULL;
+	{
+		size_t nd = 0;
+
+		while (domains != NULL && domains[nd] != NULL)
+			nd++;
+		certs_check(&ad, domains, nd, &rep);
+		if (nd == 0)
+			cli_report_line(&rep, CLI_MARK_WARN, "domains", NULL,
+			    NULL, NULL, "no domain yet: postern domain add "
+			    "DOMAIN.");
+		for (size_t i = 0; i < nd; i++)
+			cli_dns_check_domain(&ad, domains[i], ips, nips, &rep);
+	}
+	queue_check(&ad, &rep);
+	problems = store_check(ad.store, false, store_line, &first);
+	if (problems == 0) {
+		cli_report_line(&rep, CLI_MARK_OK, "store", NULL, NULL, NULL,
+		    "every message has its body; counters match.");
+	} else {
+		snprintf(err, sizeof(err), "%d problem%s (first: %s): run "
+		    "postern store check, then postern store check --repair.",
+		    problems, problems == 1 ? "" : "s", first != NULL ? first :
+		    "cannot read the store");
+		cli_report_line(&rep, CLI_MARK_FAIL, "store", NULL, NULL, NULL,
+		    err);
+	}
+	free(first);
+	disk_check(&ad, &rep);
+	store_strings_free(&domains);
+	cli_admin_close(&ad);
+done:
+	if (is_json) {
+		json_t *j = json_pack("{s:b,s:i,s:i,s:O}", "ok", rep.fails == 0,
+		    "problems", rep.fails, "warnings", rep.warns, "checks",
+		    rep.items);
+
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(j);
+		json_decref(rep.items);
+	} else {
+		printf("%d problem%s, %d warning%s\n", rep.fails,
+		    rep.fails == 1 ? "" : "s", rep.warns,
+		    rep.warns == 1 ? "" : "s");
+	}
+	return rep.fails == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
+int
+cli_doctor(int argc, char **argv)
+{
+	char *ips[16], **args;
+	size_t nips = 0;
+	bool is_json = false;
+	int n = 0, rc;
+
+	if (cli_help_asked(argc, argv, usage))
+		return CLI_EXIT_OK;
+	args = xcalloc((size_t)argc + 1, sizeof(*args));
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--ip") == 0) {
+			unsigned char a[16];
+
+			if (i + 1 >= argc || nips >= 16 || (inet_pton(AF_INET,
+			    argv[i + 1], a) != 1 && inet_pton(AF_INET6,
+			    argv[i + 1], a) != 1)) {
+				free(args);
+				fprintf(stderr, "postern: --ip needs a numeric "
+				    "IPv4 or IPv6 address (at most 16)\n");
+				return CLI_EXIT_USAGE;
+			}
+			ips[nips++] = argv[++i];
+			continue;
+		}
+		is_json |= strcmp(argv[i], "--json") == 0;
+		args[n++] = argv[i];
+	}
+	rc = doctor_server(n, args, ips, nips, is_json);
+	free(args);
+	return rc;
+}

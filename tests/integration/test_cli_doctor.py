@@ -1,0 +1,224 @@
+"""`postern doctor` (issue #18) against a running postern: every check a
+line, ✓, ⚠ or ✗ with the fix. A correct setup (its domain's records
+published by a private dnsmasq exactly as `postern dns --json` prints
+them) passes with exit 0; a wrong one -- STARTTLS on port 465, an expired
+certificate for another name, a listener nothing answers on, a listener
+said to be implicit TLS where the server greets in plain text -- gets the
+✗ line that names the fix, and exit 1."""
+
+import datetime
+import json
+import re
+import socket
+import subprocess
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from dns_helpers import Dnsmasq, needs_dnsmasq, records_to_dnsmasq
+from postern_harness import Cert, admin_ok, postern_bin, render_config
+
+pytestmark = [needs_dnsmasq]
+
+IP = "192.0.2.10"
+OK, WARN, FAIL = "\u2713", "\u26a0", "\u2717"
+# A loopback address of its own, so that port 465 is ours alone.
+ADDR465 = "127.0.0.93"
+
+
+def free_port(addr="127.0.0.1"):
+    s = socket.socket()
+    s.bind((addr, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def expired_cert(directory, name):
+    """A self-signed certificate for name that expired yesterday."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(subject)
+            .issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=30))
+            .not_valid_after(now - datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    c, k = directory / "expired.pem", directory / "expired.key"
+    c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    k.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    return Cert(c, k)
+
+
+def config_text(data, cert, listeners, dns_port):
+    sections = [
+        ("server", {"hostname": "mail.example.test", "data_dir": str(data),
+                    "workers": 1, "user": "root", "log_level": "info"}),
+        ("timeouts", {"shutdown_grace": "1s"}),
+        ("queue", {"resolver": "127.0.0.1", "resolver_port": dns_port}),
+        ("certificate main", {"cert": str(cert.cert_path),
+                              "key": str(cert.key_path)}),
+    ]
+    for name, proto, tls, addr, port in listeners:
+        sections.append(("listener %s" % name,
+                         {"address": addr, "port": port, "protocol": proto,
+                          "tls": tls}))
+    return render_config(sections)[0]
+
+
+def listeners_fixed():
+    return [(name, proto, tls, "127.0.0.1", free_port())
+            for name, proto, tls in [
+                ("smtp", "smtp", "starttls"),
+                ("submissions", "submission", "implicit"),
+                ("submission", "submission", "starttls"),
+                ("imaps", "imap", "implicit"),
+                ("imap", "imap", "starttls"),
+                ("pop3s", "pop3", "implicit"),
+                ("pop3", "pop3", "starttls")]]
+
+
+def start(factory, directory, cert, listeners):
+    """Makes the data directory (example.test, its DKIM key), publishes
+    its records on a dnsmasq of its own, starts postern. Returns (server,
+    config path, dnsmasq)."""
+    data = directory / "data"
+    data.mkdir(mode=0o700)
+    path = directory / "postern.conf"
+    path.write_text(config_text(data, cert, listeners, 53))
+    admin_ok(path, "domain", "add", "example.test")
+    recs = json.loads(admin_ok(path, "dns", "example.test", "--json",
+                               "--ip", IP))["records"]
+    dns = Dnsmasq(directory, records_to_dnsmasq(
+        [(r["name"], r["type"], r["value"]) for r in recs]))
+    text = config_text(data, cert, listeners, dns.port)
+    path.write_text(text)
+    srv = factory(config_text=text,
+                  listeners=[(n, p, t) for n, p, t, _, _ in listeners])
+    return srv, path, dns
+
+
+def run_doctor(path, *args):
+    return subprocess.run(
+        [postern_bin(), "doctor", "-c", str(path), "--ip", IP, *args],
+        capture_output=True, text=True, timeout=120,
+        stdin=subprocess.DEVNULL)
+
+
+def doctor(path, *args):
+    r = run_doctor(path, *args)
+    lines = [l for l in r.stdout.splitlines() if l[:1] in (OK, WARN, FAIL)]
+    return r, lines
+
+
+def line(lines, start):
+    found = [l for l in lines if l[2:].startswith(start)]
+    assert len(found) == 1, (start, lines)
+    return found[0]
+
+
+def test_doctor_on_a_correct_setup(postern_factory, default_cert, tmp_path):
+    listeners = listeners_fixed()
+    srv, path, dns = start(postern_factory, tmp_path, default_cert,
+                           listeners)
+    try:
+        r, lines = doctor(path)
+        j = json.loads(run_doctor(path, "--json").stdout)
+    finally:
+        dns.stop()
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert line(lines, "configuration")[0] == OK
+    for name, proto, tls, addr, port in listeners:
+        l = line(lines, "listener %s (%s, %s:%d, tls %s)" % (
+            name, proto, addr, port, tls))
+        assert l[0] == OK, l
+        greeting = {"smtp": '"220 ', "submission": '"220 ',
+                    "imap": '"* OK', "pop3": '"+OK'}[proto]
+        assert ("answers: " + greeting) in l, l
+        assert "TLS TLSv1." in l, l
+    cert = line(lines, "certificate main")
+    assert cert[0] == WARN and "self-signed" in cert
+    assert line(lines, "certificate name mail.example.test")[0] == OK
+    assert line(lines, "MX example.test.")[0] == OK
+    assert line(lines, "SPF example.test.")[0] == OK
+    assert line(lines, "queue")[0] == OK and "empty." in line(lines, "queue")
+    assert line(lines, "store")[0] == OK
+    assert line(lines, "disk ")[0] in (OK, WARN)
+    assert FAIL not in r.stdout
+    nwarn = sum(1 for l in lines if l[0] == WARN)
+    assert r.stdout.endswith("0 problems, %d warning%s\n" % (
+        nwarn, "" if nwarn == 1 else "s"))
+    assert j["ok"] is True and j["problems"] == 0, [
+        c for c in j["checks"] if c["status"] == "fail"]
+    assert {c["check"] for c in j["checks"]} >= {"configuration", "queue",
+                                                 "store", "MX"}
+    # Without an answering resolver, one line says so (not a timeout per
+    # record).
+    r, lines = doctor(path)
+    assert r.returncode == 1
+    dnsline = line(lines, "DNS example.test")
+    assert dnsline[0] == FAIL and "does not answer" in dnsline
+
+
+def test_doctor_on_a_wrong_setup(postern_factory, tmp_path):
+    cert = expired_cert(tmp_path, "other.test")
+    listeners = [
+        ("imaps", "imap", "implicit", "127.0.0.1", free_port()),
+        # The classic mistake: STARTTLS on the implicit-TLS port.
+        ("subs", "submission", "starttls", ADDR465, 465),
+        ("pop3", "pop3", "starttls", "127.0.0.1", free_port()),
+    ]
+    srv, path, dns = start(postern_factory, tmp_path, cert, listeners)
+    # The doctor reads a configuration that is not the running one: a
+    # listener nobody started, and POP3 said to be implicit TLS where
+    # the server greets in plain text.
+    dead = free_port()
+    text = path.read_text().replace(
+        "[listener pop3]\naddress = 127.0.0.1\nport = %d\nprotocol = pop3\n"
+        "tls = starttls" % listeners[2][4],
+        "[listener pop3]\naddress = 127.0.0.1\nport = %d\nprotocol = pop3\n"
+        "tls = implicit" % listeners[2][4])
+    text += ("\n[listener dead]\naddress = 127.0.0.1\nport = %d\n"
+             "protocol = imap\ntls = starttls\n" % dead)
+    wrong = tmp_path / "doctor.conf"
+    wrong.write_text(text)
+    try:
+        r, lines = doctor(wrong)
+    finally:
+        dns.stop()
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert line(lines, "listener imaps")[0] == OK
+    subs = line(lines, "listener subs (submission, %s:465, tls starttls)"
+                % ADDR465)
+    assert subs[0] == FAIL
+    assert "port 465 is for implicit TLS" in subs
+    assert '"220 ' in subs
+    assert "set tls = implicit in [listener subs]" in subs
+    pop3 = line(lines, "listener pop3")
+    assert pop3[0] == FAIL and "greets in plain text (\"+OK" in pop3
+    d = line(lines, "listener dead (imap, 127.0.0.1:%d" % dead)
+    assert d[0] == FAIL and "cannot connect to 127.0.0.1:%d" % dead in d
+    assert "Is postern serve running" in d
+    c = line(lines, "certificate main")
+    assert c[0] == FAIL and re.search(r"expired \d+ days ago", c)
+    assert "Renew it" in c
+    n = line(lines, "certificate name mail.example.test")
+    assert n[0] == FAIL and "no certificate names the server's hostname" in n
+    assert re.search(r"^\d+ problems, \d+ warnings$", r.stdout.splitlines()[-1])
+
+
+def test_doctor_reports_a_bad_configuration(tmp_path):
+    path = tmp_path / "bad.conf"
+    path.write_text("[server]\nhostname = mail.example.test\nworkers = x\n")
+    r, lines = doctor(path)
+    assert r.returncode == 1
+    assert lines[0].startswith(FAIL + " configuration")
+    assert "workers" in lines[0]
