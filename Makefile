@@ -18,6 +18,9 @@ PACKAGES += clang libclang-rt-14-dev
 PACKAGES += isync offlineimap3 mutt tmux curl swaks libnet-ssleay-perl \
 	fetchmail getmail6 dnsmasq-base python3-dnspython python3-cryptography python3-dkim e2fsprogs util-linux mount \
 	passwd
+# A real IMAP/POP3 source for the migration tests (test_migrate.py starts a
+# private instance on loopback; the bench uses its LMTP too).
+PACKAGES += dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan

@@ -34,6 +34,8 @@ static const struct {
 	    "directory" },
 	{ "doctor", cli_doctor, "check the server: listeners, TLS, "
 	    "certificates, DNS, queue, store, disk" },
+	{ "migrate", cli_migrate, "copy mailboxes from another IMAP or POP3 "
+	    "server" },
 };
 
 static void

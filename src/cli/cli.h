@@ -33,6 +33,7 @@ int cli_import(int argc, char **argv);
 int cli_export(int argc, char **argv);
 int cli_backup(int argc, char **argv);
 int cli_restore(int argc, char **argv);
+int cli_migrate(int argc, char **argv);
 
 /* What every administration command shares (cli_admin.c). */
 struct store;
@@ -70,6 +71,10 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reads a new password: from the terminal (asked twice, not echoed) or
  * one line of stdin. Returns a new string (wipe it), or NULL. */
 char *cli_password_read(const char *prompt);
+/* Reads an existing secret once: from the terminal (not echoed) or one
+ * line of stdin. Returns a new string (wipe it), or NULL after saying
+ * why. */
+char *cli_secret_read(const char *prompt);
 
 /* The DKIM record of domain (one of ours, lowercase) as `postern dkim
  * show` prints it: *sel_out, the selector, and *value_out, "v=DKIM1;

@@ -238,6 +238,21 @@ tty_read(FILE *tty, const char *prompt)
 }
 
 char *
+cli_secret_read(const char *prompt)
+{
+	char *s = isatty(STDIN_FILENO) ? tty_read(stdin, prompt) :
+	    line_read(stdin);
+
+	if (s == NULL || s[0] == '\0') {
+		free(s);
+		cli_fail("no password on %s", isatty(STDIN_FILENO) ?
+		    "the terminal" : "standard input");
+		return NULL;
+	}
+	return s;
+}
+
+char *
 cli_password_read(const char *prompt)
 {
 	char *first, *again;

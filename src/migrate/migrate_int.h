@@ -16,6 +16,7 @@
 #include "lib/buf.h"
 #include "lib/parse.h"
 #include "migrate/migrate.h"
+#include "store/store.h"
 
 /* Bytes of the keywords of one message we keep (space-separated). */
 #define MIGRATE_KEYWORDS_MAX 4096
@@ -178,5 +179,94 @@ bool migrate_rfc5322_date_parse(const char *s, size_t len, int64_t *t_out);
 /* Modified UTF-7 (RFC 3501 §5.1.3) to UTF-8. A new string, or NULL when
  * the input is not valid modified UTF-7. */
 char *migrate_mutf7_decode(const char *in, size_t len);
+
+/* ---- The connection (migrate_conn.c) ---------------------------------- */
+
+/* Longest line of a source (POP3 lines, IMAP lines without literals). */
+#define MIGRATE_LINE_MAX (64u << 10)
+
+struct net_tls_stream;
+
+/* A blocking connection to the source: a socket with read and write
+ * timeouts, TLS from the start or after STARTTLS/STLS. */
+struct migrate_conn {
+	int fd;
+	struct net_tls_stream *tls;
+	struct buf in;		/* capped: line or literal limits + slack */
+	const char *host;	/* borrowed */
+	char *error;		/* what went wrong last, or NULL */
+};
+
+/* Connects to host:port (every address getaddrinfo gives, in order) with
+ * timeout_secs for the connection and each read and write later. Returns
+ * 0, or -1 with err set. */
+int migrate_conn_open(struct migrate_conn *c, const char *host,
+    uint16_t port, int timeout_secs, size_t in_cap, char *err,
+    size_t errlen);
+/* TLS over the connection (now, or after STARTTLS); throws away what was
+ * read before (RFC 3207 §4.2, RFC 2595 §3.1). */
+int migrate_conn_tls(struct migrate_conn *c, const char *ca_file,
+    bool is_insecure, char *err, size_t errlen);
+/* Reads once more into c->in. Returns bytes read, 0 at the peer's close,
+ * -1 on an error, a timeout or when c->in is full. */
+ssize_t migrate_conn_read(struct migrate_conn *c);
+int migrate_conn_write(struct migrate_conn *c, const void *data,
+    size_t len);
+void migrate_conn_close(struct migrate_conn *c);
+
+/* ---- What IMAP and POP3 share (migrate_copy.c) ------------------------- */
+
+/* Our name for a source folder: the source's levels (split at delim)
+ * joined with "/", each level made one the store takes ("." and ".." and
+ * a leading "~" get a "_" in front, control characters and "/" become
+ * "_", an empty level is "_"); INBOX in any case is INBOX; a special-use
+ * folder becomes ours of that use. A new string; *is_mapped_out says
+ * whether a level had to change. */
+char *migrate_name_map(const char *utf8, char delim, uint32_t attrs,
+    bool *is_mapped_out);
+
+/* The body of the first Message-ID field of the header (unfolded,
+ * trimmed, at most 998 bytes), a new string, or NULL. */
+char *migrate_message_id(const char *msg, size_t len);
+/* Hex SHA-256 of the bytes into out (65 bytes). */
+void migrate_hash(const char *msg, size_t len, char out[65]);
+
+/* Stores messages without waiting for each commit: up to
+ * MIGRATE_PIPELINE deliveries in flight, so that the store's writer
+ * commits many with one fsync (DESIGN.md, group commit). */
+#define MIGRATE_PIPELINE 64
+
+struct event_base;
+
+struct migrate_sink {
+	struct store *st;
+	int64_t account;
+	struct event_base *base;
+	size_t inflight;
+	bool is_store_failed;
+	char store_error[160];
+};
+
+int migrate_sink_init(struct migrate_sink *k, struct store *st,
+    int64_t account);
+void migrate_sink_deinit(struct migrate_sink *k);
+/* Queues the message for mailbox with its map entry (key, source flags);
+ * counts the result into fr once durable (copied and bytes, or failed).
+ * Returns 0, or -1 when the store is closing. */
+int migrate_sink_put(struct migrate_sink *k, struct migrate_folder_result *fr,
+    const char *source, const char *folder, const char *mailbox,
+    const char *msg, size_t len, uint32_t flags, const char *keywords,
+    int64_t internal_date, const struct store_migrate_entry *e);
+/* Waits until every queued message is durable or failed. */
+void migrate_sink_drain(struct migrate_sink *k);
+
+/* The protocols' runs (migrate_imap.c, migrate_pop3.c): over an open,
+ * logged-in-to-be connection; fill r. */
+int migrate_imap_run(struct migrate_conn *c, struct store *st,
+    int64_t account, const struct migrate_options *o, const char *source,
+    struct migrate_result *r);
+int migrate_pop3_run(struct migrate_conn *c, struct store *st,
+    int64_t account, const struct migrate_options *o, const char *source,
+    struct migrate_result *r);
 
 #endif

@@ -11,6 +11,7 @@
 #define POSTERN_NET_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -190,6 +191,23 @@ struct bufferevent *net_tls_client_wrap(struct net_tls_client *t,
 const char *net_tls_bev_version(struct bufferevent *bev);
 /* Whether the peer's certificate verified (chain and name). */
 bool is_net_tls_bev_verified(struct bufferevent *bev);
+
+/* A blocking TLS client over a connected socket (postern migrate, which
+ * runs without an event loop; tls_stream.c). The socket's SO_RCVTIMEO and
+ * SO_SNDTIMEO bound every read and write. The peer's certificate must
+ * chain to the system's roots, or to ca_file when not NULL, and name host
+ * (a DNS name or an IP address), unless is_insecure. Returns NULL with
+ * err set (the verification failure named). The socket stays the
+ * caller's. */
+struct net_tls_stream;
+struct net_tls_stream *net_tls_stream_new(int fd, const char *host,
+    const char *ca_file, bool is_insecure, char *err, size_t errlen);
+/* Bytes read (> 0), 0 at the peer's close, -1 on an error or timeout. */
+ssize_t net_tls_stream_read(struct net_tls_stream *t, void *buf, size_t len);
+/* Writes all len bytes. Returns 0, or -1. */
+int net_tls_stream_write(struct net_tls_stream *t, const void *buf,
+    size_t len);
+void net_tls_stream_free(struct net_tls_stream **t);
 
 /* Private keys besides TLS (tls_key.c): DKIM signing keys. */
 enum net_key_type {

@@ -1,0 +1,503 @@
+"""postern migrate (issue 23) against a real source: Debian's Dovecot,
+started privately (its own configuration in a temporary directory, a
+passwd-file of users, loopback high ports), filled over IMAP APPEND with
+nested, non-ASCII and special-use folders, flags, keywords and internal
+dates. Each migration is compared message by message over IMAP on both
+servers (bytes, flags, keywords, INTERNALDATE); a second run copies only
+what changed and never duplicates; POP3 as a POP3-only source; a wrong
+password; an accounts file for three accounts."""
+
+import imaplib
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from imap_helpers import DOMAIN, new_user, start_imap_server
+from postern_harness import make_cert, postern_bin
+
+KEEP = ("\\Recent",)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("port %d did not open" % port)
+
+
+class Dovecot:
+    """A private Dovecot: IMAP, IMAPS, POP3S on loopback high ports."""
+
+    def __init__(self, users):
+        self.root = Path(tempfile.mkdtemp(prefix="postern-dovecot-"))
+        # Dovecot's mail processes run as nobody: the path must be
+        # searchable and the mail directory theirs.
+        os.chmod(self.root, 0o755)
+        self.mail = self.root / "mail"
+        self.mail.mkdir()
+        self.uid = 65534 if os.getuid() == 0 else os.getuid()
+        self.gid = 65534 if os.getuid() == 0 else os.getgid()
+        os.chown(self.mail, self.uid, self.gid)
+        self.cert = make_cert(self.root / "certs", "dovecot", "localhost",
+                              ["localhost"])
+        self.ports = {k: free_port() for k in ("imap", "imaps", "pop3s")}
+        self.users = dict(users)
+        self.write_users()
+        me = "" if os.getuid() == 0 else (
+            "default_login_user = %s\ndefault_internal_user = %s\n"
+            % ((os.environ.get("USER") or str(os.getuid())),) * 2)
+        conf = f"""\
+base_dir = {self.root}/run
+state_dir = {self.root}/state
+log_path = {self.root}/dovecot.log
+{me}protocols = imap pop3
+listen = 127.0.0.1
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+ssl = yes
+ssl_cert = <{self.cert.cert_path}
+ssl_key = <{self.cert.key_path}
+passdb {{
+  driver = passwd-file
+  args = {self.root}/users
+}}
+userdb {{
+  driver = passwd-file
+  args = {self.root}/users
+}}
+mail_location = maildir:~/Maildir
+pop3_uidl_format = %08Xu%08Xv
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox "Sent Items" {{
+    special_use = \\Sent
+    auto = create
+  }}
+  mailbox Deleted {{
+    special_use = \\Trash
+    auto = create
+  }}
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.ports['imap']}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {self.ports['imaps']}
+    ssl = yes
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3 {{
+    port = 0
+  }}
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {self.ports['pop3s']}
+    ssl = yes
+  }}
+}}
+"""
+        (self.root / "dovecot.conf").write_text(conf)
+        # The daemon must not hold our pipes open: its output goes to a
+        # file.
+        with open(self.root / "start.log", "wb") as log:
+            r = subprocess.run(["dovecot", "-c",
+                                str(self.root / "dovecot.conf")],
+                               stdin=subprocess.DEVNULL, stdout=log,
+                               stderr=log)
+        assert r.returncode == 0, (self.root / "start.log").read_text()
+        for p in self.ports.values():
+            wait_port(p)
+
+    def write_users(self):
+        (self.root / "users").write_text("".join(
+            "%s:{PLAIN}%s:%d:%d::%s/%s::\n" % (u, p, self.uid, self.gid,
+                                              self.mail, u)
+            for u, p in self.users.items()))
+
+    def add_user(self, user, password):
+        assert self.users[user] == password, user
+
+    def imap(self, user):
+        c = imaplib.IMAP4("127.0.0.1", self.ports["imap"])
+        c.login(user, self.users[user])
+        return c
+
+    def stop(self):
+        subprocess.run(["doveadm", "-c", str(self.root / "dovecot.conf"),
+                        "stop"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+# Every source account, made before Dovecot starts: its passwd-file is
+# read again only when its modification time changes, which a second
+# write within the same second may not do.
+SOURCE_USERS = {
+    "alice@source.test": "alice-source-pw",
+    "bob@source.test": "right-pw",
+    "carol@source.test": "pw-carol",
+    "dave@source.test": "pw-dave",
+    "erin@source.test": "pw-erin",
+    "multi0@source.test": "pw multi 0",
+    "multi1@source.test": "pw multi 1",
+    "multi2@source.test": "pw multi 2",
+}
+
+
+@pytest.fixture(scope="module")
+def dovecot():
+    d = Dovecot(SOURCE_USERS)
+    yield d
+    d.stop()
+
+
+@pytest.fixture(scope="module")
+def srv(module_postern_factory, default_cert, tmp_path_factory):
+    return start_imap_server(module_postern_factory,
+                             tmp_path_factory.mktemp("migrate"),
+                             default_cert)
+
+
+def postern_imap(srv, user, password):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    c = imaplib.IMAP4_SSL("127.0.0.1", srv.ports["imaps"], ssl_context=ctx)
+    c.login(user, password)
+    return c
+
+
+def migrate(srv, dovecot, address, url, password, *extra, stdin=None):
+    argv = [postern_bin(), "migrate", address, "--from", url,
+            "-c", str(srv.admin_config), "--ca-file",
+            str(dovecot.cert.cert_path), "--json"] + list(extra)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=600,
+                          input=(password + "\n") if stdin is None else stdin)
+
+
+def migrate_ok(srv, dovecot, address, url, password, *extra):
+    r = migrate(srv, dovecot, address, url, password, *extra)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    return json.loads(r.stdout)
+
+
+def mutf7(name):
+    """IMAP modified UTF-7 of a str (RFC 3501 §5.1.3)."""
+    out, buf = [], []
+
+    def flush():
+        if buf:
+            b = "".join(buf).encode("utf-16-be")
+            import base64
+            out.append("&" + base64.b64encode(b).decode().rstrip("=")
+                       .replace("/", ",") + "-")
+            buf.clear()
+    for ch in name:
+        if 0x20 <= ord(ch) <= 0x7e:
+            flush()
+            out.append("&-" if ch == "&" else ch)
+        else:
+            buf.append(ch)
+    flush()
+    return "".join(out)
+
+
+def q(name):
+    return '"' + mutf7(name).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def message(n, size=0, subject=None):
+    body = ("line %d of the body\r\n" % n) * (1 + size // 20)
+    return ("From: sender%d@other.test\r\nTo: someone@%s\r\n"
+            "Subject: %s\r\nMessage-ID: <m%d.%d@other.test>\r\n"
+            "Date: Tue, 3 Mar 2015 10:%02d:00 +0100\r\n\r\n%s"
+            % (n, DOMAIN, subject or "message %d" % n, n, time.time_ns(),
+               n % 60, body)).encode()
+
+
+def append(c, folder, msg, flags, date):
+    typ, data = c.append(q(folder), flags, imaplib.Time2Internaldate(date),
+                         msg)
+    assert typ == "OK", data
+
+
+def fetch_all(c, folder):
+    """{bytes: (flags, internal date as unix time)} of a folder, and its
+    message count."""
+    typ, data = c.select(q(folder), readonly=True)
+    assert typ == "OK", (folder, data)
+    typ, data = c.uid("FETCH", "1:*", "(FLAGS INTERNALDATE BODY.PEEK[])")
+    assert typ == "OK", data
+    out, n = {}, 0
+    for item in data:
+        if not isinstance(item, tuple):
+            continue
+        meta, body = item
+        flags = set(f.decode() for f in imaplib.ParseFlags(meta)) - set(KEEP)
+        date = time.mktime(imaplib.Internaldate2tuple(meta))
+        out[body] = (flags, date)
+        n += 1
+    return out, n
+
+
+SOURCE_FOLDERS = {
+    # source name -> our name
+    "INBOX": "INBOX",
+    "Work": "Work",
+    "Work/Projects": "Work/Projects",
+    "Entwürfe": "Entwürfe",
+    "Sent Items": "Sent",
+}
+
+
+def fill(dovecot, user):
+    c = dovecot.imap(user)
+    for name in ("Work", "Work/Projects", "Entwürfe"):
+        typ, data = c.create(q(name))
+        assert typ == "OK", data
+    n = 0
+    flagsets = ["", "(\\Seen)", "(\\Seen \\Flagged $Label1)",
+                "(\\Answered Work)", "(\\Draft)", "($Important \\Seen)"]
+    for folder in SOURCE_FOLDERS:
+        for i in range(4):
+            n += 1
+            append(c, folder, message(n, size=(n * 737) % 5000),
+                   flagsets[n % len(flagsets)],
+                   1300000000 + n * 86400 * 31)
+    c.logout()
+
+
+def assert_same(dovecot, user, srv, address, password, extra_here=0):
+    src = dovecot.imap(user)
+    dst = postern_imap(srv, address, password)
+    try:
+        for theirs, ours in SOURCE_FOLDERS.items():
+            a, na = fetch_all(src, theirs)
+            b, nb = fetch_all(dst, ours)
+            assert nb == na + (extra_here if ours == "INBOX" else 0), \
+                (theirs, na, nb)
+            for body, (flags, date) in a.items():
+                assert body in b, (theirs, body[:80])
+                assert b[body] == (flags, date), (theirs, body[:80])
+    finally:
+        src.logout()
+        dst.logout()
+
+
+def folder(out, name):
+    return next(f for f in out["folders"] if f["source"] == name)
+
+
+def test_imap_migration_copies_everything_then_only_changes(dovecot, srv):
+    user, pw = "alice@source.test", "alice-source-pw"
+    dovecot.add_user(user, pw)
+    fill(dovecot, user)
+    address, password = new_user(srv)
+    url = "imaps://%s@localhost:%d" % (user, dovecot.ports["imaps"])
+
+    out = migrate_ok(srv, dovecot, address, url, pw)
+    assert out["ok"] is True and out["qresync"] is True
+    assert out["totals"]["copied"] == 20
+    assert out["totals"]["failed"] == 0
+    assert folder(out, "Sent Items")["target"] == "Sent"
+    assert folder(out, "Entwürfe")["target"] == "Entwürfe"
+    assert out["totals"]["bytes"] > 0
+    assert_same(dovecot, user, srv, address, password)
+
+    # Both sides change: new messages and flag changes at the source, a
+    # message delivered here meanwhile.
+    c = dovecot.imap(user)
+    append(c, "INBOX", message(101), "(\\Seen)", 1400000000)
+    append(c, "INBOX", message(102), "", 1400003600)
+    append(c, "Work/Projects", message(103), "(Work)", 1400007200)
+    c.select(q("Work"))
+    typ, data = c.uid("SEARCH", "ALL")
+    uids = data[0].split()
+    c.uid("STORE", uids[0], "+FLAGS", "(\\Flagged NewKeyword)")
+    c.uid("STORE", uids[1], "-FLAGS", "(\\Seen \\Flagged $Label1)")
+    c.logout()
+    d = postern_imap(srv, address, password)
+    d.append("INBOX", "", imaplib.Time2Internaldate(1500000000),
+             message(200, subject="delivered here"))
+    d.logout()
+
+    out = migrate_ok(srv, dovecot, address, url, pw)
+    assert out["totals"]["copied"] == 3, out
+    assert out["totals"]["flags_updated"] >= 1, out
+    assert folder(out, "Work")["copied"] == 0
+    assert folder(out, "INBOX")["copied"] == 2
+    assert folder(out, "Work/Projects")["copied"] == 1
+    assert_same(dovecot, user, srv, address, password, extra_here=1)
+
+    # Nothing changed: nothing copied, QRESYNC says so without a listing.
+    out = migrate_ok(srv, dovecot, address, url, pw)
+    assert out["totals"]["copied"] == 0
+    assert out["totals"]["flags_updated"] == 0
+    assert all(f["unchanged"] for f in out["folders"]), out
+
+    # A message deleted at the source is reported, and deleted here only
+    # when asked.
+    c = dovecot.imap(user)
+    c.select(q("Work/Projects"))
+    typ, data = c.uid("SEARCH", "ALL")
+    c.uid("STORE", data[0].split()[0], "+FLAGS", "(\\Deleted)")
+    c.expunge()
+    c.logout()
+    out = migrate_ok(srv, dovecot, address, url, pw)
+    f = folder(out, "Work/Projects")
+    assert (f["deleted_at_source"], f["deleted_here"]) == (1, 0)
+    d = postern_imap(srv, address, password)
+    assert fetch_all(d, "Work/Projects")[1] == 5
+    d.logout()
+    out = migrate_ok(srv, dovecot, address, url, pw, "--delete")
+    f = folder(out, "Work/Projects")
+    assert (f["deleted_at_source"], f["deleted_here"]) == (1, 1)
+    assert_same(dovecot, user, srv, address, password, extra_here=1)
+
+
+def test_wrong_password_is_a_clear_error(dovecot, srv):
+    user = "bob@source.test"
+    dovecot.add_user(user, "right-pw")
+    address, _ = new_user(srv)
+    url = "imaps://%s@localhost:%d" % (user, dovecot.ports["imaps"])
+    r = subprocess.run([postern_bin(), "migrate", address, "--from", url,
+                        "-c", str(srv.admin_config), "--ca-file",
+                        str(dovecot.cert.cert_path)],
+                       capture_output=True, text=True, timeout=120,
+                       input="wrong-pw\n")
+    assert r.returncode == 3, (r.returncode, r.stdout, r.stderr)
+    assert "refused the login of %s" % user in r.stderr
+    assert "wrong-pw" not in r.stdout + r.stderr
+
+
+def test_untrusted_certificate_is_refused(dovecot, srv):
+    user = "carol@source.test"
+    dovecot.add_user(user, "pw-carol")
+    address, _ = new_user(srv)
+    url = "imaps://%s@localhost:%d" % (user, dovecot.ports["imaps"])
+    r = subprocess.run([postern_bin(), "migrate", address, "--from", url,
+                        "-c", str(srv.admin_config)],
+                       capture_output=True, text=True, timeout=120,
+                       input="pw-carol\n")
+    assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+    assert "certificate is not trusted" in r.stderr
+
+
+def test_plain_imap_without_starttls_needs_insecure(dovecot, srv):
+    user = "dave@source.test"
+    dovecot.add_user(user, "pw-dave")
+    c = dovecot.imap(user)
+    append(c, "INBOX", message(7), "(\\Seen)", 1300000000)
+    c.logout()
+    address, password = new_user(srv)
+    # Dovecot offers STARTTLS on its plain port: it is used, verified.
+    url = "imap://%s@localhost:%d" % (user, dovecot.ports["imap"])
+    out = migrate_ok(srv, dovecot, address, url, "pw-dave")
+    assert out["totals"]["copied"] == 1
+
+
+def test_pop3_source(dovecot, srv):
+    user = "erin@source.test"
+    dovecot.add_user(user, "pw-erin")
+    c = dovecot.imap(user)
+    msgs = [message(300 + i, size=i * 1000) for i in range(5)]
+    # A line starting with a dot comes back unstuffed.
+    msgs.append(b"Subject: dots\r\nDate: Wed, 4 Mar 2015 11:00:00 +0000"
+                b"\r\n\r\n.leading dot\r\n..two\r\n")
+    for i, m in enumerate(msgs):
+        append(c, "INBOX", m, "", 1300000000 + i)
+    c.logout()
+    address, password = new_user(srv)
+    url = "pop3s://%s@localhost:%d" % (user, dovecot.ports["pop3s"])
+    out = migrate_ok(srv, dovecot, address, url, "pw-erin")
+    assert out["totals"]["copied"] == 6, out
+    d = postern_imap(srv, address, password)
+    got, n = fetch_all(d, "INBOX")
+    d.logout()
+    assert n == 6
+    assert set(got) == set(msgs)
+    # The internal date is the Date: field.
+    assert got[msgs[-1]][1] == time.mktime(imaplib.Internaldate2tuple(
+        b'INTERNALDATE "04-Mar-2015 11:00:00 +0000"'))
+    # Again: nothing new, nothing duplicated; then one new message.
+    out = migrate_ok(srv, dovecot, address, url, "pw-erin")
+    assert out["totals"]["copied"] == 0
+    c = dovecot.imap(user)
+    append(c, "INBOX", message(399), "", 1300000000)
+    c.logout()
+    out = migrate_ok(srv, dovecot, address, url, "pw-erin")
+    assert out["totals"]["copied"] == 1
+    d = postern_imap(srv, address, password)
+    assert fetch_all(d, "INBOX")[1] == 7
+    d.logout()
+
+
+def test_accounts_file_runs_three_accounts(dovecot, srv, tmp_path):
+    lines, targets = [], []
+    for i in range(3):
+        user, pw = "multi%d@source.test" % i, "pw multi %d" % i
+        dovecot.add_user(user, pw)
+        c = dovecot.imap(user)
+        for k in range(i + 2):
+            append(c, "INBOX", message(500 + 10 * i + k), "(\\Seen)",
+                   1300000000 + k)
+        c.logout()
+        address, password = new_user(srv)
+        targets.append((address, password, i + 2))
+        lines.append("%s imaps://%s@localhost:%d %s" % (
+            address, user, dovecot.ports["imaps"], pw))
+    path = tmp_path / "accounts"
+    path.write_text("# target source password\n\n" + "\n".join(lines) + "\n")
+    os.chmod(path, 0o644)
+    argv = [postern_bin(), "migrate", "--accounts", str(path), "--jobs", "2",
+            "-c", str(srv.admin_config), "--ca-file",
+            str(dovecot.cert.cert_path), "--json"]
+    # Passwords in a file others may read: refused, naming the line.
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=600,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 2, r.stderr
+    assert "%s:3:" % path in r.stderr and "chmod 600" in r.stderr
+    os.chmod(path, 0o600)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=600,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    out = json.loads(r.stdout)
+    assert [a["address"] for a in out["accounts"]] == \
+        [t[0] for t in targets]
+    for a, (address, password, n) in zip(out["accounts"], targets):
+        assert a["ok"] and a["totals"]["copied"] == n, a
+        d = postern_imap(srv, address, password)
+        assert fetch_all(d, "INBOX")[1] == n
+        d.logout()
+    # A bad line is named.
+    bad = tmp_path / "bad"
+    bad.write_text(lines[0] + "\nnot-an-address\n")
+    os.chmod(bad, 0o600)
+    r = subprocess.run(argv[:3] + [str(bad)] + argv[4:],
+                       capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 2
+    assert "%s:2:" % bad in r.stderr
