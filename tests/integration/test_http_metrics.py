@@ -90,3 +90,27 @@ def test_metrics_listener_refuses_other_methods(srv):
     r = request(srv.ports["metrics"], "POST", "/metrics", body=b"x")
     assert r.status == 405
     assert json.loads(r.body)["error"] == 405
+
+
+def test_healthz_is_503_while_the_data_disk_is_full(postern_factory,
+                                                    default_cert, tmp_path):
+    """The data directory on a 32 MiB tmpfs of its own: 200, then 503
+    naming the full file system once a file takes every block, then 200
+    again when it is gone."""
+    from scratch_fs import Tmpfs, fill
+    with Tmpfs(tmp_path / "fs", size_kb=32 * 1024) as fs:
+        srv = start_http_server(postern_factory, fs.mnt / "srv",
+                                default_cert)
+        try:
+            r = request(srv.ports["metrics"], "GET", "/healthz")
+            assert r.status == 200, r.body
+            filler = fs.mnt / "filler"
+            fill(filler)
+            r = request(srv.ports["metrics"], "GET", "/healthz")
+            assert r.status == 503, r.body
+            assert "full" in json.loads(r.body)["message"]
+            filler.unlink()
+            r = request(srv.ports["metrics"], "GET", "/healthz")
+            assert r.status == 200, r.body
+        finally:
+            srv.stop()

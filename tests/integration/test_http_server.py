@@ -252,3 +252,37 @@ def test_unknown_path_is_404_and_metrics_only_where_configured(srv):
     assert request(srv.ports["http"], "GET", "/metrics").status == 404
     assert request(srv.ports["https"], "GET", "/healthz",
                    tls=True).status == 404
+
+
+# --- configuration of http listeners -----------------------------------------
+
+
+@pytest.mark.parametrize("listener,key,value,want", [
+    (("m", "imap", "starttls"), "metrics", "yes",
+     "key 'metrics': only a listener with protocol = http has it"),
+    (("r", "http", "implicit"), "https_redirect", "yes",
+     "key 'https_redirect': only for a plain (tls = none) listener"),
+    (("h", "http", "starttls"), None, None,
+     "key 'tls': HTTP has no STARTTLS"),
+    (("h", "http", "none"), "metrics", "maybe",
+     "key 'metrics': 'maybe' is not yes or no"),
+])
+def test_config_check_refuses_misplaced_http_keys(postern_binary,
+                                                  default_cert, tmp_path,
+                                                  listener, key, value,
+                                                  want):
+    from postern_harness import config_sections, render_config, run_postern
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    sections = config_sections(data, [("main", default_cert)], [listener])
+    if key is not None:
+        for name, keys in sections:
+            if name == "listener " + listener[0]:
+                keys[key] = value
+    text, _ = render_config(sections)
+    path = tmp_path / "postern.conf"
+    path.write_text(text)
+    r = run_postern("config", "check", "-c", path)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert r.stderr.startswith(str(path) + ":"), r.stderr
+    assert want in r.stderr, r.stderr
