@@ -504,7 +504,8 @@ plist_string(struct http_str *b, const char *key, const char *value)
 
 /* GET /mobileconfig?email=A: a configuration profile (Apple's
  * Configuration Profile Reference, com.apple.mail.managed) with the best
- * IMAP and SMTP listener; the device asks for the password. Unsigned. */
+ * IMAP and SMTP listener; the device asks for the password. Signed (PKCS#7)
+ * when the server has a certificate. */
 void
 http_mobileconfig(struct http_session *s, const struct http_request *req)
 {
@@ -579,7 +580,19 @@ http_mobileconfig(struct http_session *s, const struct http_request *req)
 	    "</dict>\n</plist>\n", profile_uuid, profile_uuid);
 	{
 		char extra[300];
+		unsigned char *der;
+		size_t der_len;
 
+		/* Signed with our certificate (the one naming the host
+		 * name) when there is one: the device shows the profile as
+		 * coming from this server, "Verified" once the certificate
+		 * is a real one. OpenSSL stays in net (net_conn_sign). */
+		if (net_conn_sign(s->conn, host, b.data, b.len, &der,
+		    &der_len) == 0) {
+			http_str_free(&b);
+			b.data = (char *)der;
+			b.len = b.size = der_len;
+		}
 		/* domain is letters, digits, '-' and '.': safe in a
 		 * quoted filename. */
 		snprintf(extra, sizeof(extra), "Content-Disposition: "

@@ -791,6 +791,13 @@ is_net_conn_compressed(const struct net_conn *c)
 }
 
 int
+net_conn_sign(const struct net_conn *c, const char *host, const void *data,
+    size_t len, unsigned char **der_out, size_t *len_out)
+{
+	return tls_set_sign(c->rt->tls, host, data, len, der_out, len_out);
+}
+
+int
 net_conn_starttls(struct net_conn *c)
 {
 	struct bufferevent *tls;

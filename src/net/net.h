@@ -111,6 +111,15 @@ void net_conn_write(struct net_conn *c, const void *data, size_t len);
 void net_conn_printf(struct net_conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Signs len bytes of data as PKCS#7 SignedData (DER, content attached)
+ * with the certificate of the connection's configuration that covers host
+ * (else the default one), e.g. an Apple configuration profile. Returns 0
+ * with *der_out (caller frees) and *len_out, or -1 when there is no
+ * certificate or signing failed. */
+int net_conn_sign(const struct net_conn *c, const char *host,
+    const void *data, size_t len, unsigned char **der_out,
+    size_t *len_out);
+
 /* Starts TLS on a plaintext connection once what was written so far (the
  * "go ahead" reply) has been sent. Every byte the client sent after the
  * command is thrown away unread (RFC 3207 §4.2, the CVE-2011-0411 class).

@@ -28,6 +28,12 @@ struct tls_set;
 struct tls_set *tls_set_new(const struct config *cfg, char *err,
     size_t errlen);
 bool has_tls_set_certs(const struct tls_set *set);
+/* PKCS#7 SignedData (DER, content attached) of len bytes of data, signed
+ * with the key of the certificate that covers host (else the default one)
+ * and carrying its chain. Returns 0 with *der_out (caller frees) and
+ * *len_out, or -1 (no certificate, or OpenSSL failed). */
+int tls_set_sign(struct tls_set *set, const char *host, const void *data,
+    size_t len, unsigned char **der_out, size_t *len_out);
 void tls_set_free(struct tls_set **set);
 
 /* A bufferevent that accepts TLS on fd (implicit TLS), or that runs TLS

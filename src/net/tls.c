@@ -6,11 +6,13 @@
  */
 #include "net/net_int.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <event2/bufferevent_ssl.h>
 #include <openssl/err.h>
+#include <openssl/pkcs7.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -157,6 +159,52 @@ bool
 has_tls_set_certs(const struct tls_set *set)
 {
 	return set != NULL && set->n > 0;
+}
+
+int
+tls_set_sign(struct tls_set *set, const char *host, const void *data,
+    size_t len, unsigned char **der_out, size_t *len_out)
+{
+	SSL_CTX *ctx;
+	STACK_OF(X509) *chain = NULL;
+	PKCS7 *p7;
+	BIO *in;
+	unsigned char *der = NULL;
+	int n;
+
+	if (!has_tls_set_certs(set) || len > INT_MAX)
+		return -1;
+	ctx = set->ctxs[0];
+	for (size_t i = 1; host != NULL && i < set->n; i++) {
+		if (X509_check_host(set->leafs[i], host, 0, 0, NULL) == 1) {
+			ctx = set->ctxs[i];
+			break;
+		}
+	}
+	SSL_CTX_get0_chain_certs(ctx, &chain);
+	in = BIO_new_mem_buf(data, (int)len);
+	if (in == NULL)
+		return -1;
+	/* As `openssl smime -sign -nodetach -binary`: what Apple's
+	 * configuration profiles are (the content inside the signature). */
+	p7 = PKCS7_sign(SSL_CTX_get0_certificate(ctx),
+	    SSL_CTX_get0_privatekey(ctx), chain, in, PKCS7_BINARY);
+	BIO_free(in);
+	if (p7 == NULL) {
+		ERR_clear_error();
+		return -1;
+	}
+	n = i2d_PKCS7(p7, &der);
+	PKCS7_free(p7);
+	if (n <= 0) {
+		ERR_clear_error();
+		return -1;
+	}
+	*der_out = xmalloc((size_t)n);
+	memcpy(*der_out, der, (size_t)n);
+	*len_out = (size_t)n;
+	OPENSSL_free(der);
+	return 0;
 }
 
 void

@@ -31,6 +31,17 @@ def srv(module_postern_factory, default_cert, tmp_path_factory):
                              tmp_path_factory.mktemp("http"), default_cert)
 
 
+def unsigned_profile(der, cert=None):
+    """The plist inside a signed profile (PKCS#7 SignedData, DER), read
+    by openssl; with cert, the signature must verify against it."""
+    argv = ["openssl", "smime", "-verify", "-inform", "DER"]
+    argv += (["-CAfile", str(cert.cert_path), "-purpose", "any"]
+             if cert is not None else ["-noverify"])
+    r = subprocess.run(argv, input=der, capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return plistlib.loads(r.stdout)
+
+
 def tb_servers(root, tag):
     out = []
     for e in root.iter(tag):
@@ -110,7 +121,7 @@ def test_hostile_address_is_escaped_in_every_answer(srv):
     r = request(srv.ports["https"], "GET", "/mobileconfig?email=" + q,
                 tls=True)
     assert r.status == 200, r.body
-    profile = plistlib.loads(r.body)
+    profile = unsigned_profile(r.body)
     assert profile["PayloadContent"][0]["EmailAddress"] == HOSTILE
 
     r = request(srv.ports["https"], "GET",
@@ -214,14 +225,17 @@ def test_autodiscover_json_points_at_the_https_listener(srv):
     assert r.status == 400
 
 
-def test_mobileconfig_is_a_profile_without_password(srv):
+def test_mobileconfig_is_a_signed_profile_without_password(srv,
+                                                           default_cert):
     r = request(srv.ports["https"], "GET",
                 "/mobileconfig?email=alice%40example.test", tls=True)
     assert r.status == 200, r.body
     assert r.header("content-type") == "application/x-apple-aspen-config"
     assert r.header("content-disposition") == \
         'attachment; filename="example.test.mobileconfig"'
-    p = plistlib.loads(r.body)
+    # Signed with the server's certificate (PKCS#7, content attached).
+    assert r.body[:1] == b"\x30"
+    p = unsigned_profile(r.body, default_cert)
     assert p["PayloadType"] == "Configuration"
     assert p["PayloadVersion"] == 1
     (acct,) = p["PayloadContent"]
@@ -241,7 +255,7 @@ def test_mobileconfig_is_a_profile_without_password(srv):
     # replaces the account).
     r2 = request(srv.ports["https"], "GET",
                  "/mobileconfig?email=ALICE%40example.test", tls=True)
-    assert plistlib.loads(r2.body)["PayloadContent"][0]["PayloadUUID"] == \
+    assert unsigned_profile(r2.body)["PayloadContent"][0]["PayloadUUID"] == \
         acct["PayloadUUID"]
     r = request(srv.ports["https"], "GET", "/mobileconfig", tls=True)
     assert r.status == 400
