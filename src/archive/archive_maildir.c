@@ -18,8 +18,6 @@
 #include "lib/util.h"
 #include "store/store.h"
 
-/* Longest directory name a file system takes (NAME_MAX). */
-#define FOLDER_DIR_MAX 255
 /* Longest keyword accepted from dovecot-keywords (store_name.c's). */
 #define KEYWORD_MAX 255
 
@@ -188,7 +186,7 @@ append(char *out, size_t *len, const char *s, size_t n)
 char *
 archive_folder_encode(const char *name)
 {
-	char out[FOLDER_DIR_MAX + 8];
+	char *out = NULL;
 	size_t len = 0;
 	const char *p = name;
 
@@ -196,35 +194,34 @@ archive_folder_encode(const char *name)
 		return xstrdup("");
 	if (*name == '\0')
 		return NULL;
+	/* No length limit here: a name too long for the file system fails
+	 * where the directory is made, with ENAMETOOLONG. */
 	for (;;) {
 		const char *slash = strchr(p, '/');
 		size_t n = slash != NULL ? (size_t)(slash - p) : strlen(p);
 		char *level, *enc;
 
-		if (n == 0)
+		if (n == 0) {
+			free(out);
 			return NULL;	/* "a//b", "/a", "a/" */
+		}
 		level = xstrndup(p, n);
 		enc = mutf7_encode(level);
 		free(level);
-		if (enc == NULL)
-			return NULL;
-		if (len + 1 > FOLDER_DIR_MAX) {
-			free(enc);
+		if (enc == NULL) {
+			free(out);
 			return NULL;
 		}
+		/* Each byte becomes at most 3 ("\2e"), plus the dot. */
+		out = xrealloc(out, len + 3 * strlen(enc) + 2);
 		out[len++] = '.';
 		for (size_t i = 0; enc[i] != '\0'; i++) {
 			unsigned char c = (unsigned char)enc[i];
-			char esc[4];
 
-			if (len + 3 > FOLDER_DIR_MAX) {
-				free(enc);
-				return NULL;
-			}
 			if (c == '.' || c == '/' || c == '\\' || c < ' ' ||
 			    c == 127 || (i == 0 && c == '~')) {
-				snprintf(esc, sizeof(esc), "\\%02x", c);
-				append(out, &len, esc, 3);
+				snprintf(out + len, 4, "\\%02x", c);
+				len += 3;
 			} else {
 				out[len++] = (char)c;
 			}
@@ -235,7 +232,7 @@ archive_folder_encode(const char *name)
 		p = slash + 1;
 	}
 	out[len] = '\0';
-	return xstrdup(out);
+	return out;
 }
 
 static int
@@ -257,8 +254,7 @@ archive_folder_decode(const char *dir)
 	char *out, *level;
 	const char *p;
 
-	if (n < 2 || n > FOLDER_DIR_MAX || dir[0] != '.' ||
-	    strcmp(dir, "..") == 0)
+	if (n < 2 || dir[0] != '.' || strcmp(dir, "..") == 0)
 		return NULL;
 	/* Decoded names are never longer than the directory's: escapes
 	 * shrink, and UTF-8 takes at most as many bytes as modified UTF-7

@@ -1260,7 +1260,8 @@ maildir_export_one(struct export *ex, int rootfd,
 	memset(&k, 0, sizeof(k));
 	if (enc == NULL) {
 		cli_fail("mailbox '%s': its name cannot be a Maildir folder "
-		    "(an empty level): skipped; rename it first", mb->name);
+		    "(an empty level, or not UTF-8): skipped; rename it "
+		    "first", mb->name);
 		return -1;
 	}
 	dirfd = *enc == '\0' ? dup(rootfd) : subdir_make(rootfd, enc);
@@ -1494,8 +1495,8 @@ export_run(struct export *ex, const struct archive_opts *o,
 
 		if (name == NULL || !is_component_safe(name)) {
 			cli_fail("mailbox '%s': its name cannot be a file name "
-			    "(an empty level): skipped; rename it first",
-			    list[i].name);
+			    "(an empty level, or not UTF-8): skipped; rename "
+			    "it first", list[i].name);
 			rc = -1;
 		} else if ((fd = file_create(rootfd, name)) < 0) {
 			cli_fail("%s/%s: cannot create: %s", shown, name,

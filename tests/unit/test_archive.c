@@ -458,6 +458,16 @@ test_archive_folder_names(void **state)
 	/* Names stored before the path rule stay inside the export. */
 	folder_round_trip("../../etc", ".\\2e\\2e.\\2e\\2e.etc");
 	folder_round_trip("..", ".\\2e\\2e");
+	/* No length limit of its own: mkdir says ENAMETOOLONG. */
+	{
+		char name[301], dir[302];
+
+		memset(name, 'x', 300);
+		name[300] = '\0';
+		dir[0] = '.';
+		memcpy(dir + 1, name, 301);
+		folder_round_trip(name, dir);
+	}
 	s = archive_folder_encode("INBOX");
 	assert_string_equal(s, "");
 	free(s);
