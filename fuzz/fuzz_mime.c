@@ -223,6 +223,17 @@ senders_check(const char *msg, size_t size, const char *name)
 	check(addrs == NULL, "free clears");
 }
 
+/* Characters (not bytes) of a UTF-8 string. */
+static size_t
+preview_chars(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s != '\0'; s++)
+		n += ((unsigned char)*s & 0xc0) != 0x80;
+	return n;
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -293,6 +304,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	    "text bounded");
 	check(is_utf8((const unsigned char *)mi.text, strlen(mi.text)),
 	    "text is UTF-8");
+	check(mi.preview != NULL && is_utf8((const unsigned char *)mi.preview,
+	    strlen(mi.preview)), "preview is UTF-8");
+	check(preview_chars(mi.preview) <= MIME_MAX_PREVIEW,
+	    "preview bounded");
+	check(mi.preview[0] != ' ' && (mi.preview[0] == '\0' ||
+	    mi.preview[strlen(mi.preview) - 1] != ' ') &&
+	    strstr(mi.preview, "  ") == NULL, "preview white space collapsed");
 	mime_info_deinit(&mi);
 	senders_check(msg, size, "From");
 	senders_check(msg, size, "sender");

@@ -322,9 +322,9 @@ write_capabilities(struct imap_session *s)
 	    "ESEARCH SEARCHRES BINARY STATUS=SIZE CONDSTORE QRESYNC "
 	    "UTF8=ACCEPT");
 	imap_printf(s, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
+	imap_printf(s, " OBJECTID SAVEDATE PREVIEW MULTIAPPEND REPLACE");
 	/* RFC 7889: the largest APPEND literal, the same for every mailbox
 	 * (STATUS APPENDLIMIT repeats it). */
-	imap_printf(s, " OBJECTID SAVEDATE PREVIEW MULTIAPPEND REPLACE");
 	imap_printf(s, " APPENDLIMIT=%llu",
 	    (unsigned long long)s->cfg->imap_literal_max);
 	if (!is_net_conn_compressed(s->conn))
