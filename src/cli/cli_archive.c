@@ -621,7 +621,8 @@ mbox_import(struct import *im, const struct archive_opts *o)
 
 			if (ffd < 0) {
 				fprintf(stderr, "postern: %s: %s: skipped\n",
-				    pfile, errno == EINVAL ?
+				    pfile, errno == ELOOP ? "a link (links are "
+				    "not followed)" : errno == EINVAL ?
 				    "not a regular file" : strerror(errno));
 			} else if (name == NULL &&
 			    strcasecmp(names[i], "INBOX") != 0) {
@@ -746,8 +747,9 @@ maildir_file(struct import *im, int dirfd, const struct mfile *f,
 	fd = file_open(dirfd, f->name, &st);
 	if (fd < 0) {
 		fprintf(stderr, "postern: %s/%s: %s: skipped\n", dirshown,
-		    shown, errno == EINVAL ? "not a regular file (links "
-		    "are not followed)" : strerror(errno));
+		    shown, errno == ELOOP ? "a link (links are not "
+		    "followed)" : errno == EINVAL ? "not a regular file" :
+		    strerror(errno));
 		free(shown);
 		im->failed++;
 		return 0;
@@ -806,8 +808,17 @@ maildir_folder(struct import *im, int dirfd, const char *shown,
 
 		subfd[s] = openat(dirfd, subs[s], O_RDONLY | O_DIRECTORY |
 		    O_NOFOLLOW | O_CLOEXEC);
-		if (subfd[s] < 0)
+		if (subfd[s] < 0) {
+			if (errno != ENOENT) {
+				fprintf(stderr, "postern: %s/%s: %s: "
+				    "skipped\n", shown, subs[s],
+				    errno == ELOOP || errno == ENOTDIR ?
+				    "not a directory (links are not "
+				    "followed)" : strerror(errno));
+				im->failed++;
+			}
 			continue;
+		}
 		names = dir_names(subfd[s], false, &n);
 		for (size_t i = 0; i < n; i++) {
 			struct archive_maildir_info info;
@@ -888,6 +899,14 @@ maildir_import(struct import *im, const struct archive_opts *o)
 
 		/* Not a folder: Dovecot's and others' own files. */
 		if (!has_subdir(fd, names[i])) {
+			struct stat lst;
+
+			if (fstatat(fd, names[i], &lst,
+			    AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode)) {
+				fprintf(stderr, "postern: %s: a link (links are "
+				    "not followed): skipped\n", sub);
+				im->failed++;
+			}
 			free(name);
 			free(sub);
 			free(pname);

@@ -493,11 +493,24 @@ def test_hostile_maildir_is_read_without_following_links(srv, user, mail,
     got = json.loads(r.stdout)
     assert got["imported"] == 2, (r.stdout, r.stderr)
     assert "links are not followed" in r.stderr, r.stderr
+    assert "/.Linked: a link (links are not followed): skipped" in r.stderr
+    assert "/new/dir-link: a link (links are not followed)" in r.stderr
+    assert ".fifo.host:2,: not a regular file: skipped" in r.stderr
     assert "\\x01\\x1b[31m" in r.stderr or "\\x01" not in r.stderr
     assert r.returncode == 1    # the skipped files count as failed
     bodies = b"".join(b for _, _, b in mail(user).messages())
     assert b"not for import" not in bodies and b"body 99" not in bodies
     assert "Linked" not in mail(user).folders()
+    # cur/ itself a link: not read either.
+    src2 = tmp_path / "Maildir2"
+    (src2 / "new").mkdir(parents=True)
+    os.symlink(outside / "cur", src2 / "cur")
+    r = postern(srv, "import", user[0], "--maildir", src2, "--folder",
+                "Two", timeout=60)
+    assert r.returncode == 1
+    assert "Maildir2/cur: not a directory (links are not followed)" in \
+        r.stderr, r.stderr
+    assert mail(user).messages("Two") == []
 
 
 def test_export_of_names_from_before_the_path_rule_stays_inside(
