@@ -30,7 +30,18 @@ struct tb {
 	struct cont *c;
 	size_t n, cap;
 	GHashTable *ids;	/* message id -> container index + 1 */
+	size_t walk_budget;	/* steps is_under() may still take */
 };
+
+/* The loop check walks up from the new parent. Real mail almost never
+ * needs it (a child without children cannot be an ancestor), but crafted
+ * References can make every link walk a long chain: the walks of one
+ * threading are bounded by WALK_PER_MSG steps a message, after which a
+ * link that needs a walk is refused as if it made a loop. */
+#define WALK_PER_MSG 64
+#define WALK_MIN 100000
+/* References a message contributes: the last ones, nearest its parent. */
+#define REFS_MAX 1000
 
 static size_t
 cont_new(struct tb *t, size_t msg)
@@ -57,15 +68,17 @@ cont_of_id(struct tb *t, const char *id)
 	return c;
 }
 
-/* Is a in the subtree of b (or b itself)? */
+/* Is a in the subtree of b (or b itself)? Also true once the walk
+ * budget is spent. */
 static bool
-is_under(const struct tb *t, size_t a, size_t b)
+is_under(struct tb *t, size_t a, size_t b)
 {
 	if (t->c[b].child == NONE)
 		return a == b;
 	for (; a != NONE; a = t->c[a].parent) {
-		if (a == b)
+		if (a == b || t->walk_budget == 0)
 			return true;
+		t->walk_budget--;
 	}
 	return false;
 }
@@ -231,6 +244,11 @@ link_all(struct tb *t, char **copies)
 		if (m->references != NULL) {
 			copies[2 * i] = xstrdup(m->references);
 			k = ids_split(copies[2 * i], &ids, &cap);
+			if (k > REFS_MAX) {
+				memmove(ids, ids + (k - REFS_MAX), REFS_MAX *
+				    sizeof(*ids));
+				k = REFS_MAX;
+			}
 		}
 		if (k == 0 && m->in_reply_to != NULL) {
 			copies[2 * i + 1] = xstrdup(m->in_reply_to);
@@ -460,6 +478,7 @@ references(struct tb *t, size_t *root)
 	struct subj *subjs = xcalloc(t->nmsgs + 1, sizeof(*subjs));
 
 	t->ids = g_hash_table_new(g_str_hash, g_str_equal);
+	t->walk_budget = t->nmsgs * WALK_PER_MSG + WALK_MIN;
 	link_all(t, copies);
 	/* Step 2: the root set. */
 	*root = NONE;

@@ -338,6 +338,58 @@ test_mime_thread_long_chain_does_not_recurse(void **state)
 	free(m);
 }
 
+/* Crafted References that would make every link walk a deep chain:
+ * the walks are bounded, so this ends quickly and well-formed. */
+static void
+test_mime_thread_crafted_deep_walks_are_bounded(void **state)
+{
+	enum { CHAIN = 20000, PAIRS = 20000, N = CHAIN + 2 * PAIRS };
+	struct mime_thread_msg *m = xcalloc(N, sizeof(*m));
+	char (*ids)[32] = xcalloc(N, sizeof(*ids));
+	char (*refs)[64] = xcalloc(N, sizeof(*refs));
+	uint32_t *nums = xcalloc(N, sizeof(*nums));
+	struct mime_thread t;
+	char *s;
+	size_t open = 0, close = 0;
+
+	(void)state;
+	for (size_t i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof(ids[i]), "m%zu", i);
+		m[i].message_id = ids[i];
+		m[i].sent = (int64_t)i;
+		m[i].subject = "x";
+		nums[i] = (uint32_t)(i + 1);
+		if (i > 0 && i < CHAIN) {
+			m[i].in_reply_to = ids[i - 1];
+		} else if (i >= CHAIN) {
+			size_t j = (i - CHAIN) / 2;
+
+			/* First a child of dummy "d<j>", then a message
+			 * that makes the chain's end the dummy's parent. */
+			if ((i - CHAIN) % 2 == 0)
+				snprintf(refs[i], sizeof(refs[i]), "d%zu", j);
+			else
+				snprintf(refs[i], sizeof(refs[i]), "m%d d%zu",
+				    CHAIN - 1, j);
+			m[i].references = refs[i];
+		}
+	}
+	assert_int_equal(mime_thread_build(m, N, MIME_THREAD_REFERENCES, &t),
+	    0);
+	s = mime_thread_format(&t, nums);
+	for (char *p = s; *p != '\0'; p++) {
+		open += *p == '(';
+		close += *p == ')';
+	}
+	assert_int_equal(open, close);
+	free(s);
+	mime_thread_deinit(&t);
+	free(nums);
+	free(refs);
+	free(ids);
+	free(m);
+}
+
 int
 main(void)
 {
@@ -354,6 +406,8 @@ main(void)
 		cmocka_unit_test(test_mime_thread_references_subject_grouping),
 		cmocka_unit_test(test_mime_thread_orderedsubject),
 		cmocka_unit_test(test_mime_thread_long_chain_does_not_recurse),
+		cmocka_unit_test(
+		    test_mime_thread_crafted_deep_walks_are_bounded),
 	};
 	int rc;
 
