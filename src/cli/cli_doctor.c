@@ -31,9 +31,11 @@
 #include "lib/config.h"
 #include "lib/util.h"
 #include "net/net.h"
+#include "queue/queue.h"
 #include "store/store.h"
 
 static const char usage[] = "postern doctor [--ip ADDR ...] [-c FILE] "
+    "[--json] | doctor client ADDRESS [--server HOST] [--port-scan] "
     "[--json]";
 
 #define PROBE_TIMEOUT_MS 3000
@@ -551,6 +553,433 @@ disk_check(struct cli_admin *ad, struct cli_report *rep)
 	cli_report_line(rep, mark, what, NULL, NULL, NULL, text);
 }
 
+/* ---- postern doctor client ADDRESS ------------------------------------ */
+
+static const char client_usage[] = "postern doctor client ADDRESS "
+    "[--server HOST] [--port-scan] [--json]  (password on stdin or the "
+    "terminal)";
+
+static const struct {
+	uint16_t port;
+	enum config_proto proto;
+	enum config_tls tls;
+	bool is_scan_only;
+} client_ports[] = {
+	{ 25, CONFIG_PROTO_SMTP, CONFIG_TLS_STARTTLS, false },
+	{ 465, CONFIG_PROTO_SUBMISSION, CONFIG_TLS_IMPLICIT, false },
+	{ 587, CONFIG_PROTO_SUBMISSION, CONFIG_TLS_STARTTLS, false },
+	{ 2525, CONFIG_PROTO_SUBMISSION, CONFIG_TLS_STARTTLS, true },
+	{ 143, CONFIG_PROTO_IMAP, CONFIG_TLS_STARTTLS, false },
+	{ 993, CONFIG_PROTO_IMAP, CONFIG_TLS_IMPLICIT, false },
+	{ 110, CONFIG_PROTO_POP3, CONFIG_TLS_STARTTLS, false },
+	{ 995, CONFIG_PROTO_POP3, CONFIG_TLS_IMPLICIT, false },
+};
+
+/* base64 of "\0user\0password" (RFC 4616) for AUTH PLAIN. */
+static char *
+plain_b64(const char *user, const char *pw)
+{
+	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+	    "qrstuvwxyz0123456789+/";
+	size_t ul = strlen(user), pl = strlen(pw), n = ul + pl + 2, o = 0;
+	unsigned char *raw = xmalloc(n);
+	char *out = xmalloc((n + 2) / 3 * 4 + 1);
+
+	raw[0] = '\0';
+	memcpy(raw + 1, user, ul);
+	raw[ul + 1] = '\0';
+	memcpy(raw + ul + 2, pw, pl);
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)raw[i] << 16 | (i + 1 < n ?
+		    (uint32_t)raw[i + 1] << 8 : 0) | (i + 2 < n ? raw[i + 2] : 0);
+
+		out[o++] = tbl[v >> 18 & 63];
+		out[o++] = tbl[v >> 12 & 63];
+		out[o++] = i + 1 < n ? tbl[v >> 6 & 63] : '=';
+		out[o++] = i + 2 < n ? tbl[v & 63] : '=';
+	}
+	out[o] = '\0';
+	secret_wipe(raw, n);
+	free(raw);
+	return out;
+}
+
+/* A quoted IMAP string of s; NULL when s holds what a quoted string
+ * cannot (CR, LF, NUL). */
+static char *
+imap_quote(const char *s)
+{
+	char *out = xmalloc(strlen(s) * 2 + 3);
+	size_t o = 0;
+
+	out[o++] = '"';
+	for (; *s != '\0'; s++) {
+		if (*s == '\r' || *s == '\n') {
+			free(out);
+			return NULL;
+		}
+		if (*s == '"' || *s == '\\')
+			out[o++] = '\\';
+		out[o++] = *s;
+	}
+	out[o++] = '"';
+	out[o] = '\0';
+	return out;
+}
+
+/* Logs in over the TLS session t; returns true, or false with the
+ * server's refusal in reply. */
+static bool
+client_login(int fd, struct net_tls_sock *t, enum config_proto proto,
+    const char *user, const char *pw, char *reply, size_t len)
+{
+	char *cmd, *a, *b;
+	bool is_ok = false;
+
+	switch (proto) {
+	case CONFIG_PROTO_SMTP:
+	case CONFIG_PROTO_SUBMISSION:
+		a = plain_b64(user, pw);
+		cmd = xasprintf("EHLO doctor.invalid\r\nAUTH PLAIN %s\r\n", a);
+		secret_wipe(a, strlen(a));
+		free(a);
+		if (line_write(fd, t, cmd) == 0 &&
+		    line_read(fd, t, reply, len, true) == 0 &&
+		    line_read(fd, t, reply, len, true) == 0)
+			is_ok = strncmp(reply, "235", 3) == 0;
+		break;
+	case CONFIG_PROTO_IMAP:
+		a = imap_quote(user);
+		b = imap_quote(pw);
+		cmd = a != NULL && b != NULL ? xasprintf("d2 LOGIN %s %s\r\n",
+		    a, b) : xstrdup("");
+		if (b != NULL)
+			secret_wipe(b, strlen(b));
+		free(a);
+		free(b);
+		if (line_write(fd, t, cmd) == 0) {
+			do {
+				if (line_read(fd, t, reply, len, false) < 0)
+					break;
+			} while (reply[0] == '*');
+			is_ok = strncmp(reply, "d2 OK", 5) == 0;
+		}
+		break;
+	default:
+		cmd = xasprintf("USER %s\r\nPASS %s\r\n", user, pw);
+		if (line_write(fd, t, cmd) == 0 &&
+		    line_read(fd, t, reply, len, false) == 0 &&
+		    strncmp(reply, "+OK", 3) == 0) {
+			if (line_read(fd, t, reply, len, false) == 0)
+				is_ok = strncmp(reply, "+OK", 3) == 0;
+			else
+				snprintf(reply, len, "(no answer to PASS)");
+		}
+		break;
+	}
+	secret_wipe(cmd, strlen(cmd));
+	free(cmd);
+	first_line(reply);
+	return is_ok;
+
+}
+
+/* MAIL FROM and RCPT TO an outside address; true when the RCPT was
+ * taken. The transaction is reset, nothing is sent. */
+static bool
+is_relay_taken(int fd, struct net_tls_sock *t, const char *from,
+    char *reply, size_t len)
+{
+	char *cmd = xasprintf("MAIL FROM:<%s>\r\n", from);
+	bool is_taken = false;
+
+	if (line_write(fd, t, cmd) == 0 &&
+	    line_read(fd, t, reply, len, true) == 0 &&
+	    strncmp(reply, "250", 3) == 0 &&
+	    line_write(fd, t, "RCPT TO:<postern-doctor@example.com>\r\n") ==
+	    0 && line_read(fd, t, reply, len, true) == 0)
+		is_taken = reply[0] == '2';
+	free(cmd);
+	first_line(reply);
+	{
+		char junk[GREETING_MAX];
+
+		if (line_write(fd, t, "RSET\r\n") == 0)
+			line_read(fd, t, junk, sizeof(junk), true);
+	}
+	return is_taken;
+}
+
+/* A failed login is answered late on purpose (lockout delays): wait for
+ * it longer than for a greeting. */
+static void
+login_timeout(int fd)
+{
+	struct timeval tv = { 30, 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
+static void
+client_port(const char *host, size_t i, const char *user, const char *pw,
+    struct cli_report *rep)
+{
+	uint16_t port = client_ports[i].port;
+	enum config_proto proto = client_ports[i].proto;
+	char what[320], err[256], buf[GREETING_MAX], reply[GREETING_MAX],
+	    text[1200];
+	struct net_tls_sock *t = NULL;
+	struct net_cert_report cr;
+	const char *kind, *names[1] = { host };
+	enum cli_mark mark = CLI_MARK_OK;
+	ssize_t n;
+	int fd;
+
+	snprintf(what, sizeof(what), "port %u (%s)", (unsigned)port,
+	    proto == CONFIG_PROTO_SMTP ? "smtp" : config_proto_name(proto));
+	fd = probe_connect(host, port, err, sizeof(err));
+	if (fd < 0) {
+		snprintf(text, sizeof(text), "no answer from %s:%u: %s.", host,
+		    (unsigned)port, err);
+		cli_report_line(rep, CLI_MARK_WARN, what, NULL, NULL, NULL, text);
+		return;
+	}
+	n = first_bytes(fd, buf, sizeof(buf), 1500);
+	if (n < 0) {
+		cli_report_line(rep, CLI_MARK_FAIL, what, NULL, NULL, NULL,
+		    "the connection was closed at once.");
+		goto out;
+	}
+	if (n == 0) {
+		kind = "implicit TLS";
+		t = net_tls_sock_new(fd, host, err, sizeof(err));
+		if (t == NULL || line_read(fd, t, buf, sizeof(buf), false) < 0) {
+			snprintf(text, sizeof(text), "silent, and no TLS "
+			    "handshake either: %s.", t == NULL ? err :
+			    "no greeting after it");
+			cli_report_line(rep, CLI_MARK_FAIL, what, NULL, NULL,
+			    NULL, text);
+			goto out;
+		}
+	} else {
+		kind = "STARTTLS";
+		first_line(buf);
+		if (probe_starttls(fd, proto, reply, sizeof(reply)) < 0 ||
+		    (t = net_tls_sock_new(fd, host, err, sizeof(err))) ==
+		    NULL) {
+			snprintf(text, sizeof(text), "greets in plain text "
+			    "(\"%s\") but offers no working STARTTLS: passwords "
+			    "would go in clear.", buf);
+			cli_report_line(rep, CLI_MARK_FAIL, what, NULL, NULL,
+			    NULL, text);
+			goto out;
+		}
+	}
+	first_line(buf);
+	if (!is_greeting(proto, buf)) {
+		snprintf(text, sizeof(text), "%s, but the greeting \"%s\" is "
+		    "not %s's.", kind, buf, config_proto_name(proto));
+		cli_report_line(rep, CLI_MARK_FAIL, what, NULL, NULL, NULL,
+		    text);
+		goto out;
+	}
+	if (client_ports[i].tls != (n == 0 ? CONFIG_TLS_IMPLICIT :
+	    CONFIG_TLS_STARTTLS))
+		mark = CLI_MARK_FAIL;
+	net_tls_sock_cert(t, names, 1, &cr);
+	snprintf(text, sizeof(text), "%s (%s)%s; certificate %s", kind,
+	    net_tls_sock_version(t), mark == CLI_MARK_FAIL ? ", not the "
+	    "kind this port stands for: clients set for the port fail" : "",
+	    cr.days_left < 0 ? "expired" : cr.names_missing ?
+	    "does not name the host" : cr.is_self_signed ? "self-signed" :
+	    !cr.is_chain_ok ? cr.verify_text : "valid");
+	if (cr.days_left < 0 || cr.names_missing)
+		mark = CLI_MARK_FAIL;
+	else if (cr.is_self_signed || !cr.is_chain_ok)
+		mark = mark == CLI_MARK_OK ? CLI_MARK_WARN : mark;
+	if (proto == CONFIG_PROTO_SMTP) {
+		/* Port 25 takes mail for the server's domains without a
+		 * login; mail for the outside must be refused (RFC 5321
+		 * §3.6.2 relay). */
+		char junk[GREETING_MAX];
+
+		line_write(fd, t, "EHLO doctor.invalid\r\n");
+		line_read(fd, t, junk, sizeof(junk), true);
+		if (is_relay_taken(fd, t, "", reply, sizeof(reply))) {
+			mark = CLI_MARK_FAIL;
+			snprintf(text + strlen(text), sizeof(text) -
+			    strlen(text), "; OPEN RELAY: mail to an outside "
+			    "address was taken without a login");
+		} else {
+			snprintf(text + strlen(text), sizeof(text) -
+			    strlen(text), "; relay without login refused "
+			    "(\"%s\")", reply);
+		}
+	} else if ((login_timeout(fd), reply[0] = '\0',
+	    client_login(fd, t, proto, user, pw, reply, sizeof(reply)))) {
+		snprintf(text + strlen(text), sizeof(text) - strlen(text),
+		    "; login as %s works", user);
+		if (proto == CONFIG_PROTO_SUBMISSION) {
+			bool is_taken = is_relay_taken(fd, t, user, reply,
+			    sizeof(reply));
+
+			snprintf(text + strlen(text), sizeof(text) -
+			    strlen(text), is_taken ? "; sending to an outside "
+			    "address is accepted" : "; sending to an outside "
+			    "address is refused after login (\"%s\")", reply);
+			if (!is_taken)
+				mark = CLI_MARK_FAIL;
+		}
+	} else {
+		mark = CLI_MARK_FAIL;
+		snprintf(text + strlen(text), sizeof(text) - strlen(text),
+		    "; login as %s refused: \"%s\"%s", user, reply,
+		    strstr(reply, "locked") != NULL ||
+		    strstr(reply, "LOCKED") != NULL ? " (the account is "
+		    "locked after failed logins: wait, or check the "
+		    "password)" : strstr(reply, "disabled") != NULL ||
+		    strstr(reply, "CONTACTADMIN") != NULL ? " (the account or "
+		    "this protocol is disabled for it)" : strstr(reply,
+		    "AUTHENTICATIONFAILED") != NULL || strncmp(reply, "535",
+		    3) == 0 || strncmp(reply, "-ERR", 4) == 0 ? " (wrong "
+		    "user name or password; an app password if the account "
+		    "has two-factor login)" : "");
+	}
+	strncat(text, ".", sizeof(text) - strlen(text) - 1);
+	cli_report_line(rep, mark, what, NULL, NULL, NULL, text);
+out:
+	net_tls_sock_free(&t);
+	close(fd);
+}
+
+/* Where a client would look for the server: SRV records (RFC 6186),
+ * then the names guessed by clients. Returns the host, or NULL. */
+static char *
+client_discover(struct queue_lookup *lk, const char *domain,
+    struct cli_report *rep)
+{
+	static const char *const srv[] = { "_imaps._tcp", "_submissions._tcp",
+	    "_imap._tcp", "_submission._tcp" };
+	static const char *const guess[] = { "mail", "imap", "smtp" };
+	char *host = NULL, name[300], text[512];
+
+	for (size_t i = 0; i < sizeof(srv) / sizeof(srv[0]); i++) {
+		char **rrs = NULL;
+		size_t n = 0;
+		unsigned pr, w, po;
+		char target[256];
+
+		snprintf(name, sizeof(name), "%s.%s.", srv[i], domain);
+		if (queue_lookup_query(lk, name, "SRV", &rrs, &n) ==
+		    QUEUE_LOOKUP_OK && sscanf(rrs[0], "%u %u %u %255s", &pr, &w,
+		    &po, target) == 4 && strcmp(target, ".") != 0) {
+			size_t tl = strlen(target);
+
+			if (tl > 1 && target[tl - 1] == '.')
+				target[tl - 1] = '\0';
+			if (host == NULL)
+				host = xstrdup(target);
+			snprintf(text, sizeof(text), "%s port %u.", target, po);
+			cli_report_line(rep, CLI_MARK_OK, "SRV", name, NULL,
+			    NULL, text);
+		} else {
+			cli_report_line(rep, CLI_MARK_WARN, "SRV", name, NULL,
+			    NULL, "not published: clients guess instead.");
+		}
+		queue_lookup_rrs_free(&rrs, n);
+	}
+	for (size_t i = 0; i < sizeof(guess) / sizeof(guess[0]); i++) {
+		char **rrs = NULL;
+		size_t n = 0;
+
+		snprintf(name, sizeof(name), "%s.%s", guess[i], domain);
+		if (queue_lookup_query(lk, name, "A", &rrs, &n) ==
+		    QUEUE_LOOKUP_OK) {
+			snprintf(text, sizeof(text), "resolves (%s).", rrs[0]);
+			cli_report_line(rep, CLI_MARK_OK, "guess", name, NULL,
+			    NULL, text);
+			if (host == NULL)
+				host = xstrdup(name);
+		} else {
+			cli_report_line(rep, CLI_MARK_WARN, "guess", name, NULL,
+			    NULL, "does not resolve.");
+		}
+		queue_lookup_rrs_free(&rrs, n);
+	}
+	return host;
+}
+
+static int
+doctor_client(int argc, char **argv, bool is_json)
+{
+	struct cli_report rep = { 0 };
+	const char *address = NULL, *server = NULL, *at;
+	bool is_scan = false;
+	char *pw, *host = NULL, err[256];
+	struct queue_lookup *lk;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--server") == 0 && i + 1 < argc)
+			server = argv[++i];
+		else if (strcmp(argv[i], "--port-scan") == 0)
+			is_scan = true;
+		else if (strcmp(argv[i], "--json") == 0)
+			;
+		else if (address == NULL && argv[i][0] != '-')
+			address = argv[i];
+		else
+			address = NULL, i = argc;
+	}
+	if (address == NULL || (at = strrchr(address, '@')) == NULL ||
+	    at[1] == '\0' || strlen(address) > 254) {
+		fprintf(stderr, "usage: %s\n", client_usage);
+		return CLI_EXIT_USAGE;
+	}
+	pw = cli_password_read("Password: ");
+	if (pw == NULL)
+		return CLI_EXIT_FAIL;
+	if (is_json)
+		rep.items = json_array();
+	if (server != NULL) {
+		host = xstrdup(server);
+	} else {
+		lk = queue_lookup_new(NULL, 53, err, sizeof(err));
+		if (lk != NULL) {
+			host = client_discover(lk, at + 1, &rep);
+			queue_lookup_free(&lk);
+		}
+		if (host == NULL)
+			cli_report_line(&rep, CLI_MARK_FAIL, "discovery", at + 1,
+			    NULL, NULL, "no SRV record and no guessed name "
+			    "resolves: clients cannot find the server; give "
+			    "--server HOST.");
+	}
+	for (size_t i = 0; host != NULL &&
+	    i < sizeof(client_ports) / sizeof(client_ports[0]); i++) {
+		if (client_ports[i].is_scan_only && !is_scan)
+			continue;
+		client_port(host, i, address, pw, &rep);
+	}
+	secret_wipe(pw, strlen(pw));
+	free(pw);
+	free(host);
+	if (is_json) {
+		json_t *j = json_pack("{s:b,s:i,s:i,s:O}", "ok", rep.fails == 0,
+		    "problems", rep.fails, "warnings", rep.warns, "checks",
+		    rep.items);
+
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(j);
+		json_decref(rep.items);
+	} else {
+		printf("%d problem%s, %d warning%s\n", rep.fails,
+		    rep.fails == 1 ? "" : "s", rep.warns,
+		    rep.warns == 1 ? "" : "s");
+	}
+	return rep.fails == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
 /* ---- the command ------------------------------------------------------ */
 
 /* The configuration path among argv, as cli_admin_open() will find it. */
@@ -686,7 +1115,10 @@ cli_doctor(int argc, char **argv)
 		is_json |= strcmp(argv[i], "--json") == 0;
 		args[n++] = argv[i];
 	}
-	rc = doctor_server(n, args, ips, nips, is_json);
+	if (n >= 2 && strcmp(args[1], "client") == 0)
+		rc = doctor_client(n - 1, args + 1, is_json);
+	else
+		rc = doctor_server(n, args, ips, nips, is_json);
 	free(args);
 	return rc;
 }

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from dns_helpers import Dnsmasq, needs_dnsmasq, records_to_dnsmasq
-from postern_harness import Cert, admin_ok, postern_bin, render_config
+from postern_harness import (Cert, add_user, admin_ok, make_cert, postern_bin,
+                             render_config)
 
 pytestmark = [needs_dnsmasq]
 
@@ -222,3 +223,74 @@ def test_doctor_reports_a_bad_configuration(tmp_path):
     assert r.returncode == 1
     assert lines[0].startswith(FAIL + " configuration")
     assert "workers" in lines[0]
+
+
+# `postern doctor client ADDRESS --server HOST`: every standard port of a
+# postern on a loopback address of its own, as a mail client sees it.
+CLIENT_ADDR = "127.0.0.94"
+ALICE, ALICE_PW = "alice@example.test", "alice-Secret-1"
+
+
+@pytest.fixture(scope="module")
+def client_server(module_postern_factory, tmp_path_factory):
+    d = tmp_path_factory.mktemp("doctorclient")
+    cert = make_cert(d, "ipname", CLIENT_ADDR, [CLIENT_ADDR])
+    listeners = [
+        ("smtp", "smtp", "starttls", 25),
+        ("submissions", "submission", "implicit", 465),
+        ("submission", "submission", "starttls", 587),
+        ("imap", "imap", "starttls", 143),
+        ("imaps", "imap", "implicit", 993),
+        ("pop3", "pop3", "starttls", 110),
+        ("pop3s", "pop3", "implicit", 995),
+    ]
+    data = d / "data"
+    data.mkdir(mode=0o700)
+    text = config_text(data, cert, [(n, p, t, CLIENT_ADDR, port)
+                                    for n, p, t, port in listeners], 53)
+    path = d / "postern.conf"
+    path.write_text(text)
+    admin_ok(path, "domain", "add", "example.test")
+    add_user(path, ALICE, ALICE_PW)
+    srv = module_postern_factory(config_text=text, listeners=[
+        (n, p, t) for n, p, t, _ in listeners])
+    return srv
+
+
+def doctor_client(password, *args):
+    r = subprocess.run([postern_bin(), "doctor", "client", ALICE,
+                        "--server", CLIENT_ADDR, *args],
+                       capture_output=True, text=True, timeout=120,
+                       input=password + "\n")
+    return r, [l for l in r.stdout.splitlines() if l[:1] in (OK, WARN, FAIL)]
+
+
+def test_doctor_client_against_postern(client_server):
+    r, lines = doctor_client(ALICE_PW)
+    assert r.returncode == 0, r.stdout + r.stderr
+    kinds = {25: "STARTTLS", 465: "implicit TLS", 587: "STARTTLS",
+             143: "STARTTLS", 993: "implicit TLS", 110: "STARTTLS",
+             995: "implicit TLS"}
+    for port, kind in kinds.items():
+        l = line(lines, "port %d " % port)
+        assert l[0] == WARN, l          # self-signed
+        assert "| %s (TLSv1." % kind in l, l
+        assert "certificate self-signed" in l, l
+        if port == 25:
+            assert "relay without login refused" in l, l
+        else:
+            assert "login as %s works" % ALICE in l, l
+        if port in (465, 587):
+            assert "sending to an outside address is accepted" in l, l
+    assert ALICE_PW not in r.stdout + r.stderr
+
+
+def test_doctor_client_wrong_password(client_server):
+    r, lines = doctor_client("not-the-password")
+    assert r.returncode == 1
+    l = line(lines, "port 993 ")
+    assert l[0] == FAIL
+    assert "login as %s refused" % ALICE in l
+    assert "wrong user name or password" in l
+    l = line(lines, "port 995 ")
+    assert l[0] == FAIL and "login as %s refused: \"-ERR" % ALICE in l
