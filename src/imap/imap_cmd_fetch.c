@@ -573,7 +573,11 @@ msg_open(struct imap_session *s, struct fetch_job *j)
 	}
 	/* RFC 9051 §7.3.5: a keyword is in FLAGS before a FETCH shows it. */
 	imap_view_flags_announce(s);
-	imap_printf(s, "* %zu FETCH (", j->idx[j->pos] + 1);
+	/* RFC 9586 §3.3: under UIDONLY the reply is named by UID. */
+	if (s->is_uidonly)
+		imap_printf(s, "* UIDFETCH %" PRIu32 " (", m->uid);
+	else
+		imap_printf(s, "* %zu FETCH (", j->idx[j->pos] + 1);
 	j->is_msg_open = true;
 	return 1;
 gone:
@@ -714,7 +718,8 @@ item_step(struct imap_session *s, struct fetch_job *j)
 	char id[AUTH_OBJECT_ID_LEN];
 	size_t i = j->att;
 
-	if (i == 0 && (s->cmd->is_uid || s->is_condstore) && !j->has_uid) {
+	if (i == 0 && (s->cmd->is_uid || s->is_condstore) && !j->has_uid &&
+	    !s->is_uidonly) {
 		/* RFC 9051 §6.4.9: UID FETCH replies carry the UID; so does
 		 * every FETCH reply once CONDSTORE is on, for the client to
 		 * file the MODSEQ by (RFC 7162 §3.2.4). */

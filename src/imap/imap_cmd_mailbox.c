@@ -199,8 +199,12 @@ qresync_report(struct imap_session *s, const struct qresync *q)
 		if (at == SIZE_MAX)
 			continue;
 		imap_view_flags_announce(s);
-		imap_printf(s, "* %zu FETCH (UID %u FLAGS ", at + 1,
-		    v->msgs[at].uid);
+		if (s->is_uidonly)
+			imap_printf(s, "* UIDFETCH %u (FLAGS ",
+			    v->msgs[at].uid);
+		else
+			imap_printf(s, "* %zu FETCH (UID %u FLAGS ", at + 1,
+			    v->msgs[at].uid);
 		imap_write_flags(s, v->msgs[at].flags,
 		    imap_view_keywords(v, at));
 		imap_printf(s, " MODSEQ (%llu))\r\n",
@@ -259,7 +263,8 @@ imap_cmd_select(struct imap_session *s, const struct imap_cmd *cmd)
 			if (!(v->msgs[i].flags & STORE_FLAG_SEEN))
 				first_unseen = i + 1;
 		}
-		if (first_unseen > 0)
+		/* A sequence number: not under UIDONLY (RFC 9586). */
+		if (first_unseen > 0 && !s->is_uidonly)
 			imap_printf(s, "* OK [UNSEEN %zu] First unseen\r\n",
 			    first_unseen);
 	}

@@ -459,8 +459,14 @@ key_parse(struct kp *p, const struct imap_arg *args, size_t n, size_t *pos,
 		return 0;
 	}
 	if (a->kind == IMAP_ARG_ATOM && a->len > 0 &&
-	    (strchr("0123456789*$", a->str[0]) != NULL))
+	    (strchr("0123456789*$", a->str[0]) != NULL)) {
+		/* RFC 9586 §3.1: no sequence numbers under UIDONLY ("$"
+		 * holds UIDs). */
+		if (p->s->is_uidonly && strcmp(a->str, "$") != 0)
+			return kp_fail(p, false, "[UIDREQUIRED] UIDONLY is "
+			    "enabled: use the UID search key");
 		return set_key(p, a, false, is_top, out);
+	}
 	if ((d = key_find(a)) == NULL)
 		return kp_fail(p, false, "Unknown search key");
 	out->kind = d->kind;

@@ -167,7 +167,12 @@ store_pump(struct imap_session *s)
 		/* RFC 9051 §6.4.6: the new flags, unless .SILENT; RFC 7162
 		 * §3.1.3: with CONDSTORE the MODSEQ even then. RFC 9051
 		 * §6.4.9: UID STORE replies carry the UID. */
-		imap_printf(s, "* %zu FETCH (", j->idx[k] + 1);
+		/* RFC 9586 §3.3: UIDFETCH under UIDONLY, the UID in its
+		 * name. */
+		if (s->is_uidonly)
+			imap_printf(s, "* UIDFETCH %" PRIu32 " (", m->uid);
+		else
+			imap_printf(s, "* %zu FETCH (", j->idx[k] + 1);
 		if (!j->is_silent) {
 			imap_write(s, "FLAGS ", 6);
 			imap_write_flags(s, m->flags,
@@ -175,13 +180,12 @@ store_pump(struct imap_session *s)
 		}
 		/* With CONDSTORE the client files the MODSEQ by UID: give
 		 * it always (RFC 7162 §3.2.4 asks it under QRESYNC). */
-		if (s->cmd->is_uid || s->is_condstore)
+		if ((s->cmd->is_uid || s->is_condstore) && !s->is_uidonly)
 			imap_printf(s, "%sUID %" PRIu32, j->is_silent ? "" :
 			    " ", m->uid);
 		if (s->is_condstore)
 			imap_printf(s, "%sMODSEQ (%" PRIu64 ")",
-			    j->is_silent && !s->cmd->is_uid &&
-			    !s->is_condstore ? "" : " ",
+			    j->is_silent && s->is_uidonly ? "" : " ",
 			    m->modseq);
 		imap_write(s, ")\r\n", 3);
 	}

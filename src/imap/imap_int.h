@@ -103,6 +103,7 @@ struct imap_session {
 				 * not modified UTF-7 */
 	bool is_condstore;	/* RFC 7162 §3.1: MODSEQ in FETCH replies */
 	bool is_qresync;	/* RFC 7162 §3.2: VANISHED, not EXPUNGE */
+	bool is_uidonly;	/* RFC 9586: UIDs only; UIDFETCH, VANISHED */
 
 	/* A command in progress across callbacks (a streamed FETCH...):
 	 * job_drained runs when the output has drained below NET_DRAIN_LOW;

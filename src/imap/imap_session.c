@@ -322,7 +322,8 @@ write_capabilities(struct imap_session *s)
 	    "ESEARCH SEARCHRES BINARY STATUS=SIZE CONDSTORE QRESYNC "
 	    "UTF8=ACCEPT");
 	imap_printf(s, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
-	imap_printf(s, " OBJECTID SAVEDATE PREVIEW MULTIAPPEND REPLACE");
+	imap_printf(s, " OBJECTID SAVEDATE PREVIEW MULTIAPPEND REPLACE "
+	    "UIDONLY");
 	/* RFC 7889: the largest APPEND literal, the same for every mailbox
 	 * (STATUS APPENDLIMIT repeats it). */
 	imap_printf(s, " APPENDLIMIT=%llu",
@@ -484,6 +485,12 @@ imap_cmd_enable(struct imap_session *s, const struct imap_cmd *cmd)
 		    !s->is_condstore) {
 			condstore_enable(s);
 			name = "CONDSTORE";
+		} else if (strcasecmp(a->str, "UIDONLY") == 0 &&
+		    !s->is_uidonly) {
+			/* RFC 9586 §3: from now on no sequence numbers,
+			 * either way. */
+			s->is_uidonly = true;
+			name = "UIDONLY";
 		} else if (strcasecmp(a->str, "QRESYNC") == 0 &&
 		    !s->is_qresync) {
 			/* RFC 7162 §3.2.3: QRESYNC implies CONDSTORE. */
@@ -791,6 +798,14 @@ dispatch(struct imap_session *s)
 	if (def == NULL || (s->cmd->is_uid && !(def->flags & CMD_UID))) {
 		imap_done(s, "BAD", "Unknown command %s%.40s",
 		    s->cmd->is_uid ? "UID " : "", s->cmd->name);
+		return;
+	}
+	/* RFC 9586 §3.1: every command that names messages by number
+	 * (EXPUNGE names none). */
+	if (s->is_uidonly && !s->cmd->is_uid && (def->flags & CMD_UID) &&
+	    strcmp(def->name, "EXPUNGE") != 0) {
+		imap_done(s, "BAD", "[UIDREQUIRED] UIDONLY is enabled: use "
+		    "UID %s", def->name);
 		return;
 	}
 	if (!(def->states & (1u << s->state))) {

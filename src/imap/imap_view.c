@@ -303,7 +303,11 @@ write_flags_update(struct imap_session *s, size_t i)
 	const struct imap_msg *m = &s->view->msgs[i];
 
 	imap_view_flags_announce(s);
-	imap_printf(s, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
+	/* RFC 9586 §3.3: UIDFETCH, by UID, under UIDONLY. */
+	if (s->is_uidonly)
+		imap_printf(s, "* UIDFETCH %u (FLAGS ", m->uid);
+	else
+		imap_printf(s, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
 	imap_write_flags(s, m->flags, imap_view_keywords(s->view, i));
 	if (s->is_condstore)
 		imap_printf(s, " MODSEQ (%llu)",
@@ -342,7 +346,7 @@ announce_expunges(struct imap_session *s)
 	for (size_t i = v->n; i-- > 0;) {
 		if (!v->msgs[i].is_expunged)
 			continue;
-		if (!s->is_qresync)
+		if (!s->is_qresync && !s->is_uidonly)
 			imap_printf(s, "* %zu EXPUNGE\r\n", i + 1);
 		ngone++;
 	}
@@ -359,7 +363,8 @@ announce_expunges(struct imap_session *s)
 		v->msgs[o++] = v->msgs[i];
 	}
 	v->n = o;
-	if (s->is_qresync) {
+	/* RFC 9586 §3.2: UIDONLY too hears VANISHED. */
+	if (s->is_qresync || s->is_uidonly) {
 		imap_printf(s, "* VANISHED ");
 		write_uid_set(s, gone, ngone);
 		imap_printf(s, "\r\n");
