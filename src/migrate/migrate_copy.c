@@ -331,6 +331,7 @@ sink_done(void *arg, const struct store_delivery_result *results, size_t n)
 	struct pending *pd = arg;
 
 	pd->k->inflight--;
+	pd->k->inflight_bytes -= pd->size;
 	if (n >= 1 && results[0].err == STORE_OK) {
 		pd->fr->copied++;
 		pd->fr->bytes += pd->size;
@@ -355,7 +356,9 @@ migrate_sink_put(struct migrate_sink *k, struct migrate_folder_result *fr,
 	struct pending *pd;
 	enum store_err err;
 
-	while (k->inflight >= MIGRATE_PIPELINE)
+	while (k->inflight >= MIGRATE_PIPELINE ||
+	    (k->inflight > 0 && k->inflight_bytes + len >
+	    MIGRATE_PIPELINE_BYTES))
 		event_base_loop(k->base, EVLOOP_ONCE);
 	if ((d = store_delivery_new(k->st, &err)) == NULL ||
 	    store_delivery_write(d, msg, len, &err) < 0) {
@@ -375,8 +378,10 @@ migrate_sink_put(struct migrate_sink *k, struct migrate_folder_result *fr,
 	pd->fr = fr;
 	pd->size = len;
 	k->inflight++;
+	k->inflight_bytes += len;
 	if (store_delivery_submit(d, k->base, sink_done, pd) < 0) {
 		k->inflight--;
+		k->inflight_bytes -= len;
 		free(pd);
 		k->is_store_failed = true;
 		snprintf(k->store_error, sizeof(k->store_error),

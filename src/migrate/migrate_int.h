@@ -232,9 +232,11 @@ char *migrate_message_id(const char *msg, size_t len);
 void migrate_hash(const char *msg, size_t len, char out[65]);
 
 /* Stores messages without waiting for each commit: up to
- * MIGRATE_PIPELINE deliveries in flight, so that the store's writer
- * commits many with one fsync (DESIGN.md, group commit). */
-#define MIGRATE_PIPELINE 64
+ * MIGRATE_PIPELINE deliveries (and MIGRATE_PIPELINE_BYTES of them) in
+ * flight, so that the store's writer commits a full batch with one sync
+ * (DESIGN.md, group commit; a batch is at most 256). */
+#define MIGRATE_PIPELINE 256
+#define MIGRATE_PIPELINE_BYTES (32u << 20)
 
 struct event_base;
 
@@ -243,6 +245,7 @@ struct migrate_sink {
 	int64_t account;
 	struct event_base *base;
 	size_t inflight;
+	uint64_t inflight_bytes;
 	bool is_store_failed;
 	char store_error[160];
 };

@@ -443,6 +443,38 @@ test_migrate_mutf7(void **state)
 	assert_null(migrate_mutf7_decode("\xc3\xbc", 2));
 }
 
+static void
+check_name(const char *src, char delim, uint32_t attrs, const char *want,
+    bool want_mapped)
+{
+	bool is_mapped;
+	char *got = migrate_name_map(src, delim, attrs, &is_mapped);
+
+	assert_string_equal(got, want);
+	assert_int_equal(is_mapped, want_mapped);
+	free(got);
+}
+
+static void
+test_migrate_name_map_hostile_names_stay_inside(void **state)
+{
+	(void)state;
+	check_name("INBOX", '/', 0, "INBOX", false);
+	check_name("inbox.Sub", '.', 0, "INBOX/Sub", false);
+	check_name("Work.Projects", '.', 0, "Work/Projects", false);
+	check_name("a/b.c", '.', 0, "a_b/c", true);	/* "/" in a level */
+	check_name("..", '/', 0, "_..", true);
+	check_name("x/../../etc", '/', 0, "x/_../_../etc", true);
+	check_name("/abs", '/', 0, "_/abs", true);	/* empty level */
+	check_name("~root", '/', 0, "_~root", true);
+	check_name("bad\x01\nname", '/', 0, "bad__name", true);
+	check_name("Gesendete Objekte", '/', MIGRATE_LIST_SENT, "Sent",
+	    false);
+	check_name("[Gmail]/Papierkorb", '/', MIGRATE_LIST_TRASH, "Trash",
+	    false);
+	check_name("a*b%c", '/', 0, "a_b_c", true);	/* wildcards */
+}
+
 int
 main(void)
 {
@@ -467,6 +499,8 @@ main(void)
 		cmocka_unit_test(test_migrate_vanished_ranges_not_expanded),
 		cmocka_unit_test(test_migrate_dates),
 		cmocka_unit_test(test_migrate_mutf7),
+		cmocka_unit_test(
+		    test_migrate_name_map_hostile_names_stay_inside),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
