@@ -354,7 +354,8 @@ msg_end(struct import *im, uint32_t flags, const char *keywords, int64_t date)
 		p->where = where;
 		p->size = im->size;
 		im->inflight++;
-		if (store_delivery_submit(im->d, im->base, import_done, p) < 0) {
+		if (store_delivery_submit(im->d, im->base, import_done,
+		    p) < 0) {
 			im->inflight--;
 			import_result(im, where, im->size, STORE_TEMP);
 			free(where);
@@ -903,8 +904,8 @@ maildir_import(struct import *im, const struct archive_opts *o)
 
 			if (fstatat(fd, names[i], &lst,
 			    AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(lst.st_mode)) {
-				fprintf(stderr, "postern: %s: a link (links are "
-				    "not followed): skipped\n", sub);
+				fprintf(stderr, "postern: %s: a link (links "
+				    "are not followed): skipped\n", sub);
 				im->failed++;
 			}
 			free(name);
