@@ -161,6 +161,7 @@ SOURCE_USERS = {
     "carol@source.test": "pw-carol",
     "dave@source.test": "pw-dave",
     "erin@source.test": "pw-erin",
+    "frank@source.test": "pw-frank",
     "multi0@source.test": "pw multi 0",
     "multi1@source.test": "pw multi 1",
     "multi2@source.test": "pw multi 2",
@@ -501,3 +502,39 @@ def test_accounts_file_runs_three_accounts(dovecot, srv, tmp_path):
                        stdin=subprocess.DEVNULL)
     assert r.returncode == 2
     assert "%s:2:" % bad in r.stderr
+
+
+def test_uidvalidity_change_matches_again_without_duplicates(dovecot, srv):
+    user = "frank@source.test"
+    c = dovecot.imap(user)
+    for i in range(4):
+        append(c, "INBOX", message(700 + i), "(\\Seen)" if i % 2 else "",
+               1300000000 + i * 3600)
+    c.logout()
+    address, password = new_user(srv)
+    url = "imaps://%s@localhost:%d" % (user, dovecot.ports["imaps"])
+    out = migrate_ok(srv, dovecot, address, url, "pw-frank")
+    assert folder(out, "INBOX")["copied"] == 4
+    # The source renumbers its INBOX (a restore, a server change) and
+    # gets one new message.
+    r = subprocess.run(["doveadm", "-c", str(dovecot.root / "dovecot.conf"),
+                        "mailbox", "update", "-u", user, "--uid-validity",
+                        "4242", "INBOX"], capture_output=True, text=True,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    c = dovecot.imap(user)
+    typ, data = c.select("INBOX")
+    assert c.response("UIDVALIDITY")[1] == [b"4242"]
+    append(c, "INBOX", message(799), "", 1300100000)
+    c.logout()
+    out = migrate_ok(srv, dovecot, address, url, "pw-frank")
+    f = folder(out, "INBOX")
+    assert (f["rematched"], f["copied"]) == (4, 1), f
+    d = postern_imap(srv, address, password)
+    got, n = fetch_all(d, "INBOX")
+    d.logout()
+    assert n == 5
+    # And the run after copies nothing: the map is keyed on the new one.
+    out = migrate_ok(srv, dovecot, address, url, "pw-frank")
+    f = folder(out, "INBOX")
+    assert (f["rematched"], f["copied"]) == (0, 0), f
