@@ -134,6 +134,7 @@ imap_sort_rows_get(struct imap_session *s, const struct imap_arg *args,
 		hit[at] = true;
 	}
 	free(uids);
+	r->has_modseq = k.has_modseq;
 	imap_search_keys_deinit(&k);
 	if (v->n > 0 && store_sort_list(s->ctx->store, v->mailbox,
 	    v->msgs[0].uid, v->msgs[v->n - 1].uid, what, &r->list, &r->nlist,
@@ -170,6 +171,26 @@ store_failed_nokeys:
 	store_sort_list_free(&r->list, r->nlist);
 	r->nlist = 0;
 	return -1;
+}
+
+/* RFC 7162 §3.1.5: the MODSEQ key enables CONDSTORE (the mailbox learns
+ * its HIGHESTMODSEQ now); the reply then ends with the highest MODSEQ of
+ * the messages it names. */
+uint64_t
+imap_sort_modseq(struct imap_session *s, const struct imap_sort_rows *r)
+{
+	uint64_t best = 0;
+
+	if (!s->is_condstore) {
+		s->is_condstore = true;
+		imap_printf(s, "* OK [HIGHESTMODSEQ %" PRIu64 "] Highest\r\n",
+		    s->view->modseq);
+	}
+	for (size_t i = 0; i < r->n; i++) {
+		if (s->view->msgs[r->rows[i].at].modseq > best)
+			best = s->view->msgs[r->rows[i].at].modseq;
+	}
+	return best;
 }
 
 int64_t
@@ -458,6 +479,7 @@ imap_cmd_sort(struct imap_session *s, const struct imap_cmd *cmd)
 	struct imap_sort_rows r;
 	struct item *items;
 	unsigned ret = 0, what = 0;
+	uint64_t modseq = 0;
 	bool is_esort = false;
 	struct out o = { .s = s };
 
@@ -521,11 +543,16 @@ imap_cmd_sort(struct imap_session *s, const struct imap_cmd *cmd)
 	struct crits cr = { crits, ncrits };
 
 	qsort_r(items, r.n, sizeof(*items), item_cmp, &cr);
+	if (r.has_modseq)
+		modseq = imap_sort_modseq(s, &r);
 	if (!is_esort) {
 		out_printf(&o, "* SORT");
 		for (size_t i = 0; i < r.n; i++)
 			out_printf(&o, " %" PRIu32, item_number(&items[i],
 			    cmd->is_uid));
+		/* RFC 7162 §3.1.5: not when nothing matched. */
+		if (r.has_modseq && r.n > 0)
+			out_printf(&o, " (MODSEQ %" PRIu64 ")", modseq);
 		out_printf(&o, "\r\n");
 		out_flush(&o);
 	} else if (ret & ~(unsigned)RET_SAVE) {
@@ -545,6 +572,8 @@ imap_cmd_sort(struct imap_session *s, const struct imap_cmd *cmd)
 			out_printf(&o, " ALL ");
 			write_all(&o, items, r.n, cmd->is_uid);
 		}
+		if (r.has_modseq && r.n > 0)
+			out_printf(&o, " MODSEQ %" PRIu64, modseq);
 		out_printf(&o, "\r\n");
 		out_flush(&o);
 	}

@@ -297,6 +297,7 @@ struct imap_sort_rows {
 	size_t n;
 	struct store_sort_msg *list;
 	size_t nlist;
+	bool has_modseq;	/* the MODSEQ key was used (RFC 7162 §3.1.5) */
 	bool is_no;		/* on error: NO, else BAD */
 	const char *error;	/* on error: the reply text */
 };
@@ -306,6 +307,10 @@ struct imap_sort_rows {
 int imap_sort_rows_get(struct imap_session *s, const struct imap_arg *args,
     size_t nargs, unsigned what, struct imap_sort_rows *r);
 void imap_sort_rows_deinit(struct imap_sort_rows *r);
+/* RFC 7162 §3.1.5: after the MODSEQ key, enables CONDSTORE (sending
+ * HIGHESTMODSEQ) and returns the highest MODSEQ among r's messages. */
+uint64_t imap_sort_modseq(struct imap_session *s,
+    const struct imap_sort_rows *r);
 /* RFC 5256 §2.2: the sent date (Date:, else the internal date). */
 int64_t imap_sort_sent_date(const struct store_sort_msg *m);
 /* Is a the charset argument of SORT or THREAD we know (UTF-8, US-ASCII)? */

@@ -201,6 +201,22 @@ def test_esort_return_options(c, corpus):
     assert r.untagged == [b'* ESEARCH (TAG "%s") COUNT 0\r\n' % r.tag]
 
 
+def test_sort_modseq_key_enables_condstore(c):
+    # RFC 7162 §3.1.5: HIGHESTMODSEQ at once, then the highest MODSEQ of
+    # the messages named (all six: nothing changed since they came).
+    r = c.ok("SORT (DATE) UTF-8 MODSEQ 1")
+    assert len(r.untagged) == 2, r.untagged
+    m = re.match(rb"\* OK \[HIGHESTMODSEQ (\d+)\] ", r.untagged[0])
+    assert m, r.untagged
+    assert r.untagged[1] == (b"* SORT 2 3 1 4 5 6 (MODSEQ %s)\r\n"
+                             % m.group(1))
+    r = c.ok("SORT RETURN (COUNT) (DATE) UTF-8 MODSEQ 1")
+    assert r.untagged == [b'* ESEARCH (TAG "%s") COUNT 6 MODSEQ %s\r\n'
+                          % (r.tag, m.group(1))]
+    r = c.ok("SORT (DATE) UTF-8 MODSEQ 1 SUBJECT nothing-matches")
+    assert r.untagged == [b"* SORT\r\n"]
+
+
 def test_esort_save_feeds_searchres(c):
     r = c.ok("SORT RETURN (SAVE) (DATE) UTF-8 SINCE 03-Jan-2024")
     assert r.untagged == []
