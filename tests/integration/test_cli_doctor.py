@@ -4,10 +4,13 @@ published by a private dnsmasq exactly as `postern dns --json` prints
 them) passes with exit 0; a wrong one -- STARTTLS on port 465, an expired
 certificate for another name, a listener nothing answers on, a listener
 said to be implicit TLS where the server greets in plain text -- gets the
-✗ line that names the fix, and exit 1."""
+✗ line that names the fix, and exit 1. `postern doctor client` probes
+every standard port of a postern and of Debian's Dovecot (started
+privately) as a mail client would: TLS kind, certificate, login, relay."""
 
 import datetime
 import json
+import os
 import re
 import socket
 import subprocess
@@ -21,6 +24,7 @@ from cryptography.x509.oid import NameOID
 from dns_helpers import Dnsmasq, needs_dnsmasq, records_to_dnsmasq
 from postern_harness import (Cert, add_user, admin_ok, make_cert, postern_bin,
                              render_config)
+from runas_helpers import reachable_dir
 
 pytestmark = [needs_dnsmasq]
 
@@ -294,3 +298,77 @@ def test_doctor_client_wrong_password(client_server):
     assert "wrong user name or password" in l
     l = line(lines, "port 995 ")
     assert l[0] == FAIL and "login as %s refused: \"-ERR" % ALICE in l
+
+
+# The same probe against another server: Debian's Dovecot, started
+# privately (its own base_dir, a passwd-file user) on the IMAP and POP3
+# ports of a loopback address of its own, as bench/bench.py does.
+DOVECOT_ADDR = "127.0.0.95"
+
+
+@pytest.fixture(scope="module")
+def dovecot():
+    # Dovecot's own users (dovecot, dovenull) must reach its files.
+    with reachable_dir("postern-doctor-dovecot-") as d:
+        yield from _dovecot(d)
+
+
+def _dovecot(d):
+    for sub in ("run", "state", "mail"):
+        (d / sub).mkdir()
+        (d / sub).chmod(0o755)
+    os.chown(d / "mail", 65534, 65534)
+    d.chmod(0o755)
+    cert = make_cert(d, "dc", DOVECOT_ADDR, [DOVECOT_ADDR])
+    cert.key_path.chmod(0o644)
+    users = d / "users"
+    users.write_text("%s:{PLAIN}%s:65534:65534::%s/alice::\n"
+                     % (ALICE, ALICE_PW, d / "mail"))
+    users.chmod(0o644)
+    listeners = "".join(
+        "service %s-login {\n"
+        "  inet_listener %s {\n    address = %s\n    port = %d\n  }\n"
+        "  inet_listener %ss {\n    address = %s\n    port = %d\n"
+        "    ssl = yes\n  }\n}\n" % (p, p, DOVECOT_ADDR, plain, p,
+                                     DOVECOT_ADDR, tls)
+        for p, plain, tls in (("imap", 143, 993), ("pop3", 110, 995)))
+    conf = d / "dovecot.conf"
+    conf.write_text(
+        "base_dir = %s/run\nstate_dir = %s/state\nlog_path = %s/dovecot.log\n"
+        "protocols = imap pop3\nlisten = %s\nssl = yes\n"
+        "ssl_cert = <%s\nssl_key = <%s\nauth_mechanisms = plain login\n"
+        "passdb {\n  driver = passwd-file\n  args = %s\n}\n"
+        "userdb {\n  driver = passwd-file\n  args = %s\n}\n"
+        "mail_location = maildir:~/Maildir\n%s"
+        % (d, d, d, DOVECOT_ADDR, cert.cert_path, cert.key_path, users,
+           users, listeners))
+    subprocess.run(["dovecot", "-c", str(conf)], check=True, timeout=30)
+    yield d
+    subprocess.run(["doveadm", "-c", str(conf), "stop"], timeout=30)
+
+
+def test_doctor_client_against_dovecot(dovecot):
+    r = subprocess.run([postern_bin(), "doctor", "client", ALICE,
+                        "--server", DOVECOT_ADDR], capture_output=True,
+                       text=True, timeout=120, input=ALICE_PW + "\n")
+    lines = [l for l in r.stdout.splitlines() if l[:1] in (OK, WARN, FAIL)]
+    log = (dovecot / "dovecot.log").read_text() if (
+        dovecot / "dovecot.log").exists() else ""
+    for port, kind in ((143, "STARTTLS"), (993, "implicit TLS"),
+                       (110, "STARTTLS"), (995, "implicit TLS")):
+        l = line(lines, "port %d " % port)
+        assert l[0] == WARN, (l, log)         # self-signed
+        assert "| %s (TLSv1." % kind in l, l
+        assert "login as %s works" % ALICE in l, (l, log)
+    # No SMTP there: the ports say so, as warnings.
+    for port in (25, 465, 587):
+        l = line(lines, "port %d " % port)
+        assert l[0] == WARN and "no answer from %s:%d" % (
+            DOVECOT_ADDR, port) in l
+    assert r.returncode == 0, r.stdout
+    r = subprocess.run([postern_bin(), "doctor", "client", ALICE,
+                        "--server", DOVECOT_ADDR], capture_output=True,
+                       text=True, timeout=120, input="wrong-password\n")
+    assert r.returncode == 1
+    l = [l for l in r.stdout.splitlines() if l[2:].startswith("port 993 ")][0]
+    assert l[0] == FAIL and "[AUTHENTICATIONFAILED]" in l, l
