@@ -733,7 +733,7 @@ body_cb(struct imap *im, void *arg, const struct migrate_resp *r)
 	};
 	/* After a UIDVALIDITY change: the same bytes (and Message-ID)
 	 * copied under the old UIDVALIDITY are this message. */
-	for (size_t i = 0; i < cp->map->nall; i++) {
+	for (size_t i = 0; cp->map->nold > 0 && i < cp->map->nall; i++) {
 		struct store_migrate_entry *old = &cp->map->all[i];
 		enum store_err err;
 

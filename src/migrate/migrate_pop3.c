@@ -211,6 +211,27 @@ retr(struct pop3 *p, uint32_t n, struct buf *body, bool *is_too_big)
 	return 0;
 }
 
+/* The entry of the map for uidl: the map comes sorted by key (SQLite's
+ * binary order, which is strcmp's), so a binary search finds it. */
+static ssize_t
+map_find(const struct store_migrate_entry *map, size_t n, const char *uidl)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(map[mid].key, uidl);
+
+		if (c == 0)
+			return (ssize_t)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -1;
+}
+
 int
 migrate_pop3_run(struct migrate_conn *c, struct store *st, int64_t account,
     const struct migrate_options *o, const char *source,
@@ -341,24 +362,19 @@ migrate_pop3_run(struct migrate_conn *c, struct store *st, int64_t account,
 	}
 	is_seen = xcalloc(nmap + 1, sizeof(*is_seen));
 	for (size_t i = 0; i < nids; i++) {
-		bool is_known = false;
+		ssize_t k = map_find(map, nmap, ids[i].id);
 
-		for (size_t k = 0; k < nmap; k++)
-			if (strcmp(map[k].key, ids[i].id) == 0) {
-				is_seen[k] = is_known = true;
-				break;
-			}
-		if (!is_known)
+		if (k >= 0)
+			is_seen[k] = true;
+		else
 			total++;
 	}
 	for (size_t i = 0; i < nids; i++) {
 		struct store_migrate_entry e;
-		bool is_known = false, is_too_big;
+		bool is_too_big;
 		char hash[65], *mid;
 
-		for (size_t k = 0; k < nmap && !is_known; k++)
-			is_known = strcmp(map[k].key, ids[i].id) == 0;
-		if (is_known)
+		if (map_find(map, nmap, ids[i].id) >= 0)
 			continue;
 		if (retr(&p, ids[i].n, &body, &is_too_big) < 0)
 			goto out;
