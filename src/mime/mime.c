@@ -177,7 +177,7 @@ parse_text(struct mime_ctx *ctx, struct mime_info *info_out)
 	info_out->references = mime_text_message_ids(v, true);
 	free(v);
 	v = mime_field_unfold(&root->fields[MIME_FIELD_DATE]);
-	info_out->date = mime_text_date(v);
+	info_out->date = mime_text_date_local(v, &info_out->date_local);
 	free(v);
 
 	/* The top-level values are decoded already; the nodes are in

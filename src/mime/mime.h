@@ -96,6 +96,9 @@ struct mime_info {
 	char *preview;
 	int64_t date;		/* Date: as UTC unix seconds, -1 if missing
 				 * or unparseable */
+	int64_t date_local;	/* the same plus its zone's offset: the
+				 * sender's clock reading as if in UTC (RFC
+				 * 3501 §6.4.4 SENTON compares its day) */
 	/* Decoded UTF-8 values of the top-level header, NULL when absent.
 	 * The addresses read "Name <user@host>, ...". message_id and
 	 * in_reply_to hold one message id (the first) without angle

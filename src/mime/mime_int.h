@@ -212,6 +212,9 @@ char *mime_text_addresses(const char *v);
 char *mime_text_message_ids(const char *v, bool is_all);
 /* Returns the Date value as UTC unix seconds, or -1. */
 int64_t mime_text_date(const char *v);
+/* The same, and *local_out the clock reading of the field as if in UTC
+ * (the instant plus the zone's offset). */
+int64_t mime_text_date_local(const char *v, int64_t *local_out);
 /* Returns the value of parameter name in p decoded to UTF-8: the RFC 2231
  * form name* percent-decoded and converted from its charset, a plain one
  * RFC 2047 decoded; NULL when p has neither. */

@@ -258,19 +258,29 @@ mime_text_message_ids(const char *v, bool is_all)
 }
 
 int64_t
-mime_text_date(const char *v)
+mime_text_date_local(const char *v, int64_t *local_out)
 {
 	GDateTime *dt;
 	int64_t t;
 
+	*local_out = -1;
 	if (v == NULL)
 		return -1;
 	dt = g_mime_utils_header_decode_date(v);
 	if (dt == NULL)
 		return -1;
 	t = g_date_time_to_unix(dt);
+	*local_out = t + g_date_time_get_utc_offset(dt) / G_TIME_SPAN_SECOND;
 	g_date_time_unref(dt);
 	return t;
+}
+
+int64_t
+mime_text_date(const char *v)
+{
+	int64_t local;
+
+	return mime_text_date_local(v, &local);
 }
 
 /* How bytes become UTF-8. */

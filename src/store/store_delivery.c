@@ -616,6 +616,7 @@ store_parsed_init(struct store_parsed *p_out, const char *data, size_t len)
 	s->body = take(&mi.body);
 	s->preview = take(&mi.preview);
 	s->date = mi.date >= 0 ? mi.date : -1;
+	p_out->date_local = mi.date >= 0 ? mi.date_local : -1;
 	if (mi.nparts > 0) {
 		s->parts = xcalloc(mi.nparts, sizeof(*s->parts));
 		s->nparts = mi.nparts;

@@ -104,6 +104,8 @@ struct store_parsed {
 				 * then the decoded fields, UTF-8: what
 				 * TEXT and HEADER search */
 	char *body_text;	/* decoded body text, UTF-8 */
+	int64_t date_local;	/* Date: as read on the sender's clock, as
+				 * if UTC (valid when structure.date >= 0) */
 };
 
 void store_parsed_deinit(struct store_parsed *p);

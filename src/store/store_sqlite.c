@@ -28,7 +28,7 @@
 
 /* The schema this code reads and writes; older stores are migrated on
  * open, newer ones refused. */
-#define SCHEMA_VERSION 10
+#define SCHEMA_VERSION 11
 /* How long a connection waits for a lock another one holds (another
  * process writing, a checkpoint) before the call fails with STORE_TEMP. */
 #define BUSY_TIMEOUT_MS 10000
@@ -301,6 +301,13 @@ static const char schema_v9[] =
  * asked. */
 static const char schema_v10[] =
 	"ALTER TABLE structures ADD COLUMN preview TEXT;";
+
+/* Version 11: the Date: header's own calendar time (its clock reading,
+ * as if in UTC) for SENTBEFORE/SENTON/SENTSINCE, which ignore the time
+ * zone (RFC 3501 §6.4.4). Bodies stored before have none and are searched
+ * by their UTC date. */
+static const char schema_v11[] =
+	"ALTER TABLE structures ADD COLUMN date_local INTEGER;";
 
 /* The full-text index: trigram, so that any substring of three or more
  * characters narrows a search (SQLite 3.34+). detail=none keeps the index
@@ -812,6 +819,11 @@ schema_migrate(struct sq_conn *c, bool *has_fts, char *err, size_t errlen)
 	}
 	if (version < 10 && !has_column(c, "structures", "preview")) {
 		rc = sqlite3_exec(c->db, schema_v10, NULL, NULL, &msg);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	if (version < 11 && !has_column(c, "structures", "date_local")) {
+		rc = sqlite3_exec(c->db, schema_v11, NULL, NULL, &msg);
 		if (rc != SQLITE_OK)
 			goto fail;
 	}

@@ -166,8 +166,9 @@ extern const int sq_schema_version;
 	X(BLOB_SIZE, "SELECT size FROM blobs WHERE id = ?1")		\
 	X(STRUCTURE_INSERT, "INSERT INTO structures(blob, envelope, "	\
 	    "bodystructure, body, parts, date, subject, from_, to_, cc, " \
-	    "bcc, message_id, in_reply_to, refs, preview) VALUES (?1, ?2, " \
-	    "?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")	\
+	    "bcc, message_id, in_reply_to, refs, preview, date_local) "	\
+	    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, " \
+	    "?13, ?14, ?15, ?16)")					\
 	X(SORT_LIST, "SELECT m.uid, m.internal_date, m.size, s.date, "	\
 	    "CASE WHEN ?4 & 1 THEN s.subject END, "			\
 	    "CASE WHEN ?4 & 2 THEN s.envelope END, "			\

@@ -242,7 +242,12 @@ q_cond(struct query *q, const struct store_cond *c)
 	case STORE_COND_SENT_SINCE:
 		/* A message without a usable Date: is dated by its
 		 * internal date. */
-		q_add(q, "coalesce((SELECT s.date FROM structures s "
+		/* RFC 3501 §6.4.4: the Date: header's date "disregarding
+		 * time and timezone": its clock reading (date_local) against
+		 * midnight; rows from before schema 11 have only the UTC
+		 * instant. */
+		q_add(q, "coalesce((SELECT coalesce(s.date_local, s.date) "
+		    "FROM structures s "
 		    "WHERE s.blob = m.blob AND s.date >= 0), m.internal_date) "
 		    "%s ", c->kind == STORE_COND_SENT_BEFORE ? "<" : ">=");
 		q_int(q, (int64_t)c->n);

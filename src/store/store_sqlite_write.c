@@ -890,6 +890,10 @@ blob_insert(struct batch *b, struct store_delivery *d)
 	sqlite3_bind_text(s, 14, p->references != NULL ? p->references : "",
 	    -1, SQLITE_STATIC);
 	bind_text_or_null(s, 15, p->structure.preview);
+	if (p->structure.date >= 0)
+		sqlite3_bind_int64(s, 16, p->date_local);
+	else
+		sqlite3_bind_null(s, 16);
 	rc = step_done(b, s, "structure_insert");
 	free(parts);
 	if (rc != SQLITE_DONE)

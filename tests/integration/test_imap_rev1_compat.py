@@ -330,3 +330,33 @@ def test_uid_store_on_an_expunged_message_hears_the_expunge(srv, user):
     assert untagged_numbers(r.untagged, b"EXPUNGE") == [1], r.untagged
     a.logout()
     b.logout()
+
+
+# --- 3. SENT* keys ignore the time and the zone --------------------------
+
+
+def test_sent_keys_use_the_date_header_own_date(srv, user):
+    c = login(srv, *user)
+    msgs = [
+        # 23:30 on 1 Jan in New York is 04:30 UTC on 2 Jan.
+        b"From: a@x.test\r\nSubject: late\r\n"
+        b"Date: Mon, 01 Jan 2024 23:30:00 -0500\r\n\r\nx\r\n",
+        # 00:30 on 3 Jan at +1400 is 10:30 UTC on 2 Jan.
+        b"From: a@x.test\r\nSubject: early\r\n"
+        b"Date: Wed, 03 Jan 2024 00:30:00 +1400\r\n\r\nx\r\n",
+    ]
+    for m in msgs:
+        c.send(b"p1 APPEND INBOX {%d+}\r\n" % len(m) + m + b"\r\n")
+        assert c.read_reply(b"p1").status == "OK"
+    c.select("INBOX")
+
+    def hits(keys):
+        return search_lines(c.ok("SEARCH " + keys))[0]
+    assert hits("SENTON 1-Jan-2024") == b"* SEARCH 1\r\n"
+    assert hits("SENTON 2-Jan-2024") == b"* SEARCH\r\n"
+    assert hits("SENTON 3-Jan-2024") == b"* SEARCH 2\r\n"
+    assert hits("SENTBEFORE 2-Jan-2024") == b"* SEARCH 1\r\n"
+    assert hits("SENTBEFORE 3-Jan-2024") == b"* SEARCH 1\r\n"
+    assert hits("SENTSINCE 2-Jan-2024") == b"* SEARCH 2\r\n"
+    assert hits("SENTSINCE 1-Jan-2024") == b"* SEARCH 1 2\r\n"
+    c.logout()
