@@ -715,6 +715,17 @@ file_create(int parent, const char *dir, const char *path, const char *name)
 	return fd;
 }
 
+/* Starts writing fd's pages to disk without waiting. The syncfs(2) before
+ * the MANIFEST then finds little left to do; left dirty until then, tens
+ * of megabytes would be flushed at once, and on the data directory's file
+ * system the server's own sync of a batch would wait behind them (a
+ * pause of seconds for SMTP clients, measured with bench/backup_bench.py). */
+static void
+writeback_start(int fd)
+{
+	sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+}
+
 /* Copies in (the data directory's file) to DIR/path and lists it. */
 static int
 file_put(struct backup *b, int in, const char *path)
@@ -733,7 +744,7 @@ file_put(struct backup *b, int in, const char *path)
 		if (backup_copy_fd(in, out, &size, sha) < 0)
 			cli_fail("%s/%s: cannot copy: %s", b->dir, path,
 			    strerror(errno));
-		else if (close(out) < 0)
+		else if ((writeback_start(out), close(out)) < 0)
 			cli_fail("%s/%s: %s", b->dir, path, strerror(errno));
 		else
 			rc = 0;
@@ -840,7 +851,7 @@ blob_put(struct backup *b, const struct store_snapshot_blob *blob)
 		cli_fail("blob %" PRId64 ": its body file has %" PRIu64
 		    " bytes, the store says %" PRIu64 "; run postern store "
 		    "check", blob->id, size, blob->size);
-	else if (out >= 0 && close(out) < 0)
+	else if (out >= 0 && (writeback_start(out), close(out)) < 0)
 		cli_fail("%s/%s: %s", b->dir, path, strerror(errno));
 	else
 		rc = 0;
