@@ -183,7 +183,8 @@ accounts_read(const char *path, struct job **jobs_out, size_t *n_out,
 				    path, lineno, ACCOUNTS_MAX);
 			}
 			cap = cap ? cap * 2 : 16;
-			*jobs_out = xrealloc(*jobs_out, cap * sizeof(**jobs_out));
+			*jobs_out = xrealloc(*jobs_out,
+			    cap * sizeof(**jobs_out));
 		}
 		j = &(*jobs_out)[*n_out];
 		memset(j, 0, sizeof(*j));

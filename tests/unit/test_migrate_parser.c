@@ -161,7 +161,7 @@ test_migrate_parser_status_codes(void **state)
 }
 
 static void
-test_migrate_parser_literal_over_limit_refused_before_its_bytes(void **state)
+test_migrate_parser_literal_over_limit_refused_early(void **state)
 {
 	struct fixture f;
 	const char text[] = "* 1 FETCH (BODY[] {1025}\r\n";
@@ -484,7 +484,7 @@ main(void)
 		cmocka_unit_test(test_migrate_parser_two_responses_in_one_read),
 		cmocka_unit_test(test_migrate_parser_status_codes),
 		cmocka_unit_test(
-		    test_migrate_parser_literal_over_limit_refused_before_its_bytes),
+		    test_migrate_parser_literal_over_limit_refused_early),
 		cmocka_unit_test(test_migrate_parser_huge_literal_size_refused),
 		cmocka_unit_test(test_migrate_parser_long_line_refused),
 		cmocka_unit_test(
