@@ -291,6 +291,45 @@ imap_cmd_select(struct imap_session *s, const struct imap_cmd *cmd)
 
 /* ---- CREATE, DELETE, RENAME, SUBSCRIBE -------------------------------- */
 
+static void create_done(struct imap_session *s, const char *name);
+
+/* The writer's answer to one of the four: the session waited for it
+ * without holding its worker (DESIGN.md, IMAP). CREATE kept its name in
+ * s->job for the MAILBOXID of its reply. */
+static void
+mailbox_done(void *arg, enum store_err err)
+{
+	struct imap_session *s = arg;
+
+	if (!imap_resumed(s))
+		return;
+	if (err != STORE_OK) {
+		imap_done_store_err(s, err);
+		return;
+	}
+	if (s->job != NULL) {
+		create_done(s, s->job);
+		return;
+	}
+	imap_done(s, "OK", "%s completed", s->cmd->name);
+}
+
+/* Submits op; the reply comes from mailbox_done. */
+static void
+mailbox_submit(struct imap_session *s, const struct store_mailbox_op *op)
+{
+	if (op->kind == STORE_MAILBOX_CREATE) {
+		s->job = xstrdup(op->name);
+		s->job_free = free;
+	}
+	imap_wait(s);
+	if (store_mailbox_submit(s->ctx->store, op, s->base, mailbox_done,
+	    s) < 0) {
+		imap_wait_cancel(s);
+		imap_done(s, "NO", "[UNAVAILABLE] The server is shutting down");
+	}
+}
+
 static const struct {
 	const char *name;
 	enum store_special special;
@@ -355,7 +394,7 @@ void
 imap_cmd_create(struct imap_session *s, const struct imap_cmd *cmd)
 {
 	enum store_special special = STORE_SPECIAL_NONE;
-	enum store_err err;
+	struct store_mailbox_op op = { 0 };
 	char *name;
 	int rc = 0;
 
@@ -382,21 +421,18 @@ imap_cmd_create(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_done(s, "NO", "[ALREADYEXISTS] INBOX always exists");
 		return;
 	}
-	rc = store_mailbox_create(s->ctx->store, s->id.account, name,
-	    special, &err);
-	if (rc < 0) {
-		free(name);
-		imap_done_store_err(s, err);
-		return;
-	}
-	create_done(s, name);
+	op.kind = STORE_MAILBOX_CREATE;
+	op.account = s->id.account;
+	op.name = name;
+	op.special = special;
+	mailbox_submit(s, &op);
 	free(name);
 }
 
 void
 imap_cmd_delete(struct imap_session *s, const struct imap_cmd *cmd)
 {
-	enum store_err err;
+	struct store_mailbox_op op = { 0 };
 	char *name;
 
 	if (cmd->nargs != 1 ||
@@ -415,22 +451,18 @@ imap_cmd_delete(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_view_close(s);
 		s->state = IMAP_STATE_AUTH;
 	}
-	if (store_mailbox_delete(s->ctx->store, s->id.account, name,
-	    &err) < 0) {
-		free(name);
-		imap_done_store_err(s, err);
-		return;
-	}
+	op.kind = STORE_MAILBOX_DELETE;
+	op.account = s->id.account;
+	op.name = name;
+	mailbox_submit(s, &op);
 	free(name);
-	imap_done(s, "OK", "DELETE completed");
 }
 
 void
 imap_cmd_rename(struct imap_session *s, const struct imap_cmd *cmd)
 {
-	enum store_err err;
+	struct store_mailbox_op op = { 0 };
 	char *from, *to;
-	int rc;
 
 	if (cmd->nargs != 2 ||
 	    (from = imap_mailbox_arg(s, &cmd->args[0])) == NULL)
@@ -445,15 +477,13 @@ imap_cmd_rename(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_done(s, "NO", "[ALREADYEXISTS] INBOX always exists");
 		return;
 	}
-	rc = store_mailbox_rename(s->ctx->store, s->id.account, from, to,
-	    &err);
+	op.kind = STORE_MAILBOX_RENAME;
+	op.account = s->id.account;
+	op.name = from;
+	op.to = to;
+	mailbox_submit(s, &op);
 	free(from);
 	free(to);
-	if (rc < 0) {
-		imap_done_store_err(s, err);
-		return;
-	}
-	imap_done(s, "OK", "RENAME completed");
 	return;
 bad:
 	imap_done(s, "BAD", "Syntax: RENAME from to");
@@ -463,23 +493,19 @@ void
 imap_cmd_subscribe(struct imap_session *s, const struct imap_cmd *cmd)
 {
 	bool is_on = strcmp(cmd->name, "SUBSCRIBE") == 0;
-	enum store_err err;
+	struct store_mailbox_op op = { 0 };
 	char *name;
-	int rc;
 
 	if (cmd->nargs != 1 ||
 	    (name = imap_mailbox_arg(s, &cmd->args[0])) == NULL) {
 		imap_done(s, "BAD", "Syntax: %s mailbox", cmd->name);
 		return;
 	}
-	rc = store_mailbox_subscribe(s->ctx->store, s->id.account, name,
-	    is_on, &err);
+	op.kind = is_on ? STORE_MAILBOX_SUBSCRIBE : STORE_MAILBOX_UNSUBSCRIBE;
+	op.account = s->id.account;
+	op.name = name;
+	mailbox_submit(s, &op);
 	free(name);
-	if (rc < 0) {
-		imap_done_store_err(s, err);
-		return;
-	}
-	imap_done(s, "OK", "%s completed", cmd->name);
 }
 
 /* ---- STATUS ------------------------------------------------------------ */

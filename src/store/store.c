@@ -731,29 +731,44 @@ store_app_password_touch(struct store *st, int64_t id, int64_t when,
 
 /* ---- Mailboxes ------------------------------------------------------- */
 
+/* Normalizes name (and name2) into new strings for a mailbox request of
+ * kind. Returns 0, or -1 (STORE_INVALID). */
+static int
+mailbox_names(enum store_req_kind kind, const char *name, const char *name2,
+    char **norm_out, char **norm2_out, enum store_err *err_out)
+{
+	const char *created;
+
+	*norm_out = *norm2_out = NULL;
+	if (store_name_mailbox(name, norm_out) < 0)
+		return invalid(err_out);
+	if (name2 != NULL && store_name_mailbox(name2, norm2_out) < 0) {
+		free(*norm_out);
+		*norm_out = NULL;
+		return invalid(err_out);
+	}
+	/* The name a mailbox gets (CREATE's, RENAME's second) must not
+	 * read as a path. */
+	created = kind == STORE_REQ_MAILBOX_CREATE ? *norm_out : *norm2_out;
+	if (created != NULL && !is_store_name_creatable(created)) {
+		free(*norm_out);
+		free(*norm2_out);
+		*norm_out = *norm2_out = NULL;
+		return invalid(err_out);
+	}
+	return 0;
+}
+
 static int
 mailbox_req(struct store *st, enum store_req_kind kind, int64_t account,
     const char *name, const char *name2, struct store_req *req,
     enum store_err *err_out)
 {
-	char *norm, *norm2 = NULL;
-	const char *created;
+	char *norm, *norm2;
 	int rc;
 
-	if (store_name_mailbox(name, &norm) < 0)
-		return invalid(err_out);
-	if (name2 != NULL && store_name_mailbox(name2, &norm2) < 0) {
-		free(norm);
-		return invalid(err_out);
-	}
-	/* The name a mailbox gets (CREATE's, RENAME's second) must not
-	 * read as a path. */
-	created = kind == STORE_REQ_MAILBOX_CREATE ? norm : norm2;
-	if (created != NULL && !is_store_name_creatable(created)) {
-		free(norm);
-		free(norm2);
-		return invalid(err_out);
-	}
+	if (mailbox_names(kind, name, name2, &norm, &norm2, err_out) < 0)
+		return -1;
 	req->kind = kind;
 	req->account = account;
 	req->s1 = norm;
@@ -762,6 +777,49 @@ mailbox_req(struct store *st, enum store_req_kind kind, int64_t account,
 	free(norm);
 	free(norm2);
 	return rc;
+}
+
+int
+store_mailbox_submit(struct store *st, const struct store_mailbox_op *op,
+    struct event_base *base, store_mailbox_cb cb, void *arg)
+{
+	static const enum store_req_kind kinds[] = {
+		[STORE_MAILBOX_CREATE] = STORE_REQ_MAILBOX_CREATE,
+		[STORE_MAILBOX_RENAME] = STORE_REQ_MAILBOX_RENAME,
+		[STORE_MAILBOX_DELETE] = STORE_REQ_MAILBOX_DELETE,
+		[STORE_MAILBOX_SUBSCRIBE] = STORE_REQ_MAILBOX_SUBSCRIBE,
+		[STORE_MAILBOX_UNSUBSCRIBE] = STORE_REQ_MAILBOX_SUBSCRIBE,
+	};
+	struct store_req *req = xmalloc(sizeof(*req));
+	enum store_err err;
+
+	if ((int)op->kind < 0 || (size_t)op->kind >= ARRAY_LEN(kinds))
+		panic("store_mailbox_submit: kind %d", (int)op->kind);
+	req_init(req, kinds[op->kind]);
+	req->account = op->account;
+	req->special = op->special;
+	req->is_on = op->kind == STORE_MAILBOX_SUBSCRIBE;
+	if ((int)op->special < STORE_SPECIAL_NONE ||
+	    op->special > STORE_SPECIAL_FLAGGED)
+		req->err = STORE_INVALID;
+	else if (mailbox_names(req->kind, op->name,
+	    op->kind == STORE_MAILBOX_RENAME ? op->to : NULL,
+	    &req->owned_s1, &req->owned_s2, &err) < 0)
+		req->err = err;
+	req->s1 = req->owned_s1;
+	req->s2 = req->owned_s2;
+	req->base = base;
+	req->mailbox_cb = cb;
+	req->arg = arg;
+	/* A refused name still travels through the writer so that the
+	 * callback comes later, from the loop (store.h). */
+	if (store_writer_submit(st, req) < 0) {
+		free(req->owned_s1);
+		free(req->owned_s2);
+		free(req);
+		return -1;
+	}
+	return 0;
 }
 
 int

@@ -276,6 +276,27 @@ int store_mailbox_list(struct store *st, int64_t account,
     struct store_mailbox **list_out, size_t *n_out,
     enum store_err *err_out);
 void store_mailbox_list_free(struct store_mailbox **list, size_t n);
+/* The same changes through the writer without waiting (IMAP): cb runs
+ * on base's thread once the change is durable or failed, with its error
+ * (STORE_INVALID for a bad name, as the calls above). Copies the names.
+ * Returns -1 and never calls back when the store is closing. */
+struct store_mailbox_op {
+	enum store_mailbox_op_kind {
+		STORE_MAILBOX_CREATE,	/* name, special */
+		STORE_MAILBOX_RENAME,	/* name to to */
+		STORE_MAILBOX_DELETE,	/* name */
+		STORE_MAILBOX_SUBSCRIBE,	/* name */
+		STORE_MAILBOX_UNSUBSCRIBE,	/* name */
+	} kind;
+	int64_t account;
+	const char *name;
+	const char *to;
+	enum store_special special;
+};
+typedef void (*store_mailbox_cb)(void *arg, enum store_err err);
+int store_mailbox_submit(struct store *st, const struct store_mailbox_op *op,
+    struct event_base *base, store_mailbox_cb cb, void *arg);
+
 /* Subscriptions are names, kept apart from the mailboxes (RFC 9051
  * §6.3.7): deleting a mailbox leaves its name subscribed, renaming moves
  * the subscriptions of the name and its children. Subscribing needs the

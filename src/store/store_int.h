@@ -221,6 +221,7 @@ struct store_req {
 	struct event_base *base;
 	store_delivery_cb delivery_cb;
 	store_change_cb change_cb;
+	store_mailbox_cb mailbox_cb;
 	void *arg;
 	pthread_cond_t *done_cond;
 	bool is_done;
@@ -238,6 +239,7 @@ struct store_req {
 	struct store_change change;
 	uint32_t *owned_uids;
 	char *owned_keywords;
+	char *owned_s1, *owned_s2;	/* s1, s2 of an async request */
 	void (*report)(void *arg, const char *line);
 	void *report_arg;
 	struct store_queue_op *qop;

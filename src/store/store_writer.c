@@ -34,6 +34,8 @@ req_free_async(struct store_req *req)
 	free(req->dres);
 	free(req->owned_uids);
 	free(req->owned_keywords);
+	free(req->owned_s1);
+	free(req->owned_s2);
 	free(req->touched);
 	store_change_result_deinit(&req->cres);
 	free(req);
@@ -49,6 +51,8 @@ on_req_done(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (req->kind == STORE_REQ_DELIVERY) {
 		req->delivery_cb(req->arg, req->dres, req->ndres);
+	} else if (req->mailbox_cb != NULL) {
+		req->mailbox_cb(req->arg, req->err);
 	} else {
 		req->cres.err = req->err;
 		req->change_cb(req->arg, &req->cres);

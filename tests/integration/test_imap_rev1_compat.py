@@ -360,3 +360,47 @@ def test_sent_keys_use_the_date_header_own_date(srv, user):
     assert hits("SENTSINCE 2-Jan-2024") == b"* SEARCH 2\r\n"
     assert hits("SENTSINCE 1-Jan-2024") == b"* SEARCH 1 2\r\n"
     c.logout()
+
+
+# --- 8. CREATE, DELETE, RENAME, SUBSCRIBE do not hold the worker ---------
+
+
+def test_mailbox_commands_wait_for_the_writer_without_the_worker(
+        postern_factory, default_cert, tmp_path):
+    """One worker; another process holds the database's write lock, so
+    the writer cannot commit. A CREATE (then DELETE, RENAME, SUBSCRIBE)
+    waits for it; meanwhile the worker answers another session's NOOP,
+    and the waiting command is answered only after the lock goes. Before,
+    the worker itself waited for the commit (DESIGN.md, known limits)."""
+    import select
+    import sqlite3
+    from pathlib import Path
+    srv = start_imap_server(postern_factory, tmp_path / "one-worker",
+                            default_cert, server={"workers": 1})
+    user = new_user(srv)
+    a = login(srv, *user)
+    b = login(srv, *user)
+    a.ok("CREATE Old")
+    db = sqlite3.connect(str(Path(srv.mail_data) / "store.db"), timeout=30,
+                         isolation_level=None)
+    try:
+        for n, cmd in enumerate([b"CREATE Waiting", b"RENAME Old New",
+                                 b"SUBSCRIBE New", b"DELETE New"]):
+            db.execute("BEGIN IMMEDIATE")
+            tag = b"w%d" % n
+            a.send(tag + b" " + cmd + b"\r\n")
+            b.ok("NOOP")
+            # A has not been answered: nothing readable on its socket.
+            assert a.conn.buf == b"", a.conn.buf
+            readable, _, _ = select.select([a.conn.sock], [], [], 0)
+            assert readable == [], "answered before the commit: %s" % cmd
+            db.execute("COMMIT")
+            r = a.read_reply(tag)
+            assert r.status == "OK", (cmd, r.tagged)
+    finally:
+        db.close()
+    names = [parse_list(l).name for l in a.ok('LIST "" "*"').lines(b"LIST")]
+    assert b"Waiting" in names and b"New" not in names and \
+        b"Old" not in names, names
+    a.logout()
+    b.logout()
