@@ -194,12 +194,14 @@ char *archive_folder_decode(const char *dir);
 
 /* ---- Duplicates ------------------------------------------------------- */
 
-/* What makes two messages the same for an import: the Message-ID (its
- * first <...>, or the trimmed value) plus the SHA-256 of the body after
- * the header's blank line; for a message without a Message-ID, the
- * SHA-256 of the whole message. Line ends do not count (CRLF and LF hash
- * alike), so a message read back from a Maildir or an mbox file matches
- * its stored copy. */
+/* What makes two messages the same for an import: the SHA-256 of the
+ * whole message, header and body, as the store holds it. Line ends do
+ * not count (CRLF and LF hash alike), nor do the header fields an mbox
+ * import turns into flags and export writes back (Status:, X-Status:,
+ * X-Keywords:, X-UID:, X-IMAP:, X-IMAPbase:, Content-Length:), nor a
+ * missing final line end or header-ending blank line; so a message read
+ * back from a Maildir or an mbox file matches its stored copy, and any
+ * other difference (a Subject, a From) makes another message. */
 #define ARCHIVE_KEY_LEN 32
 struct archive_key {
 	unsigned char d[ARCHIVE_KEY_LEN];

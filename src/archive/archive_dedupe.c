@@ -1,12 +1,18 @@
 /*
- * archive_dedupe: what makes an import (and a migration) safe to run
- * twice. A message's key is its Message-ID plus the SHA-256 of its body,
- * or the SHA-256 of the whole message when it has no Message-ID (two
- * different short replies without one would otherwise be taken for the
- * same message). Hashes read the message with LF line ends, so that the
- * stored copy (CRLF) and the file it came from (often LF) agree. The keys
- * of a mailbox are a multiset: the n-th copy in the source matches the
- * n-th copy in the mailbox.
+ * archive_dedupe: what makes an import safe to run twice. A message's key
+ * is the SHA-256 of the whole message, header and body, as the store
+ * holds it: line ends read as LF (the stored copy has CRLF, the file it
+ * came from often LF), the header fields an mbox import turns into flags
+ * and leaves out (Status:, X-Status:, X-Keywords:, X-UID:, X-IMAP:,
+ * X-IMAPbase:, Content-Length:, as archive_mbox reads them) and mbox
+ * export writes back left out wherever they are, and a message read as
+ * ending with a line end and, when it is all header, a blank line (mbox
+ * export adds both). Two messages that differ in any other byte are
+ * different messages: the Message-ID is not trusted on its own (a
+ * placeholder like "<>" is common, and whoever puts a message into the
+ * mailbox first would otherwise decide which later one gets skipped).
+ * The keys of a mailbox are a multiset: the n-th copy in the source
+ * matches the n-th copy in the mailbox.
  */
 #include "archive/archive.h"
 
@@ -19,19 +25,24 @@
 #include "auth/auth.h"
 #include "lib/util.h"
 
-/* The Message-ID field is read up to this many bytes (RFC 5322 §2.1.1:
- * lines of 998). */
-#define MSGID_FIELD_MAX 1024
+/* Room for the longest hidden field name and its colon. */
+#define NAME_MAX_LEN 16
 
 struct archive_key_builder {
 	struct archive_eol eol;
-	struct auth_sha256 *whole, *body;
-	bool is_in_header, is_line_start, is_in_msgid, has_msgid;
-	/* Bytes of the header line being read, to recognise field names. */
-	char name[16];
+	struct auth_sha256 *h;
+	bool is_in_header, is_line_start;
+	/* The line is a field whose name is still being read (held in
+	 * name[], not hashed yet). */
+	bool is_naming;
+	/* The field being read (and its continuation lines) is hidden. */
+	bool is_hidden;
+	char name[NAME_MAX_LEN];
 	size_t nname;
-	char msgid[MSGID_FIELD_MAX];
-	size_t nmsgid;
+	char last;		/* the last byte hashed, 0 before any */
+	/* Header bytes waiting to be hashed, to hash in runs. */
+	char out[256];
+	size_t nout;
 };
 
 struct archive_key_builder *
@@ -40,10 +51,55 @@ archive_key_builder_new(void)
 	struct archive_key_builder *b = xcalloc(1, sizeof(*b));
 
 	archive_eol_init(&b->eol, true);
-	b->whole = auth_sha256_new();
+	b->h = auth_sha256_new();
 	b->is_in_header = true;
 	b->is_line_start = true;
 	return b;
+}
+
+static void
+out_flush(struct archive_key_builder *b)
+{
+	auth_sha256_update(b->h, b->out, b->nout);
+	b->nout = 0;
+}
+
+static void
+out_put(struct archive_key_builder *b, const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (b->nout == sizeof(b->out))
+			out_flush(b);
+		b->out[b->nout++] = p[i];
+	}
+	if (n > 0)
+		b->last = p[n - 1];
+}
+
+/* Whether name (with its colon) is a field the mbox import hides. */
+static bool
+is_hidden_name(const char *name, size_t n)
+{
+	static const char *const hidden[] = {
+		"Status:", "X-Status:", "X-Keywords:", "X-UID:", "X-IMAP:",
+		"X-IMAPbase:", "Content-Length:",
+	};
+
+	for (size_t i = 0; i < ARRAY_LEN(hidden); i++) {
+		if (strlen(hidden[i]) == n &&
+		    strncasecmp(name, hidden[i], n) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* The name read so far is not a hidden field's: it is hashed. */
+static void
+name_flush(struct archive_key_builder *b)
+{
+	out_put(b, b->name, b->nname);
+	b->nname = 0;
+	b->is_naming = false;
 }
 
 /* One LF-ended byte of the header. */
@@ -52,37 +108,37 @@ header_byte(struct archive_key_builder *b, char c)
 {
 	if (b->is_line_start) {
 		b->is_line_start = false;
-		b->nname = 0;
 		if (c == '\n') {
+			/* The blank line: the body follows. */
 			b->is_in_header = false;
-			if (b->is_in_msgid)
-				b->has_msgid = true;
-			b->is_in_msgid = false;
-			b->body = auth_sha256_new();
+			b->is_hidden = false;
+			out_put(b, &c, 1);
+			out_flush(b);
 			return;
 		}
 		if (c != ' ' && c != '\t') {
-			/* A new field ends the Message-ID's continuation. */
-			if (b->is_in_msgid) {
-				b->is_in_msgid = false;
-				b->has_msgid = true;
-			}
+			/* A new field (a continuation line keeps the
+			 * field's is_hidden). */
+			b->is_hidden = false;
+			b->is_naming = true;
+			b->nname = 0;
 		}
 	}
-	if (c == '\n') {
-		b->is_line_start = true;
-		return;
-	}
-	if (b->is_in_msgid) {
-		if (b->nmsgid < sizeof(b->msgid))
-			b->msgid[b->nmsgid++] = c;
-		return;
-	}
-	if (b->nname < sizeof(b->name))
+	if (b->is_naming) {
 		b->name[b->nname++] = c;
-	if (c == ':' && !b->has_msgid && b->nname == 11 &&
-	    strncasecmp(b->name, "Message-ID:", 11) == 0)
-		b->is_in_msgid = true;
+		if (c == ':' && is_hidden_name(b->name, b->nname)) {
+			b->is_hidden = true;
+			b->is_naming = false;
+			b->nname = 0;
+		} else if (c == ':' || c == '\n' ||
+		    b->nname == sizeof(b->name)) {
+			name_flush(b);
+		}
+	} else if (!b->is_hidden) {
+		out_put(b, &c, 1);
+	}
+	if (c == '\n')
+		b->is_line_start = true;
 }
 
 static void
@@ -90,11 +146,12 @@ lf_feed(struct archive_key_builder *b, const char *p, size_t n)
 {
 	size_t i = 0;
 
-	auth_sha256_update(b->whole, p, n);
 	while (i < n && b->is_in_header)
 		header_byte(b, p[i++]);
-	if (i < n)
-		auth_sha256_update(b->body, p + i, n - i);
+	if (i < n) {
+		auth_sha256_update(b->h, p + i, n - i);
+		b->last = p[n - 1];
+	}
 }
 
 void
@@ -112,59 +169,24 @@ archive_key_builder_feed(struct archive_key_builder *b, const char *data,
 	}
 }
 
-/* The id inside the first <...> of the field's value, else the value
- * without surrounding white space. */
-static void
-msgid_trim(const char *v, size_t n, const char **id_out, size_t *len_out)
-{
-	const char *lt = memchr(v, '<', n), *gt;
-
-	if (lt != NULL) {
-		gt = memchr(lt, '>', n - (size_t)(lt - v));
-		if (gt != NULL && gt > lt + 1) {
-			*id_out = lt + 1;
-			*len_out = (size_t)(gt - lt - 1);
-			return;
-		}
-	}
-	while (n > 0 && strchr(" \t\r\n", v[0]) != NULL) {
-		v++;
-		n--;
-	}
-	while (n > 0 && strchr(" \t\r\n", v[n - 1]) != NULL)
-		n--;
-	*id_out = v;
-	*len_out = n;
-}
-
 void
 archive_key_builder_final(struct archive_key_builder **bp,
     struct archive_key *key_out)
 {
 	struct archive_key_builder *b = *bp;
-	unsigned char whole[AUTH_SHA256_LEN], body[AUTH_SHA256_LEN];
 	char tmp[2];
-	const char *id = NULL;
-	size_t idlen = 0;
 
 	lf_feed(b, tmp, archive_eol_finish(&b->eol, tmp));
-	if (b->is_in_msgid || b->has_msgid)
-		msgid_trim(b->msgid, b->nmsgid, &id, &idlen);
-	auth_sha256_final(&b->whole, whole);
-	if (b->body == NULL)
-		b->body = auth_sha256_new();	/* all header, no body */
-	auth_sha256_final(&b->body, body);
-	if (idlen > 0) {
-		struct auth_sha256 *h = auth_sha256_new();
-
-		auth_sha256_update(h, "M", 1);
-		auth_sha256_update(h, id, idlen);
-		auth_sha256_update(h, "", 1);
-		auth_sha256_update(h, body, sizeof(body));
-		auth_sha256_final(&h, key_out->d);
-	} else {
-		memcpy(key_out->d, whole, sizeof(key_out->d));
-	}
+	if (b->is_naming)
+		name_flush(b);
+	/* Read as ending with a line end, and a header without its blank
+	 * line as having one: mbox export writes both. */
+	if (b->last != '\n')
+		out_put(b, "\n", 1);
+	if (b->is_in_header)
+		out_put(b, "\n", 1);
+	out_flush(b);
+	auth_sha256_final(&b->h, key_out->d);
 	free(b);
 	*bp = NULL;
 }

@@ -8,7 +8,7 @@
  * or message in memory), with CRLF line ends as SMTP stores them, and
  * keeps up to IMPORT_WINDOW deliveries in flight so that the store's
  * writer commits many in one batch. A message the target mailbox already
- * holds (Message-ID plus body hash, archive_dedupe) is skipped, so an
+ * holds (the same bytes, archive_dedupe) is skipped, so an
  * import can run again after a failure. A message over [limits]
  * message_size is reported and skipped; the account's quota, a full
  * mailbox or a full disk stop the import.

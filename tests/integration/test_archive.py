@@ -256,6 +256,10 @@ def test_mbox_import_export_same_bytes_and_twice_no_duplicates(
     out = tmp_path / "out.mbox"
     ok(srv, "export", user[0], "--mbox", out, "--folder", "Old/2026")
     assert out.read_bytes() == CANONICAL
+    # The export, imported back, is all duplicates (Status: and the
+    # other headers export writes do not make another message).
+    back = ok(srv, "import", user[0], "--mbox", out, "--folder", "Old/2026")
+    assert back["imported"] == 0 and back["duplicates"] == 3
     # Every folder: a directory with one file per folder.
     outdir = tmp_path / "all"
     got = ok(srv, "export", user[0], "--mbox", outdir)
@@ -288,6 +292,34 @@ def test_crlf_and_lf_files_store_the_same_message(srv, user, mail,
     # The CRLF file into the folder the LF file filled: all duplicates.
     got = ok(srv, "import", user[0], "--mbox", cr, "--folder", "LF")
     assert got["imported"] == 0 and got["duplicates"] == 3
+
+
+def test_same_message_id_and_body_but_another_header_is_imported(
+        srv, user, mail, tmp_path):
+    """The review's case: a placeholder Message-ID and the same short
+    body; the second message differs in its header only and was skipped
+    as a duplicate of the first."""
+    e1 = tmp_path / "e1.mbox"
+    e1.write_bytes(b"From a@x Mon Dec  7 01:57:18 2026\n"
+                   b"From: a@x\nSubject: code 1111\nMessage-ID: <>\n\n-\n")
+    e2 = tmp_path / "e2.mbox"
+    e2.write_bytes(b"From bank@y Mon Dec  7 01:57:18 2026\n"
+                   b"From: bank@y\nSubject: your statement\n"
+                   b"Message-ID: <>\n\n-\n")
+    got = ok(srv, "import", user[0], "--mbox", e1, "--folder", "E")
+    assert got["imported"] == 1 and got["duplicates"] == 0
+    got = ok(srv, "import", user[0], "--mbox", e2, "--folder", "E")
+    assert got["imported"] == 1 and got["duplicates"] == 0
+    bodies = [body for _, _, body in mail(user).messages("E")]
+    assert bodies == [
+        b"From: a@x\r\nSubject: code 1111\r\nMessage-ID: <>\r\n\r\n-\r\n",
+        b"From: bank@y\r\nSubject: your statement\r\n"
+        b"Message-ID: <>\r\n\r\n-\r\n"]
+    # Each again: nothing more.
+    for f in (e1, e2):
+        got = ok(srv, "import", user[0], "--mbox", f, "--folder", "E")
+        assert got["imported"] == 0 and got["duplicates"] == 1
+    assert len(mail(user).messages("E")) == 2
 
 
 def test_a_50_mb_message_goes_through_streamed(srv, user, tmp_path):
@@ -460,6 +492,9 @@ def test_maildir_import_export_round_trip(srv, user, mail, tmp_path):
     # account's other folders (Sent, ...) come back empty.
     have = {k: v for k, v in read_maildir(out).items() if v}
     assert have == want
+    # The export, imported back, is all duplicates.
+    back = ok(srv, "import", user[0], "--maildir", out)
+    assert back["imported"] == 0 and back["duplicates"] == 7
     names = sorted(p.name for p in (out / "cur").iterdir())
     assert re.match(r"^%d\.U1V\d+\.[^/:,]+,S=%d,W=%d:2,RSa$"
                     % (T1, len(msg(1)), len(crlf(msg(1)))), names[0]), names

@@ -503,15 +503,23 @@ test_archive_dedupe_keys(void **state)
 	struct archive_dedupe *d;
 
 	(void)state;
-	/* Line ends and headers other than Message-ID do not count. */
+	/* Line ends do not count; every other header does, the Message-ID
+	 * included, and so does the body. */
 	key_of("Message-ID: <1@x>\r\nSubject: a\r\n\r\nbody\r\n", &a);
-	key_of("Subject: b\nMessage-ID:\n <1@x>\n\nbody\n", &b);
+	key_of("Message-ID: <1@x>\nSubject: a\n\nbody\n", &b);
 	assert_memory_equal(&a, &b, sizeof(a));
+	key_of("Message-ID: <1@x>\r\nSubject: b\r\n\r\nbody\r\n", &c);
+	assert_memory_not_equal(&a, &c, sizeof(a));
 	key_of("Message-ID: <2@x>\r\nSubject: a\r\n\r\nbody\r\n", &c);
 	assert_memory_not_equal(&a, &c, sizeof(a));
 	key_of("Message-ID: <1@x>\r\nSubject: a\r\n\r\nbodY\r\n", &c);
 	assert_memory_not_equal(&a, &c, sizeof(a));
-	/* Without a Message-ID the whole message counts. */
+	/* The review's case: a placeholder Message-ID and the same short
+	 * body are not the same message when the header differs. */
+	key_of("Subject: code 1111\r\nMessage-ID: <>\r\n\r\n-\r\n", &a);
+	key_of("From: bank@y\r\nSubject: your statement\r\n"
+	    "Message-ID: <>\r\n\r\n-\r\n", &b);
+	assert_memory_not_equal(&a, &b, sizeof(a));
 	key_of("Subject: a\r\n\r\nok\r\n", &a);
 	key_of("Subject: b\r\n\r\nok\r\n", &b);
 	assert_memory_not_equal(&a, &b, sizeof(a));
@@ -543,10 +551,52 @@ test_archive_dedupe_keys(void **state)
 	archive_dedupe_free(&d);
 }
 
+/* The fields an mbox import hides and export writes back do not count,
+ * anywhere in the header and in any case, continuation lines included;
+ * the same text in the body or as another field's value does. */
+static void
+test_archive_dedupe_key_ignores_mbox_hidden_fields(void **state)
+{
+	struct archive_key a, b;
+
+	(void)state;
+	key_of("From: a@x\r\nSubject: s\r\n\r\nbody\r\n", &a);
+	key_of("Status: RO\nFrom: a@x\nX-Status: AF\nSubject: s\n"
+	    "X-Keywords: one,\n two\nx-uid: 7\nContent-Length: 5\n"
+	    "X-IMAP: 1 2\nX-IMAPbase: 1 2\n\nbody\n", &b);
+	assert_memory_equal(&a, &b, sizeof(a));
+	key_of("From: a@x\r\nSubject: s\r\n\r\nbody\r\nStatus: RO\r\n",
+	    &b);
+	assert_memory_not_equal(&a, &b, sizeof(a));
+	key_of("From: a@x\r\nSubject: s\r\nX-Other: y\r\n\r\nbody\r\n",
+	    &b);
+	assert_memory_not_equal(&a, &b, sizeof(a));
+	key_of("From: a@x\r\nSubject: s\r\nStatusX: RO\r\n\r\nbody\r\n",
+	    &b);
+	assert_memory_not_equal(&a, &b, sizeof(a));
+	/* A long field name is hashed whole. */
+	key_of("X-A-Very-Long-Field-Name: 1\r\n\r\nb\r\n", &a);
+	key_of("X-A-Very-Long-Field-Name: 2\r\n\r\nb\r\n", &b);
+	assert_memory_not_equal(&a, &b, sizeof(a));
+	/* A missing final line end and a header without its blank line
+	 * read as mbox export writes them back. */
+	key_of("Subject: s\r\n\r\nbody", &a);
+	key_of("Subject: s\n\nbody\n", &b);
+	assert_memory_equal(&a, &b, sizeof(a));
+	key_of("Subject: s", &a);
+	key_of("Subject: s\n\n", &b);
+	assert_memory_equal(&a, &b, sizeof(a));
+	key_of("Subject: s\r\nStatus: O\r\n", &a);
+	assert_memory_equal(&a, &b, sizeof(a));
+	key_of("Subject: s\n\n\n", &a);
+	assert_memory_not_equal(&a, &b, sizeof(a));
+}
+
 static void
 test_archive_dedupe_key_fed_byte_at_a_time(void **state)
 {
-	const char *msg = "Message-ID: <x@y>\r\n\r\nline\rbare\r\n";
+	const char *msg = "Message-ID: <x@y>\r\nX-Keywords: a\r\n b\r\n"
+	    "X-A-Very-Long-Field-Name: 1\r\n\r\nline\rbare\r\n";
 	struct archive_key a, b;
 	struct archive_key_builder *kb = archive_key_builder_new();
 
@@ -574,6 +624,7 @@ main(void)
 		cmocka_unit_test(test_archive_maildir_keywords_file),
 		cmocka_unit_test(test_archive_folder_names),
 		cmocka_unit_test(test_archive_dedupe_keys),
+		cmocka_unit_test(test_archive_dedupe_key_ignores_mbox_hidden_fields),
 		cmocka_unit_test(test_archive_dedupe_key_fed_byte_at_a_time),
 	};
 
