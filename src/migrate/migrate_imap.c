@@ -1103,6 +1103,13 @@ migrate_imap_run(struct migrate_conn *c, struct store *st, int64_t account,
 	}
 	if (greeting(&im, &is_preauth) < 0)
 		goto out;
+	/* A PREAUTH greeting on a plain connection would skip STARTTLS:
+	 * anyone on the path could answer for the source. */
+	if (!c->tls && is_preauth && !o->is_insecure) {
+		fail(&im, MIGRATE_FAIL_CONNECT, "the server logged us in "
+		    "before TLS (PREAUTH): use imaps://, or --insecure");
+		goto out;
+	}
 	if (!c->tls && !is_preauth) {
 		if (!im.has_caps && capability(&im) < 0)
 			goto out;

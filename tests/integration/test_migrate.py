@@ -538,3 +538,97 @@ def test_uidvalidity_change_matches_again_without_duplicates(dovecot, srv):
     out = migrate_ok(srv, dovecot, address, url, "pw-frank")
     f = folder(out, "INBOX")
     assert (f["rematched"], f["copied"]) == (0, 0), f
+
+
+# --- Hostile sources: a fake server on loopback speaking just enough IMAP
+# or POP3 (security review of postern migrate).
+
+class FakeSource:
+    """A one-connection-at-a-time server thread; `talk(conn)` speaks the
+    protocol over a file of the socket. What it read is kept in `seen`."""
+
+    def __init__(self, talk):
+        import threading
+        self.talk = talk
+        self.seen = []
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(4)
+        self.port = self.sock.getsockname()[1]
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                f = conn.makefile("rwb", buffering=0)
+                try:
+                    self.talk(f, self)
+                except (OSError, ValueError):
+                    pass
+
+    def readline(self, f):
+        line = f.readline()
+        if not line:
+            raise OSError("closed")
+        self.seen.append(line)
+        return line
+
+    def close(self):
+        self.sock.close()
+
+
+def fetch_body(uid, body, seq=1):
+    return (b"* %d FETCH (UID %d FLAGS () INTERNALDATE "
+            b"\"01-Jan-2020 00:00:00 +0000\" BODY[] {%d}\r\n"
+            % (seq, uid, len(body)) + body + b")\r\n")
+
+
+def migrate_fake(srv, address, url, password="pw", *extra, timeout=120):
+    argv = [postern_bin(), "migrate", address, "--from", url,
+            "-c", str(srv.admin_config), "--json"] + list(extra)
+    return subprocess.run(argv, capture_output=True, text=True,
+                          timeout=timeout, input=password + "\n")
+
+
+def test_preauth_without_tls_is_refused(srv):
+    # H2: a PREAUTH greeting on imap:// would skip STARTTLS: anyone on the
+    # path could feed (or, with --delete, remove) mail.
+    def talk(f, fake):
+        f.write(b"* PREAUTH [CAPABILITY IMAP4rev1 STARTTLS] hi\r\n")
+        while True:
+            line = fake.readline(f)
+            tag = line.split(b" ", 1)[0]
+            if b"LOGOUT" in line.upper():
+                f.write(b"* BYE\r\n" + tag + b" OK bye\r\n")
+                return
+            if b" LIST " in line.upper():
+                f.write(b'* LIST () "/" INBOX\r\n')
+            elif b"SELECT" in line.upper():
+                f.write(b"* 1 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n")
+            elif b"FETCH" in line.upper() and b"BODY" in line.upper():
+                f.write(fetch_body(1, b"Subject: injected\r\n\r\nhi\r\n"))
+            elif b"FETCH" in line.upper():
+                f.write(b"* 1 FETCH (UID 1 FLAGS ())\r\n")
+            f.write(tag + b" OK done\r\n")
+
+    fake = FakeSource(talk)
+    try:
+        address, _ = new_user(srv)
+        r = migrate_fake(srv, address,
+                         "imap://bob@127.0.0.1:%d" % fake.port)
+        assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+        assert "logged us in before TLS (PREAUTH)" in r.stdout, r.stdout
+        assert not any(b"FETCH" in l.upper() for l in fake.seen), fake.seen
+        # --insecure: the user said the path is trusted.
+        r = migrate_fake(srv, address,
+                         "imap://bob@127.0.0.1:%d" % fake.port, "pw",
+                         "--insecure")
+        assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    finally:
+        fake.close()
