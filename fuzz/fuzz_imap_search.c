@@ -18,7 +18,7 @@
  * fuzz-sources: src/imap/imap_parser.c src/imap/imap_parser_seqset.c
  * fuzz-sources: src/imap/imap_parser_section.c src/imap/imap_date.c
  * fuzz-sources: src/imap/imap_flags.c src/store/store_name.c
- * fuzz-sources: src/store/store_text.c
+ * fuzz-sources: src/store/store_text.c src/imap/imap_out.c
  *
  * Build and run: see fuzz/README.md.
  */

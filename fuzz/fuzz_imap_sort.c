@@ -22,7 +22,7 @@
  * fuzz-sources: src/imap/imap_parser.c src/imap/imap_parser_seqset.c
  * fuzz-sources: src/imap/imap_parser_section.c src/imap/imap_date.c
  * fuzz-sources: src/imap/imap_flags.c src/store/store_name.c
- * fuzz-sources: src/store/store_text.c
+ * fuzz-sources: src/store/store_text.c src/imap/imap_out.c
  * fuzz-sources: src/mime/mime.c src/mime/mime_address.c src/mime/mime_field.c
  * fuzz-sources: src/mime/mime_imap.c src/mime/mime_scan.c src/mime/mime_str.c
  * fuzz-sources: src/mime/mime_text.c src/mime/mime_subject.c

@@ -588,46 +588,6 @@ enum {
 	RET_SAVE = 1 << 4,	/* RFC 5182 */
 };
 
-/* Output gathered in pieces and written in blocks. */
-struct out {
-	struct imap_session *s;
-	char buf[4096];
-	size_t len;
-};
-
-static void
-out_flush(struct out *o)
-{
-	imap_write(o->s, o->buf, o->len);
-	o->len = 0;
-}
-
-static void
-out_printf(struct out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-out_printf(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (int tries = 0; tries < 2; tries++) {
-		va_start(ap, fmt);
-		n = vsnprintf(o->buf + o->len, sizeof(o->buf) - o->len, fmt,
-		    ap);
-		va_end(ap);
-		if (n < 0)
-			panic("search: vsnprintf");
-		if ((size_t)n < sizeof(o->buf) - o->len) {
-			o->len += (size_t)n;
-			return;
-		}
-		out_flush(o);
-	}
-	panic("search: output piece too long");
-}
-
 struct search {
 	const struct imap_view *v;
 	bool is_uid;
@@ -646,7 +606,7 @@ hit_number(const struct search *q, size_t i)
 /* RFC 4731 §3.1 ALL: a compact sequence set. A run of consecutive view
  * messages is one range, also of UIDs (no message lies between them). */
 static void
-write_all(struct out *o, const struct search *q)
+write_all(struct imap_out *o, const struct search *q)
 {
 	for (size_t i = 0; i < q->nhits;) {
 		size_t j = i;
@@ -654,10 +614,10 @@ write_all(struct out *o, const struct search *q)
 		while (j + 1 < q->nhits && q->hits[j + 1] == q->hits[j] + 1)
 			j++;
 		if (j == i)
-			out_printf(o, "%s%" PRIu32, i ? "," : "",
+			imap_out_printf(o, "%s%" PRIu32, i ? "," : "",
 			    hit_number(q, i));
 		else
-			out_printf(o, "%s%" PRIu32 ":%" PRIu32, i ? "," : "",
+			imap_out_printf(o, "%s%" PRIu32 ":%" PRIu32, i ? "," : "",
 			    hit_number(q, i), hit_number(q, j));
 		i = j + 1;
 	}
@@ -786,17 +746,17 @@ return_parse(const struct imap_arg *a, unsigned *ret_out,
 static void
 reply_search(struct imap_session *s, const struct search *q, bool has_modseq)
 {
-	struct out o = { .s = s };
+	struct imap_out o = { .s = s };
 
-	out_printf(&o, "* SEARCH");
+	imap_out_printf(&o, "* SEARCH");
 	for (size_t i = 0; i < q->nhits; i++)
-		out_printf(&o, " %" PRIu32, hit_number(q, i));
+		imap_out_printf(&o, " %" PRIu32, hit_number(q, i));
 	/* RFC 7162 §3.1.5: no MODSEQ when nothing matched. */
 	if (has_modseq && q->nhits > 0)
-		out_printf(&o, " (MODSEQ %" PRIu64 ")",
+		imap_out_printf(&o, " (MODSEQ %" PRIu64 ")",
 		    reply_modseq(s, q, false));
-	out_printf(&o, "\r\n");
-	out_flush(&o);
+	imap_out_printf(&o, "\r\n");
+	imap_out_flush(&o);
 }
 
 /* RFC 4731 §3.1, RFC 9051 §7.3.4: MIN, MAX and ALL are left out when
@@ -805,26 +765,26 @@ static void
 reply_esearch(struct imap_session *s, const struct search *q, unsigned ret,
     bool has_modseq)
 {
-	struct out o = { .s = s };
+	struct imap_out o = { .s = s };
 	bool is_ends_only = !(ret & (RET_ALL | RET_COUNT));
 
-	out_printf(&o, "* ESEARCH (TAG \"%s\")%s", s->cmd->tag,
+	imap_out_printf(&o, "* ESEARCH (TAG \"%s\")%s", s->cmd->tag,
 	    q->is_uid ? " UID" : "");
 	if (q->nhits > 0 && (ret & RET_MIN))
-		out_printf(&o, " MIN %" PRIu32, hit_number(q, 0));
+		imap_out_printf(&o, " MIN %" PRIu32, hit_number(q, 0));
 	if (q->nhits > 0 && (ret & RET_MAX))
-		out_printf(&o, " MAX %" PRIu32, hit_number(q, q->nhits - 1));
+		imap_out_printf(&o, " MAX %" PRIu32, hit_number(q, q->nhits - 1));
 	if (ret & RET_COUNT)
-		out_printf(&o, " COUNT %zu", q->nhits);
+		imap_out_printf(&o, " COUNT %zu", q->nhits);
 	if (q->nhits > 0 && (ret & RET_ALL)) {
-		out_printf(&o, " ALL ");
+		imap_out_printf(&o, " ALL ");
 		write_all(&o, q);
 	}
 	if (has_modseq && q->nhits > 0)
-		out_printf(&o, " MODSEQ %" PRIu64,
+		imap_out_printf(&o, " MODSEQ %" PRIu64,
 		    reply_modseq(s, q, is_ends_only));
-	out_printf(&o, "\r\n");
-	out_flush(&o);
+	imap_out_printf(&o, "\r\n");
+	imap_out_flush(&o);
 }
 
 /* The view messages the store found, in order: those the session knows,

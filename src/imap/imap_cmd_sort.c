@@ -361,46 +361,6 @@ return_parse(const struct imap_arg *a, unsigned *ret_out)
 	return 0;
 }
 
-/* Output gathered and written in blocks. */
-struct out {
-	struct imap_session *s;
-	char buf[4096];
-	size_t len;
-};
-
-static void
-out_flush(struct out *o)
-{
-	imap_write(o->s, o->buf, o->len);
-	o->len = 0;
-}
-
-static void
-out_printf(struct out *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void
-out_printf(struct out *o, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (int tries = 0; tries < 2; tries++) {
-		va_start(ap, fmt);
-		n = vsnprintf(o->buf + o->len, sizeof(o->buf) - o->len, fmt,
-		    ap);
-		va_end(ap);
-		if (n < 0)
-			panic("sort: vsnprintf");
-		if ((size_t)n < sizeof(o->buf) - o->len) {
-			o->len += (size_t)n;
-			return;
-		}
-		out_flush(o);
-	}
-	panic("sort: output piece too long");
-}
-
 static uint32_t
 item_number(const struct item *it, bool is_uid)
 {
@@ -410,7 +370,7 @@ item_number(const struct item *it, bool is_uid)
 /* RFC 5267 §3.1 ALL: every number in sort order, as a sequence set: a
  * run of ascending consecutive numbers is written as a range. */
 static void
-write_all(struct out *o, const struct item *items,
+write_all(struct imap_out *o, const struct item *items,
     size_t n, bool is_uid)
 {
 	for (size_t i = 0; i < n;) {
@@ -422,10 +382,10 @@ write_all(struct out *o, const struct item *items,
 		    items[j + 1].row->at == items[j].row->at + 1)
 			j++;
 		if (j == i)
-			out_printf(o, "%s%" PRIu32, i ? "," : "",
+			imap_out_printf(o, "%s%" PRIu32, i ? "," : "",
 			    item_number(&items[i], is_uid));
 		else
-			out_printf(o, "%s%" PRIu32 ":%" PRIu32, i ? "," : "",
+			imap_out_printf(o, "%s%" PRIu32 ":%" PRIu32, i ? "," : "",
 			    item_number(&items[i], is_uid),
 			    item_number(&items[j], is_uid));
 		i = j + 1;
@@ -481,7 +441,7 @@ imap_cmd_sort(struct imap_session *s, const struct imap_cmd *cmd)
 	unsigned ret = 0, what = 0;
 	uint64_t modseq = 0;
 	bool is_esort = false;
-	struct out o = { .s = s };
+	struct imap_out o = { .s = s };
 
 	if (v == NULL) {
 		imap_done(s, "BAD", "Select a mailbox first");
@@ -546,36 +506,36 @@ imap_cmd_sort(struct imap_session *s, const struct imap_cmd *cmd)
 	if (r.has_modseq)
 		modseq = imap_sort_modseq(s, &r);
 	if (!is_esort) {
-		out_printf(&o, "* SORT");
+		imap_out_printf(&o, "* SORT");
 		for (size_t i = 0; i < r.n; i++)
-			out_printf(&o, " %" PRIu32, item_number(&items[i],
+			imap_out_printf(&o, " %" PRIu32, item_number(&items[i],
 			    cmd->is_uid));
 		/* RFC 7162 §3.1.5: not when nothing matched. */
 		if (r.has_modseq && r.n > 0)
-			out_printf(&o, " (MODSEQ %" PRIu64 ")", modseq);
-		out_printf(&o, "\r\n");
-		out_flush(&o);
+			imap_out_printf(&o, " (MODSEQ %" PRIu64 ")", modseq);
+		imap_out_printf(&o, "\r\n");
+		imap_out_flush(&o);
 	} else if (ret & ~(unsigned)RET_SAVE) {
 		/* RFC 5267 §3.1: MIN and MAX are the first and last in
 		 * sort order; RFC 4731: left out when nothing matched. */
-		out_printf(&o, "* ESEARCH (TAG \"%s\")%s", cmd->tag,
+		imap_out_printf(&o, "* ESEARCH (TAG \"%s\")%s", cmd->tag,
 		    cmd->is_uid ? " UID" : "");
 		if (r.n > 0 && (ret & RET_MIN))
-			out_printf(&o, " MIN %" PRIu32, item_number(
+			imap_out_printf(&o, " MIN %" PRIu32, item_number(
 			    &items[0], cmd->is_uid));
 		if (r.n > 0 && (ret & RET_MAX))
-			out_printf(&o, " MAX %" PRIu32, item_number(
+			imap_out_printf(&o, " MAX %" PRIu32, item_number(
 			    &items[r.n - 1], cmd->is_uid));
 		if (ret & RET_COUNT)
-			out_printf(&o, " COUNT %zu", r.n);
+			imap_out_printf(&o, " COUNT %zu", r.n);
 		if (r.n > 0 && (ret & RET_ALL)) {
-			out_printf(&o, " ALL ");
+			imap_out_printf(&o, " ALL ");
 			write_all(&o, items, r.n, cmd->is_uid);
 		}
 		if (r.has_modseq && r.n > 0)
-			out_printf(&o, " MODSEQ %" PRIu64, modseq);
-		out_printf(&o, "\r\n");
-		out_flush(&o);
+			imap_out_printf(&o, " MODSEQ %" PRIu64, modseq);
+		imap_out_printf(&o, "\r\n");
+		imap_out_flush(&o);
 	}
 	if (ret & RET_SAVE)
 		save_result(v, items, r.n, ret);

@@ -122,6 +122,17 @@ struct imap_session {
 
 /* ---- Replies (imap_session.c) ---------------------------------------- */
 
+/* Replies gathered in pieces and written in 4 KiB blocks (SEARCH, SORT,
+ * THREAD: many small numbers). Flush before imap_done(). */
+struct imap_out {
+	struct imap_session *s;
+	char buf[4096];
+	size_t len;
+};
+
+void imap_out_flush(struct imap_out *o);
+void imap_out_printf(struct imap_out *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void imap_write(struct imap_session *s, const void *data, size_t len);
 void imap_printf(struct imap_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
