@@ -542,7 +542,7 @@ verify_run(const char *dir, bool is_json)
 	size_t nblobs = 0;
 	int64_t schema;
 	uint64_t bytes = 0;
-	int problems, dirfd;
+	int problems, dirfd, db_fd = -1;
 	char err[1024], *db_path;
 
 	dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -578,7 +578,12 @@ verify_run(const char *dir, bool is_json)
 			problems++;
 		}
 		bytes += e->size;
-		if (fd >= 0)
+		/* The database is checked through the descriptor whose
+		 * bytes were hashed (store_snapshot_fd_check). */
+		if (fd >= 0 && db_fd < 0 && strcmp(e->path, STORE_DB_NAME) ==
+		    0)
+			db_fd = fd;
+		else if (fd >= 0)
 			close(fd);
 	}
 	if (backup_manifest_find(&m, STORE_DB_NAME) == NULL) {
@@ -588,7 +593,10 @@ verify_run(const char *dir, bool is_json)
 		/* Only a database whose bytes are the listed ones is
 		 * opened. */
 		db_path = xasprintf("%s/%s", dir, STORE_DB_NAME);
-		if (store_snapshot_file_check(db_path, &blobs, &nblobs,
+		if (db_fd < 0) {
+			cli_fail("%s: not read", db_path);
+			problems++;
+		} else if (store_snapshot_fd_check(db_fd, &blobs, &nblobs,
 		    &schema, err, sizeof(err)) < 0) {
 			cli_fail("%s: %s", db_path, err);
 			problems++;
@@ -633,6 +641,8 @@ verify_run(const char *dir, bool is_json)
 		    problems == 1 ? "" : "s");
 	}
 	backup_manifest_deinit(&m);
+	if (db_fd >= 0)
+		close(db_fd);
 	close(dirfd);
 	return problems == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
@@ -1135,10 +1145,26 @@ dir_open(struct backup *b, const struct config *cfg)
 		    strerror(errno));
 	if (fstat(b->dirfd, &sb) < 0)
 		return cli_fail("%s: %s", b->dir, strerror(errno));
-	if (!is_made && !b->is_incremental && !is_dir_empty(b->dirfd))
-		return cli_fail("%s: not empty; a new backup goes into an empty "
-		    "or new directory (--incremental updates a backup)",
-		    b->dir);
+	if (!is_made && !is_dir_empty(b->dirfd)) {
+		struct stat mb;
+		bool is_backup =
+		    (fstatat(b->dirfd, BACKUP_MANIFEST, &mb,
+		    AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(mb.st_mode)) ||
+		    (fstatat(b->dirfd, BACKUP_MANIFEST ".prev", &mb,
+		    AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(mb.st_mode));
+
+		/* Checked before its owner or mode is touched: a directory
+		 * that is neither new, empty nor a backup stays as it is. */
+		if (!b->is_incremental)
+			return cli_fail("%s: not empty; a new backup goes into "
+			    "an empty or new directory (--incremental updates "
+			    "a backup)", b->dir);
+		if (!is_backup)
+			return cli_fail("%s: not empty and no MANIFEST: not a "
+			    "backup (an incremental backup updates a complete "
+			    "one; a new backup goes into an empty or new "
+			    "directory); left unchanged", b->dir);
+	}
 	if (geteuid() == 0 && cfg->user != NULL && sb.st_uid == 0) {
 		const struct passwd *pw = getpwnam(cfg->user);
 

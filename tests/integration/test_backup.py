@@ -27,6 +27,7 @@ from imap_helpers import Imap, parse_fetch, flag_set, quote
 from postern_harness import (QUEUED_RE, add_user, admin_ok, run_admin,
                              run_postern, smtp_auth_plain, smtp_open,
                              smtp_transaction, write_mail_config)
+from runas_helpers import reachable_dir, system_user
 
 LISTENERS = [("smtp", "smtp", "none"),
              ("submission", "submission", "none"),
@@ -391,6 +392,35 @@ def test_backup_refuses_a_directory_inside_the_data_directory(
     r = backup(srv.admin_config, srv.mail_data / "bk")
     assert r.returncode != 0 and "outside the data directory" in r.stderr
     assert not (srv.mail_data / "bk").exists()
+
+
+def test_incremental_leaves_a_directory_that_is_not_a_backup_alone(
+        default_cert):
+    """As root with a [server] user: --incremental into a directory that
+    holds other files and no MANIFEST is refused before its owner or mode
+    changes (it is not handed to the server's user)."""
+    with system_user("pstbk") as pw, reachable_dir() as base:
+        path, _, _ = write_mail_config(
+            base / "srv", [("main", default_cert)], LISTENERS,
+            server={"user": pw.pw_name})
+        sysdir = base / "sysdir"
+        sysdir.mkdir()
+        (sysdir / "shadow.bak").write_text("secret\n")
+        os.chmod(sysdir, 0o755)
+        r = backup(path, sysdir, "--incremental")
+        assert r.returncode != 0, r.stdout
+        st = os.stat(sysdir)
+        assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == \
+            (0, 0, 0o755), (st.st_uid, st.st_gid, oct(st.st_mode))
+        assert str(sysdir) in r.stderr and "not a backup" in r.stderr, \
+            r.stderr
+        assert os.stat(sysdir / "shadow.bak").st_uid == 0
+        # A MANIFEST that is a symbolic link does not make it a backup.
+        os.symlink("/etc/hostname", sysdir / "MANIFEST")
+        r = backup(path, sysdir, "--incremental")
+        assert r.returncode != 0 and "not a backup" in r.stderr, r.stderr
+        st = os.stat(sysdir)
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o755)
 
 
 # --- tampering -----------------------------------------------------------------
