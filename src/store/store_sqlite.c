@@ -924,6 +924,40 @@ sq_close(struct store *st)
 	st->be_state = NULL;
 }
 
+/* store.db holds password hashes: it and its -wal/-shm are 0600. SQLite
+ * makes them 0644 (less the umask) and gives -wal/-shm the mode of
+ * store.db, so store.db is made here, 0600, before SQLite opens it, and
+ * files an older postern left 0644 are narrowed. A name that is a symbolic
+ * link is left to SQLite as before. */
+static int
+db_files_private(const struct store *st, const struct sq_state *sq,
+    char *err, size_t errlen)
+{
+	static const char *const names[] = { "store.db", "store.db-wal",
+	    "store.db-shm" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct stat sb;
+		int fd = openat(sq->data_fd, names[i], O_RDONLY | O_NOFOLLOW |
+		    O_NONBLOCK | O_CLOEXEC | (i == 0 ? O_CREAT : 0), 0600);
+
+		if (fd < 0) {
+			if (errno == ENOENT || errno == ELOOP)
+				continue;
+			snprintf(err, errlen, "cannot open %s/%s: %s",
+			    st->data_dir, names[i], strerror(errno));
+			return -1;
+		}
+		if (fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) &&
+		    (sb.st_mode & 077) != 0 &&
+		    fchmod(fd, sb.st_mode & 0700) < 0)
+			log_warn(NULL, "store.mode file=\"%s/%s\" error=\"%s\"",
+			    st->data_dir, names[i], strerror(errno));
+		close(fd);
+	}
+	return 0;
+}
+
 static int
 sq_open(struct store *st, char *err, size_t errlen)
 {
@@ -948,6 +982,8 @@ sq_open(struct store *st, char *err, size_t errlen)
 		    SQ_GC_LOCK, strerror(errno));
 		goto fail;
 	}
+	if (db_files_private(st, sq, err, errlen) < 0)
+		goto fail;
 	sq->writer = conn_open(sq->db_path, true, err, errlen);
 	if (sq->writer == NULL)
 		goto fail;

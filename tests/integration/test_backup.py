@@ -423,6 +423,31 @@ def test_incremental_leaves_a_directory_that_is_not_a_backup_alone(
         assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o755)
 
 
+def test_store_database_files_are_private(postern_factory, default_cert,
+                                          tmp_path):
+    """store.db (password hashes) and its -wal/-shm are 0600, also when an
+    older postern left them 0644."""
+    srv = start_server(postern_factory, tmp_path / "a", default_cert)
+    deliver_many(srv, ALICE, 1)
+    names = ["store.db", "store.db-wal", "store.db-shm"]
+
+    def modes():
+        return {n: oct(stat.S_IMODE(os.stat(srv.mail_data / n).st_mode))
+                for n in names if (srv.mail_data / n).exists()}
+    got = modes()
+    assert "store.db" in got and "store.db-wal" in got, got
+    assert set(got.values()) == {"0o600"}, got
+    srv.stop()
+    for n in names:
+        if (srv.mail_data / n).exists():
+            os.chmod(srv.mail_data / n, 0o644)
+    srv = start_server(postern_factory, tmp_path / "a", default_cert,
+                       prepare=False)
+    deliver_many(srv, ALICE, 1)
+    got = modes()
+    assert set(got.values()) == {"0o600"}, got
+
+
 # --- tampering -----------------------------------------------------------------
 
 
