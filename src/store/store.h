@@ -821,6 +821,12 @@ void store_blob_path(int64_t blob, char *buf, size_t len);
 int store_snapshot_file_check(const char *db_path,
     struct store_snapshot_blob **blobs_out, size_t *n_out,
     int64_t *schema_out, char *err, size_t errlen);
+/* The same for the database open (read-only) on fd: SQLite reads that
+ * file, the one whose bytes were checked through fd, not another one put
+ * at its name since (-1 with err set if its name now is another file's).
+ * Both also run with SQLITE_DBCONFIG_DEFENSIVE and trusted_schema off. */
+int store_snapshot_fd_check(int fd, struct store_snapshot_blob **blobs_out,
+    size_t *n_out, int64_t *schema_out, char *err, size_t errlen);
 
 /* ---- Maintenance ------------------------------------------------------ */
 

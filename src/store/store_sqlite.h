@@ -14,6 +14,7 @@
 #define POSTERN_STORE_SQLITE_H
 
 #include <sqlite3.h>
+#include <time.h>
 
 #include "store/store_backend.h"
 
@@ -276,6 +277,9 @@ struct sq_state {
 	 * that no file a backup's snapshot names goes before it is
 	 * copied (store_sqlite_backup.c). */
 	int gc_lock_fd;
+	/* When GC first found gc.lock held by a backup (0: it was not), and
+	 * when that was last logged at warn level (writer thread only). */
+	time_t gc_paused_since, gc_paused_warned;
 	bool has_fts;		/* FTS5 with the trigram tokenizer */
 	struct sq_conn *writer;
 	pthread_mutex_t pool_lock;

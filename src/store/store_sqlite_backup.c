@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,15 +55,39 @@
  * (an allocation bounded by what the file says). */
 #define SNAPSHOT_BLOBS_MAX ((size_t)1 << 32)
 
+/* GC paused by a backup this long (a stuck or stopped one holds gc.lock
+ * for ever) is logged at warn level, then again at most this often. */
+#define GC_PAUSED_WARN_SECS (10 * 60)
+
 bool
 sq_gc_trylock(struct sq_state *sq)
 {
-	if (flock(sq->gc_lock_fd, LOCK_EX | LOCK_NB) == 0)
+	struct timespec ts;
+
+	if (flock(sq->gc_lock_fd, LOCK_EX | LOCK_NB) == 0) {
+		sq->gc_paused_since = 0;
+		sq->gc_paused_warned = 0;
 		return true;
-	if (errno == EWOULDBLOCK)
-		log_debug(NULL, "store.gc paused=backup");
-	else
+	}
+	if (errno != EWOULDBLOCK) {
 		log_error(NULL, "store.gc lock error=\"%s\"", strerror(errno));
+		return false;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (sq->gc_paused_since == 0)
+		sq->gc_paused_since = ts.tv_sec > 0 ? ts.tv_sec : 1;
+	if (ts.tv_sec - sq->gc_paused_since >= GC_PAUSED_WARN_SECS &&
+	    (sq->gc_paused_warned == 0 ||
+	    ts.tv_sec - sq->gc_paused_warned >= GC_PAUSED_WARN_SECS)) {
+		sq->gc_paused_warned = ts.tv_sec;
+		log_warn(NULL, "store.gc paused=backup minutes=%lld lock=%s "
+		    "hint=\"a backup holds it; a stuck or stopped one keeps "
+		    "expunged messages' files on disk\"",
+		    (long long)(ts.tv_sec - sq->gc_paused_since) / 60,
+		    SQ_GC_LOCK);
+	} else {
+		log_debug(NULL, "store.gc paused=backup");
+	}
 	return false;
 }
 
@@ -331,26 +356,61 @@ uri_path(const char *path)
 	return out;
 }
 
-int
-store_snapshot_file_check(const char *db_path,
+/* Whether the file db has open is the one fd is open on (same device and
+ * inode). */
+static bool
+is_same_file(sqlite3 *db, int fd)
+{
+	const char *name = sqlite3_db_filename(db, "main");
+	struct stat a, b;
+
+	return name != NULL && fstat(fd, &a) == 0 &&
+	    stat(name, &b) == 0 && a.st_dev == b.st_dev &&
+	    a.st_ino == b.st_ino;
+}
+
+/* Checks the database at db_path, or (fd >= 0) the one open on fd. */
+static int
+file_check(const char *db_path, int fd,
     struct store_snapshot_blob **blobs_out, size_t *n_out,
     int64_t *schema_out, char *err, size_t errlen)
 {
-	char *upath = uri_path(db_path);
-	char *uri = xasprintf("file:%s?immutable=1", upath);
+	char *upath, *uri, fdpath[64];
 	sqlite3 *db = NULL;
 	sqlite3_stmt *s = NULL;
 	size_t nerr = 0, used = 0;
-	int rc = -1, src;
+	int rc = -1, src, flags = SQLITE_OPEN_READONLY | SQLITE_OPEN_URI |
+	    SQLITE_OPEN_NOMUTEX;
 
 	*blobs_out = NULL;
 	*n_out = 0;
+	if (fd >= 0) {
+		/* The descriptor's own file, not whatever has its name
+		 * now: /proc/self/fd/N is a link, so not NOFOLLOW. */
+		snprintf(fdpath, sizeof(fdpath), "/proc/self/fd/%d", fd);
+		db_path = fdpath;
+	} else {
+		flags |= SQLITE_OPEN_NOFOLLOW;
+	}
+	upath = uri_path(db_path);
+	uri = xasprintf("file:%s?immutable=1", upath);
 	/* immutable: no locks, no journal, nothing written beside it. */
-	if (sqlite3_open_v2(uri, &db, SQLITE_OPEN_READONLY |
-	    SQLITE_OPEN_URI | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX,
-	    NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(uri, &db, flags, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot open: %s", db != NULL ?
 		    sqlite3_errmsg(db) : "out of memory");
+		goto out;
+	}
+	/* A file from elsewhere is hostile input: no schema-defined
+	 * functions or triggers run, and SQL cannot corrupt it. */
+	if (sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL) !=
+	    SQLITE_OK || sqlite3_db_config(db, SQLITE_DBCONFIG_TRUSTED_SCHEMA,
+	    0, NULL) != SQLITE_OK || exec_sql(db, "PRAGMA trusted_schema=OFF",
+	    "trusted_schema", err, errlen) != SQLITE_OK)
+		goto out;
+	/* SQLite resolves the link to the name the file has now; refuse if
+	 * that is another file (renamed over it in between). */
+	if (fd >= 0 && !is_same_file(db, fd)) {
+		snprintf(err, errlen, "replaced while it was checked");
 		goto out;
 	}
 	src = sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &s, NULL);
@@ -376,9 +436,33 @@ store_snapshot_file_check(const char *db_path,
 	if (nerr > 0)
 		goto out;
 	rc = db_read(db, schema_out, blobs_out, n_out, err, errlen);
+	if (rc == 0 && fd >= 0 && !is_same_file(db, fd)) {
+		snprintf(err, errlen, "replaced while it was checked");
+		free(*blobs_out);
+		*blobs_out = NULL;
+		*n_out = 0;
+		rc = -1;
+	}
 out:
 	sqlite3_close(db);
 	free(uri);
 	free(upath);
 	return rc;
+}
+
+int
+store_snapshot_file_check(const char *db_path,
+    struct store_snapshot_blob **blobs_out, size_t *n_out,
+    int64_t *schema_out, char *err, size_t errlen)
+{
+	return file_check(db_path, -1, blobs_out, n_out, schema_out, err,
+	    errlen);
+}
+
+int
+store_snapshot_fd_check(int fd, struct store_snapshot_blob **blobs_out,
+    size_t *n_out, int64_t *schema_out, char *err, size_t errlen)
+{
+	return file_check(NULL, fd, blobs_out, n_out, schema_out, err,
+	    errlen);
 }
