@@ -506,6 +506,10 @@ list_cb(struct imap *im, void *arg, const struct migrate_resp *r)
 	if (migrate_list_read(r, &l) < 0)
 		return fail(im, MIGRATE_FAIL_PROTOCOL, "a LIST response "
 		    "that does not parse");
+	if (fs->n >= MIGRATE_FOLDERS_MAX)
+		return fail(im, MIGRATE_FAIL_PROTOCOL, "the source lists more "
+		    "than %u folders (MIGRATE_FOLDERS_MAX)",
+		    MIGRATE_FOLDERS_MAX);
 	if (fs->n == fs->cap) {
 		fs->cap = fs->cap ? fs->cap * 2 : 32;
 		fs->v = xrealloc(fs->v, fs->cap * sizeof(*fs->v));
@@ -606,6 +610,8 @@ struct listing {
 	size_t n, cap;
 	struct map *map;
 	struct migrate_folder_result *fr;
+	size_t max;		/* EXISTS plus a slack, at most the cap */
+	size_t keyword_bytes;
 	bool is_bad;
 };
 
@@ -624,6 +630,16 @@ listing_cb(struct imap *im, void *arg, const struct migrate_resp *r)
 	if (migrate_fetch_read(r, &f, &is_truncated) < 0 || f.uid == 0)
 		return fail(im, MIGRATE_FAIL_PROTOCOL, "a FETCH response "
 		    "that does not parse");
+	if (ls->n >= ls->max)
+		return fail(im, MIGRATE_FAIL_PROTOCOL, "the source lists more "
+		    "messages than the folder's EXISTS allows (%zu; "
+		    "MIGRATE_MESSAGES_SLACK, MIGRATE_MESSAGES_MAX)", ls->max);
+	ls->keyword_bytes += strlen(f.keywords);
+	if (ls->keyword_bytes > MIGRATE_FOLDER_KEYWORD_BYTES_MAX)
+		return fail(im, MIGRATE_FAIL_PROTOCOL, "the source's keywords "
+		    "of one folder are over %u bytes "
+		    "(MIGRATE_FOLDER_KEYWORD_BYTES_MAX)",
+		    MIGRATE_FOLDER_KEYWORD_BYTES_MAX);
 	if (ls->n == ls->cap) {
 		ls->cap = ls->cap ? ls->cap * 2 : 256;
 		ls->v = xrealloc(ls->v, ls->cap * sizeof(*ls->v));
@@ -693,6 +709,9 @@ struct copy {
 	const char *source, *folder, *target;
 	uint32_t uidvalidity;
 	uint64_t done, total;
+	const uint32_t *want;	/* this chunk's UIDs, ascending */
+	bool *got;		/* got[i]: want[i] came already */
+	size_t nwant;
 };
 
 static bool
@@ -719,6 +738,27 @@ body_cb(struct imap *im, void *arg, const struct migrate_resp *r)
 		    "that does not parse");
 	if (f.body == NULL)
 		return 0;	/* a flag update the server volunteered */
+	/* Only what this chunk asked for, each once: a UID we did not ask
+	 * for, or one sent twice, is the source's mistake (or a hostile
+	 * one's injection), counted as a mismatch and dropped. */
+	{
+		size_t lo = 0, hi = cp->nwant;
+
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (cp->want[mid] < f.uid)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		if (lo == cp->nwant || cp->want[lo] != f.uid ||
+		    cp->got[lo]) {
+			cp->fr->mismatches++;
+			return 0;
+		}
+		cp->got[lo] = true;
+	}
 	if (map_find(cp->map, f.uid) >= 0)
 		return 0;	/* copied already (a repeated response) */
 	if (f.has_size && f.size != f.body_len)
@@ -893,6 +933,8 @@ folder_run(struct imap *im, struct store *st, int64_t account,
 	 * (CHANGEDSINCE) and what it expunged (VANISHED). */
 	ls.map = &map;
 	ls.fr = fr;
+	ls.max = si.exists < MIGRATE_MESSAGES_MAX - MIGRATE_MESSAGES_SLACK ?
+	    (size_t)si.exists + MIGRATE_MESSAGES_SLACK : MIGRATE_MESSAGES_MAX;
 	if (im->is_qresync && prev_uv == si.uidvalidity && prev_modseq > 0 &&
 	    si.highestmodseq > 0 && map.nold == 0) {
 		is_changedsince = true;
@@ -983,10 +1025,16 @@ folder_run(struct imap *im, struct store *st, int64_t account,
 		};
 		enum { CHUNK = 100 };
 
+		bool got[CHUNK];
+
 		for (size_t i = 0; i < ntodo; i += CHUNK) {
 			size_t n = ntodo - i < CHUNK ? ntodo - i : CHUNK;
 			char set[CHUNK * 24];
 
+			memset(got, 0, sizeof(got));
+			cp.want = todo + i;
+			cp.got = got;
+			cp.nwant = n;
 			uidset_write(set, sizeof(set), todo + i, n);
 			if (cmd(im, body_cb, &cp, &stat, text, sizeof(text),
 			    "UID FETCH %s (UID FLAGS INTERNALDATE RFC822.SIZE "

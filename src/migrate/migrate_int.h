@@ -20,6 +20,15 @@
 
 /* Bytes of the keywords of one message we keep (space-separated). */
 #define MIGRATE_KEYWORDS_MAX 4096
+/* What a hostile source can make us hold (security review, M1): folders
+ * from LIST; messages of one folder listed by UID FETCH 1:* (at most the
+ * folder's EXISTS plus a slack, never over the absolute cap); the keyword
+ * bytes of one folder's listing; POP3 UIDL lines. */
+#define MIGRATE_FOLDERS_MAX 100000u
+#define MIGRATE_MESSAGES_MAX 10000000u
+#define MIGRATE_MESSAGES_SLACK 1000u
+#define MIGRATE_FOLDER_KEYWORD_BYTES_MAX (64u << 20)
+#define MIGRATE_POP3_MESSAGES_MAX 1000000u
 /* Deepest nesting of parenthesised lists in one response. */
 #define MIGRATE_DEPTH_MAX 16
 

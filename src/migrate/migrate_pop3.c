@@ -135,6 +135,11 @@ uidl_read(struct pop3 *p, struct uidl **v_out, size_t *n_out)
 			    (unsigned char)*q > 0x7e)
 				return pfail(p, MIGRATE_FAIL_PROTOCOL, "a "
 				    "UIDL with a character RFC 1939 forbids");
+		if (*n_out >= MIGRATE_POP3_MESSAGES_MAX)
+			return pfail(p, MIGRATE_FAIL_PROTOCOL, "the source's "
+			    "UIDL lists more than %u messages "
+			    "(MIGRATE_POP3_MESSAGES_MAX)",
+			    MIGRATE_POP3_MESSAGES_MAX);
 		if (*n_out == cap) {
 			cap = cap ? cap * 2 : 256;
 			*v_out = xrealloc(*v_out, cap * sizeof(**v_out));

@@ -632,3 +632,135 @@ def test_preauth_without_tls_is_refused(srv):
         assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
     finally:
         fake.close()
+
+
+def imap_talk(list_reply=None, listing=None, bodies=None):
+    """A plain IMAP source (no STARTTLS: --insecure) with one INBOX of
+    one message; the replies to LIST, the UID listing and the body FETCH
+    can be replaced (a callable writing to f)."""
+    def talk(f, fake):
+        f.write(b"* OK [CAPABILITY IMAP4rev1] fake\r\n")
+        while True:
+            line = fake.readline(f)
+            tag, rest = line.split(b" ", 1)
+            up = rest.upper()
+            if up.startswith(b"LOGOUT"):
+                f.write(b"* BYE\r\n" + tag + b" OK bye\r\n")
+                return
+            if up.startswith(b"CAPABILITY"):
+                f.write(b"* CAPABILITY IMAP4rev1\r\n")
+            elif up.startswith(b"LIST"):
+                if list_reply:
+                    list_reply(f)
+                else:
+                    f.write(b'* LIST () "/" INBOX\r\n')
+            elif up.startswith(b"SELECT"):
+                f.write(b"* 1 EXISTS\r\n* OK [UIDVALIDITY 7] x\r\n")
+            elif b"BODY" in up:
+                if bodies:
+                    bodies(f)
+                else:
+                    f.write(fetch_body(1, b"Subject: a\r\n\r\nhi\r\n"))
+            elif up.startswith(b"UID FETCH"):
+                if listing:
+                    listing(f)
+                else:
+                    f.write(b"* 1 FETCH (UID 1 FLAGS ())\r\n")
+            f.write(tag + b" OK done\r\n")
+    return talk
+
+
+def test_fetch_of_unrequested_or_repeated_uid_is_dropped(srv):
+    # M3: the body FETCH for UID 1 answered with UID 1, UID 1 again and
+    # UID 99 (never asked for) copied 3 messages.
+    def bodies(f):
+        f.write(fetch_body(1, b"Subject: one\r\n\r\nfirst\r\n"))
+        f.write(fetch_body(1, b"Subject: one again\r\n\r\nsecond\r\n"))
+        f.write(fetch_body(99, b"Subject: injected\r\n\r\nx\r\n", seq=2))
+
+    fake = FakeSource(imap_talk(bodies=bodies))
+    try:
+        address, password = new_user(srv)
+        r = migrate_fake(srv, address, "imap://bob@127.0.0.1:%d" % fake.port,
+                         "pw", "--insecure")
+        out = json.loads(r.stdout)
+        assert out["totals"]["copied"] == 1, r.stdout
+        assert out["totals"]["mismatches"] == 2, r.stdout
+        c = postern_imap(srv, address, password)
+        c.select("INBOX")
+        typ, data = c.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        bodies_here = [d[1] for d in data if isinstance(d, tuple)]
+        assert bodies_here == [b"Subject: one\r\n\r\nfirst\r\n"], data
+        c.logout()
+    finally:
+        fake.close()
+
+
+def test_too_many_folders_is_a_clear_error(srv):
+    # M1: a LIST without end grew the CLI's memory without limit.
+    def list_reply(f):
+        chunk = b"".join(b'* LIST () "/" "f%d"\r\n' % i
+                         for i in range(10000))
+        for _ in range(11):
+            f.write(chunk)
+
+    fake = FakeSource(imap_talk(list_reply=list_reply))
+    try:
+        address, _ = new_user(srv)
+        r = migrate_fake(srv, address, "imap://bob@127.0.0.1:%d" % fake.port,
+                         "pw", "--insecure")
+        assert r.returncode == 1, (r.returncode, r.stdout[:2000], r.stderr)
+        assert "MIGRATE_FOLDERS_MAX" in r.stdout, r.stdout[:2000]
+    finally:
+        fake.close()
+
+
+def test_listing_beyond_exists_is_a_clear_error(srv):
+    # M1: the UID FETCH 1:* listing of a folder of 1 message (EXISTS 1)
+    # may not list more than EXISTS plus a slack.
+    def listing(f):
+        f.write(b"".join(b"* %d FETCH (UID %d FLAGS ())\r\n" % (i, i)
+                         for i in range(1, 5000)))
+
+    fake = FakeSource(imap_talk(listing=listing))
+    try:
+        address, _ = new_user(srv)
+        r = migrate_fake(srv, address, "imap://bob@127.0.0.1:%d" % fake.port,
+                         "pw", "--insecure")
+        assert r.returncode == 1, (r.returncode, r.stdout[:2000], r.stderr)
+        assert "EXISTS allows" in r.stdout, r.stdout[:2000]
+    finally:
+        fake.close()
+
+
+def test_endless_pop3_uidl_is_a_clear_error(srv):
+    # M1: a POP3 source streaming UIDL lines grew RSS to 1.6 GB.
+    def talk(f, fake):
+        f.write(b"+OK fake\r\n")
+        while True:
+            line = fake.readline(f).upper()
+            if line.startswith(b"QUIT"):
+                f.write(b"+OK bye\r\n")
+                return
+            if line.startswith(b"CAPA"):
+                f.write(b"-ERR no\r\n")
+            elif line.startswith(b"UIDL"):
+                f.write(b"+OK\r\n")
+                n = 1
+                while n <= 1000001:
+                    f.write(b"".join(b"%d id%d\r\n" % (i, i)
+                                     for i in range(n, n + 50000)))
+                    n += 50000
+                f.write(b".\r\n")
+            else:
+                f.write(b"+OK\r\n")
+
+    fake = FakeSource(talk)
+    try:
+        address, _ = new_user(srv)
+        r = migrate_fake(srv, address, "pop3://bob@127.0.0.1:%d" % fake.port,
+                         "pw", "--insecure")
+        assert r.returncode == 1, (r.returncode, r.stdout[:2000], r.stderr)
+        assert "MIGRATE_POP3_MESSAGES_MAX" in r.stdout, r.stdout[:2000]
+    finally:
+        fake.close()
