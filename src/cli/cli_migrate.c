@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -49,6 +50,7 @@ struct job {
 	char *address;
 	char *url_text;
 	struct migrate_url url;
+	size_t line;		/* of the accounts file */
 	char *password;		/* wiped after the run */
 	char *token;
 	struct migrate_result result;
@@ -186,8 +188,20 @@ accounts_read(const char *path, struct job **jobs_out, size_t *n_out,
 			*jobs_out = xrealloc(*jobs_out,
 			    cap * sizeof(**jobs_out));
 		}
+		/* Two workers copying into one account make duplicates. */
+		for (size_t i = 0; i < *n_out; i++)
+			if (strcasecmp((*jobs_out)[i].address, addr) == 0) {
+				int rc = cli_fail("%s:%zu: %s is already at "
+				    "%s:%zu: one line an account", path,
+				    lineno, addr, path, (*jobs_out)[i].line);
+
+				secret_wipe(line, sizeof(line));
+				fclose(f);
+				return rc;
+			}
 		j = &(*jobs_out)[*n_out];
 		memset(j, 0, sizeof(*j));
+		j->line = lineno;
 		if (migrate_url_parse(url, &j->url, err, sizeof(err)) < 0) {
 			secret_wipe(line, sizeof(line));
 			fclose(f);

@@ -110,6 +110,13 @@ migrate_url_parse(const char *url, struct migrate_url *u_out, char *err,
 		    url);
 		return -1;
 	}
+	/* USER:PASSWORD@ would send the password as the user name and
+	 * echo it in reports: refused, without echoing the URL. */
+	if (memchr(p, ':', (size_t)(at - p)) != NULL) {
+		snprintf(err, errlen, "put no password in the URL: it is read "
+		    "from the terminal or stdin");
+		return -1;
+	}
 	if ((u_out->user = pct_decode(p, (size_t)(at - p))) == NULL) {
 		snprintf(err, errlen, "%s: the user name has a bad %%-escape "
 		    "or a control character", url);

@@ -764,3 +764,40 @@ def test_endless_pop3_uidl_is_a_clear_error(srv):
         assert "MIGRATE_POP3_MESSAGES_MAX" in r.stdout, r.stdout[:2000]
     finally:
         fake.close()
+
+
+def test_password_in_url_is_refused(srv, tmp_path):
+    # L1: imaps://bob:Secr3tPw@host sent "bob:Secr3tPw" as the user name
+    # and echoed it in --json.
+    address, _ = new_user(srv)
+    r = migrate_fake(srv, address, "imaps://bob:Secr3tPw@127.0.0.1:1")
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "put no password in the URL" in r.stderr, r.stderr
+    assert "Secr3tPw" not in r.stdout + r.stderr
+    # The same in an accounts file, naming the line.
+    path = tmp_path / "accounts"
+    path.write_text("%s imaps://bob:Secr3tPw@127.0.0.1:1 pw\n" % address)
+    os.chmod(path, 0o600)
+    r = subprocess.run([postern_bin(), "migrate", "--accounts", str(path),
+                        "-c", str(srv.admin_config), "--json"],
+                       capture_output=True, text=True, timeout=60,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "%s:1:" % path in r.stderr and "no password in the URL" in \
+        r.stderr, r.stderr
+    assert "Secr3tPw" not in r.stdout + r.stderr
+
+
+def test_repeated_address_in_accounts_is_refused(srv, tmp_path):
+    # L3: two workers copying into one account made duplicates.
+    address, _ = new_user(srv)
+    path = tmp_path / "accounts"
+    path.write_text("%s imaps://a@127.0.0.1:1\n# x\n%s imaps://b@127.0.0.1:1\n"
+                    % (address, address.upper()))
+    r = subprocess.run([postern_bin(), "migrate", "--accounts", str(path),
+                        "--jobs", "2", "-c", str(srv.admin_config)],
+                       capture_output=True, text=True, timeout=60,
+                       input="pw\n")
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "%s:3:" % path in r.stderr and "%s:1" % path in r.stderr, \
+        r.stderr
