@@ -13,10 +13,44 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/util.h"
 #include "net/net.h"
+
+static void
+answer_start(struct migrate_conn *c)
+{
+	clock_gettime(CLOCK_MONOTONIC, &c->start);
+	c->got = 0;
+}
+
+/* Bounds the next read by what is left of the answer's time; false when
+ * none is left. */
+static bool
+answer_time_left(struct migrate_conn *c)
+{
+	struct timespec now;
+	double elapsed, budget, left;
+	struct timeval tv;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	elapsed = (double)(now.tv_sec - c->start.tv_sec) +
+	    (double)(now.tv_nsec - c->start.tv_nsec) / 1e9;
+	budget = (double)c->timeout_secs + (double)c->got / MIGRATE_MIN_RATE;
+	left = budget - elapsed;
+	if (left <= 0)
+		return false;
+	if (left > c->timeout_secs)
+		left = c->timeout_secs;
+	tv.tv_sec = (time_t)left;
+	tv.tv_usec = (suseconds_t)((left - (double)tv.tv_sec) * 1e6);
+	if (tv.tv_sec == 0 && tv.tv_usec == 0)
+		tv.tv_usec = 1;
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return true;
+}
 
 int
 migrate_conn_open(struct migrate_conn *c, const char *host, uint16_t port,
@@ -62,6 +96,8 @@ migrate_conn_open(struct migrate_conn *c, const char *host, uint16_t port,
 		return -1;
 	}
 	buf_init(&c->in, in_cap);
+	c->timeout_secs = timeout_secs > 0 ? timeout_secs : 60;
+	answer_start(c);
 	return 0;
 }
 
@@ -70,6 +106,7 @@ migrate_conn_tls(struct migrate_conn *c, const char *ca_file,
     bool is_insecure, char *err, size_t errlen)
 {
 	buf_clear(&c->in);
+	answer_start(c);
 	c->tls = net_tls_stream_new(c->fd, c->host, ca_file, is_insecure, err,
 	    errlen);
 	return c->tls != NULL ? 0 : -1;
@@ -84,6 +121,10 @@ migrate_conn_read(struct migrate_conn *c)
 
 	if (room == 0)
 		return -1;
+	if (!answer_time_left(c)) {
+		errno = ETIMEDOUT;
+		return -1;
+	}
 	want = room < sizeof(tmp) ? room : sizeof(tmp);
 	if (c->tls != NULL)
 		n = net_tls_stream_read(c->tls, tmp, want);
@@ -94,6 +135,8 @@ migrate_conn_read(struct migrate_conn *c)
 	}
 	if (n > 0 && buf_append(&c->in, tmp, (size_t)n) < 0)
 		return -1;
+	if (n > 0)
+		c->got += (uint64_t)n;
 	return n;
 }
 
@@ -102,6 +145,7 @@ migrate_conn_write(struct migrate_conn *c, const void *data, size_t len)
 {
 	const char *p = data;
 
+	answer_start(c);	/* what comes next answers this */
 	if (c->tls != NULL)
 		return net_tls_stream_write(c->tls, data, len);
 	while (len > 0) {

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <time.h>
+
 #include "lib/buf.h"
 #include "lib/parse.h"
 #include "migrate/migrate.h"
@@ -204,7 +206,14 @@ struct migrate_conn {
 	struct buf in;		/* capped: line or literal limits + slack */
 	const char *host;	/* borrowed */
 	char *error;		/* what went wrong last, or NULL */
+	/* The answer to each command (and the greeting) must come within
+	 * timeout_secs plus a second for every MIGRATE_MIN_RATE bytes of
+	 * it: a source trickling a byte a minute cannot hold a job. */
+	int timeout_secs;
+	struct timespec start;	/* of this answer: the last write */
+	uint64_t got;		/* bytes read since */
 };
+#define MIGRATE_MIN_RATE (16u << 10)
 
 /* Connects to host:port (every address getaddrinfo gives, in order) with
  * timeout_secs for the connection and each read and write later. Returns

@@ -801,3 +801,27 @@ def test_repeated_address_in_accounts_is_refused(srv, tmp_path):
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert "%s:3:" % path in r.stderr and "%s:1" % path in r.stderr, \
         r.stderr
+
+
+def test_trickling_source_times_out(srv):
+    # L2: --timeout bounded each read only: a source sending a byte now
+    # and then held a job forever. Now the answer as a whole must come
+    # within --timeout (plus a second per 16 KiB of it).
+    import threading
+    stop = threading.Event()
+
+    def talk(f, fake):
+        f.write(b"* OK ")
+        while not stop.wait(0.3):
+            f.write(b"x")
+
+    fake = FakeSource(talk)
+    try:
+        address, _ = new_user(srv)
+        r = migrate_fake(srv, address, "imap://bob@127.0.0.1:%d" % fake.port,
+                         "pw", "--insecure", "--timeout", "2", timeout=300)
+        assert r.returncode == 1, (r.returncode, r.stdout, r.stderr)
+        assert "timed out" in r.stdout, r.stdout
+    finally:
+        stop.set()
+        fake.close()
