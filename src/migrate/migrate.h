@@ -50,7 +50,7 @@ struct migrate_options {
 				 * system's */
 	bool is_delete;		/* delete here what the source deleted */
 	uint64_t message_max;	/* largest message copied (bytes) */
-	int timeout_secs;	/* each read and write */
+	int timeout_secs;	/* each answer as a whole, each write */
 	/* Progress (may be NULL): called after each message and folder. */
 	void (*progress)(void *arg, const char *folder, uint64_t done,
 	    uint64_t total);

@@ -1,7 +1,8 @@
 /*
  * migrate_conn: the blocking connection to a source server. A CLI tool
  * copying one account per thread has no need of an event loop; every read
- * and write is bounded by the socket's timeouts instead, and the input
+ * and write is bounded by the socket's timeouts instead (each answer as a
+ * whole by a deadline: see answer_time_left), and the input
  * buffer by its cap.
  */
 #include "migrate/migrate_int.h"
