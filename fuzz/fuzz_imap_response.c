@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/mutf7.h"
 #include "migrate/migrate_int.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -89,8 +90,12 @@ readers(const struct migrate_resp *r)
 		char *name;
 
 		check_inside(l.name, l.name_len);
-		name = migrate_mutf7_decode(l.name, l.name_len);
+		char *raw = strndup(l.name, l.name_len);
+
+		name = raw != NULL && strlen(raw) == l.name_len ?
+		    mutf7_decode(raw) : NULL;
 		free(name);
+		free(raw);
 	}
 	if ((set = migrate_vanished_set(r)) != NULL)
 		(void)migrate_uidset_read(set->s, set->len, range_cb, NULL);

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "lib/base64.h"
+#include "lib/mutf7.h"
 #include "lib/util.h"
 
 struct imap {
@@ -521,7 +522,7 @@ list_cb(struct imap *im, void *arg, const struct migrate_resp *r)
 	f->delim = l.delim;
 	f->attrs = l.attrs;
 	f->name = memchr(l.name, '\0', l.name_len) == NULL ?
-	    migrate_mutf7_decode(l.name, l.name_len) : NULL;
+	    mutf7_decode(f->raw) : NULL;
 	if (f->name == NULL) {
 		/* Not modified UTF-7: keep the bytes, control characters
 		 * and NULs made visible. */

@@ -187,10 +187,6 @@ bool migrate_date_time_parse(const char *s, size_t len, int64_t *t_out);
  * name and seconds optional) to unix time. */
 bool migrate_rfc5322_date_parse(const char *s, size_t len, int64_t *t_out);
 
-/* Modified UTF-7 (RFC 3501 §5.1.3) to UTF-8. A new string, or NULL when
- * the input is not valid modified UTF-7. */
-char *migrate_mutf7_decode(const char *in, size_t len);
-
 /* ---- The connection (migrate_conn.c) ---------------------------------- */
 
 /* Longest line of a source (POP3 lines, IMAP lines without literals). */

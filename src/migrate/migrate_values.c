@@ -1,14 +1,9 @@
 /*
  * migrate_values: readers of the values a parsed response holds (FETCH
- * attributes, LIST, VANISHED sets, dates) and the modified UTF-7 decoder
- * of source folder names. Every number is checked for overflow, nothing
- * is allocated from one, and a value of the wrong kind is an error rather
- * than a guess.
- *
- * Modified UTF-7 is decoded here rather than shared with src/imap
- * (imap_mutf7.c): a protocol folder may not be used by this layer, and the
- * source's names arrive as counted bytes (a literal may hold a NUL), which
- * the server's NUL-terminated decoder does not take.
+ * attributes, LIST, VANISHED sets, dates). Every number is checked for
+ * overflow, nothing is allocated from one, and a value of the wrong kind
+ * is an error rather than a guess. Folder names are decoded by
+ * lib/mutf7.h, once the caller has refused a name holding a NUL.
  */
 #include "migrate/migrate_int.h"
 
@@ -434,121 +429,4 @@ migrate_rfc5322_date_parse(const char *s, size_t len, int64_t *t_out)
 	    !zone_read(s, len, &i, &zone))
 		return false;
 	return time_make(y, mon, d, hh, mm, ss, zone, t_out);
-}
-
-/* ---- Modified UTF-7 (RFC 3501 §5.1.3) --------------------------------- */
-
-static int
-b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == ',')
-		return 63;
-	return -1;
-}
-
-static size_t
-utf8_put(char *out, uint32_t cp)
-{
-	if (cp < 0x80) {
-		out[0] = (char)cp;
-		return 1;
-	}
-	if (cp < 0x800) {
-		out[0] = (char)(0xc0 | (cp >> 6));
-		out[1] = (char)(0x80 | (cp & 0x3f));
-		return 2;
-	}
-	if (cp < 0x10000) {
-		out[0] = (char)(0xe0 | (cp >> 12));
-		out[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		out[2] = (char)(0x80 | (cp & 0x3f));
-		return 3;
-	}
-	out[0] = (char)(0xf0 | (cp >> 18));
-	out[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
-	out[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
-	out[3] = (char)(0x80 | (cp & 0x3f));
-	return 4;
-}
-
-char *
-migrate_mutf7_decode(const char *in, size_t len)
-{
-	/* Each base64 character gives at most 6 bits; 16 bits (3 chars)
-	 * become at most 3 UTF-8 bytes, a surrogate pair (6 chars) 4. */
-	char *out = xmalloc(len * 2 + 1);
-	size_t o = 0, i = 0;
-
-	while (i < len) {
-		unsigned char ch = (unsigned char)in[i];
-
-		if (ch >= 0x7f || ch < 0x20)
-			goto bad;
-		if (ch != '&') {
-			out[o++] = (char)ch;
-			i++;
-			continue;
-		}
-		i++;
-		if (i < len && in[i] == '-') {
-			out[o++] = '&';
-			i++;
-			continue;
-		}
-		uint32_t bits = 0, high = 0;
-		int nbits = 0, nchars = 0;
-
-		for (; i < len && in[i] != '-'; i++) {
-			int v = b64_value(in[i]);
-
-			if (v < 0)
-				goto bad;
-			bits = (bits << 6) | (uint32_t)v;
-			nbits += 6;
-			nchars++;
-			if (nbits < 16)
-				continue;
-			nbits -= 16;
-			uint32_t unit = (bits >> nbits) & 0xffff;
-
-			bits &= (1u << nbits) - 1;
-			if (unit >= 0xd800 && unit <= 0xdbff) {
-				if (high != 0)
-					goto bad;
-				high = unit;
-				continue;
-			}
-			if (unit >= 0xdc00 && unit <= 0xdfff) {
-				if (high == 0)
-					goto bad;
-				unit = 0x10000 + ((high - 0xd800) << 10) +
-				    (unit - 0xdc00);
-				high = 0;
-			} else if (high != 0) {
-				goto bad;
-			}
-			/* Printable ASCII must not be encoded, and U+0000
-			 * would cut the name short. */
-			if (unit == 0 || (unit >= 0x20 && unit < 0x7f))
-				goto bad;
-			o += utf8_put(out + o, unit);
-		}
-		if (i >= len || nchars == 0 || high != 0 || nbits >= 6 ||
-		    bits != 0)
-			goto bad;
-		i++;
-	}
-	out[o] = '\0';
-	return out;
-bad:
-	free(out);
-	return NULL;
 }

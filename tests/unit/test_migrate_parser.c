@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "lib/mutf7.h"
 #include "migrate/migrate_int.h"
 #include "store/store.h"
 
@@ -427,20 +428,19 @@ test_migrate_mutf7(void **state)
 	char *s;
 
 	(void)state;
-	s = migrate_mutf7_decode("Entw&APw-rfe", 12);
+	s = mutf7_decode("Entw&APw-rfe");
 	assert_string_equal(s, "Entw\xc3\xbc" "rfe");
 	free(s);
-	s = migrate_mutf7_decode("&ZeVnLIqe-", 10);
+	s = mutf7_decode("&ZeVnLIqe-");
 	assert_string_equal(s, "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e");
 	free(s);
-	s = migrate_mutf7_decode("a&-b", 4);
+	s = mutf7_decode("a&-b");
 	assert_string_equal(s, "a&b");
 	free(s);
-	assert_null(migrate_mutf7_decode("&AGE-", 5));	/* encoded "a" */
-	assert_null(migrate_mutf7_decode("&AAA-", 5));	/* U+0000 */
-	assert_null(migrate_mutf7_decode("&APw", 4));	/* unended */
-	assert_null(migrate_mutf7_decode("a\0b", 3));
-	assert_null(migrate_mutf7_decode("\xc3\xbc", 2));
+	assert_null(mutf7_decode("&AGE-"));	/* encoded "a" */
+	assert_null(mutf7_decode("&AAA-"));	/* U+0000 */
+	assert_null(mutf7_decode("&APw"));	/* unended */
+	assert_null(mutf7_decode("\xc3\xbc"));
 }
 
 static void
