@@ -41,6 +41,29 @@ static const char usage[] = "postern doctor [--ip ADDR ...] [-c FILE] "
 #define PROBE_TIMEOUT_MS 3000
 #define GREETING_MAX 512
 
+/* Ends a report: the JSON object (--json) or the summary line. Returns
+ * the exit status: ok only without a problem. */
+static int
+report_end(struct cli_report *rep)
+{
+	if (rep->items != NULL) {
+		json_t *j = json_pack("{s:b,s:i,s:i,s:O}", "ok",
+		    rep->fails == 0, "problems", rep->fails, "warnings",
+		    rep->warns, "checks", rep->items);
+
+		json_dumpf(j, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(j);
+		json_decref(rep->items);
+		rep->items = NULL;
+	} else {
+		printf("%d problem%s, %d warning%s\n", rep->fails,
+		    rep->fails == 1 ? "" : "s", rep->warns,
+		    rep->warns == 1 ? "" : "s");
+	}
+	return rep->fails == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+}
+
 /* ---- probing a port -------------------------------------------------- */
 
 /* Connects to addr:port within the probe timeout; the socket then has
@@ -963,21 +986,7 @@ doctor_client(int argc, char **argv, bool is_json)
 	secret_wipe(pw, strlen(pw));
 	free(pw);
 	free(host);
-	if (is_json) {
-		json_t *j = json_pack("{s:b,s:i,s:i,s:O}", "ok", rep.fails == 0,
-		    "problems", rep.fails, "warnings", rep.warns, "checks",
-		    rep.items);
-
-		json_dumpf(j, stdout, JSON_INDENT(2));
-		putchar('\n');
-		json_decref(j);
-		json_decref(rep.items);
-	} else {
-		printf("%d problem%s, %d warning%s\n", rep.fails,
-		    rep.fails == 1 ? "" : "s", rep.warns,
-		    rep.warns == 1 ? "" : "s");
-	}
-	return rep.fails == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+	return report_end(&rep);
 }
 
 /* ---- the command ------------------------------------------------------ */
@@ -1069,21 +1078,7 @@ doctor_server(int argc, char **argv, char **ips, size_t nips, bool is_json)
 	store_strings_free(&domains);
 	cli_admin_close(&ad);
 done:
-	if (is_json) {
-		json_t *j = json_pack("{s:b,s:i,s:i,s:O}", "ok", rep.fails == 0,
-		    "problems", rep.fails, "warnings", rep.warns, "checks",
-		    rep.items);
-
-		json_dumpf(j, stdout, JSON_INDENT(2));
-		putchar('\n');
-		json_decref(j);
-		json_decref(rep.items);
-	} else {
-		printf("%d problem%s, %d warning%s\n", rep.fails,
-		    rep.fails == 1 ? "" : "s", rep.warns,
-		    rep.warns == 1 ? "" : "s");
-	}
-	return rep.fails == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+	return report_end(&rep);
 }
 
 int
