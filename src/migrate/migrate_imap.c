@@ -921,7 +921,8 @@ folder_run(struct imap *im, struct store *st, int64_t account,
 		map.cur[map.ncur].i = i;
 		map.ncur++;
 	}
-	qsort(map.cur, map.ncur, sizeof(*map.cur), cur_cmp);
+	if (map.ncur > 1)	/* qsort() must not see a NULL array */
+		qsort(map.cur, map.ncur, sizeof(*map.cur), cur_cmp);
 	if (store_migrate_folder_get(st, account, source, fo->name, &prev_uv,
 	    &prev_modseq, &err) < 0 && err != STORE_NOT_FOUND) {
 		fail(im, MIGRATE_FAIL_STORE, "cannot read the map: %s",
@@ -961,7 +962,8 @@ folder_run(struct imap *im, struct store *st, int64_t account,
 		    "%s: %s", fo->name, text);
 		goto out;
 	}
-	qsort(ls.v, ls.n, sizeof(*ls.v), src_cmp);
+	if (ls.n > 1)
+		qsort(ls.v, ls.n, sizeof(*ls.v), src_cmp);
 
 	/* Known messages: flags that changed at the source since the last
 	 * copy are set here (the source wins for what it changed; what was
