@@ -180,6 +180,7 @@ check_config(const struct config *cfg)
 	    "hostname set");
 	check(cfg->workers <= 256, "workers in range");
 	check(cfg->nlisteners > 0, "some listener");
+	check(cfg->mtasts_mode <= CONFIG_MTASTS_NONE, "mta-sts mode");
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		const struct config_listener *l = &cfg->listeners[i];
 

@@ -21,6 +21,7 @@
 
 #include <jansson.h>
 
+#include "http/http.h"
 #include "lib/config.h"
 #include "lib/util.h"
 #include "queue/queue.h"
@@ -188,20 +189,6 @@ listener_find(const struct config *cfg, enum config_proto proto,
 	return NULL;
 }
 
-/* An MTA-STS id (RFC 8461 §3.1: 1 to 32 letters and digits) that changes
- * when the policy would: a hash of the mail host it names. */
-static char *
-mtasts_id(const char *host)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (const char *s = host; *s != '\0'; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ULL;
-	}
-	return xasprintf("%016llx", (unsigned long long)h);
-}
-
 /* "203.0.113.7" -> "7.113.0.203.in-addr.arpa." (RFC 1035 §3.5, RFC 3596
  * §2.5); NULL for text that is not an address. */
 static char *
@@ -301,7 +288,9 @@ plan_make(struct cli_admin *ad, struct dns_plan *p, const char *domain_arg,
 	    xasprintf("v=DMARC1; p=quarantine; rua=mailto:postmaster@%s", d),
 	    true, why_dmarc);
 	{
-		char *id = mtasts_id(h);
+		/* RFC 8461 §3.1: the id changes whenever the policy the
+		 * HTTPS listener serves does (a hash of its text). */
+		char *id = http_mtasts_id(cfg);
 
 		rec_add(p, DNS_K_MTASTS, xasprintf("_mta-sts.%s.", d), "TXT",
 		    xasprintf("v=STSv1; id=%s", id), false, why_mtasts);

@@ -73,6 +73,7 @@ void http_autodiscover_json(struct http_session *s,
     const struct http_request *req);
 void http_mobileconfig(struct http_session *s,
     const struct http_request *req);
+void http_mtasts(struct http_session *s, const struct http_request *req);
 void http_metrics(struct http_session *s, const struct http_request *req);
 void http_healthz(struct http_session *s, const struct http_request *req);
 

@@ -484,6 +484,12 @@ route(struct http_session *s, const struct http_request *req)
 		http_autodiscover_json(s, req);
 		return;
 	}
+	if (strcmp(path, "/.well-known/mta-sts.txt") == 0) {
+		if (!is_get)
+			goto get_only;
+		http_mtasts(s, req);
+		return;
+	}
 	if (strcmp(path, "/mobileconfig") == 0) {
 		if (!is_get)
 			goto get_only;

@@ -64,6 +64,12 @@ static const char *const tls_names[] = {
 	[CONFIG_TLS_IMPLICIT] = "implicit",
 };
 
+static const char *const mtasts_mode_names[] = {
+	[CONFIG_MTASTS_TESTING] = "testing",
+	[CONFIG_MTASTS_ENFORCE] = "enforce",
+	[CONFIG_MTASTS_NONE] = "none",
+};
+
 bool
 is_config_listener_same(const struct config_listener *a,
     const struct config_listener *b)
@@ -85,6 +91,12 @@ const char *
 config_tls_name(enum config_tls tls)
 {
 	return tls_names[tls];
+}
+
+const char *
+config_mtasts_mode_name(enum config_mtasts_mode mode)
+{
+	return mtasts_mode_names[mode];
 }
 
 static void __attribute__((format(printf, 2, 3)))
@@ -456,6 +468,27 @@ handle_queue(struct load_state *st, const char *key, const char *value)
 	return handle_param(st, "queue", key, value);
 }
 
+/* [mta-sts]: the policy's mode and max_age (RFC 8461 §3.2). */
+static int
+handle_mtasts(struct load_state *st, const char *key, const char *value)
+{
+	int e;
+
+	if (strcmp(key, "mode") == 0) {
+		if (parse_enum(value, mtasts_mode_names,
+		    ARRAY_LEN(mtasts_mode_names), &e) < 0)
+			fail(st, "key 'mode': '%s' is not testing, enforce or "
+			    "none", value);
+		else
+			st->cfg->mtasts_mode = (enum config_mtasts_mode)e;
+		return 0;
+	}
+	if (strcmp(key, "max_age") == 0)
+		return handle_param(st, "mta_sts", key, value);
+	fail(st, "key '%s': unknown in section [mta-sts]", key);
+	return 0;
+}
+
 static int
 handle_auth(struct load_state *st, const char *key, const char *value)
 {
@@ -648,6 +681,8 @@ on_ini_pair(void *user, const char *section, const char *key,
 		handle_auth(st, key, value);
 	} else if (strcmp(section, "queue") == 0) {
 		handle_queue(st, key, value);
+	} else if (strcmp(section, "mta-sts") == 0) {
+		handle_mtasts(st, key, value);
 	} else if (strcmp(section, "limits") == 0 ||
 	    strcmp(section, "timeouts") == 0) {
 		handle_param(st, section, key, value);
@@ -664,7 +699,8 @@ on_ini_pair(void *user, const char *section, const char *key,
 		    key);
 	} else {
 		fail(st, "section [%s]: unknown (expected server, auth, limits, "
-		    "timeouts, queue, listener NAME or certificate NAME)", section);
+		    "timeouts, queue, mta-sts, listener NAME or certificate "
+		    "NAME)", section);
 	}
 	return st->has_err ? 0 : 1;
 }

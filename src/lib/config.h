@@ -29,6 +29,15 @@ enum config_tls {
 	CONFIG_TLS_IMPLICIT,
 };
 
+/* [mta-sts] mode: what senders do when TLS to our MX fails (RFC 8461
+ * §5): testing (deliver anyway and report; the default), enforce (do not
+ * deliver), none (forget the policy). */
+enum config_mtasts_mode {
+	CONFIG_MTASTS_TESTING,
+	CONFIG_MTASTS_ENFORCE,
+	CONFIG_MTASTS_NONE,
+};
+
 struct config_listener {
 	char *name;
 	char *address;		/* numeric IPv4 or IPv6 address */
@@ -91,6 +100,11 @@ struct config {
 	char *queue_tls;
 	char *queue_tls_domains;
 
+	/* [mta-sts] mode of the policy served at
+	 * https://mta-sts.DOMAIN/.well-known/mta-sts.txt; its max_age is
+	 * mta_sts_max_age of config_params.h. */
+	enum config_mtasts_mode mtasts_mode;
+
 	struct config_listener *listeners;
 	size_t nlisteners;
 	struct config_cert *certs;	/* certs[0] is served without SNI */
@@ -114,6 +128,7 @@ const char *config_proto_name(enum config_proto proto);
 bool is_config_listener_same(const struct config_listener *a,
     const struct config_listener *b);
 const char *config_tls_name(enum config_tls tls);
+const char *config_mtasts_mode_name(enum config_mtasts_mode mode);
 
 /* The listeners used when a file names none: the standard ports when
  * is_root, else the same ports plus 10000 (printed at start). */

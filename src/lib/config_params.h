@@ -7,7 +7,8 @@
 #define POSTERN_CONFIG_PARAMS_H
 
 /* X(section, key, field, default, min, max, kind) where kind is COUNT,
- * SIZE (bytes, suffixes k/M/G) or SECONDS (suffixes s/m/h/d). */
+ * SIZE (bytes, suffixes k/M/G) or SECONDS (suffixes s/m/h/d). A '-' of
+ * the file's section name is '_' here: mta_sts is [mta-sts]. */
 #define CONFIG_PARAMS(X)						\
 	X(limits, max_connections, max_connections, 1000, 1, 1000000, COUNT) \
 	X(limits, max_connections_per_ip, max_connections_per_ip, 20, 1, \
@@ -59,6 +60,8 @@
 	X(queue, poll_interval, queue_poll_interval, 5, 1, 3600, SECONDS) \
 	X(queue, timeout, queue_timeout, 300, 1, 3600, SECONDS)	\
 	X(queue, resolver_port, queue_resolver_port, 53, 1, 65535, COUNT) \
-	X(queue, remote_port, queue_remote_port, 25, 1, 65535, COUNT)
+	X(queue, remote_port, queue_remote_port, 25, 1, 65535, COUNT)	\
+	X(mta_sts, max_age, mta_sts_max_age, 604800, 60, 31557600,	\
+	    SECONDS)
 
 #endif

@@ -52,6 +52,21 @@ static const struct param_row param_rows[] = {
 #undef PARAM_ROW
 };
 
+/* The section as the file writes it: the table's token with '-' for '_'
+ * (mta_sts is [mta-sts]). Returns a static buffer. */
+static const char *
+file_section(const struct param_row *row)
+{
+	static char buf[64];
+
+	snprintf(buf, sizeof(buf), "%s", row->section);
+	for (char *p = buf; *p != '\0'; p++) {
+		if (*p == '_')
+			*p = '-';
+	}
+	return buf;
+}
+
 static uint64_t
 param_value(const struct config *cfg, const struct param_row *row)
 {
@@ -556,7 +571,7 @@ test_config_every_limit_accepts_its_range_ends(void **state)
 
 		for (size_t j = 0; j < ARRAY_LEN(ends); j++) {
 			char *text = xasprintf(SERVER_LINES CERT_LINES
-			    "[%s]\n%s = %llu\n", row->section, row->key,
+			    "[%s]\n%s = %llu\n", file_section(row), row->key,
 			    (unsigned long long)ends[j]);
 			struct config *cfg = load_ok(text);
 
@@ -946,14 +961,14 @@ test_config_every_limit_refuses_one_past_its_range(void **state)
 
 		snprintf(key, sizeof(key), "key '%s': ", row->key);
 		text = xasprintf(SERVER_LINES "[%s]\n%s = %llu\n",
-		    row->section, row->key,
+		    file_section(row), row->key,
 		    (unsigned long long)row->max + 1);
 		assert_refused(text, 4, key, "is out of range");
 		free(text);
 		if (row->min == 0)
 			continue;
 		text = xasprintf(SERVER_LINES "[%s]\n%s = %llu\n",
-		    row->section, row->key,
+		    file_section(row), row->key,
 		    (unsigned long long)row->min - 1);
 		assert_refused(text, 4, key, "is out of range");
 		free(text);
