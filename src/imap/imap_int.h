@@ -33,6 +33,7 @@
 
 #include "auth/auth.h"
 #include "imap/imap.h"
+#include "imap/imap_notify.h"
 #include "imap/imap_parser.h"
 #include "lib/config.h"
 #include "store/store.h"
@@ -104,6 +105,8 @@ struct imap_session {
 	bool is_condstore;	/* RFC 7162 §3.1: MODSEQ in FETCH replies */
 	bool is_qresync;	/* RFC 7162 §3.2: VANISHED, not EXPUNGE */
 	bool is_uidonly;	/* RFC 9586: UIDs only; UIDFETCH, VANISHED */
+	struct imap_notify *notify;	/* NOTIFY (imap_cmd_notify.c), or
+					 * NULL: never used */
 
 	/* A command in progress across callbacks (a streamed FETCH...):
 	 * job_drained runs when the output has drained below NET_DRAIN_LOW;
@@ -429,5 +432,23 @@ ssize_t imap_fetch_read(int fd, char *buf, size_t n, uint64_t off);
 int imap_store_reread(struct imap_session *s, const size_t *idx, size_t n,
     const bool *pick, bool *is_found_out);
 
+
+/* added by notify */
+/* imap_cmd_notify.c: NOTIFY (RFC 5465). */
+imap_handler imap_cmd_notify;
+/* Sends what the account watch gathered for mailboxes other than the
+ * selected one (STATUS, LIST); imap_done() calls it before the tagged
+ * reply, IDLE at once. */
+void imap_notify_flush(struct imap_session *s);
+/* Whether a change to the selected mailbox is sent now, not at the end
+ * of the next command: in IDLE (RFC 2177), or between commands under
+ * NOTIFY SELECTED; *may_expunge_out says whether EXPUNGE may go too. */
+bool imap_notify_selected_now(struct imap_session *s,
+    bool *may_expunge_out);
+/* After EXISTS for view->msgs[first..]: the FETCH items NOTIFY's
+ * MessageNew asked for (RFC 5465 §5.2). */
+void imap_notify_messages_new(struct imap_session *s, size_t first);
+/* Drops NOTIFY's state (the connection closes). */
+void imap_notify_end(struct imap_session *s);
 
 #endif

@@ -68,6 +68,7 @@ static const struct imap_cmd_def commands[] = {
 	{ "STATUS", ST_LOGGED_IN, 0, imap_cmd_status },
 	{ "APPEND", ST_LOGGED_IN, 0, imap_cmd_append },
 	{ "IDLE", ST_LOGGED_IN, CMD_NO_ARGS, imap_cmd_idle },
+	{ "NOTIFY", ST_LOGGED_IN, 0, imap_cmd_notify },
 	{ "CHECK", ST_SELECTED, CMD_NO_ARGS, imap_cmd_noop },
 	{ "CLOSE", ST_SELECTED, CMD_NO_ARGS, imap_cmd_close },
 	{ "UNSELECT", ST_SELECTED, CMD_NO_ARGS, imap_cmd_unselect },
@@ -248,6 +249,7 @@ imap_done(struct imap_session *s, const char *status, const char *fmt, ...)
 	if (vasprintf(&text, fmt, ap) < 0)
 		panic("imap_done: out of memory");
 	va_end(ap);
+	imap_notify_flush(s);
 	if (s->view != NULL && s->state == IMAP_STATE_SELECTED)
 		imap_view_sync(s, may_expunge(s->cmd), false);
 	imap_printf(s, "%s %s %s\r\n", tag, status, text);
@@ -323,7 +325,7 @@ write_capabilities(struct imap_session *s)
 	    "UTF8=ACCEPT");
 	imap_printf(s, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
 	imap_printf(s, " OBJECTID SAVEDATE PREVIEW MULTIAPPEND REPLACE "
-	    "UIDONLY");
+	    "UIDONLY NOTIFY");
 	/* RFC 7889: the largest APPEND literal, the same for every mailbox
 	 * (STATUS APPENDLIMIT repeats it). */
 	imap_printf(s, " APPENDLIMIT=%llu",
@@ -517,6 +519,7 @@ imap_cmd_idle(struct imap_session *s, const struct imap_cmd *cmd)
 	(void)cmd;
 	s->is_idle = true;
 	imap_printf(s, "+ idling\r\n");
+	imap_notify_flush(s);
 	if (s->view != NULL)
 		imap_view_sync(s, true, true);
 }
@@ -948,6 +951,7 @@ imap_session_close(void *arg)
 	struct imap_session *s = arg;
 
 	job_end(s);
+	imap_notify_end(s);
 	imap_view_close(s);
 	auth_exchange_deinit(&s->auth);
 	imap_cmd_free(&s->cmd);

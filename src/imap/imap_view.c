@@ -193,13 +193,15 @@ static void
 on_mailbox_changed(void *arg)
 {
 	struct imap_session *s = arg;
+	bool may_expunge;
 
 	if (s->view == NULL || is_net_conn_closing(s->conn))
 		return;
 	s->view->is_stale = true;
-	/* RFC 2177: an idling client hears of changes at once. */
-	if (s->is_idle)
-		imap_view_sync(s, true, false);
+	/* RFC 2177: an idling client hears of changes at once; so does
+	 * one that asked NOTIFY for them (RFC 5465 §4, §6.1). */
+	if (imap_notify_selected_now(s, &may_expunge))
+		imap_view_sync(s, may_expunge, false);
 }
 
 int
@@ -457,8 +459,10 @@ imap_view_sync(struct imap_session *s, bool may_expunge, bool is_forced)
 	/* New messages may bring keywords: the client hears of them before
 	 * it can fetch them. */
 	imap_view_flags_announce(s);
-	if (nadded > 0)
+	if (nadded > 0) {
 		imap_printf(s, "* %zu EXISTS\r\n", v->n);
+		imap_notify_messages_new(s, v->n - nadded);
+	}
 }
 
 static int

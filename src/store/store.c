@@ -157,7 +157,8 @@ store_close(struct store **stp)
 	*stp = NULL;
 	store_writer_stop(st);
 	for (size_t i = 0; i < STORE_WATCH_BUCKETS; i++) {
-		if (st->watches[i] != NULL)
+		if (st->watches[i] != NULL ||
+		    st->account_watches[i] != NULL)
 			panic("store_close with watches still registered");
 	}
 	st->be->close(st);
@@ -319,6 +320,7 @@ req_run(struct store *st, struct store_req *req, enum store_err *err_out)
 	*err_out = req->err;
 	free(req->touched);
 	req->touched = NULL;
+	store_req_events_clear(req);
 	return rc;
 }
 
@@ -335,6 +337,47 @@ store_req_touch(struct store_req *req, int64_t mailbox)
 		    req->touched_cap * sizeof(*req->touched));
 	}
 	req->touched[req->ntouched++] = mailbox;
+}
+
+void
+store_req_event(struct store_req *req, int64_t account, int64_t mailbox,
+    unsigned kind, const char *name, const char *old_name)
+{
+	struct store_req_event *e;
+
+	if (kind & STORE_EVENT_MESSAGE) {
+		for (size_t i = 0; i < req->nevents; i++) {
+			e = &req->events[i];
+			if ((e->ev.kind & STORE_EVENT_MESSAGE) &&
+			    e->ev.mailbox == mailbox) {
+				e->ev.kind |= kind;
+				return;
+			}
+		}
+	}
+	if (req->nevents == req->events_cap) {
+		req->events_cap = req->events_cap ? req->events_cap * 2 : 4;
+		req->events = xrealloc(req->events,
+		    req->events_cap * sizeof(*req->events));
+	}
+	e = &req->events[req->nevents++];
+	e->account = account;
+	e->ev.kind = kind;
+	e->ev.mailbox = mailbox;
+	e->ev.name = name != NULL ? xstrdup(name) : NULL;
+	e->ev.old_name = old_name != NULL ? xstrdup(old_name) : NULL;
+}
+
+void
+store_req_events_clear(struct store_req *req)
+{
+	for (size_t i = 0; i < req->nevents; i++) {
+		free(req->events[i].ev.name);
+		free(req->events[i].ev.old_name);
+	}
+	free(req->events);
+	req->events = NULL;
+	req->nevents = req->events_cap = 0;
 }
 
 static int
@@ -1270,6 +1313,7 @@ store_change_commit(struct store *st, const struct store_change *c,
 	*result_out = req.cres;
 	free(req.owned_keywords);
 	free(req.touched);
+	store_req_events_clear(&req);
 	if (rc < 0) {
 		result_out->err = STORE_TEMP;
 		return -1;

@@ -621,6 +621,50 @@ struct store_watch *store_watch_new(struct store *st, int64_t mailbox,
 /* After this returns, cb is never called again. Call on base's thread. */
 void store_watch_free(struct store_watch **w);
 
+/* Account watches (IMAP NOTIFY, RFC 5465): one per session for every
+ * mailbox of an account, so that a session watching 100 mailboxes holds
+ * one watch, not 100. The writer appends what each commit did to the
+ * watch's pending events (message events of one mailbox merge into one
+ * entry), and schedules cb(arg) on base's thread when none is scheduled;
+ * the session then takes the events. */
+enum store_event_kind {
+	STORE_EVENT_NEW = 1 << 0,	/* messages came into mailbox */
+	STORE_EVENT_EXPUNGE = 1 << 1,	/* messages left mailbox */
+	STORE_EVENT_FLAGS = 1 << 2,	/* flags of messages changed */
+	STORE_EVENT_CREATE = 1 << 3,	/* mailbox name was created */
+	STORE_EVENT_DELETE = 1 << 4,	/* mailbox name was deleted */
+	STORE_EVENT_RENAME = 1 << 5,	/* old_name became name */
+	STORE_EVENT_SUBSCRIBE = 1 << 6,	/* name was subscribed */
+	STORE_EVENT_UNSUBSCRIBE = 1 << 7,	/* name was unsubscribed */
+};
+#define STORE_EVENT_MESSAGE \
+	(STORE_EVENT_NEW | STORE_EVENT_EXPUNGE | STORE_EVENT_FLAGS)
+
+struct store_event {
+	unsigned kind;		/* enum store_event_kind bits */
+	int64_t mailbox;	/* message events; else 0 */
+	char *name;		/* name events; else NULL */
+	char *old_name;		/* STORE_EVENT_RENAME; else NULL */
+};
+
+/* Pending events a watch keeps before it gives up (overflow). */
+#define STORE_ACCOUNT_WATCH_EVENTS_MAX 512
+
+struct store_account_watch;
+
+struct store_account_watch *store_account_watch_new(struct store *st,
+    int64_t account, struct event_base *base, void (*cb)(void *arg),
+    void *arg);
+/* After this returns, cb is never called again. Call on base's thread. */
+void store_account_watch_free(struct store_account_watch **w);
+/* Takes the events gathered since the last call, in commit order (the
+ * caller frees them with store_events_free). Returns false when more than
+ * STORE_ACCOUNT_WATCH_EVENTS_MAX were pending and were dropped (nothing
+ * is returned then, RFC 5465 §5.8). Call on base's thread. */
+bool store_account_watch_take(struct store_account_watch *w,
+    struct store_event **events_out, size_t *n_out);
+void store_events_free(struct store_event **events, size_t n);
+
 /* ---- Outbound queue --------------------------------------------------- */
 
 /* One external recipient of a message waiting to go out (RFC 5321 §4.5.4),

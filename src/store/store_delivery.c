@@ -464,6 +464,7 @@ delivery_req_free(struct store_req *req)
 	}
 	free(req->dres);
 	free(req->touched);
+	store_req_events_clear(req);
 	free(req);
 }
 

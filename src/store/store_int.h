@@ -16,6 +16,7 @@
 struct store_backend;
 struct store_queue_op;
 struct store_watch;
+struct store_account_watch;
 
 /* Requests per commit unless store_tune() says otherwise, and the most
  * it may say (the orphan probe at open relies on it). */
@@ -63,6 +64,8 @@ struct store {
 	/* Watches by mailbox; watch_lock guards the chains. */
 	pthread_mutex_t watch_lock;
 	struct store_watch *watches[STORE_WATCH_BUCKETS];
+	/* Account watches by account, under watch_lock too. */
+	struct store_account_watch *account_watches[STORE_WATCH_BUCKETS];
 };
 
 /* A backup's snapshot (store.h), filled by the backend. */
@@ -257,10 +260,27 @@ struct store_req {
 	/* Mailboxes this request changed, for the watches. */
 	int64_t *touched;
 	size_t ntouched, touched_cap;
+	/* What it did, for the account watches (NOTIFY). */
+	struct store_req_event *events;
+	size_t nevents, events_cap;
+};
+
+/* One event of a request, for the account watches of account. */
+struct store_req_event {
+	int64_t account;
+	struct store_event ev;	/* owns its names */
 };
 
 /* Notes that req changed mailbox (once is enough; repeats are dropped). */
 void store_req_touch(struct store_req *req, int64_t mailbox);
+/* Notes an event for the account watches: kind is enum store_event_kind
+ * bits; message events (NEW, EXPUNGE, FLAGS) name the mailbox by id and
+ * merge with an earlier one of the same mailbox; name events copy name
+ * and old_name (may be NULL). */
+void store_req_event(struct store_req *req, int64_t account,
+    int64_t mailbox, unsigned kind, const char *name, const char *old_name);
+/* Forgets the events (an attempt that is rolled back), freeing them. */
+void store_req_events_clear(struct store_req *req);
 
 /* Writer (store_writer.c). */
 int store_writer_start(struct store *st, char *err, size_t errlen);
@@ -276,6 +296,10 @@ int store_writer_run(struct store *st, struct store_req *req);
 /* Watches (store_watch.c): schedules the callback of every watch on one
  * of the n mailboxes. Called by the writer after a commit. */
 void store_watch_notify(struct store *st, const int64_t *mailboxes,
+    size_t n);
+/* Hands the events of the requests that succeeded to the account watches
+ * of their accounts. Called by the writer after a commit. */
+void store_account_watch_notify(struct store *st, struct store_req **reqs,
     size_t n);
 
 /* Names (store_name.c). Each returns 0 with a new normalized string in

@@ -122,6 +122,7 @@ op_run(struct store *st, struct store_migrate_op *op, enum store_err *err_out)
 		rc = -1;
 	*err_out = req.err;
 	free(req.touched);
+	store_req_events_clear(&req);
 	store_migrate_op_free(&op);
 	return rc;
 }

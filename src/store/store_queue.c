@@ -89,6 +89,7 @@ op_run(struct store *st, struct store_queue_op *op, enum store_err *err_out)
 		rc = -1;
 	*err_out = req.err;
 	free(req.touched);
+	store_req_events_clear(&req);
 	if (rc < 0) {
 		store_queue_list_free(&op->list, op->n);
 		op->n = 0;

@@ -605,7 +605,11 @@ mailbox_create(struct batch *b, struct store_req *req)
 		return found > 0 ? STORE_EXISTS : STORE_TEMP;
 	if ((err = parents_make(b, req->account, req->s1)) != STORE_OK)
 		return err;
-	return mailbox_insert(b, req->account, req->s1, req->special, false);
+	err = mailbox_insert(b, req->account, req->s1, req->special, false);
+	if (err == STORE_OK)
+		store_req_event(req, req->account, 0, STORE_EVENT_CREATE,
+		    req->s1, NULL);
+	return err;
 }
 
 static bool
@@ -670,6 +674,12 @@ inbox_rename(struct batch *b, struct store_req *req, struct mb_row *inbox)
 		return STORE_TEMP;
 	store_req_touch(req, inbox->id);
 	store_req_touch(req, dst.id);
+	store_req_event(req, req->account, inbox->id, STORE_EVENT_EXPUNGE,
+	    NULL, NULL);
+	store_req_event(req, req->account, dst.id, STORE_EVENT_NEW, NULL,
+	    NULL);
+	store_req_event(req, req->account, 0, STORE_EVENT_CREATE, req->s2,
+	    NULL);
 	return STORE_OK;
 }
 
@@ -734,9 +744,21 @@ mailbox_rename(struct batch *b, struct store_req *req)
 		err = parents_make(b, req->account, to);
 	if (err == STORE_OK)
 		err = mailbox_rename_one(b, mb.id, to);
+	if (err == STORE_OK)
+		store_req_event(req, req->account, 0, STORE_EVENT_RENAME, to,
+		    from);
 	for (size_t i = 0; i < nchildren; i++) {
 		if (err == STORE_OK)
 			err = mailbox_rename_one(b, ids[i], names[i]);
+		if (err == STORE_OK) {
+			/* RFC 5465 §5.4: one LIST per mailbox renamed. */
+			char *old = xasprintf("%s%s", from,
+			    names[i] + strlen(to));
+
+			store_req_event(req, req->account, 0,
+			    STORE_EVENT_RENAME, names[i], old);
+			free(old);
+		}
 		free(names[i]);
 	}
 	free(names);
@@ -773,6 +795,8 @@ mailbox_delete(struct batch *b, struct store_req *req)
 			return STORE_TEMP;
 	}
 	store_req_touch(req, mb.id);
+	store_req_event(req, req->account, 0, STORE_EVENT_DELETE, req->s1,
+	    NULL);
 	return STORE_OK;
 }
 
@@ -791,6 +815,10 @@ mailbox_subscribe(struct batch *b, struct store_req *req)
 	if (err == STORE_OK && !req->is_on && found == 0 &&
 	    sqlite3_changes(b->c->db) == 0)
 		return STORE_NOT_FOUND;
+	if (err == STORE_OK)
+		store_req_event(req, req->account, 0, req->is_on ?
+		    STORE_EVENT_SUBSCRIBE : STORE_EVENT_UNSUBSCRIBE, req->s1,
+		    NULL);
 	return err;
 }
 
@@ -1063,6 +1091,8 @@ delivery_one(struct batch *b, struct store_req *req,
 		res->uidvalidity = mb.uidvalidity;
 		res->uid = m.uid;
 		store_req_touch(req, mb.id);
+		store_req_event(req, mb.account, mb.id, STORE_EVENT_NEW, NULL,
+		    NULL);
 		/* postern migrate's map entry goes with the message, in the
 		 * same transaction (store_delivery_migrate). */
 		if (d->migrate != NULL && i == 0 &&
@@ -1214,6 +1244,8 @@ change_flags(struct batch *b, struct store_req *req, struct mb_row *mb)
 		if (mb_bump(b, mb) < 0)
 			return STORE_TEMP;
 		store_req_touch(req, mb->id);
+		store_req_event(req, mb->account, mb->id, STORE_EVENT_FLAGS,
+		    NULL, NULL);
 	}
 	r->modseq = mb->modseq;
 	return STORE_OK;
@@ -1252,6 +1284,8 @@ expunge_uids(struct batch *b, struct store_req *req, struct mb_row *mb,
 		mb->modseq = modseq;
 		if (mb_bump(b, mb) < 0)
 			return STORE_TEMP;
+		store_req_event(req, mb->account, mb->id, STORE_EVENT_EXPUNGE,
+		    NULL, NULL);
 		store_req_touch(req, mb->id);
 	}
 	return STORE_OK;
@@ -1333,8 +1367,11 @@ change_copy(struct batch *b, struct store_req *req, struct mb_row *src)
 	r->ncopied = n;
 	if (err == STORE_OK && mb_bump(b, &dst) < 0)
 		err = STORE_TEMP;
-	if (err == STORE_OK)
+	if (err == STORE_OK) {
 		store_req_touch(req, dst.id);
+		store_req_event(req, dst.account, dst.id, STORE_EVENT_NEW,
+		    NULL, NULL);
+	}
 	if (err == STORE_OK && is_move) {
 		/* Within one mailbox the source is the destination just
 		 * bumped. */
@@ -1451,6 +1488,7 @@ req_reset(struct store_req *req)
 	req->err = STORE_OK;
 	req->id_out = 0;
 	req->ntouched = 0;
+	store_req_events_clear(req);
 	for (size_t i = 0; i < req->ndres; i++)
 		memset(&req->dres[i], 0, sizeof(req->dres[i]));
 	for (size_t i = 0; i < req->ndres; i++)

@@ -37,6 +37,7 @@ req_free_async(struct store_req *req)
 	free(req->owned_s1);
 	free(req->owned_s2);
 	free(req->touched);
+	store_req_events_clear(req);
 	store_change_result_deinit(&req->cres);
 	free(req);
 }
@@ -108,6 +109,7 @@ batch_finish(struct store *st, struct store_req **reqs, size_t n)
 	if (ntouched > 0)
 		store_watch_notify(st, touched, ntouched);
 	free(touched);
+	store_account_watch_notify(st, reqs, n);
 	for (size_t i = 0; i < n; i++)
 		req_complete(st, reqs[i]);
 }
