@@ -8,6 +8,7 @@
 PACKAGES := build-essential cmake pkg-config openssl \
 	libevent-dev libssl-dev libsqlite3-dev libpq-dev libgmime-3.0-dev \
 	libc-ares-dev libcrypt-dev libinih-dev zlib1g-dev libjansson-dev \
+	libcurl4-openssl-dev \
 	libcmocka-dev python3-pytest
 # Fuzzing (make fuzz, CI): clang with libFuzzer.
 PACKAGES += clang libclang-rt-14-dev
@@ -21,6 +22,8 @@ PACKAGES += isync offlineimap3 mutt tmux curl swaks libnet-ssleay-perl \
 # A real IMAP/POP3 source for the migration tests (test_migrate.py starts a
 # private instance on loopback; the bench uses its LMTP too).
 PACKAGES += dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
+# The ACME server the certificate tests run privately (test_acme.py).
+PACKAGES += pebble
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan

@@ -31,7 +31,8 @@ declare -A may_use=(
 	[pop3]="lib net mime store auth pop3"
 	[http]="lib net mime store auth http"
 	[migrate]="lib net mime store auth migrate"
-	[cli]="lib net mime store auth archive smtp queue imap pop3 http migrate cli"
+	[acme]="lib net mime store acme"
+	[cli]="lib net mime store auth archive smtp queue imap pop3 http migrate acme cli"
 	[main]="cli"
 )
 protocols=" smtp queue imap pop3 http "

@@ -20,6 +20,7 @@
 
 #include <event2/event.h>
 
+#include "acme/acme.h"
 #include "auth/auth.h"
 #include "http/http.h"
 #include "imap/imap.h"
@@ -46,6 +47,7 @@ struct serve_state {
 	struct http_ctx http;
 	bool has_pop3;
 	struct queue_runner *queue;	/* outbound delivery (issue #8) */
+	struct acme *acme;		/* NULL unless [acme] enabled */
 };
 
 /* The [auth] section as auth takes it (at start and on SIGHUP). */
@@ -97,13 +99,21 @@ services_open(struct serve_state *st, char *err, size_t errlen)
 	if (st->queue == NULL ||
 	    queue_runner_start(st->queue, err, errlen) < 0)
 		return -1;
+	/* The certificate of an earlier run is served from the first
+	 * connection on; the thread starts with the listeners. */
+	if (cfg->is_acme) {
+		st->acme = acme_new(cfg, st->store, err, errlen);
+		if (st->acme == NULL)
+			return -1;
+	}
 	return 0;
 }
 
 static void
 services_close(struct serve_state *st)
 {
-	/* The runner before the store it writes to. */
+	/* The runner and the ACME thread before the store they use. */
+	acme_free(&st->acme);
 	queue_runner_free(&st->queue);
 	auth_free(&st->auth);
 	store_close(&st->store);
@@ -424,6 +434,13 @@ cli_serve(int argc, char **argv)
 		fprintf(stderr, "postern: %s\n", err);
 		net_server_free(&st.srv);
 		services_close(&st);
+		return CLI_EXIT_FAIL;
+	}
+	if (st.acme != NULL && acme_start(st.acme, err, sizeof(err)) < 0) {
+		fprintf(stderr, "postern: %s\n", err);
+		net_server_stop(st.srv);
+		services_close(&st);
+		net_server_free(&st.srv);
 		return CLI_EXIT_FAIL;
 	}
 	event_base_dispatch(st.base);

@@ -412,14 +412,6 @@ redirect_https(struct http_session *s, const struct http_request *req)
 		.type = "text/plain; charset=utf-8",
 	};
 
-	/* TODO(#18): ACME http-01 challenges
-	 * (/.well-known/acme-challenge/TOKEN) are answered here, not
-	 * redirected, once postern gets its certificates itself. */
-	if (strncmp(req->path, "/.well-known/acme-challenge/", 28) == 0) {
-		http_respond_error(s, req, 404, "ACME challenges are not "
-		    "served yet.", NULL);
-		return;
-	}
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		const struct config_listener *l = &cfg->listeners[i];
 
@@ -443,6 +435,32 @@ redirect_https(struct http_session *s, const struct http_request *req)
 	http_str_free(&body);
 }
 
+/* ACME HTTP-01 (RFC 8555 §8.3): the CA fetches
+ * http://NAME/.well-known/acme-challenge/TOKEN and wants the key
+ * authorization, never a redirect to HTTPS (the certificate is what is
+ * being obtained). Answered on every HTTP listener; the answer is no
+ * secret (token and account key thumbprint), and only tokens of a pending
+ * challenge of ours have one. */
+static void
+acme_challenge(struct http_session *s, const struct http_request *req)
+{
+	char *keyauth = net_acme_http01_get(req->path + 28);
+	struct http_response r = {
+		.status = 200,
+		.type = "application/octet-stream",
+	};
+
+	if (keyauth == NULL) {
+		http_respond_error(s, req, 404, "No such ACME challenge.",
+		    NULL);
+		return;
+	}
+	r.body = keyauth;
+	r.len = strlen(keyauth);
+	http_respond(s, req, &r);
+	free(keyauth);
+}
+
 static void
 route(struct http_session *s, const struct http_request *req)
 {
@@ -453,6 +471,11 @@ route(struct http_session *s, const struct http_request *req)
 	if (req->method == HTTP_METHOD_OTHER) {
 		http_respond_error(s, req, 405, "Only GET, HEAD and POST are "
 		    "served.", "Allow: GET, HEAD, POST\r\n");
+		return;
+	}
+	if (strncmp(path, "/.well-known/acme-challenge/", 28) == 0 &&
+	    is_get) {
+		acme_challenge(s, req);
 		return;
 	}
 	if (s->listener->is_https_redirect) {

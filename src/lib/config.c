@@ -44,6 +44,8 @@ struct load_state {
 	bool *has_port;
 	size_t nhas_port;
 	int oauth_jwks_line;	/* where oauth_jwks was set, or 0 */
+	int acme_line;		/* where [acme] enabled was set, or 0 */
+	int acme_challenge_line;
 };
 
 /* inih cuts section names to this many bytes, terminator included
@@ -489,6 +491,48 @@ handle_mtasts(struct load_state *st, const char *key, const char *value)
 	return 0;
 }
 
+#define ACME_DIRECTORY_DEFAULT \
+	"https://acme-v02.api.letsencrypt.org/directory"
+
+/* [acme]: on/off, where the CA is, who we are to it, which challenge. */
+static int
+handle_acme(struct load_state *st, const char *key, const char *value)
+{
+	struct config *cfg = st->cfg;
+
+	if (strcmp(key, "enabled") == 0) {
+		if (config_parse_bool(value, &cfg->is_acme) < 0)
+			fail(st, "key 'enabled': '%s' is not yes or no", value);
+		st->acme_line = st->lineno;
+	} else if (strcmp(key, "directory") == 0) {
+		if (strncmp(value, "https://", 8) != 0 || value[8] == '\0' ||
+		    strlen(value) > 1024 || strpbrk(value, " \t\"\\") != NULL)
+			fail(st, "key 'directory': '%s' is not an https:// URL",
+			    value);
+		set_string(&cfg->acme_directory, value);
+	} else if (strcmp(key, "contact") == 0) {
+		if (!is_plain_address(value))
+			fail(st, "key 'contact': '%s' is not an address like "
+			    "admin@example.com", value);
+		set_string(&cfg->acme_contact, value);
+	} else if (strcmp(key, "ca_file") == 0) {
+		if (value[0] != '/')
+			fail(st, "key 'ca_file': '%s' is not an absolute path",
+			    value);
+		set_string(&cfg->acme_ca_file, value);
+	} else if (strcmp(key, "challenge") == 0) {
+		if (strcmp(value, "http-01") != 0 &&
+		    strcmp(value, "tls-alpn-01") != 0)
+			fail(st, "key 'challenge': '%s' is not http-01 or "
+			    "tls-alpn-01", value);
+		set_string(&cfg->acme_challenge, value);
+		st->acme_challenge_line = st->lineno;
+	} else {
+		handle_param(st, "acme", key, value);
+	}
+	return 0;
+}
+
 static int
 handle_auth(struct load_state *st, const char *key, const char *value)
 {
@@ -683,6 +727,8 @@ on_ini_pair(void *user, const char *section, const char *key,
 		handle_queue(st, key, value);
 	} else if (strcmp(section, "mta-sts") == 0) {
 		handle_mtasts(st, key, value);
+	} else if (strcmp(section, "acme") == 0) {
+		handle_acme(st, key, value);
 	} else if (strcmp(section, "limits") == 0 ||
 	    strcmp(section, "timeouts") == 0) {
 		handle_param(st, section, key, value);
@@ -699,8 +745,8 @@ on_ini_pair(void *user, const char *section, const char *key,
 		    key);
 	} else {
 		fail(st, "section [%s]: unknown (expected server, auth, limits, "
-		    "timeouts, queue, mta-sts, listener NAME or certificate "
-		    "NAME)", section);
+		    "timeouts, queue, mta-sts, acme, listener NAME or "
+		    "certificate NAME)", section);
 	}
 	return st->has_err ? 0 : 1;
 }
@@ -904,6 +950,35 @@ validate(struct config *cfg, const struct load_state *st, char *err,
 		    "oauth_audience");
 		return -1;
 	}
+	if (cfg->acme_directory == NULL)
+		cfg->acme_directory = xstrdup(ACME_DIRECTORY_DEFAULT);
+	if (cfg->acme_challenge == NULL)
+		cfg->acme_challenge = xstrdup("http-01");
+	if (cfg->is_acme) {
+		/* The CA connects to port 80 (HTTP-01, RFC 8555 §8.3) or 443
+		 * (TLS-ALPN-01, RFC 8737 §3) of each name: we need a listener
+		 * of that kind. */
+		bool is_alpn = strcmp(cfg->acme_challenge, "tls-alpn-01") == 0;
+		bool has = false;
+
+		for (size_t i = 0; i < cfg->nlisteners; i++) {
+			const struct config_listener *l = &cfg->listeners[i];
+
+			if (l->proto == CONFIG_PROTO_HTTP && !l->is_metrics &&
+			    (l->tls == CONFIG_TLS_IMPLICIT) == is_alpn)
+				has = true;
+		}
+		if (!has) {
+			snprintf(err, errlen, "%s:%d: key '%s': %s needs a "
+			    "[listener NAME] with protocol = http and %s "
+			    "(without metrics)", path,
+			    is_alpn ? st->acme_challenge_line : st->acme_line,
+			    is_alpn ? "challenge" : "enabled",
+			    is_alpn ? "ACME tls-alpn-01" : "ACME http-01",
+			    is_alpn ? "tls = implicit" : "tls = none");
+			return -1;
+		}
+	}
 	if (needs_tls && cfg->ncerts == 0) {
 		snprintf(err, errlen, "%s:%d: key 'tls': listeners use TLS but "
 		    "no [certificate NAME] section is configured", path,
@@ -999,6 +1074,10 @@ config_free(struct config **cfgp)
 	free(cfg->oauth_issuer);
 	free(cfg->oauth_audience);
 	free(cfg->oauth_jwks);
+	free(cfg->acme_directory);
+	free(cfg->acme_contact);
+	free(cfg->acme_ca_file);
+	free(cfg->acme_challenge);
 	free(cfg->queue_resolver);
 	free(cfg->queue_tls);
 	free(cfg->queue_tls_domains);

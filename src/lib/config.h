@@ -105,6 +105,17 @@ struct config {
 	 * mta_sts_max_age of config_params.h. */
 	enum config_mtasts_mode mtasts_mode;
 
+	/* [acme] (RFC 8555): postern gets its certificate itself when
+	 * is_acme. The directory URL (https), the account's contact address
+	 * (NULL: none), a PEM file of roots to trust for the directory's
+	 * HTTPS (NULL: the system's), and the challenge to answer:
+	 * "http-01" or "tls-alpn-01". Read at start only. */
+	bool is_acme;
+	char *acme_directory;
+	char *acme_contact;
+	char *acme_ca_file;
+	char *acme_challenge;
+
 	struct config_listener *listeners;
 	size_t nlisteners;
 	struct config_cert *certs;	/* certs[0] is served without SNI */

@@ -62,6 +62,8 @@
 	X(queue, resolver_port, queue_resolver_port, 53, 1, 65535, COUNT) \
 	X(queue, remote_port, queue_remote_port, 25, 1, 65535, COUNT)	\
 	X(mta_sts, max_age, mta_sts_max_age, 604800, 60, 31557600,	\
-	    SECONDS)
+	    SECONDS)							\
+	X(acme, retry_first, acme_retry_first, 600, 1, 86400, SECONDS)	\
+	X(acme, retry_max, acme_retry_max, 86400, 1, 604800, SECONDS)
 
 #endif

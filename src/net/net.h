@@ -244,6 +244,55 @@ void net_key_free(struct net_key **k);
 int net_key_sign(const struct net_key *k, const void *data, size_t len,
     unsigned char **sig_out, size_t *len_out);
 
+/* ACME (RFC 8555): what src/acme needs of OpenSSL (tls_acme.c). */
+
+/* An ECDSA P-256 key: the ACME account's, or a certificate's. */
+struct net_acme_key;
+/* Reads the PEM key at path; when it does not exist and is_create, makes
+ * one and writes it there (mode 0600). Returns NULL with err set. */
+struct net_acme_key *net_acme_key_load(const char *path, bool is_create,
+    char *err, size_t errlen);
+/* A new key, in memory only. */
+struct net_acme_key *net_acme_key_new(void);
+/* Writes k to path (mode 0600, through a temporary file and a rename). */
+int net_acme_key_save(const struct net_acme_key *k, const char *path,
+    char *err, size_t errlen);
+void net_acme_key_free(struct net_acme_key **k);
+/* The public JWK of k as RFC 7638 §3 orders it (the thumbprint's input);
+ * caller frees. */
+char *net_acme_key_jwk(const struct net_acme_key *k);
+/* base64url (no padding) of SHA-256 of data; caller frees. */
+char *net_acme_sha256_b64(const void *data, size_t len);
+/* base64url of the ES256 signature (R || S, RFC 7518 §3.4) of data. */
+char *net_acme_key_sign(const struct net_acme_key *k, const void *data,
+    size_t len);
+/* base64url DER of a CSR for names (names[0] also the subject's CN),
+ * signed with k. Returns NULL with err set. */
+char *net_acme_csr(const struct net_acme_key *k, const char *const *names,
+    size_t nnames, char *err, size_t errlen);
+/* Reads the first certificate of the PEM text: its validity, and whether
+ * it covers every one of names. Returns 0 (covers them), 1 (misses one)
+ * or -1 (no certificate). */
+int net_acme_cert_info(const char *pem, size_t len, int64_t *not_before_out,
+    int64_t *not_after_out, const char *const *names, size_t nnames);
+/* Serves the chain at cert_path with the key at key_path on every TLS
+ * listener from the next handshake on (the default certificate, and the
+ * one for every name it covers); handshakes under way keep the old one.
+ * Returns 0, or -1 with err set and the old certificate still served. */
+int net_acme_cert_install(const char *cert_path, const char *key_path,
+    char *err, size_t errlen);
+/* HTTP-01 (RFC 8555 §8.3): the key authorization to serve at
+ * /.well-known/acme-challenge/token. */
+void net_acme_http01_set(const char *token, const char *keyauth);
+/* The key authorization for token (caller frees), or NULL. */
+char *net_acme_http01_get(const char *token);
+/* TLS-ALPN-01 (RFC 8737): a handshake for name offering "acme-tls/1" is
+ * answered with a certificate for keyauth. Returns 0, or -1 with err. */
+int net_acme_tlsalpn01_set(const char *name, const char *keyauth,
+    char *err, size_t errlen);
+/* Forgets every pending challenge. */
+void net_acme_challenges_clear(void);
+
 /* Certificates as `postern doctor` judges them (tls_inspect.c). */
 struct net_cert_report {
 	bool is_chain_ok;	/* chains to a root of the system */

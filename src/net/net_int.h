@@ -50,6 +50,24 @@ const char *tls_bev_cipher(struct bufferevent *bev);
 /* Sends close_notify once the handshake is over (RFC 8446 §6.1). */
 void tls_bev_shutdown(struct bufferevent *bev);
 
+/* OpenSSL's types, named without its headers (net_int.h is read by files
+ * that do not call OpenSSL). */
+struct ssl_st;
+struct ssl_ctx_st;
+
+/* Sets what every server context of ours has (tls.c). Returns -1 when
+ * OpenSSL refuses the cipher list. */
+int tls_ctx_setup(struct ssl_ctx_st *ctx);
+/* Switches the handshake ssl to the ACME certificate when there is one
+ * and it covers name (any name when NULL). Returns whether it did
+ * (tls_acme.c). */
+bool tls_acme_ctx_use(struct ssl_st *ssl, const char *name);
+/* The ALPN callback of every server context: answers "acme-tls/1" for a
+ * name with a pending TLS-ALPN-01 challenge (RFC 8737). */
+int tls_acme_alpn_select(struct ssl_st *ssl, const unsigned char **out,
+    unsigned char *outlen, const unsigned char *in, unsigned inlen,
+    void *arg);
+
 /* The raw DEFLATE streams of a compressed connection (RFC 4978). */
 struct net_deflate;
 

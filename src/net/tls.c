@@ -48,7 +48,8 @@ openssl_error(char *err, size_t errlen, const struct config *cfg,
 }
 
 /* RFC 6066 §3: the client names the host it wants; we answer with the
- * first certificate that covers it, else the default one. */
+ * first certificate that covers it, else the default one. OpenSSL (1.1.1
+ * and later) calls this for every ClientHello, with SNI or without. */
 static int
 on_servername(SSL *ssl, int *alert, void *arg)
 {
@@ -56,15 +57,46 @@ on_servername(SSL *ssl, int *alert, void *arg)
 	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
 
 	(void)alert;
+	/* The certificate postern got by ACME (tls_acme.c) is the default
+	 * one when there is one, and wins for the names it covers. */
 	if (name == NULL)
-		return SSL_TLSEXT_ERR_NOACK;
+		return tls_acme_ctx_use(ssl, NULL) ? SSL_TLSEXT_ERR_OK :
+		    SSL_TLSEXT_ERR_NOACK;
+	if (tls_acme_ctx_use(ssl, name))
+		return SSL_TLSEXT_ERR_OK;
 	for (size_t i = 1; i < set->n; i++) {
 		if (X509_check_host(set->leafs[i], name, 0, 0, NULL) == 1) {
 			SSL_set_SSL_CTX(ssl, set->ctxs[i]);
 			return SSL_TLSEXT_ERR_OK;
 		}
 	}
+	tls_acme_ctx_use(ssl, NULL);
 	return SSL_TLSEXT_ERR_OK;
+}
+
+/* What every server context has: TLS 1.2 or later, our suites, buffers
+ * released between reads, the TLS-ALPN-01 answer (tls_acme.c). */
+int
+tls_ctx_setup(SSL_CTX *ctx)
+{
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	/* TLS 1.2: only forward-secret AEAD suites (Mozilla's
+	 * "intermediate" profile, RFC 9325 §4.2), no DHE since we set up
+	 * no DH parameters. TLS 1.3 keeps OpenSSL's suites, all AEAD. */
+	if (SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS_TLS12) != 1)
+		return -1;
+	/* Clients pick among our ciphers only the strong ones; the server's
+	 * order wins so that old clients do not pull us down. */
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
+	    SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	/* An idle connection (IMAP IDLE, thousands of them) gives its
+	 * record buffers back between reads: about 34 KiB each. */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* OpenSSL asks the context the servername callback chose, so each
+	 * context answers ALPN. */
+	SSL_CTX_set_alpn_select_cb(ctx, tls_acme_alpn_select, NULL);
+	return 0;
 }
 
 static SSL_CTX *
@@ -78,24 +110,12 @@ ctx_new(const struct config *cfg, const struct config_cert *cc, char *err,
 		    "cannot create a TLS context");
 		return NULL;
 	}
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	/* TLS 1.2: only forward-secret AEAD suites (Mozilla's
-	 * "intermediate" profile, RFC 9325 §4.2), no DHE since we set up
-	 * no DH parameters. TLS 1.3 keeps OpenSSL's suites, all AEAD. */
-	if (SSL_CTX_set_cipher_list(ctx, TLS_CIPHERS_TLS12) != 1) {
+	if (tls_ctx_setup(ctx) < 0) {
 		openssl_error(err, errlen, cfg, cc, "cert",
 		    "cannot set the TLS 1.2 cipher list");
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
-	/* Clients pick among our ciphers only the strong ones; the server's
-	 * order wins so that old clients do not pull us down. */
-	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE |
-	    SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
-	/* An idle connection (IMAP IDLE, thousands of them) gives its
-	 * record buffers back between reads: about 34 KiB each. */
-	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if (SSL_CTX_use_certificate_chain_file(ctx, cc->cert_file) != 1) {
 		openssl_error(err, errlen, cfg, cc, "cert",
 		    "cannot load the certificate chain");

@@ -1,0 +1,39 @@
+/*
+ * acme: postern's ACME client (RFC 8555). One thread of its own, off the
+ * event loops: it keeps one certificate covering mail., autoconfig.,
+ * autodiscover. and mta-sts. of every domain of the store, renews it at
+ * 2/3 of its lifetime (with backoff after a failure), and hands each new
+ * one to net, which serves it on every TLS listener from the next
+ * handshake. Challenges are answered by net (TLS-ALPN-01) and http
+ * (HTTP-01). HTTPS through libcurl, JSON through jansson, keys and
+ * signatures through net (OpenSSL stays there).
+ *
+ * Files, in DATA/acme (0700): account.key, cert.key (0600), cert.pem.
+ */
+#ifndef POSTERN_ACME_H
+#define POSTERN_ACME_H
+
+#include <stddef.h>
+
+#include "lib/config.h"
+#include "store/store.h"
+
+struct acme;
+
+/* Reads the [acme] settings of cfg (copied: a reload does not change
+ * them) and serves the certificate a previous run got, if any. Returns
+ * NULL with err set when the data directory's ACME files cannot be made
+ * or read. Borrows store until acme_free(). */
+struct acme *acme_new(const struct config *cfg, struct store *store,
+    char *err, size_t errlen);
+/* Starts the thread. Returns 0, or -1 with err set. */
+int acme_start(struct acme *a, char *err, size_t errlen);
+/* Stops the thread (an order under way is given up) and frees a. */
+void acme_free(struct acme **a);
+
+/* The names the certificate covers for the given domains: four per
+ * domain, in order. Returns a NULL-terminated array (free each string and
+ * the array), *n_out set. */
+char **acme_names(char *const *domains, size_t *n_out);
+
+#endif
