@@ -281,6 +281,18 @@ keep_restart_keys(struct config *cfg, const struct config *old)
 	if ((cfg->queue_concurrency == 0) != (old->queue_concurrency == 0))
 		keep_num(&cfg->queue_concurrency, old->queue_concurrency,
 		    "queue.concurrency");
+	/* The ACME thread copied its settings at start. */
+	if (cfg->is_acme != old->is_acme) {
+		needs_restart("acme.enabled");
+		cfg->is_acme = old->is_acme;
+	}
+	keep_str(&cfg->acme_directory, old->acme_directory, "acme.directory");
+	keep_str(&cfg->acme_contact, old->acme_contact, "acme.contact");
+	keep_str(&cfg->acme_ca_file, old->acme_ca_file, "acme.ca_file");
+	keep_str(&cfg->acme_challenge, old->acme_challenge, "acme.challenge");
+	keep_num(&cfg->acme_retry_first, old->acme_retry_first,
+	    "acme.retry_first");
+	keep_num(&cfg->acme_retry_max, old->acme_retry_max, "acme.retry_max");
 	keep_listeners(cfg, old);
 }
 

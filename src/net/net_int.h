@@ -62,6 +62,10 @@ int tls_ctx_setup(struct ssl_ctx_st *ctx);
  * and it covers name (any name when NULL). Returns whether it did
  * (tls_acme.c). */
 bool tls_acme_ctx_use(struct ssl_st *ssl, const char *name);
+/* The ACME certificate's context with a reference of the caller's
+ * (SSL_CTX_free), when there is one and it covers name (any name when
+ * NULL); else NULL. */
+struct ssl_ctx_st *tls_acme_ctx_get(const char *name);
 /* The ALPN callback of every server context: answers "acme-tls/1" for a
  * name with a pending TLS-ALPN-01 challenge (RFC 8737). */
 int tls_acme_alpn_select(struct ssl_st *ssl, const unsigned char **out,

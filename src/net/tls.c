@@ -192,10 +192,26 @@ tls_set_sign(struct tls_set *set, const char *host, const void *data,
 	unsigned char *der = NULL;
 	int n;
 
+	SSL_CTX *acme;
+
 	if (!has_tls_set_certs(set) || len > INT_MAX)
 		return -1;
-	ctx = set->ctxs[0];
-	for (size_t i = 1; host != NULL && i < set->n; i++) {
+	/* The certificate the handshake would choose: ACME's first. */
+	acme = tls_acme_ctx_get(host);
+	if (acme == NULL && host != NULL &&
+	    (acme = tls_acme_ctx_get(NULL)) != NULL) {
+		bool is_other = false;
+
+		for (size_t i = 1; i < set->n && !is_other; i++)
+			is_other = X509_check_host(set->leafs[i], host, 0, 0,
+			    NULL) == 1;
+		if (is_other) {
+			SSL_CTX_free(acme);
+			acme = NULL;
+		}
+	}
+	ctx = acme != NULL ? acme : set->ctxs[0];
+	for (size_t i = 1; acme == NULL && host != NULL && i < set->n; i++) {
 		if (X509_check_host(set->leafs[i], host, 0, 0, NULL) == 1) {
 			ctx = set->ctxs[i];
 			break;
@@ -203,13 +219,16 @@ tls_set_sign(struct tls_set *set, const char *host, const void *data,
 	}
 	SSL_CTX_get0_chain_certs(ctx, &chain);
 	in = BIO_new_mem_buf(data, (int)len);
-	if (in == NULL)
+	if (in == NULL) {
+		SSL_CTX_free(acme);
 		return -1;
+	}
 	/* As `openssl smime -sign -nodetach -binary`: what Apple's
 	 * configuration profiles are (the content inside the signature). */
 	p7 = PKCS7_sign(SSL_CTX_get0_certificate(ctx),
 	    SSL_CTX_get0_privatekey(ctx), chain, in, PKCS7_BINARY);
 	BIO_free(in);
+	SSL_CTX_free(acme);
 	if (p7 == NULL) {
 		ERR_clear_error();
 		return -1;

@@ -433,6 +433,21 @@ tls_acme_ctx_use(SSL *ssl, const char *name)
 	return is_used;
 }
 
+struct ssl_ctx_st *
+tls_acme_ctx_get(const char *name)
+{
+	SSL_CTX *ctx = NULL;
+
+	pthread_mutex_lock(&acme_mu);
+	if (acme_ctx != NULL && (name == NULL || X509_check_host(
+	    SSL_CTX_get0_certificate(acme_ctx), name, 0, 0, NULL) == 1)) {
+		ctx = acme_ctx;
+		SSL_CTX_up_ref(ctx);
+	}
+	pthread_mutex_unlock(&acme_mu);
+	return ctx;
+}
+
 void
 net_acme_http01_set(const char *token, const char *keyauth)
 {

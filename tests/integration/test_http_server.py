@@ -235,10 +235,12 @@ def test_redirect_listener_sends_https(srv):
     assert r.status == 301
     assert r.header("location") == \
         base + "/mail/config-v1.1.xml?emailaddress=a%40example.test"
-    # TODO(#18): served once postern runs ACME itself.
+    # ACME HTTP-01 is answered, not redirected: a token of no pending
+    # challenge is 404 (test_acme.py serves real ones to Pebble).
     r = request(srv.ports["redirect"], "GET",
                 "/.well-known/acme-challenge/abc")
     assert r.status == 404
+    assert r.header("location") is None
     r = request(srv.ports["redirect"], "GET", "/x",
                 host="evil.test/<script>")
     assert r.status == 301

@@ -842,6 +842,88 @@ test_config_oauth_jwks_needs_issuer_and_audience(void **state)
 	config_free(&cfg);
 }
 
+/* [acme]: off by default, Let's Encrypt and HTTP-01 unless set; bad
+ * values are refused naming their line. */
+static void
+test_config_acme_defaults_and_keys(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	cfg = load_ok(SERVER_LINES CERT_LINES);
+	assert_false(cfg->is_acme);
+	assert_string_equal(cfg->acme_directory,
+	    "https://acme-v02.api.letsencrypt.org/directory");
+	assert_string_equal(cfg->acme_challenge, "http-01");
+	assert_null(cfg->acme_contact);
+	assert_null(cfg->acme_ca_file);
+	assert_int_equal(cfg->acme_retry_first, 600);
+	assert_int_equal(cfg->acme_retry_max, 86400);
+	config_free(&cfg);
+	cfg = load_ok(SERVER_LINES CERT_LINES
+	    "[listener web]\n"
+	    "port = 443\n"
+	    "protocol = http\n"
+	    "tls = implicit\n"
+	    "[acme]\n"
+	    "enabled = yes\n"
+	    "directory = https://127.0.0.1:14000/dir\n"
+	    "contact = admin@example.org\n"
+	    "ca_file = /etc/postern/pebble.pem\n"
+	    "challenge = tls-alpn-01\n"
+	    "retry_first = 1m\n"
+	    "retry_max = 2h\n");
+	assert_true(cfg->is_acme);
+	assert_string_equal(cfg->acme_directory, "https://127.0.0.1:14000/dir");
+	assert_string_equal(cfg->acme_contact, "admin@example.org");
+	assert_string_equal(cfg->acme_ca_file, "/etc/postern/pebble.pem");
+	assert_string_equal(cfg->acme_challenge, "tls-alpn-01");
+	assert_int_equal(cfg->acme_retry_first, 60);
+	assert_int_equal(cfg->acme_retry_max, 7200);
+	config_free(&cfg);
+}
+
+static void
+test_config_acme_bad_values_refused(void **state)
+{
+	(void)state;
+	assert_refused_key(SERVER_LINES "[acme]\n"
+	    "directory = http://ca.example/dir\n", 4, "directory",
+	    "is not an https:// URL");
+	assert_refused_key(SERVER_LINES "[acme]\n"
+	    "contact = not an address\n", 4, "contact",
+	    "is not an address");
+	assert_refused_key(SERVER_LINES "[acme]\n"
+	    "ca_file = ca.pem\n", 4, "ca_file", "is not an absolute path");
+	assert_refused_key(SERVER_LINES "[acme]\n"
+	    "challenge = dns-01\n", 4, "challenge",
+	    "is not http-01 or tls-alpn-01");
+	assert_refused_key(SERVER_LINES "[acme]\n"
+	    "enabled = maybe\n", 4, "enabled", "is not yes or no");
+	assert_refused_key(SERVER_LINES "[acme]\n"
+	    "retry_first = 0\n", 4, "retry_first", "out of range");
+	assert_refused_key(SERVER_LINES "[acme]\n"
+	    "renew = 1d\n", 4, "renew", "unknown in section [acme]");
+	/* HTTP-01 needs a plain HTTP listener, TLS-ALPN-01 an HTTPS one. */
+	assert_refused_key(SERVER_LINES CERT_LINES
+	    "[listener web]\n"
+	    "port = 443\n"
+	    "protocol = http\n"
+	    "tls = implicit\n"
+	    "[acme]\n"
+	    "enabled = yes\n", 11, "enabled",
+	    "ACME http-01 needs a [listener NAME] with protocol = http and "
+	    "tls = none");
+	assert_refused_key(SERVER_LINES CERT_LINES
+	    "[listener web]\n"
+	    "port = 80\n"
+	    "protocol = http\n"
+	    "[acme]\n"
+	    "enabled = yes\n"
+	    "challenge = tls-alpn-01\n", 11, "challenge",
+	    "needs a [listener NAME] with protocol = http and tls = implicit");
+}
+
 static void
 test_config_relative_data_dir_refused(void **state)
 {
@@ -1466,6 +1548,8 @@ main(void)
 		cmocka_unit_test(test_config_unknown_tls_mode_refused),
 		cmocka_unit_test(test_config_host_name_address_refused),
 		cmocka_unit_test(test_config_oauth_jwks_needs_issuer_and_audience),
+		cmocka_unit_test(test_config_acme_defaults_and_keys),
+		cmocka_unit_test(test_config_acme_bad_values_refused),
 		cmocka_unit_test(test_config_relative_data_dir_refused),
 		cmocka_unit_test(
 		    test_config_missing_data_dir_refused_on_server_line),
