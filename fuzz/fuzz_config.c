@@ -181,6 +181,15 @@ check_config(const struct config *cfg)
 	check(cfg->workers <= 256, "workers in range");
 	check(cfg->nlisteners > 0, "some listener");
 	check(cfg->mtasts_mode <= CONFIG_MTASTS_NONE, "mta-sts mode");
+	check(cfg->acme_directory != NULL &&
+	    strncmp(cfg->acme_directory, "https://", 8) == 0,
+	    "acme directory https");
+	check(cfg->acme_challenge != NULL &&
+	    (strcmp(cfg->acme_challenge, "http-01") == 0 ||
+	    strcmp(cfg->acme_challenge, "tls-alpn-01") == 0),
+	    "acme challenge");
+	check(cfg->acme_ca_file == NULL || cfg->acme_ca_file[0] == '/',
+	    "acme ca_file absolute");
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		const struct config_listener *l = &cfg->listeners[i];
 
