@@ -227,6 +227,7 @@ imap_cmd_select(struct imap_session *s, const struct imap_cmd *cmd)
 	bool had_view = s->view != NULL;
 	size_t first_unseen = 0;
 	char id[AUTH_OBJECT_ID_LEN];
+	int rc;
 
 	if (cmd->nargs < 1 || cmd->nargs > 2 ||
 	    (name = imap_mailbox_arg(s, &cmd->args[0])) == NULL) {
@@ -242,12 +243,12 @@ imap_cmd_select(struct imap_session *s, const struct imap_cmd *cmd)
 	}
 	/* RFC 9051 §6.3.2: a failed SELECT leaves no mailbox selected. */
 	s->state = IMAP_STATE_AUTH;
-	if (imap_view_open(s, name, is_readonly, &err) < 0) {
+	if ((rc = imap_view_open(s, name, is_readonly, &err)) < 0) {
 		free(name);
 		if (had_view)
 			imap_printf(s, "* OK [CLOSED] Previous mailbox "
 			    "closed\r\n");
-		imap_done_store_err(s, err);
+		imap_done_box_err(s, rc, err);
 		return;
 	}
 	free(name);
@@ -285,7 +286,7 @@ imap_cmd_select(struct imap_session *s, const struct imap_cmd *cmd)
 	}
 	if (q.is_set)
 		qresync_report(s, &q);
-	imap_done(s, "OK", "[%s] %s completed", is_readonly ? "READ-ONLY" :
+	imap_done(s, "OK", "[%s] %s completed", v->is_readonly ? "READ-ONLY" :
 	    "READ-WRITE", cmd->name);
 }
 

@@ -67,8 +67,14 @@ struct imap_msg_keywords {
 /* The selected mailbox (imap_view.c). */
 struct imap_view {
 	int64_t mailbox;
-	char *name;		/* UTF-8, as the store names it */
-	bool is_readonly;	/* EXAMINE */
+	char *name;		/* UTF-8, as the client names it ("Other
+				 * Users/..." for another user's) */
+	int64_t owner;		/* the account whose mailbox it is */
+	uint32_t rights;	/* enum store_acl_right bits: all for the
+				 * owner; read again before each command
+				 * otherwise (imap_acl_view_check) */
+	bool is_revoked;	/* another user's, and "r" was withdrawn */
+	bool is_readonly;	/* EXAMINE, or no right to change it */
 	uint32_t uidvalidity;
 	uint32_t uidnext;	/* above every UID the session knows */
 	uint64_t modseq;	/* HIGHESTMODSEQ the session has caught up with */
@@ -196,6 +202,71 @@ void imap_status_write(struct imap_session *s,
  * encoding, empty, too long). Caller frees. */
 char *imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a);
 
+/* ---- Access control, RFC 4314, and other users' mailboxes (imap_acl.c) */
+
+/* RFC 2342 §5: the other users' namespace: "Other Users/ADDRESS/NAME" is
+ * the mailbox NAME of the account ADDRESS. */
+#define IMAP_ACL_OTHER_USERS "Other Users"
+/* Longest rights string and identifier read from a client. */
+#define IMAP_ACL_RIGHTS_MAX 64
+#define IMAP_ACL_IDENT_MAX 255
+/* Room for a formatted rights string ("lrswipkxtea" and "cd"). */
+#define IMAP_ACL_RIGHTS_LEN 16
+
+/* Rights letters (RFC 4314 §2.1; "c" and "d" as §2.1.1) into enum
+ * store_acl_right bits. Returns 0, or -1 for a letter we do not know. */
+int imap_acl_rights_parse(const char *str, size_t len, uint32_t *rights_out);
+void imap_acl_rights_format(uint32_t rights, char out[IMAP_ACL_RIGHTS_LEN]);
+/* An identifier (RFC 4314 §2): "anyone" or an address, either after "-"
+ * for negative rights. *address_out is a new string (NULL for anyone).
+ * Returns 0, or -1 when it is neither. */
+int imap_acl_ident_parse(const char *str, size_t len, bool *is_negative_out,
+    bool *is_anyone_out, char **address_out);
+/* Whether a client name lies in the other users' namespace. */
+bool is_imap_acl_other_name(const char *name);
+/* "Other Users/ADDRESS/NAME" (new string). */
+char *imap_acl_other_name(const char *owner_address, const char *name);
+
+/* A mailbox as one user reaches it. */
+struct imap_box {
+	int64_t owner;		/* the account whose mailbox it is */
+	char *name;		/* the owner's name for it */
+	char *client_name;	/* the user's name for it */
+	char *owner_address;	/* another user's address, or NULL */
+	uint32_t rights;	/* the user's (enum store_acl_right) */
+	bool is_found;		/* mb is filled (its name: client_name) */
+	struct store_mailbox mb;
+};
+enum {
+	IMAP_BOX_OK = 0,
+	IMAP_BOX_ERR = -1,	/* *err_out: NOT_FOUND, TEMP, ... */
+	IMAP_BOX_NOPERM = -2,	/* the user may see it, not do this */
+};
+/* Splits a client name (imap_mailbox_arg's) into owner and name, without
+ * reading the mailbox. Returns 0, or -1 when it names no mailbox the user
+ * could reach (answer as for a missing one). Deinit b either way. */
+int imap_box_resolve(struct imap_session *s, const char *client_name,
+    struct imap_box *b);
+/* Resolves and reads the mailbox, with the user's rights on it, and
+ * checks that they hold every right of need. Returns IMAP_BOX_OK, or
+ * IMAP_BOX_ERR / IMAP_BOX_NOPERM with *err_out set: a mailbox the user
+ * may not look up is STORE_NOT_FOUND like a missing one (RFC 4314 §6).
+ * Deinit b either way. */
+int imap_box_get(struct imap_session *s, const char *client_name,
+    uint32_t need, struct imap_box *b, enum store_err *err_out);
+/* The same check for rights already known. */
+int imap_box_allowed(uint32_t rights, uint32_t need, enum store_err *err_out);
+void imap_box_deinit(struct imap_box *b);
+/* Ends the command with the reply to imap_box_get's failure. */
+void imap_done_box_err(struct imap_session *s, int rc, enum store_err err);
+/* Reads again the rights on another user's selected mailbox into the view.
+ * Returns false when "r" is gone (or the mailbox): the view must show
+ * nothing more. True for one's own mailboxes. */
+bool imap_acl_view_check(struct imap_session *s);
+/* Before each command: closes such a view (* OK [CLOSED]) and leaves the
+ * session authenticated. Returns false when it did. */
+bool imap_acl_dispatch_check(struct imap_session *s);
+
 /* ---- OBJECTID, RFC 8474 (imap_objectid.c) ---------------------------- */
 
 /* MAILBOXID of the account's mailbox (store id, UIDVALIDITY). */
@@ -211,8 +282,9 @@ int imap_email_id_uids(struct imap_session *s, const char *id,
 
 /* ---- The selected mailbox (imap_view.c) ------------------------------- */
 
-/* Opens name for SELECT (or EXAMINE with is_readonly) into s->view,
- * closing any previous one. Returns 0, or -1 with *err_out set. */
+/* Opens name (a client name, imap_box_get) for SELECT (or EXAMINE with
+ * is_readonly) into s->view, closing any previous one. Returns 0, or
+ * IMAP_BOX_ERR / IMAP_BOX_NOPERM with *err_out set. */
 int imap_view_open(struct imap_session *s, const char *name,
     bool is_readonly, enum store_err *err_out);
 void imap_view_close(struct imap_session *s);
@@ -274,6 +346,9 @@ imap_handler imap_cmd_sort, imap_cmd_thread;
 imap_handler imap_cmd_copy, imap_cmd_expunge;
 /* imap_cmd_append.c: APPEND (MULTIAPPEND), REPLACE and UID REPLACE. */
 imap_handler imap_cmd_append, imap_cmd_replace;
+/* imap_acl.c: MYRIGHTS, GETACL, LISTRIGHTS, SETACL, DELETEACL (RFC 4314). */
+imap_handler imap_cmd_myrights, imap_cmd_getacl, imap_cmd_listrights,
+    imap_cmd_setacl;
 /* imap_cmd_quota.c: GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208). */
 imap_handler imap_cmd_getquota, imap_cmd_getquotaroot, imap_cmd_setquota;
 

@@ -84,6 +84,11 @@ static const struct imap_cmd_def commands[] = {
 	{ "GETQUOTAROOT", ST_LOGGED_IN, 0, imap_cmd_getquotaroot },
 	{ "SETQUOTA", ST_LOGGED_IN, 0, imap_cmd_setquota },
 	{ "REPLACE", ST_SELECTED, CMD_UID, imap_cmd_replace },
+	{ "MYRIGHTS", ST_LOGGED_IN, 0, imap_cmd_myrights },
+	{ "GETACL", ST_LOGGED_IN, 0, imap_cmd_getacl },
+	{ "LISTRIGHTS", ST_LOGGED_IN, 0, imap_cmd_listrights },
+	{ "SETACL", ST_LOGGED_IN, 0, imap_cmd_setacl },
+	{ "DELETEACL", ST_LOGGED_IN, 0, imap_cmd_setacl },
 };
 
 
@@ -324,6 +329,8 @@ write_capabilities(struct imap_session *s)
 	    "ESEARCH SEARCHRES BINARY STATUS=SIZE CONDSTORE QRESYNC "
 	    "UTF8=ACCEPT");
 	imap_printf(s, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
+	/* RFC 4314 §2.1: every right beyond RFC 2086's. */
+	imap_printf(s, " ACL RIGHTS=texk");
 	imap_printf(s, " OBJECTID SAVEDATE PREVIEW MULTIAPPEND REPLACE "
 	    "UIDONLY NOTIFY");
 	/* RFC 7889: the largest APPEND literal, the same for every mailbox
@@ -811,6 +818,9 @@ dispatch(struct imap_session *s)
 		    "UID %s", def->name);
 		return;
 	}
+	/* Another user's selected mailbox whose "r" was withdrawn is
+	 * closed before the command is checked against the state. */
+	(void)imap_acl_dispatch_check(s);
 	if (!(def->states & (1u << s->state))) {
 		imap_done(s, "BAD", "%s", s->state == IMAP_STATE_NOT_AUTH ?
 		    "Log in first" : s->state == IMAP_STATE_AUTH &&

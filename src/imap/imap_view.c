@@ -208,24 +208,38 @@ int
 imap_view_open(struct imap_session *s, const char *name, bool is_readonly,
     enum store_err *err_out)
 {
+	struct imap_box b;
 	struct store_mailbox mb;
 	struct store_msg *list = NULL;
 	size_t n = 0;
 	struct imap_view *v;
+	int rc;
 
 	imap_view_close(s);
-	if (store_mailbox_get(s->ctx->store, s->id.account, name, &mb,
-	    err_out) < 0)
-		return -1;
+	/* RFC 4314 §4: SELECT and EXAMINE need "r". */
+	rc = imap_box_get(s, name, STORE_ACL_READ, &b, err_out);
+	if (rc != IMAP_BOX_OK) {
+		imap_box_deinit(&b);
+		return rc;
+	}
+	mb = b.mb;
+	memset(&b.mb, 0, sizeof(b.mb));
 	if (store_msg_list(s->ctx->store, mb.id, 1, UINT32_MAX, &list, &n,
 	    err_out) < 0) {
 		store_mailbox_deinit(&mb);
+		imap_box_deinit(&b);
 		return -1;
 	}
 	v = xcalloc(1, sizeof(*v));
 	v->mailbox = mb.id;
 	v->name = xstrdup(mb.name);
-	v->is_readonly = is_readonly;
+	v->owner = b.owner;
+	v->rights = b.rights;
+	/* Read-only without a right that changes the mailbox's messages
+	 * (RFC 4314 §4 leaves SELECT to "r"; nothing could be changed). */
+	v->is_readonly = is_readonly || !(b.rights & (STORE_ACL_SEEN |
+	    STORE_ACL_WRITE | STORE_ACL_DELETED | STORE_ACL_EXPUNGE));
+	imap_box_deinit(&b);
 	v->uidvalidity = mb.uidvalidity;
 	v->uidnext = mb.uidnext;
 	/* The list was read after the mailbox: whatever changed in between
@@ -395,6 +409,11 @@ imap_view_sync(struct imap_session *s, bool may_expunge, bool is_forced)
 	enum store_err err;
 
 	if (v == NULL)
+		return;
+	/* Another user's mailbox: nothing more once "r" is withdrawn
+	 * (the next command closes the view). */
+	if (v->owner != s->id.account && (v->is_stale || is_forced) &&
+	    !imap_acl_view_check(s))
 		return;
 	if (!v->is_stale && !is_forced) {
 		if (may_expunge && has_pending_expunges(v))

@@ -308,6 +308,91 @@ int store_mailbox_subscribe(struct store *st, int64_t account,
 int store_subscription_list(struct store *st, int64_t account,
     char ***names_out, enum store_err *err_out);
 
+/* ---- Access control (RFC 4314) ----------------------------------------- */
+
+/* The rights of RFC 4314 §2.1, one bit each. The owner of a mailbox
+ * always holds every one of them (not stored); other accounts hold what
+ * the mailbox's entries grant them (their own and "anyone"'s) minus what
+ * its negative entries take away (§2). */
+enum store_acl_right {
+	STORE_ACL_LOOKUP = 1 << 0,	/* l: LIST, know it exists */
+	STORE_ACL_READ = 1 << 1,	/* r: SELECT, FETCH, SEARCH, COPY from */
+	STORE_ACL_SEEN = 1 << 2,	/* s: keep \Seen */
+	STORE_ACL_WRITE = 1 << 3,	/* w: other flags and keywords */
+	STORE_ACL_INSERT = 1 << 4,	/* i: APPEND, COPY into */
+	STORE_ACL_POST = 1 << 5,	/* p: send mail to it (unused) */
+	STORE_ACL_CREATE = 1 << 6,	/* k: create children */
+	STORE_ACL_DELETE = 1 << 7,	/* x: delete, rename */
+	STORE_ACL_DELETED = 1 << 8,	/* t: set or clear \Deleted */
+	STORE_ACL_EXPUNGE = 1 << 9,	/* e: EXPUNGE */
+	STORE_ACL_ADMIN = 1 << 10,	/* a: change the ACL */
+};
+#define STORE_ACL_ALL 0x7ffu
+
+/* One entry of a mailbox's ACL. */
+struct store_acl_entry {
+	int64_t grantee;	/* account id, or 0: "anyone" */
+	char *address;		/* the grantee's address, NULL for anyone */
+	bool is_negative;	/* "-identifier": rights taken away */
+	uint32_t rights;	/* enum store_acl_right bits */
+};
+
+/* The rights account holds on mailbox (a store id): STORE_ACL_ALL for the
+ * owner, else from the ACL; *owner_out (may be NULL) receives the owning
+ * account. STORE_NOT_FOUND when the mailbox is gone. */
+int store_acl_rights(struct store *st, int64_t account, int64_t mailbox,
+    uint32_t *rights_out, int64_t *owner_out, enum store_err *err_out);
+/* The entries of mailbox, positive ones first, each by grantee address
+ * ("anyone" first). Free with store_acl_list_free. */
+int store_acl_list(struct store *st, int64_t mailbox,
+    struct store_acl_entry **list_out, size_t *n_out,
+    enum store_err *err_out);
+void store_acl_list_free(struct store_acl_entry **list, size_t n);
+
+/* A mailbox of another account that account may look up (holds
+ * STORE_ACL_LOOKUP on), for the "Other Users" namespace (RFC 2342). */
+struct store_acl_shared {
+	struct store_mailbox mb;	/* has_children counts every child */
+	int64_t owner;
+	char *owner_address;
+	uint32_t rights;
+};
+/* Every such mailbox, by owner address then name. */
+int store_acl_shared_list(struct store *st, int64_t account,
+    struct store_acl_shared **list_out, size_t *n_out,
+    enum store_err *err_out);
+void store_acl_shared_list_free(struct store_acl_shared **list, size_t n);
+
+/* A change to one entry, through the writer. */
+enum store_acl_mode {
+	STORE_ACL_REPLACE,	/* the entry's rights become rights */
+	STORE_ACL_ADD,		/* rights are added */
+	STORE_ACL_REMOVE,	/* rights are taken out */
+	STORE_ACL_DROP,		/* the entry goes (DELETEACL) */
+};
+struct store_acl_op {
+	/* The account asking: the change is made only if it holds
+	 * STORE_ACL_ADMIN on the mailbox when the writer commits it
+	 * (STORE_NOT_ALLOWED otherwise); 0 for an administrator. */
+	int64_t actor;
+	int64_t mailbox;
+	int64_t grantee;	/* account id, or 0: anyone; never the owner
+				 * (STORE_NOT_ALLOWED: the owner's rights
+				 * are not the ACL's) */
+	bool is_negative;
+	enum store_acl_mode mode;
+	uint32_t rights;
+};
+/* cb runs on base's thread once the change is durable or failed
+ * (STORE_NOT_FOUND: the mailbox or grantee is gone). An entry left
+ * without rights is removed. Returns -1 and never calls back when the
+ * store is closing. */
+int store_acl_submit(struct store *st, const struct store_acl_op *op,
+    struct event_base *base, store_mailbox_cb cb, void *arg);
+/* The same, waiting. */
+int store_acl_set(struct store *st, const struct store_acl_op *op,
+    enum store_err *err_out);
+
 /* ---- Messages --------------------------------------------------------- */
 
 /* System flags as bits (RFC 9051 §2.3.2); keywords are separate. */

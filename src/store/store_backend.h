@@ -117,6 +117,17 @@ struct store_backend {
 	int (*migrate_folder_get)(struct store *st, int64_t account,
 	    const char *source, const char *folder, uint32_t *uidvalidity_out,
 	    uint64_t *modseq_out, enum store_err *err_out);
+	/* Access control (store.h, RFC 4314); changes go through
+	 * batch_run as STORE_REQ_ACL. */
+	int (*acl_rights)(struct store *st, int64_t account, int64_t mailbox,
+	    uint32_t *rights_out, int64_t *owner_out,
+	    enum store_err *err_out);
+	int (*acl_list)(struct store *st, int64_t mailbox,
+	    struct store_acl_entry **list_out, size_t *n_out,
+	    enum store_err *err_out);
+	int (*acl_shared_list)(struct store *st, int64_t account,
+	    struct store_acl_shared **list_out, size_t *n_out,
+	    enum store_err *err_out);
 };
 
 /* The embedded backend (store_sqlite.c). */

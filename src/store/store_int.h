@@ -193,6 +193,7 @@ enum store_req_kind {
 	STORE_REQ_CHECK,	/* is_on: repair; report, report_arg */
 	STORE_REQ_QUEUE,	/* qop (store_queue_int.h) */
 	STORE_REQ_MIGRATE,	/* mop */
+	STORE_REQ_ACL,		/* acl */
 };
 
 /* A change to the migration map (store.h, store_migrate.c). */
@@ -247,6 +248,7 @@ struct store_req {
 	void *report_arg;
 	struct store_queue_op *qop;
 	struct store_migrate_op *mop;
+	struct store_acl_op acl;
 
 	/* Results. */
 	enum store_err err;

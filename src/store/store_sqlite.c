@@ -28,7 +28,7 @@
 
 /* The schema this code reads and writes; older stores are migrated on
  * open, newer ones refused. */
-#define SCHEMA_VERSION 11
+#define SCHEMA_VERSION 12
 /* How long a connection waits for a lock another one holds (another
  * process writing, a checkpoint) before the call fails with STORE_TEMP. */
 #define BUSY_TIMEOUT_MS 10000
@@ -308,6 +308,29 @@ static const char schema_v10[] =
  * by their UTC date. */
 static const char schema_v11[] =
 	"ALTER TABLE structures ADD COLUMN date_local INTEGER;";
+
+/* Version 12: access control lists (RFC 4314, store_sqlite_acl.c). One
+ * row per mailbox, grantee (an account id; 0 is "anyone") and sign, the
+ * rights as enum store_acl_right bits. The owner has no row: it always
+ * holds every right. The triggers drop the rows of a mailbox that goes
+ * and those naming an account that goes, so that an account made later
+ * under the same address inherits nothing. */
+static const char schema_v12[] =
+	"CREATE TABLE IF NOT EXISTS acl ("
+	" mailbox INTEGER NOT NULL REFERENCES mailboxes(id),"
+	" grantee INTEGER NOT NULL,"
+	" negative INTEGER NOT NULL,"
+	" rights INTEGER NOT NULL,"
+	" PRIMARY KEY (mailbox, grantee, negative)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS acl_grantee ON acl(grantee);"
+	"CREATE TRIGGER IF NOT EXISTS acl_mailbox_delete"
+	" BEFORE DELETE ON mailboxes BEGIN"
+	" DELETE FROM acl WHERE mailbox = OLD.id;"
+	"END;"
+	"CREATE TRIGGER IF NOT EXISTS acl_account_delete"
+	" AFTER DELETE ON accounts BEGIN"
+	" DELETE FROM acl WHERE grantee = OLD.id;"
+	"END;";
 
 /* The full-text index: trigram, so that any substring of three or more
  * characters narrows a search (SQLite 3.34+). detail=none keeps the index
@@ -827,6 +850,11 @@ schema_migrate(struct sq_conn *c, bool *has_fts, char *err, size_t errlen)
 		if (rc != SQLITE_OK)
 			goto fail;
 	}
+	if (version < 12) {
+		rc = sqlite3_exec(c->db, schema_v12, NULL, NULL, &msg);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
 	rc = sq_meta_set(c, "schema_version", SCHEMA_VERSION);
 	if (rc != SQLITE_OK)
 		goto fail;
@@ -1247,8 +1275,8 @@ sq_alias_list(struct store *st, char ***pairs_out, enum store_err *err_out)
 	return read_end(st, c, 0, STORE_OK, err_out);
 }
 
-static void
-mailbox_row(sqlite3_stmt *s, struct store_mailbox *mb_out)
+void
+sq_mailbox_row(sqlite3_stmt *s, struct store_mailbox *mb_out)
 {
 	mb_out->id = sqlite3_column_int64(s, 0);
 	mb_out->name = sq_text(s, 1);
@@ -1276,7 +1304,7 @@ sq_mailbox_get(struct store *st, int64_t account, const char *name,
 		sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
 		rc = sqlite3_step(s);
 		if (rc == SQLITE_ROW)
-			mailbox_row(s, mb_out);
+			sq_mailbox_row(s, mb_out);
 	}
 	sq_reset(s);
 	if (rc == SQLITE_DONE)
@@ -1350,7 +1378,7 @@ account_rows_read(struct store *st, int64_t account, enum sq_stmt stmt,
 static void
 mailbox_row_any(sqlite3_stmt *s, void *elem)
 {
-	mailbox_row(s, elem);
+	sq_mailbox_row(s, elem);
 }
 
 static int
@@ -1647,4 +1675,7 @@ const struct store_backend store_sqlite_backend = {
 	.queue_get = sq_queue_get,
 	.migrate_list = sq_migrate_list,
 	.migrate_folder_get = sq_migrate_folder_get,
+	.acl_rights = sq_acl_rights,
+	.acl_list = sq_acl_list,
+	.acl_shared_list = sq_acl_shared_list,
 };

@@ -105,6 +105,26 @@ extern const int sq_schema_version;
 	X(ALIAS_DELETE_ALL, "DELETE FROM aliases WHERE address = ?1")	\
 	X(MAILBOX_GET, "SELECT " SQ_MAILBOX_COLS " FROM mailboxes m "	\
 	    "WHERE m.account = ?1 AND m.name = ?2")			\
+	X(ACL_OWNER, "SELECT account FROM mailboxes WHERE id = ?1")	\
+	X(ACL_ROWS, "SELECT grantee, negative, rights FROM acl "	\
+	    "WHERE mailbox = ?1 AND grantee IN (?2, 0)")		\
+	X(ACL_LIST, "SELECT l.grantee, a.address, l.negative, l.rights " \
+	    "FROM acl l LEFT JOIN accounts a ON a.id = l.grantee "	\
+	    "WHERE l.mailbox = ?1 "					\
+	    "ORDER BY l.negative, l.grantee != 0, a.address")		\
+	X(ACL_SHARED, "SELECT " SQ_MAILBOX_COLS ", m.account, o.address, " \
+	    "l.negative, l.rights FROM acl l "				\
+	    "JOIN mailboxes m ON m.id = l.mailbox "			\
+	    "JOIN accounts o ON o.id = m.account "			\
+	    "WHERE l.grantee IN (?1, 0) AND m.account != ?1 "		\
+	    "ORDER BY o.address, m.name")				\
+	X(ACL_GET, "SELECT rights FROM acl WHERE mailbox = ?1 "	\
+	    "AND grantee = ?2 AND negative = ?3")			\
+	X(ACL_PUT, "INSERT INTO acl(mailbox, grantee, negative, rights) " \
+	    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(mailbox, grantee, "	\
+	    "negative) DO UPDATE SET rights = excluded.rights")	\
+	X(ACL_DROP, "DELETE FROM acl WHERE mailbox = ?1 "		\
+	    "AND grantee = ?2 AND negative = ?3")			\
 	X(MAILBOX_LIST, "SELECT " SQ_MAILBOX_COLS " FROM mailboxes m "	\
 	    "WHERE m.account = ?1 ORDER BY m.name")			\
 	X(MAILBOX_EXISTS, "SELECT 1 FROM mailboxes WHERE id = ?1")	\
@@ -388,6 +408,21 @@ int sq_migrate_folder_get(struct store *st, int64_t account,
     uint64_t *modseq_out, enum store_err *err_out);
 enum store_err sq_migrate_apply(struct sq_conn *c,
     const struct store_migrate_op *op, int64_t mailbox, uint32_t uid);
+
+/* Fills *mb_out from a row of SQ_MAILBOX_COLS. */
+void sq_mailbox_row(sqlite3_stmt *s, struct store_mailbox *mb_out);
+
+/* Access control (store_sqlite_acl.c): reads, and the writer's
+ * STORE_REQ_ACL inside the batch's transaction. */
+int sq_acl_rights(struct store *st, int64_t account, int64_t mailbox,
+    uint32_t *rights_out, int64_t *owner_out, enum store_err *err_out);
+int sq_acl_list(struct store *st, int64_t mailbox,
+    struct store_acl_entry **list_out, size_t *n_out,
+    enum store_err *err_out);
+int sq_acl_shared_list(struct store *st, int64_t account,
+    struct store_acl_shared **list_out, size_t *n_out,
+    enum store_err *err_out);
+enum store_err sq_acl_apply(struct sq_conn *c, struct store_req *req);
 
 /* Search (store_sqlite_search.c). */
 int sq_sort_list(struct store *st, int64_t mailbox, uint32_t uid_min,

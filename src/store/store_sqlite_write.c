@@ -1473,6 +1473,8 @@ apply(struct batch *b, struct store_req *req)
 		return sq_queue_apply(b->c, req);
 	case STORE_REQ_MIGRATE:
 		return sq_migrate_apply(b->c, req->mop, 0, 0);
+	case STORE_REQ_ACL:
+		return sq_acl_apply(b->c, req);
 	case STORE_REQ_CHECK:
 		break;
 	}
