@@ -32,6 +32,10 @@ def append(c, mailbox, msg, flags=""):
     return c.read_reply(tag)
 
 
+def after_tag(r):
+    return r.tagged.split(b" ", 1)[1]
+
+
 def shared(owner, name):
     return "%s/%s/%s" % (OTHER, owner, name)
 
@@ -106,3 +110,38 @@ def test_setacl_refusals(srv):
             r.tagged
         r = c.command("GETACL Nowhere")
         assert r.tagged.endswith(b" NO [NONEXISTENT] No such mailbox\r\n")
+
+
+def test_select_of_another_users_mailbox_follows_the_rights(srv):
+    owner, other = new_user(srv), new_user(srv)
+    name = shared(owner[0], "Sales")
+    with login(srv, *owner) as o, login(srv, *other) as c:
+        o.ok("CREATE Sales")
+        assert append(o, "Sales", message(1)).status == "OK"
+        missing = c.command('SELECT "%s"' % shared(owner[0], "Nothing"))
+        assert missing.tagged.endswith(
+            b" NO [NONEXISTENT] No such mailbox\r\n"), missing.tagged
+        # No rights at all: exactly the reply of a missing mailbox.
+        r = c.command('SELECT "%s"' % name)
+        assert after_tag(r) == after_tag(missing), r.tagged
+        # "r" without "l" is enough to read (RFC 4314 §4 SELECT: r).
+        o.ok('SETACL Sales "%s" r' % other[0])
+        r = c.ok('EXAMINE "%s"' % name)
+        assert b"* 1 EXISTS\r\n" in r.untagged, r.untagged
+        # "l" without "r": it exists, but may not be read.
+        o.ok('SETACL Sales "%s" l' % other[0])
+        r = c.command('SELECT "%s"' % name)
+        assert r.tagged.endswith(b" NO [NOPERM] Permission denied\r\n"), \
+            r.tagged
+        o.ok('SETACL Sales "%s" lr' % other[0])
+        r = c.ok('SELECT "%s"' % name)
+        assert r.tagged.endswith(b" OK [READ-ONLY] SELECT completed\r\n"), \
+            r.tagged
+        r = c.ok("FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert b"Subject: acl 1" in r.untagged[0], r.untagged
+        # Nothing may be changed with "lr".
+        r = c.command("STORE 1 +FLAGS (\\Flagged)")
+        assert r.status == "NO", r.tagged
+        # One's own name in the namespace is not a way in.
+        r = c.command('SELECT "%s"' % shared(other[0], "INBOX"))
+        assert after_tag(r) == after_tag(missing), r.tagged
