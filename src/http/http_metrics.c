@@ -6,8 +6,11 @@
 #include "http/http_int.h"
 
 #include <inttypes.h>
+#include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -24,6 +27,78 @@ family(struct http_str *b, const char *name, const char *type,
 {
 	http_str_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
 	    type);
+}
+
+/* The queue's size and the age of its oldest entry, read from the store
+ * at each scrape (one COUNT over the queue table). When the store does
+ * not answer, neither sample is written rather than a wrong one. */
+static void
+queue_stats(struct http_session *s, struct http_str *b)
+{
+	uint64_t n;
+	int64_t oldest, age;
+	enum store_err err;
+
+	if (store_queue_stats(s->ctx->store, &n, &oldest, &err) < 0) {
+		log_warn(s->sid, "http.metrics queue=unreadable error=\"%s\"",
+		    store_err_text(err));
+		return;
+	}
+	age = n > 0 ? (int64_t)time(NULL) - oldest : 0;
+	family(b, "postern_queue_size", "gauge",
+	    "Entries in the outbound queue (one per recipient, held ones "
+	    "and success reports included).");
+	http_str_printf(b, "postern_queue_size %" PRIu64 "\n", n);
+	family(b, "postern_queue_oldest_age_seconds", "gauge",
+	    "Age of the oldest entry of the outbound queue (0 when empty).");
+	http_str_printf(b, "postern_queue_oldest_age_seconds %" PRId64 "\n",
+	    age < 0 ? 0 : age);
+}
+
+static void
+commit_histogram(struct http_str *b)
+{
+	uint64_t c[METRICS_COMMIT_NBUCKETS + 1], sum;
+
+	metrics_commit_read(c, &sum);
+	family(b, "postern_store_commit_seconds", "histogram",
+	    "Time of each group commit of the store writer (apply the "
+	    "batch, sync the message files, COMMIT).");
+	for (size_t i = 0; i < METRICS_COMMIT_NBUCKETS; i++)
+		http_str_printf(b, "postern_store_commit_seconds_bucket{le="
+		    "\"%g\"} %" PRIu64 "\n", metrics_commit_bounds[i], c[i]);
+	http_str_printf(b, "postern_store_commit_seconds_bucket{le=\"+Inf\"} "
+	    "%" PRIu64 "\npostern_store_commit_seconds_sum %" PRIu64 ".%06"
+	    PRIu64 "\npostern_store_commit_seconds_count %" PRIu64 "\n",
+	    c[METRICS_COMMIT_NBUCKETS], sum / 1000000, sum % 1000000,
+	    c[METRICS_COMMIT_NBUCKETS]);
+}
+
+/* Memory: the resident set from /proc/self/statm (what the kernel
+ * charges the process) and the bytes malloc has handed out and not had
+ * back (mallinfo2: its arenas plus mmap'd blocks). */
+static void
+memory(struct http_str *b)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long long size, resident;
+	struct mallinfo2 mi = mallinfo2();
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (f != NULL) {
+		if (fscanf(f, "%llu %llu", &size, &resident) == 2 &&
+		    page > 0) {
+			family(b, "postern_memory_resident_bytes", "gauge",
+			    "Resident memory of the process (RSS).");
+			http_str_printf(b, "postern_memory_resident_bytes "
+			    "%llu\n", resident * (unsigned long long)page);
+		}
+		fclose(f);
+	}
+	family(b, "postern_memory_heap_bytes", "gauge",
+	    "Memory allocated with malloc and not freed.");
+	http_str_printf(b, "postern_memory_heap_bytes %zu\n",
+	    mi.uordblks + mi.hblkhd);
 }
 
 void
@@ -63,11 +138,14 @@ http_metrics(struct http_session *s, const struct http_request *req)
 		    metrics_conn_current(p));
 	family(&b, "postern_tls_handshakes_total", "counter",
 	    "TLS handshakes of clients (implicit TLS and STARTTLS), by "
-	    "result.");
-	http_str_printf(&b, "postern_tls_handshakes_total{result=\"ok\"} %"
-	    PRIu64 "\npostern_tls_handshakes_total{result=\"failed\"} %"
-	    PRIu64 "\n", metrics_get(METRIC_TLS_HANDSHAKES_OK),
-	    metrics_get(METRIC_TLS_HANDSHAKES_FAILED));
+	    "listener protocol and result.");
+	for (int p = 0; p < METRICS_NPROTO; p++)
+		http_str_printf(&b, "postern_tls_handshakes_total{protocol="
+		    "\"%s\",result=\"ok\"} %" PRIu64 "\n"
+		    "postern_tls_handshakes_total{protocol=\"%s\",result="
+		    "\"failed\"} %" PRIu64 "\n", config_proto_name(p),
+		    metrics_tls_total(p, true), config_proto_name(p),
+		    metrics_tls_total(p, false));
 	family(&b, "postern_logins_total", "counter",
 	    "Logins decided (IMAP, POP3, submission), by result.");
 	for (size_t i = 0; i < sizeof(logins) / sizeof(logins[0]); i++)
@@ -78,12 +156,33 @@ http_metrics(struct http_session *s, const struct http_request *req)
 	    "DATA or BDAT).");
 	http_str_printf(&b, "postern_messages_received_total %" PRIu64 "\n",
 	    metrics_get(METRIC_MESSAGES_RECEIVED));
+	family(&b, "postern_local_deliveries_total", "counter",
+	    "Messages stored in a local mailbox, one per recipient account "
+	    "(by SMTP, and the queue's reports to local senders).");
+	http_str_printf(&b, "postern_local_deliveries_total %" PRIu64 "\n",
+	    metrics_get(METRIC_DELIVERIES_LOCAL));
+	family(&b, "postern_queued_recipients_total", "counter",
+	    "Recipients in other domains written to the outbound queue.");
+	http_str_printf(&b, "postern_queued_recipients_total %" PRIu64 "\n",
+	    metrics_get(METRIC_RECIPIENTS_QUEUED));
+	family(&b, "postern_messages_bounced_total", "counter",
+	    "Bounce reports (RFC 3464, action failed) the queue sent back "
+	    "to senders.");
+	http_str_printf(&b, "postern_messages_bounced_total %" PRIu64 "\n",
+	    metrics_get(METRIC_MESSAGES_BOUNCED));
+	queue_stats(s, &b);
 	family(&b, "postern_queue_recipients_total", "counter",
 	    "Outbound delivery attempts per recipient, by result.");
 	for (size_t i = 0; i < sizeof(queue) / sizeof(queue[0]); i++)
 		http_str_printf(&b, "postern_queue_recipients_total{result="
 		    "\"%s\"} %" PRIu64 "\n", queue[i].label,
 		    metrics_get(queue[i].m));
+	family(&b, "postern_imap_idle_sessions", "gauge",
+	    "IMAP sessions in IDLE now.");
+	http_str_printf(&b, "postern_imap_idle_sessions %" PRIu64 "\n",
+	    metrics_idle_current());
+	commit_histogram(&b);
+	memory(&b);
 	family(&b, "postern_http_responses_total", "counter",
 	    "HTTP responses, by status class.");
 	for (unsigned c = 1; c <= 5; c++)

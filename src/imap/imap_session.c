@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/mutf7.h"
 #include "lib/util.h"
 
@@ -525,6 +526,7 @@ imap_cmd_idle(struct imap_session *s, const struct imap_cmd *cmd)
 {
 	(void)cmd;
 	s->is_idle = true;
+	metrics_idle_add(1);
 	imap_printf(s, "+ idling\r\n");
 	imap_notify_flush(s);
 	if (s->view != NULL)
@@ -535,6 +537,7 @@ static void
 idle_line(struct imap_session *s, const char *line, size_t len)
 {
 	s->is_idle = false;
+	metrics_idle_add(-1);
 	if (len == 4 && strncasecmp(line, "DONE", 4) == 0)
 		imap_done(s, "OK", "IDLE terminated");
 	else
@@ -960,6 +963,8 @@ imap_session_close(void *arg)
 {
 	struct imap_session *s = arg;
 
+	if (s->is_idle)
+		metrics_idle_add(-1);
 	job_end(s);
 	imap_notify_end(s);
 	imap_view_close(s);

@@ -606,7 +606,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 	if (what & BEV_EVENT_CONNECTED) {
 		c->is_handshaking = false;
-		metrics_add(METRIC_TLS_HANDSHAKES_OK, 1);
+		metrics_tls_handshake(c->listener->proto, true);
 		timeouts_set(c);
 		log_debug(c->sid, "tls.established version=%s cipher=%s",
 		    tls_bev_version(c->bev), tls_bev_cipher(c->bev));
@@ -621,7 +621,8 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		}
 		if (c->is_handshaking || c->session == NULL) {
 			if (c->is_handshaking)
-				metrics_add(METRIC_TLS_HANDSHAKES_FAILED, 1);
+				metrics_tls_handshake(
+				    c->listener->proto, false);
 			log_info(c->sid, "net.timeout during=tls_handshake");
 			free_soon(c);
 			return;
@@ -642,7 +643,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	/* EOF or error: the client is gone; nothing more can reach it. */
 	if (c->is_handshaking && !c->is_closing)
-		metrics_add(METRIC_TLS_HANDSHAKES_FAILED, 1);
+		metrics_tls_handshake(c->listener->proto, false);
 	if (what & BEV_EVENT_ERROR) {
 		log_debug(c->sid, "net.error during=%s",
 		    c->is_handshaking ? "tls_handshake" : "session");

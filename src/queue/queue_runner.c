@@ -329,7 +329,7 @@ report_deliver(struct queue_runner *r, struct job *j, const char *sender,
 	struct store_delivery *d;
 	struct store_delivery_result *res = NULL;
 	enum store_err err;
-	size_t n = 0;
+	size_t n = 0, nqueued;
 	int rc = 0;
 
 	memset(&route, 0, sizeof(route));
@@ -361,12 +361,19 @@ report_deliver(struct queue_runner *r, struct job *j, const char *sender,
 		store_delivery_add(d, route.accounts[i], NULL, 0, NULL, 0);
 	for (size_t i = 0; i < route.nexternal; i++)
 		store_delivery_queue(d, "", route.external[i], NULL, NULL);
+	nqueued = route.nexternal;
 	store_route_deinit(&route);
 	if (store_delivery_commit(d, &res, &n) < 0)
 		return -1;
+	/* Not atomic: each local copy counts when it was stored; the
+	 * queued recipients share one result, of mailbox 0 (store.h). */
 	for (size_t i = 0; i < n; i++) {
 		if (res[i].err != STORE_OK)
 			rc = -1;
+		else
+			metrics_add(res[i].mailbox != 0 ?
+			    METRIC_DELIVERIES_LOCAL : METRIC_RECIPIENTS_QUEUED,
+			    res[i].mailbox != 0 ? 1 : nqueued);
 	}
 	free(res);
 	return rc;
@@ -507,6 +514,8 @@ report_send(struct job *j, enum queue_dsn_action action)
 	dsn.message_id = msgid;
 	text = queue_dsn_build(&dsn, &len);
 	rc = report_deliver(r, j, first->sender, text, len);
+	if (rc == 0 && action == QUEUE_DSN_FAILED)
+		metrics_add(METRIC_MESSAGES_BOUNCED, 1);
 	log_info(j->sid, "queue.report to=<%s> action=%s recipients=%zu "
 	    "result=%s", first->sender, action_name(action), n,
 	    rc == 0 ? "stored" : "error");

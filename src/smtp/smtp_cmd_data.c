@@ -250,13 +250,23 @@ on_delivered(void *arg, const struct store_delivery_result *results,
 	struct smtp_session *s = arg;
 	enum store_err err = STORE_OK;
 
-	/* The client may have left while the store worked. */
-	if (!net_conn_unwait(s->conn))
-		return;
 	for (size_t i = 0; i < n; i++) {
 		if (results[i].err != STORE_OK && err != STORE_OVER_QUOTA)
 			err = results[i].err;
 	}
+	/* The delivery is atomic: all of it is on disk, or none. Counted
+	 * even when the client has left meanwhile (it is stored). The
+	 * queued recipients share one result, of mailbox 0 (store.h). */
+	if (err == STORE_OK) {
+		for (size_t i = 0; i < n; i++) {
+			if (results[i].mailbox != 0)
+				metrics_add(METRIC_DELIVERIES_LOCAL, 1);
+		}
+		metrics_add(METRIC_RECIPIENTS_QUEUED, s->delivery_queued);
+	}
+	/* The client may have left while the store worked. */
+	if (!net_conn_unwait(s->conn))
+		return;
 	if (err == STORE_OK) {
 		metrics_add(METRIC_MESSAGES_RECEIVED, 1);
 		log_info(s->sid, "smtp.delivered from=<%s> rcpts=%zu size=%llu",
@@ -317,6 +327,7 @@ message_end(struct smtp_session *s)
 	} else {
 		struct store_delivery *d = s->delivery;
 
+		s->delivery_queued = 0;
 		for (size_t i = 0; i < s->nrcpts; i++) {
 			const struct smtp_rcpt *r = &s->rcpts[i];
 
@@ -330,6 +341,7 @@ message_end(struct smtp_session *s)
 			for (size_t j = 0; j < r->nexternal; j++)
 				store_delivery_queue(d, s->mail_from,
 				    r->external[j], s->dsn_envelope, r->dsn);
+			s->delivery_queued += r->nexternal;
 			if (r->naccounts > 0)	/* RFC 3461 NOTIFY=SUCCESS */
 				store_delivery_notify(d, s->mail_from,
 				    r->address, s->dsn_envelope, r->dsn);

@@ -135,6 +135,7 @@ struct smtp_session {
 	size_t nrcpts;
 	/* The message being received. */
 	struct store_delivery *delivery;
+	size_t delivery_queued;	/* outside recipients of the submitted one */
 	struct smtp_data data;
 	struct buf header;	/* the header section, until it ends */
 	bool is_header_done;

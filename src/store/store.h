@@ -791,6 +791,12 @@ void store_queue_list_free(struct store_queue_entry **list, size_t n);
 int store_queue_list(struct store *st, struct store_queue_entry **list_out,
     size_t *n_out, enum store_err *err_out);
 /* The entry id (STORE_NOT_FOUND when there is none). */
+/* How many entries the queue holds (every row, held ones and success
+ * reports included, as `postern queue list` shows them) and when the
+ * oldest was queued (Unix time; 0 when empty), for /metrics. Returns 0,
+ * or -1 with *err_out set. */
+int store_queue_stats(struct store *st, uint64_t *n_out,
+    int64_t *oldest_out, enum store_err *err_out);
 int store_queue_get(struct store *st, int64_t id,
     struct store_queue_entry *e_out, enum store_err *err_out);
 

@@ -108,6 +108,8 @@ struct store_backend {
 	    enum store_err *err_out);
 	int (*queue_get)(struct store *st, int64_t id,
 	    struct store_queue_entry *e_out, enum store_err *err_out);
+	int (*queue_stats)(struct store *st, uint64_t *n_out,
+	    int64_t *oldest_out, enum store_err *err_out);
 	/* The migration map (store.h); changes go through batch_run as
 	 * STORE_REQ_MIGRATE, and with a delivery (d->migrate). */
 	int (*migrate_list)(struct store *st, int64_t account,

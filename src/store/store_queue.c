@@ -62,6 +62,15 @@ store_queue_list(struct store *st, struct store_queue_entry **list_out,
 }
 
 int
+store_queue_stats(struct store *st, uint64_t *n_out, int64_t *oldest_out,
+    enum store_err *err_out)
+{
+	*n_out = 0;
+	*oldest_out = 0;
+	return st->be->queue_stats(st, n_out, oldest_out, err_out);
+}
+
+int
 store_queue_get(struct store *st, int64_t id,
     struct store_queue_entry *e_out, enum store_err *err_out)
 {

@@ -1672,6 +1672,7 @@ const struct store_backend store_sqlite_backend = {
 	.sort_list = sq_sort_list,
 	.subscription_list = sq_subscription_list,
 	.queue_list = sq_queue_list,
+	.queue_stats = sq_queue_stats,
 	.queue_get = sq_queue_get,
 	.migrate_list = sq_migrate_list,
 	.migrate_folder_get = sq_migrate_folder_get,

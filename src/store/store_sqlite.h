@@ -228,6 +228,8 @@ extern const int sq_schema_version;
 	    "WHERE account = ?1")					\
 	X(QUEUE_LIST, "SELECT " SQ_QUEUE_COLS " ORDER BY q.id")		\
 	X(QUEUE_GET, "SELECT " SQ_QUEUE_COLS " WHERE q.id = ?1")	\
+	X(QUEUE_STATS, "SELECT count(*), coalesce(min(created), 0) "	\
+	    "FROM queue")						\
 	X(QUEUE_DUE, "SELECT " SQ_QUEUE_COLS " WHERE q.held = 0 "	\
 	    "AND q.next_attempt <= ?1 AND q.lease_until <= ?1 "	\
 	    "ORDER BY q.next_attempt, q.blob, q.id LIMIT ?2")		\
@@ -391,6 +393,8 @@ int sq_check(struct store *st, bool is_repair,
     void (*report)(void *arg, const char *line), void *arg);
 
 /* The outbound queue (store_sqlite_queue.c). */
+int sq_queue_stats(struct store *st, uint64_t *n_out, int64_t *oldest_out,
+    enum store_err *err_out);
 int sq_queue_list(struct store *st, struct store_queue_entry **list_out,
     size_t *n_out, enum store_err *err_out);
 int sq_queue_get(struct store *st, int64_t id,

@@ -92,6 +92,35 @@ sq_queue_list(struct store *st, struct store_queue_entry **list_out,
 	return 0;
 }
 
+int
+sq_queue_stats(struct store *st, uint64_t *n_out, int64_t *oldest_out,
+    enum store_err *err_out)
+{
+	struct sq_conn *c = sq_reader_get(st);
+	sqlite3_stmt *s;
+	int rc = SQLITE_ERROR;
+
+	if (c == NULL) {
+		*err_out = STORE_TEMP;
+		return -1;
+	}
+	if ((s = sq_stmt(c, SQ_QUEUE_STATS)) != NULL &&
+	    (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		*n_out = (uint64_t)sqlite3_column_int64(s, 0);
+		*oldest_out = sqlite3_column_int64(s, 1);
+		rc = SQLITE_DONE;
+	}
+	sq_reset(s);
+	if (rc != SQLITE_DONE) {
+		*err_out = sq_err(c, rc, "queue_stats");
+		sq_reader_put(st, c);
+		return -1;
+	}
+	sq_reader_put(st, c);
+	*err_out = STORE_OK;
+	return 0;
+}
+
 /* Reads entry id on c into *e_out: STORE_OK, STORE_NOT_FOUND or
  * STORE_TEMP. */
 static enum store_err

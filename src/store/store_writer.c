@@ -22,6 +22,7 @@
 #include <event2/event.h>
 
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 
 static void
@@ -127,8 +128,19 @@ batch_run(struct store *st, struct store_req **reqs, size_t n)
 		if (reqs[i]->err == STORE_OK)
 			live[nlive++] = reqs[i];
 	}
-	if (nlive > 0)
+	if (nlive > 0) {
+		struct timespec t0, t1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		st->be->batch_run(st, live, nlive);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		/* A check (alone in its batch) reads every file: it is
+		 * not a commit anyone waits for. */
+		if (live[0]->kind != STORE_REQ_CHECK)
+				metrics_commit_observe((uint64_t)((t1.tv_sec -
+			    t0.tv_sec) * 1000000LL + (t1.tv_nsec -
+			    t0.tv_nsec) / 1000));
+	}
 	free(live);
 	batch_finish(st, reqs, n);
 }

@@ -175,7 +175,12 @@ def parse_prometheus(text):
         m = SAMPLE_RE.match(line)
         assert m, "not a sample line: %r" % line
         name, labels, value = m.groups()
-        assert name in types, "sample before its # TYPE: " + line
+        family = name
+        for suffix in ("_bucket", "_sum", "_count"):
+            base = name[:-len(suffix)]
+            if name.endswith(suffix) and types.get(base) == "histogram":
+                family = base
+        assert family in types, "sample before its # TYPE: " + line
         lab = frozenset(LABEL_RE.findall(labels or ""))
         key = (name, lab)
         assert key not in samples, "sample twice: " + line
