@@ -671,6 +671,19 @@ window_write(struct imap_session *s, struct fetch_job *j, const char *out,
 	j->len_left -= n;
 }
 
+/* RFC 9051 §4.3: a literal is CHAR8, which has no NUL; only BINARY's
+ * literal8 may carry one. A message stored with NUL octets (APPEND of a
+ * ~{literal8}, or 8-bit mail) shows them as 0x80 in BODY[], as Dovecot
+ * does; the length stays the same. */
+static void
+nul_replace(char *buf, size_t n)
+{
+	char *p = buf, *end = buf + n;
+
+	while ((p = memchr(p, '\0', (size_t)(end - p))) != NULL)
+		*p++ = (char)0x80;
+}
+
 /* Streams one more chunk of the section being sent. Returns 0, or -1
  * when the connection was closed. */
 static int
@@ -693,12 +706,16 @@ stream_step(struct imap_session *s, struct fetch_job *j)
 			j->rpos += (uint64_t)got;
 			n = imap_fetch_filter_run(&j->filter, j->in,
 			    (size_t)got, j->out);
+			if (!p->is_literal8)
+				nul_replace(j->out, n);
 			window_write(s, j, j->out, n);
 			return 0;
 		}
 	} else if (!j->is_input_done) {
 		j->is_input_done = true;
 		n = imap_fetch_filter_end(&j->filter, j->out);
+		if (!p->is_literal8)
+			nul_replace(j->out, n);
 		window_write(s, j, j->out, n);
 		return 0;
 	}

@@ -603,15 +603,18 @@ hit_number(const struct search *q, size_t i)
 	return q->is_uid ? q->v->msgs[at].uid : (uint32_t)(at + 1);
 }
 
-/* RFC 4731 §3.1 ALL: a compact sequence set. A run of consecutive view
- * messages is one range, also of UIDs (no message lies between them). */
+/* RFC 4731 §3.1 ALL: a compact sequence set of the matching numbers.
+ * A range of UIDs is a run of consecutive UIDs: 1:3,5:7, never 1:7 when
+ * UID 4 is gone, since ALL names only UIDs that match (imaptest's esearch
+ * script checks this). */
 static void
 write_all(struct imap_out *o, const struct search *q)
 {
 	for (size_t i = 0; i < q->nhits;) {
 		size_t j = i;
 
-		while (j + 1 < q->nhits && q->hits[j + 1] == q->hits[j] + 1)
+		while (j + 1 < q->nhits && q->hits[j + 1] == q->hits[j] + 1 &&
+		    hit_number(q, j + 1) == hit_number(q, j) + 1)
 			j++;
 		if (j == i)
 			imap_out_printf(o, "%s%" PRIu32, i ? "," : "",
@@ -647,11 +650,12 @@ hit_modseq(const struct search *q, size_t at, const struct store_msg *changed,
 	return m;
 }
 
-/* RFC 7162 §3.1.5: the highest MODSEQ of the messages the reply reports
- * (all of them, or only MIN and MAX when those are all it reports). */
+/* RFC 7162 §3.1.5: the highest MODSEQ of the messages the reply reports:
+ * all of them (ends 0), or only those ends (RET_MIN, RET_MAX) names when
+ * they are all it reports: MIN alone is the first message's MODSEQ. */
 static uint64_t
 reply_modseq(struct imap_session *s, const struct search *q,
-    bool is_ends_only)
+    unsigned ends)
 {
 	struct store_msg *changed = NULL;
 	uint32_t *expunged = NULL;
@@ -667,7 +671,8 @@ reply_modseq(struct imap_session *s, const struct search *q,
 	for (size_t i = 0; i < q->nhits; i++) {
 		uint64_t m;
 
-		if (is_ends_only && i != 0 && i + 1 != q->nhits)
+		if (ends != 0 && !((ends & RET_MIN) && i == 0) &&
+		    !((ends & RET_MAX) && i + 1 == q->nhits))
 			continue;
 		m = hit_modseq(q, q->hits[i], changed, nchanged);
 		if (m > best)
@@ -754,7 +759,7 @@ reply_search(struct imap_session *s, const struct search *q, bool has_modseq)
 	/* RFC 7162 §3.1.5: no MODSEQ when nothing matched. */
 	if (has_modseq && q->nhits > 0)
 		imap_out_printf(&o, " (MODSEQ %" PRIu64 ")",
-		    reply_modseq(s, q, false));
+		    reply_modseq(s, q, 0));
 	imap_out_printf(&o, "\r\n");
 	imap_out_flush(&o);
 }
@@ -782,7 +787,8 @@ reply_esearch(struct imap_session *s, const struct search *q, unsigned ret,
 	}
 	if (has_modseq && q->nhits > 0)
 		imap_out_printf(&o, " MODSEQ %" PRIu64,
-		    reply_modseq(s, q, is_ends_only));
+		    reply_modseq(s, q, is_ends_only ?
+		    ret & (RET_MIN | RET_MAX) : 0));
 	imap_out_printf(&o, "\r\n");
 	imap_out_flush(&o);
 }

@@ -376,10 +376,12 @@ write_all(struct imap_out *o, const struct item *items,
 	for (size_t i = 0; i < n;) {
 		size_t j = i;
 
-		/* View neighbours: consecutive sequence numbers, and UIDs
-		 * with no other message between them. */
+		/* View neighbours with consecutive numbers: a UID range
+		 * never spans a UID that is gone (it would name it). */
 		while (j + 1 < n &&
-		    items[j + 1].row->at == items[j].row->at + 1)
+		    items[j + 1].row->at == items[j].row->at + 1 &&
+		    item_number(&items[j + 1], is_uid) ==
+		    item_number(&items[j], is_uid) + 1)
 			j++;
 		if (j == i)
 			imap_out_printf(o, "%s%" PRIu32, i ? "," : "",

@@ -375,7 +375,8 @@ imap_cmd_store(struct imap_session *s, const struct imap_cmd *cmd)
 		list.list = &cmd->args[k + 1];
 		flags_arg = &list;
 		for (size_t i = 0; i < list.len; i++) {
-			if (list.list[i].kind != IMAP_ARG_ATOM) {
+			if (list.list[i].kind != IMAP_ARG_ATOM &&
+			    list.list[i].kind != IMAP_ARG_NIL) {
 				store_job_free(j);
 				imap_done(s, "BAD", "Expected a flag list");
 				return;

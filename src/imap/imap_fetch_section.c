@@ -62,20 +62,20 @@ part_find(const struct store_structure *st, const uint32_t *parts,
 	return NULL;
 }
 
-/* Reads the Content-Type and Content-Transfer-Encoding of a part from its
- * MIME header (empty strings when absent). Returns 0, or -1. */
+/* Reads the Content-Type and Content-Transfer-Encoding from the header
+ * at [start, end) (empty strings when absent). Returns 0, or -1. */
 static int
-part_fields(const struct imap_fetch_msg *fm, const struct store_part *p,
+header_fields(const struct imap_fetch_msg *fm, uint64_t start, uint64_t end,
     char type[FETCH_FIELD_VALUE_MAX], char cte[FETCH_FIELD_VALUE_MAX])
 {
-	uint64_t n = p->body_off - p->header_off;
+	uint64_t n = end - start;
 	char *hdr;
 	ssize_t got;
 
 	if (n > FETCH_MIME_HEADER_MAX)
 		n = FETCH_MIME_HEADER_MAX;
 	hdr = xmalloc((size_t)n + 1);
-	got = imap_fetch_read(fm->fd, hdr, (size_t)n, p->header_off);
+	got = imap_fetch_read(fm->fd, hdr, (size_t)n, start);
 	if (got < 0) {
 		free(hdr);
 		return -1;
@@ -89,6 +89,19 @@ part_fields(const struct imap_fetch_msg *fm, const struct store_part *p,
 	free(hdr);
 	return 0;
 }
+
+/* The Content-Type and Content-Transfer-Encoding of a part, from its MIME
+ * header. Returns 0, or -1. */
+static int
+part_fields(const struct imap_fetch_msg *fm, const struct store_part *p,
+    char type[FETCH_FIELD_VALUE_MAX], char cte[FETCH_FIELD_VALUE_MAX])
+{
+	return header_fields(fm, p->header_off, p->body_off, type, cte);
+}
+
+static int
+header_end_find(const struct imap_fetch_msg *fm, uint64_t start, uint64_t end,
+    uint64_t *out);
 
 /* RFC 2046 §5.1.5: in a multipart/digest, a part without a Content-Type
  * is a message/rfc822. Returns 1 if the part sec names is a child of a
@@ -105,6 +118,20 @@ is_digest_child(const struct imap_fetch_msg *fm,
 		return 0;
 	if (part_fields(fm, parent, type, cte) < 0)
 		return -1;
+	if (strcmp(type, "message/rfc822") == 0 ||
+	    strcmp(type, "message/global") == 0) {
+		/* RFC 9051 §6.4.5: the parts of a multipart inside a
+		 * message/rfc822 part N are N.1, N.2: their container is the
+		 * header of the message that part N holds (imaptest's
+		 * fetch-body-message-rfc822-mime: 1.1.HEADER of a digest
+		 * inside a forwarded message). */
+		uint64_t hend;
+
+		if (header_end_find(fm, parent->body_off, parent->end_off,
+		    &hend) < 0 ||
+		    header_fields(fm, parent->body_off, hend, type, cte) < 0)
+			return -1;
+	}
 	return strcmp(type, "multipart/digest") == 0;
 }
 

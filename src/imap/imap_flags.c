@@ -85,7 +85,11 @@ imap_flags_parse(const struct imap_arg *a, uint32_t *flags_out,
 		n = a->len;
 	}
 	for (size_t i = 0; i < n; i++) {
-		if (items[i].kind != IMAP_ARG_ATOM ||
+		/* flag-keyword = atom (RFC 9051 §9), and NIL is an atom:
+		 * a keyword named NIL, as Dovecot takes it (imaptest's nil
+		 * script). */
+		if ((items[i].kind != IMAP_ARG_ATOM &&
+		    items[i].kind != IMAP_ARG_NIL) ||
 		    flag_add(items[i].str, flags_out, kw, &kwlen) < 0) {
 			*flags_out = 0;
 			return -1;

@@ -162,15 +162,16 @@ enum mime_envelope_field {
 	MIME_ENVELOPE_TO = 5,
 	MIME_ENVELOPE_CC = 6,
 };
-/* The first mailbox of an address field, each part NULL when absent. */
+/* The first address of an address field, each part NULL when absent
+ * (a group's start marker: mailbox is the group name, host NULL). */
 struct mime_envelope_addr {
 	char *name;		/* display-name as written (RFC 2047 words) */
 	char *mailbox;		/* local part: RFC 5256 §3 addr-mailbox */
 	char *host;
 };
-/* Reads the first mailbox (group markers skipped) of field of an
- * ENVELOPE text as mime_parse() wrote it into *out (zeroed when the
- * field is NIL or holds no mailbox). Returns 0, or -1 when the text is
+/* Reads the first address of field of an ENVELOPE text as mime_parse()
+ * wrote it into *out, a group's start marker included (RFC 5256 §3);
+ * zeroed when the field is NIL or empty. Returns 0, or -1 when the text is
  * not an ENVELOPE (out zeroed). Free with mime_envelope_addr_deinit. */
 int mime_envelope_address(const char *envelope,
     enum mime_envelope_field field, struct mime_envelope_addr *out);

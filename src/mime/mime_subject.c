@@ -308,8 +308,12 @@ mime_envelope_address(const char *envelope, enum mime_envelope_field field,
 	if (r.p >= r.end || *r.p != '(')
 		return -1;
 	r.p++;
-	/* The first address that is a mailbox, not a group marker (RFC
-	 * 9051 §7.5.2: host NIL). */
+	/* The first address as ENVELOPE lists it, a group's start marker
+	 * included: RFC 5256 §3 sorts by "the addr-mailbox of the first
+	 * address", and RFC 9051 §7.5.2 puts the group name there (host
+	 * NIL). A group end marker (mailbox NIL) cannot come first; it
+	 * is skipped all the same. (imaptest's sort-addresses and
+	 * sort-display-to check this, as Dovecot sorts.) */
 	for (;;) {
 		char *f[4];
 
@@ -332,7 +336,7 @@ mime_envelope_address(const char *envelope, enum mime_envelope_field field,
 		}
 		r.p++;
 		free(f[1]);
-		if (f[3] != NULL) {
+		if (f[2] != NULL) {
 			out->name = f[0];
 			out->mailbox = f[2];
 			out->host = f[3];

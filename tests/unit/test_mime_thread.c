@@ -88,7 +88,7 @@ test_mime_collate_key_casemaps(void **state)
 }
 
 static void
-test_mime_envelope_address_first_mailbox(void **state)
+test_mime_envelope_address_first_address_group_name_included(void **state)
 {
 	const char msg[] =
 	    "From: =?utf-8?q?J=C3=B6rg?= <Joerg@Example.org>, b@c.d\r\n"
@@ -109,15 +109,18 @@ test_mime_envelope_address_first_mailbox(void **state)
 	assert_string_equal(d, "J\xc3\xb6rg");
 	free(d);
 	mime_envelope_addr_deinit(&a);
+	/* RFC 5256 §3 with RFC 9051 §7.5.2: a group comes first as its
+	 * start marker, whose addr-mailbox is the group name. */
 	assert_int_equal(mime_envelope_address(mi.envelope, MIME_ENVELOPE_TO,
 	    &a), 0);
-	assert_string_equal(a.mailbox, "zed");
+	assert_string_equal(a.mailbox, "undisclosed-recipients");
+	assert_null(a.host);
 	mime_envelope_addr_deinit(&a);
 	assert_int_equal(mime_envelope_address(mi.envelope, MIME_ENVELOPE_CC,
 	    &a), 0);
-	assert_string_equal(a.mailbox, "amy");
+	assert_string_equal(a.mailbox, "team");
 	d = mime_envelope_display(&a);
-	assert_string_equal(d, "amy@example.net");
+	assert_string_equal(d, "team");
 	free(d);
 	mime_envelope_addr_deinit(&a);
 	mime_info_deinit(&mi);
@@ -396,7 +399,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_mime_subject_base_rfc5256_rules),
 		cmocka_unit_test(test_mime_collate_key_casemaps),
-		cmocka_unit_test(test_mime_envelope_address_first_mailbox),
+		cmocka_unit_test(test_mime_envelope_address_first_address_group_name_included),
 		cmocka_unit_test(
 		    test_mime_thread_references_chain_and_siblings_by_date),
 		cmocka_unit_test(
