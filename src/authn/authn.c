@@ -1,0 +1,151 @@
+/*
+ * authn: the SPF service of the server. Checks run on a thread pool of
+ * their own (not auth's, whose threads hash passwords), each with its own
+ * c-ares channel and a deadline for the whole check; the verdict goes
+ * back to the session's event loop. A slow or silent DNS server holds
+ * pool threads, never an event loop.
+ */
+#include "authn/authn_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "lib/util.h"
+#include "lib/workpool.h"
+
+struct authn {
+	char *resolver;
+	uint16_t resolver_port;
+	struct workpool *pool;
+};
+
+struct spf_job {
+	struct authn *a;
+	struct authn_spf_request req;
+	char *ip, *helo, *sender, *receiver;
+	struct authn_spf_verdict v;
+	void (*done)(void *arg, const struct authn_spf_verdict *v);
+	void *arg;
+};
+
+struct authn *
+authn_new(const struct authn_settings *s, char *err, size_t errlen)
+{
+	struct authn *a;
+
+	if (authn_dns_library_init(err, errlen) < 0)
+		return NULL;
+	a = xcalloc(1, sizeof(*a));
+	a->resolver = s->resolver ? xstrdup(s->resolver) : NULL;
+	a->resolver_port = s->resolver_port ? s->resolver_port : 53;
+	a->pool = workpool_new(s->threads > 0 ? s->threads : 1);
+	return a;
+}
+
+void
+authn_free(struct authn **ap)
+{
+	struct authn *a = *ap;
+
+	if (a == NULL)
+		return;
+	workpool_free(&a->pool);
+	free(a->resolver);
+	free(a);
+	*ap = NULL;
+}
+
+static void
+outcome_temperror(struct authn_spf_outcome *o, const char *why)
+{
+	memset(o, 0, sizeof(*o));
+	o->result = AUTHN_SPF_TEMPERROR;
+	o->reason = xstrdup(why);
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s ? xstrdup(s) : NULL;
+}
+
+static void
+outcome_copy(struct authn_spf_outcome *to,
+    const struct authn_spf_outcome *from)
+{
+	*to = *from;
+	to->domain = dup_or_null(from->domain);
+	to->sender = dup_or_null(from->sender);
+	to->explanation = dup_or_null(from->explanation);
+	to->reason = dup_or_null(from->reason);
+}
+
+static void
+spf_work(void *arg)
+{
+	struct spf_job *j = arg;
+	struct authn_dns_channel ch;
+	struct authn_dns dns = { authn_dns_query, &ch };
+	struct timespec ts;
+	double deadline = 0;
+	char err[160];
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (j->req.timeout > 0)
+		deadline = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 +
+		    j->req.timeout;
+	if (authn_dns_open(&ch, j->a->resolver, j->a->resolver_port,
+	    deadline, err, sizeof(err)) < 0) {
+		outcome_temperror(&j->v.mailfrom, err);
+		outcome_temperror(&j->v.helo, err);
+		return;
+	}
+	/* One deadline for both identities (§4.6.4: at least 20 s). */
+	authn_spf_check_helo(&dns, &j->req, &j->v.helo);
+	if (j->req.sender[0] == '\0')
+		/* §2.4: for <> the MAIL FROM identity is postmaster@HELO,
+		 * the check just made. */
+		outcome_copy(&j->v.mailfrom, &j->v.helo);
+	else
+		authn_spf_check_mailfrom(&dns, &j->req, &j->v.mailfrom);
+	authn_dns_close(&ch);
+}
+
+static void
+spf_done(void *arg)
+{
+	struct spf_job *j = arg;
+
+	j->done(j->arg, &j->v);
+	authn_spf_outcome_deinit(&j->v.mailfrom);
+	authn_spf_outcome_deinit(&j->v.helo);
+	free(j->ip);
+	free(j->helo);
+	free(j->sender);
+	free(j->receiver);
+	free(j);
+}
+
+int
+authn_spf_submit(struct authn *a, const struct authn_spf_request *req,
+    struct event_base *base,
+    void (*done)(void *arg, const struct authn_spf_verdict *v), void *arg)
+{
+	struct spf_job *j = xcalloc(1, sizeof(*j));
+
+	j->a = a;
+	j->ip = xstrdup(req->ip ? req->ip : "");
+	j->helo = req->helo ? xstrdup(req->helo) : NULL;
+	j->sender = xstrdup(req->sender ? req->sender : "");
+	j->receiver = xstrdup(req->receiver ? req->receiver : "");
+	j->req = *req;
+	j->req.ip = j->ip;
+	j->req.helo = j->helo;
+	j->req.sender = j->sender;
+	j->req.receiver = j->receiver;
+	j->done = done;
+	j->arg = arg;
+	return workpool_submit(a->pool, spf_work, base, spf_done, j);
+}

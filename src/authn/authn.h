@@ -1,0 +1,190 @@
+/*
+ * authn: message authentication of inbound mail (issue #16). SPF (RFC
+ * 7208) for the MAIL FROM and HELO identities, and the
+ * Authentication-Results header field (RFC 8601) that carries the results
+ * into the delivered message. DKIM, DMARC and ARC will add their results
+ * through the same header builder (authn_ar_*).
+ *
+ * The SPF evaluator (authn_spf_check_*) is a pure function of its request
+ * and of the DNS answers it gets through struct authn_dns: unit tests give
+ * it a table, the server a c-ares resolver. The server never runs it on an
+ * event loop: authn_spf_submit() runs it on authn's own thread pool with
+ * blocking c-ares queries and calls back on the submitting loop. A slow
+ * DNS server holds a pool thread, never a worker.
+ *
+ * Threads: struct authn is shared by every worker; the evaluator and the
+ * header builder are thread-safe (no shared state).
+ */
+#ifndef POSTERN_AUTHN_H
+#define POSTERN_AUTHN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+struct event_base;
+
+/* ---- DNS as the evaluator sees it -------------------------------------- */
+
+enum authn_dns_type {
+	AUTHN_DNS_A,
+	AUTHN_DNS_AAAA,
+	AUTHN_DNS_MX,
+	AUTHN_DNS_TXT,
+	AUTHN_DNS_PTR,
+};
+
+enum authn_dns_rc {
+	AUTHN_DNS_OK,		/* *n_out >= 1 records */
+	AUTHN_DNS_NXDOMAIN,	/* RCODE 3 */
+	AUTHN_DNS_NODATA,	/* RCODE 0, no record of the type */
+	AUTHN_DNS_FAIL,		/* SERVFAIL, timeout, a bad answer */
+};
+
+/* query() answers one question: name has no trailing dot. On
+ * AUTHN_DNS_OK, *rrs_out is an array of *n_out strings (the evaluator
+ * frees each and the array with free()): A and AAAA as inet_ntop text,
+ * MX as "PREFERENCE HOST", PTR as a host name (no trailing dot), TXT as
+ * the record's strings joined (RFC 7208 §3.3). */
+struct authn_dns {
+	enum authn_dns_rc (*query)(void *arg, enum authn_dns_type type,
+	    const char *name, char ***rrs_out, size_t *n_out);
+	void *arg;
+};
+
+/* ---- SPF (RFC 7208) ---------------------------------------------------- */
+
+/* §2.6, in the order of the RFC. */
+enum authn_spf_result {
+	AUTHN_SPF_NONE,
+	AUTHN_SPF_NEUTRAL,
+	AUTHN_SPF_PASS,
+	AUTHN_SPF_FAIL,
+	AUTHN_SPF_SOFTFAIL,
+	AUTHN_SPF_TEMPERROR,
+	AUTHN_SPF_PERMERROR,
+};
+
+/* Bounds on hostile input (DESIGN.md, authn). */
+#define AUTHN_SPF_RECORD_MAX 4096	/* a record's text, bytes */
+#define AUTHN_SPF_TERMS_MAX 256		/* terms of one record */
+#define AUTHN_SPF_EXPAND_MAX 4096	/* a macro expansion's result */
+#define AUTHN_SPF_LOOKUPS_MAX 10	/* §4.6.4 */
+#define AUTHN_SPF_VOID_MAX 2		/* §4.6.4 */
+#define AUTHN_SPF_MX_MAX 10		/* §4.6.4: MX names of one mx */
+#define AUTHN_SPF_PTR_MAX 10		/* §4.6.4: PTR names looked at */
+#define AUTHN_SPF_RRS_MAX 64		/* records taken from one answer */
+
+/* "none", "neutral", "pass", ... as in RFC 8601 §2.7.2. */
+const char *authn_spf_result_name(enum authn_spf_result r);
+
+/* What an SMTP transaction tells SPF (borrowed strings). */
+struct authn_spf_request {
+	const char *ip;		/* the client, numeric (an IPv4-mapped IPv6
+				 * address counts as IPv4, §5) */
+	const char *helo;	/* EHLO/HELO argument, or NULL */
+	const char *sender;	/* MAIL FROM address, "" for <> */
+	const char *receiver;	/* our host name, %{r} */
+	time_t now;		/* %{t} */
+	unsigned timeout;	/* seconds for the whole check (§4.6.4);
+				 * 0: no limit */
+};
+
+struct authn_spf_outcome {
+	enum authn_spf_result result;
+	char *domain;		/* the domain checked, or NULL */
+	char *sender;		/* the <sender> used (postmaster@... for <>
+				 * and HELO, §2.4, §2.3) */
+	/* On fail: the explanation of §6.2 (exp=, expanded), or NULL. */
+	char *explanation;
+	/* What decided it: "mechanism -all matched", "no SPF record",
+	 * "too many DNS lookups", "record: unknown mechanism 'foo'". */
+	char *reason;
+	unsigned lookups;	/* terms that counted against the 10 */
+	unsigned voids;
+};
+
+/* check_host() of §4 for the MAIL FROM identity (§2.4): the sender's
+ * domain, or postmaster@HELO for the null sender; none without a usable
+ * domain. Fills *out (free with authn_spf_outcome_deinit). */
+void authn_spf_check_mailfrom(const struct authn_dns *dns,
+    const struct authn_spf_request *req, struct authn_spf_outcome *out);
+/* The HELO identity (§2.3): postmaster@HELO; none when HELO is not a
+ * domain name (an address literal, a single label). */
+void authn_spf_check_helo(const struct authn_dns *dns,
+    const struct authn_spf_request *req, struct authn_spf_outcome *out);
+/* check_host(ip, domain, sender) itself. */
+void authn_spf_check_host(const struct authn_dns *dns,
+    const struct authn_spf_request *req, const char *domain,
+    const char *sender, struct authn_spf_outcome *out);
+void authn_spf_outcome_deinit(struct authn_spf_outcome *o);
+
+/* The parser alone (also for the fuzz harness): is text an SPF record
+ * (§4.5: "v=spf1" then a space or its end)? */
+bool is_authn_spf_record(const char *text, size_t len);
+/* Parses a record (§4.6, §12). Returns 0, or -1 with the syntax error in
+ * err (a permerror). */
+int authn_spf_record_check(const char *text, size_t len, char *err,
+    size_t errlen);
+/* Expands a macro-string (§7) against req with domain as %{d} and sender
+ * as <sender>; is_exp allows c, r and t (explanations). DNS is asked only
+ * for %{p}. Returns the expansion (caller frees), or NULL when the
+ * string is malformed or the result is longer than AUTHN_SPF_EXPAND_MAX. */
+char *authn_spf_macro_expand(const struct authn_dns *dns,
+    const struct authn_spf_request *req, const char *domain,
+    const char *sender, const char *spec, size_t len, bool is_exp);
+
+/* ---- Authentication-Results (RFC 8601) --------------------------------- */
+
+struct authn_ar;
+
+/* A header field for authserv_id (our host name; copied). */
+struct authn_ar *authn_ar_new(const char *authserv_id);
+void authn_ar_free(struct authn_ar **ar);
+/* Adds one result: method ("spf"), result ("pass"), a comment or NULL,
+ * and a property ("smtp.mailfrom") with its value, or NULL. Values are
+ * quoted where RFC 8601 §2.2 needs it. */
+void authn_ar_add(struct authn_ar *ar, const char *method,
+    const char *result, const char *comment, const char *property,
+    const char *value);
+/* The field, "Authentication-Results: id;\r\n\tspf=pass ...\r\n", folded
+ * at each result (caller frees); "id; none" without results (§2.2). */
+char *authn_ar_field(const struct authn_ar *ar);
+/* Removes from a header section (CRLF lines, as received) every
+ * Authentication-Results field whose authserv-id is authserv_id,
+ * ignoring case (RFC 8601 §5: such a field did not come from us).
+ * Returns the new length; *removed_out counts the fields. */
+size_t authn_ar_strip(char *header, size_t len, const char *authserv_id,
+    size_t *removed_out);
+
+/* ---- The server's SPF service ------------------------------------------ */
+
+struct authn;
+
+struct authn_settings {
+	const char *resolver;	/* numeric address, or NULL: the system's */
+	uint16_t resolver_port;
+	unsigned threads;	/* pool threads doing checks */
+};
+
+/* Returns NULL with err set. Borrows nothing. */
+struct authn *authn_new(const struct authn_settings *s, char *err,
+    size_t errlen);
+/* Waits for the checks under way. */
+void authn_free(struct authn **a);
+
+/* The verdict of both identities. */
+struct authn_spf_verdict {
+	struct authn_spf_outcome mailfrom;
+	struct authn_spf_outcome helo;
+};
+
+/* Checks the MAIL FROM and HELO identities of req (copied) on the pool;
+ * then done(arg, verdict) on base's thread (the verdict lives until done
+ * returns). Returns 0 and calls done exactly once, later. */
+int authn_spf_submit(struct authn *a, const struct authn_spf_request *req,
+    struct event_base *base,
+    void (*done)(void *arg, const struct authn_spf_verdict *v), void *arg);
+
+#endif
