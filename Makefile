@@ -17,7 +17,7 @@ PACKAGES += clang libclang-rt-14-dev
 # on loop devices, system users for the run-as tests (useradd). A missing
 # one fails the test (tests/skip-allowlist.txt).
 PACKAGES += isync offlineimap3 mutt tmux curl swaks libnet-ssleay-perl \
-	fetchmail getmail6 dnsmasq-base python3-dnspython python3-cryptography python3-dkim python3-prometheus-client e2fsprogs util-linux mount \
+	fetchmail getmail6 dnsmasq-base python3-dnspython python3-spf python3-cryptography python3-dkim python3-prometheus-client e2fsprogs util-linux mount \
 	passwd
 # A real IMAP/POP3 source for the migration tests (test_migrate.py starts a
 # private instance on loopback; the bench uses its LMTP too).

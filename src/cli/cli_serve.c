@@ -22,6 +22,7 @@
 
 #include "acme/acme.h"
 #include "auth/auth.h"
+#include "authn/authn.h"
 #include "http/http.h"
 #include "imap/imap.h"
 #include "lib/config.h"
@@ -41,6 +42,7 @@ struct serve_state {
 	struct event_base *base;
 	struct store *store;
 	struct auth *auth;
+	struct authn *authn;	/* SPF of inbound mail (issue #16) */
 	struct smtp_ctx smtp;
 	struct imap_ctx imap;
 	struct pop3_ctx pop3;
@@ -88,8 +90,20 @@ services_open(struct serve_state *st, char *err, size_t errlen)
 	st->auth = auth_new(st->store, &as, err, errlen);
 	if (st->auth == NULL)
 		return -1;
+	{
+		struct authn_settings ns = {
+			.resolver = cfg->queue_resolver,
+			.resolver_port = (uint16_t)cfg->queue_resolver_port,
+			.threads = (unsigned)cfg->spf_threads,
+		};
+
+		st->authn = authn_new(&ns, err, errlen);
+		if (st->authn == NULL)
+			return -1;
+	}
 	st->smtp.store = st->store;
 	st->smtp.auth = st->auth;
+	st->smtp.authn = st->authn;
 	st->imap.store = st->store;
 	st->imap.auth = st->auth;
 	st->http.store = st->store;
@@ -115,6 +129,7 @@ services_close(struct serve_state *st)
 	/* The runner and the ACME thread before the store they use. */
 	acme_free(&st->acme);
 	queue_runner_free(&st->queue);
+	authn_free(&st->authn);
 	auth_free(&st->auth);
 	store_close(&st->store);
 	if (st->has_pop3)
@@ -275,6 +290,7 @@ keep_restart_keys(struct config *cfg, const struct config *old)
 		cfg->workers = old->workers;
 	}
 	keep_num(&cfg->hash_threads, old->hash_threads, "auth.hash_threads");
+	keep_num(&cfg->spf_threads, old->spf_threads, "spf.threads");
 	keep_str(&cfg->queue_resolver, old->queue_resolver, "queue.resolver");
 	keep_num(&cfg->queue_resolver_port, old->queue_resolver_port,
 	    "queue.resolver_port");

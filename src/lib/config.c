@@ -306,8 +306,10 @@ is_in_network(const struct config_network *net, int family,
 	    (0xff << (8 - rest)) & 0xff) == 0;
 }
 
-bool
-is_config_network_trusted(const struct config *cfg, const char *address)
+/* Is address inside one of the n networks? */
+static bool
+is_in_networks(const struct config_network *nets, size_t n,
+    const char *address)
 {
 	unsigned char a[16];
 	int family = AF_INET;
@@ -325,11 +327,25 @@ is_config_network_trusted(const struct config *cfg, const char *address)
 			family = AF_INET;
 		}
 	}
-	for (size_t i = 0; i < cfg->ntrusted_networks; i++) {
-		if (is_in_network(&cfg->trusted_networks[i], family, a))
+	for (size_t i = 0; i < n; i++) {
+		if (is_in_network(&nets[i], family, a))
 			return true;
 	}
 	return false;
+}
+
+bool
+is_config_network_trusted(const struct config *cfg, const char *address)
+{
+	return is_in_networks(cfg->trusted_networks, cfg->ntrusted_networks,
+	    address);
+}
+
+bool
+is_config_spf_skipped(const struct config *cfg, const char *address)
+{
+	return is_in_networks(cfg->spf_skip_networks,
+	    cfg->nspf_skip_networks, address);
 }
 
 /* local@domain, printable, no white space: the postmaster key. */
@@ -533,6 +549,36 @@ handle_acme(struct load_state *st, const char *key, const char *value)
 	return 0;
 }
 
+/* [spf]: check, fail, skip_networks, and the numbers of
+ * config_params.h. */
+static int
+handle_spf(struct load_state *st, const char *key, const char *value)
+{
+	if (strcmp(key, "check") == 0) {
+		if (config_parse_bool(value, &st->cfg->is_spf_check) < 0)
+			fail(st, "key 'check': '%s' is not yes or no", value);
+		return 0;
+	}
+	if (strcmp(key, "fail") == 0) {
+		if (strcmp(value, "mark") == 0)
+			st->cfg->is_spf_reject = false;
+		else if (strcmp(value, "reject") == 0)
+			st->cfg->is_spf_reject = true;
+		else
+			fail(st, "key 'fail': '%s' is not mark or reject",
+			    value);
+		return 0;
+	}
+	if (strcmp(key, "skip_networks") == 0) {
+		if (networks_parse(value, &st->cfg->spf_skip_networks,
+		    &st->cfg->nspf_skip_networks) < 0)
+			fail(st, "key 'skip_networks': '%s' is not a list of "
+			    "networks like 127.0.0.0/8, ::1", value);
+		return 0;
+	}
+	return handle_param(st, "spf", key, value);
+}
+
 static int
 handle_auth(struct load_state *st, const char *key, const char *value)
 {
@@ -729,6 +775,8 @@ on_ini_pair(void *user, const char *section, const char *key,
 		handle_mtasts(st, key, value);
 	} else if (strcmp(section, "acme") == 0) {
 		handle_acme(st, key, value);
+	} else if (strcmp(section, "spf") == 0) {
+		handle_spf(st, key, value);
 	} else if (strcmp(section, "limits") == 0 ||
 	    strcmp(section, "timeouts") == 0) {
 		handle_param(st, section, key, value);
@@ -745,7 +793,7 @@ on_ini_pair(void *user, const char *section, const char *key,
 		    key);
 	} else {
 		fail(st, "section [%s]: unknown (expected server, auth, limits, "
-		    "timeouts, queue, mta-sts, acme, listener NAME or "
+		    "timeouts, queue, mta-sts, acme, spf, listener NAME or "
 		    "certificate NAME)", section);
 	}
 	return st->has_err ? 0 : 1;
@@ -1001,6 +1049,12 @@ config_load(const char *path, char *err, size_t errlen)
 	cfg->is_imap_default = true;
 	cfg->is_pop3_default = true;
 	cfg->is_submission_default = true;
+	/* Mail from loopback is local (a web application, a filter
+	 * handing mail back): no domain's SPF names 127.0.0.1. */
+	cfg->is_spf_check = true;
+	if (networks_parse("127.0.0.0/8 ::1", &cfg->spf_skip_networks,
+	    &cfg->nspf_skip_networks) < 0)
+		panic("config: default spf skip_networks");
 	for (size_t i = 0; i < ARRAY_LEN(params); i++)
 		*(uint64_t *)((char *)cfg + params[i].offset) = params[i].def;
 
@@ -1070,6 +1124,7 @@ config_free(struct config **cfgp)
 	free(cfg->data_dir);
 	free(cfg->user);
 	free(cfg->trusted_networks);
+	free(cfg->spf_skip_networks);
 	free(cfg->postmaster);
 	free(cfg->oauth_issuer);
 	free(cfg->oauth_audience);

@@ -116,6 +116,14 @@ struct config {
 	char *acme_ca_file;
 	char *acme_challenge;
 
+	/* [spf] (RFC 7208) on port 25: check at all; refuse a fail (550
+	 * 5.7.23) instead of marking it; clients never checked (mail from
+	 * loopback is local: 127.0.0.0/8 and ::1 unless set). */
+	bool is_spf_check;
+	bool is_spf_reject;
+	struct config_network *spf_skip_networks;
+	size_t nspf_skip_networks;
+
 	struct config_listener *listeners;
 	size_t nlisteners;
 	struct config_cert *certs;	/* certs[0] is served without SNI */
@@ -153,6 +161,10 @@ int config_section_line(const struct config *cfg, const char *section);
  * trusted networks? An IPv4-mapped IPv6 address counts as IPv4. */
 bool is_config_network_trusted(const struct config *cfg,
     const char *address);
+
+/* Is the numeric address one SPF is not checked for ([spf]
+ * skip_networks)? An IPv4-mapped IPv6 address counts as IPv4. */
+bool is_config_spf_skipped(const struct config *cfg, const char *address);
 
 /* Parses "10k", "5M", "1G" or a plain number of bytes. */
 int config_parse_size(const char *s, uint64_t *out);

@@ -64,6 +64,8 @@
 	X(mta_sts, max_age, mta_sts_max_age, 604800, 60, 31557600,	\
 	    SECONDS)							\
 	X(acme, retry_first, acme_retry_first, 600, 1, 86400, SECONDS)	\
-	X(acme, retry_max, acme_retry_max, 86400, 1, 604800, SECONDS)
+	X(acme, retry_max, acme_retry_max, 86400, 1, 604800, SECONDS)	\
+	X(spf, threads, spf_threads, 4, 1, 64, COUNT)			\
+	X(spf, timeout, spf_timeout, 20, 1, 300, SECONDS)
 
 #endif

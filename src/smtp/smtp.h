@@ -9,11 +9,13 @@
 
 struct store;
 struct auth;
+struct authn;
 
 /* What every SMTP session shares (net_conn_ctx). */
 struct smtp_ctx {
 	struct store *store;
 	struct auth *auth;
+	struct authn *authn;	/* SPF on port 25; NULL: none (tests) */
 };
 
 extern const struct net_session_ops smtp_session_ops;

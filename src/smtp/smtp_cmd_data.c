@@ -174,9 +174,20 @@ static void
 header_flush(struct smtp_session *s, bool is_cut)
 {
 	char date[64];
-	char *prefix, *tls = NULL, *added = NULL;
+	char *prefix, *tls = NULL, *added = NULL, *ar = NULL;
 	const char *version = net_conn_tls_version(s->conn);
+	size_t removed = 0;
 
+	/* RFC 8601 §5: a field claiming our authserv-id did not come from
+	 * us; it goes before anyone can read it. A header over the buffer
+	 * is examined in its first part only. */
+	s->header.len = authn_ar_strip(s->header.data, s->header.len,
+	    s->cfg->hostname, &removed);
+	if (removed > 0)
+		log_info(s->sid, "smtp.auth_results_removed count=%zu",
+		    removed);
+	if (s->ar != NULL)
+		ar = authn_ar_field(s->ar);
 	header_check(s, is_cut);
 	date_format(date, sizeof(date));
 	if (version != NULL)
@@ -195,10 +206,10 @@ header_flush(struct smtp_session *s, bool is_cut)
 		    msgid ? msgid : "");
 		free(msgid);
 	}
-	prefix = xasprintf("Return-Path: <%s>\r\n"
+	prefix = xasprintf("Return-Path: <%s>\r\n%s"
 	    "Received: from %s ([%s])\r\n\tby %s (postern) with %s id %s%s"
 	    "%s%s%s;\r\n\t%s\r\n%s",
-	    s->mail_from, s->helo ? s->helo : "unknown",
+	    s->mail_from, ar ? ar : "", s->helo ? s->helo : "unknown",
 	    net_conn_peer(s->conn), s->cfg->hostname, with_protocol(s),
 	    s->sid, tls ? tls : "", s->nrcpts == 1 ? "\r\n\tfor <" : "",
 	    s->nrcpts == 1 ? s->rcpts[0].address : "",
@@ -208,6 +219,7 @@ header_flush(struct smtp_session *s, bool is_cut)
 	free(prefix);
 	free(tls);
 	free(added);
+	free(ar);
 	buf_clear(&s->header);
 	s->is_header_done = true;
 }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "lib/config.h"
 #include "lib/log.h"
@@ -54,6 +55,144 @@ is_smtp_sender_owned(struct smtp_session *s, const char *address)
 	}
 	store_strings_free(&targets);
 	return is_owned;
+}
+
+/* ---- SPF (RFC 7208) after MAIL FROM, port 25 only --------------------- */
+
+/* Mail another server hands us on port 25: not a logged-in client (its
+ * login says who it is), not a trusted network, not [spf] skip_networks
+ * (loopback by default: local mail names no domain's address). */
+static bool
+is_spf_wanted(const struct smtp_session *s)
+{
+	const char *peer = net_conn_peer(s->conn);
+
+	return !s->is_submission && !s->is_authenticated &&
+	    s->ctx->authn != NULL && s->cfg->is_spf_check &&
+	    !is_config_network_trusted(s->cfg, peer) &&
+	    !is_config_spf_skipped(s->cfg, peer);
+}
+
+/* A comment for the header field, in the words receivers use. */
+static char *
+spf_comment(const struct authn_spf_outcome *o, const char *ip)
+{
+	const char *d = o->domain ? o->domain : "";
+
+	switch (o->result) {
+	case AUTHN_SPF_PASS:
+		return xasprintf("domain of %s designates %s as permitted "
+		    "sender", d, ip);
+	case AUTHN_SPF_FAIL:
+	case AUTHN_SPF_SOFTFAIL:
+		return xasprintf("domain of %s does not designate %s as "
+		    "permitted sender", d, ip);
+	case AUTHN_SPF_NEUTRAL:
+		return xasprintf("%s is neither permitted nor denied by "
+		    "domain of %s", ip, d);
+	default:
+		return xstrdup(o->reason ? o->reason : "");
+	}
+}
+
+/* Printable ASCII only, at most n bytes: a domain's explanation goes
+ * into our reply (RFC 7208 §8.4, §6.2). */
+static void
+reply_text_clean(char *out, size_t n, const char *in)
+{
+	size_t o = 0;
+
+	for (; *in != '\0' && o + 1 < n; in++)
+		out[o++] = (*in >= ' ' && *in < 0x7f) ? *in : '?';
+	out[o] = '\0';
+}
+
+static void
+on_spf(void *arg, const struct authn_spf_verdict *v)
+{
+	struct smtp_session *s = arg;
+	const char *ip = net_conn_peer(s->conn);
+	const struct authn_spf_outcome *mf = &v->mailfrom, *helo = &v->helo;
+	const struct authn_spf_outcome *failed = NULL;
+	char *c;
+
+	if (!net_conn_unwait(s->conn))
+		return;
+	log_info(s->sid, "smtp.spf ip=%s mailfrom=%s helo=%s from=<%s> "
+	    "helo_name=%s reason=\"%s\"", ip,
+	    authn_spf_result_name(mf->result),
+	    authn_spf_result_name(helo->result), s->mail_from,
+	    s->helo ? s->helo : "", mf->reason ? mf->reason : "");
+	if (mf->result == AUTHN_SPF_FAIL)
+		failed = mf;
+	else if (helo->result == AUTHN_SPF_FAIL)
+		failed = helo;
+	if (s->cfg->is_spf_reject && failed != NULL) {
+		char text[200];
+
+		/* RFC 7372 §3.2: X.7.23, SPF validation failed. */
+		if (failed->explanation != NULL) {
+			reply_text_clean(text, sizeof(text),
+			    failed->explanation);
+			smtp_reply(s, "550 5.7.23 SPF of %.100s: %s",
+			    failed->domain, text);
+		} else {
+			smtp_reply(s, "550 5.7.23 SPF: the domain %.100s does "
+			    "not allow %s to send its mail (%s identity)",
+			    failed->domain, ip, failed == mf &&
+			    s->mail_from[0] != '\0' ? "MAIL FROM" : "HELO");
+		}
+		smtp_transaction_reset(s);
+		smtp_set_state(s, SMTP_STATE_READY);
+		return;
+	}
+	if (s->cfg->is_spf_reject && (mf->result == AUTHN_SPF_TEMPERROR ||
+	    helo->result == AUTHN_SPF_TEMPERROR)) {
+		/* RFC 7372 §3.2: X.7.24, an error checking SPF; RFC 7208
+		 * §8.6: a temporary one. */
+		smtp_reply(s, "451 4.7.24 SPF could not be checked (DNS "
+		    "error), try again later");
+		smtp_transaction_reset(s);
+		smtp_set_state(s, SMTP_STATE_READY);
+		return;
+	}
+	authn_ar_free(&s->ar);
+	s->ar = authn_ar_new(s->cfg->hostname);
+	/* RFC 8601 §2.7.2: smtp.mailfrom, smtp.helo. For <> the MAIL FROM
+	 * identity is the HELO one (RFC 7208 §2.4): one result. */
+	if (s->mail_from[0] != '\0') {
+		c = spf_comment(mf, ip);
+		authn_ar_add(s->ar, "spf", authn_spf_result_name(mf->result),
+		    c, "smtp.mailfrom", s->mail_from);
+		free(c);
+	}
+	c = spf_comment(helo, ip);
+	authn_ar_add(s->ar, "spf", authn_spf_result_name(helo->result), c,
+	    "smtp.helo", s->helo ? s->helo : "");
+	free(c);
+	smtp_set_state(s, SMTP_STATE_MAIL);
+	smtp_reply(s, "250 2.1.0 Sender OK");
+}
+
+/* Checks both identities off the loop; the 250 (or the refusal) comes
+ * from on_spf(). Input waits meanwhile, so pipelined RCPTs stay in the
+ * buffer until then. */
+static void
+spf_start(struct smtp_session *s)
+{
+	struct authn_spf_request req = {
+		.ip = net_conn_peer(s->conn),
+		.helo = s->helo,
+		.sender = s->mail_from,
+		.receiver = s->cfg->hostname,
+		.now = time(NULL),
+		.timeout = (unsigned)s->cfg->spf_timeout,
+	};
+
+	smtp_set_state(s, SMTP_STATE_WAIT);
+	net_conn_wait(s->conn);
+	authn_spf_submit(s->ctx->authn, &req, net_conn_base(s->conn), on_spf,
+	    s);
 }
 
 /* Checks MAIL's parameters; sends the error and returns -1. */
@@ -172,6 +311,10 @@ smtp_cmd_mail(struct smtp_session *s, const char *args, size_t len)
 	s->dsn_envelope = params_join(&p, dsn_keys, ARRAY_LEN(dsn_keys));
 	log_debug(s->sid, "smtp.mail from=<%s>", p.address);
 	smtp_path_deinit(&p);
+	if (is_spf_wanted(s)) {
+		spf_start(s);
+		return;
+	}
 	smtp_set_state(s, SMTP_STATE_MAIL);
 	smtp_reply(s, "250 2.1.0 Sender OK");
 }

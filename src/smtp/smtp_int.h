@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "auth/auth.h"
+#include "authn/authn.h"
 #include "lib/buf.h"
 #include "lib/parse.h"
 #include "smtp/smtp.h"
@@ -146,6 +147,9 @@ struct smtp_session {
 	enum smtp_state bdat_return_state;
 	bool is_oversize;
 	bool is_write_failed;
+	/* Authentication-Results of the transaction (SPF, after MAIL), or
+	 * NULL: written above Received: (RFC 8601 §5). */
+	struct authn_ar *ar;
 	/* The reply that refuses the message at its end, once its header
 	 * was read (hops, From: of a logged-in user); "" for none. */
 	char header_refusal[256];

@@ -143,6 +143,7 @@ smtp_transaction_reset(struct smtp_session *s)
 	s->nrcpts = 0;
 	s->is_smtputf8 = false;
 	s->is_8bit = false;
+	authn_ar_free(&s->ar);
 	store_delivery_abort(&s->delivery);
 	buf_clear(&s->header);
 	s->is_header_done = false;

@@ -1152,6 +1152,41 @@ test_config_trusted_networks_and_postmaster(void **state)
 }
 
 static void
+test_config_spf_section(void **state)
+{
+	struct config *cfg;
+
+	(void)state;
+	/* Defaults: checked, marked, loopback skipped (local mail). */
+	cfg = load_ok(SERVER_LINES CERT_LINES);
+	assert_true(cfg->is_spf_check);
+	assert_false(cfg->is_spf_reject);
+	assert_int_equal(cfg->spf_threads, 4);
+	assert_int_equal(cfg->spf_timeout, 20);
+	assert_true(is_config_spf_skipped(cfg, "127.0.0.1"));
+	assert_true(is_config_spf_skipped(cfg, "127.9.9.9"));
+	assert_true(is_config_spf_skipped(cfg, "::1"));
+	assert_true(is_config_spf_skipped(cfg, "::ffff:127.0.0.2"));
+	assert_false(is_config_spf_skipped(cfg, "192.0.2.1"));
+	config_free(&cfg);
+	cfg = load_ok(SERVER_LINES CERT_LINES "[spf]\ncheck = no\n"
+	    "fail = reject\nskip_networks =\nthreads = 8\ntimeout = 1m\n");
+	assert_false(cfg->is_spf_check);
+	assert_true(cfg->is_spf_reject);
+	assert_false(is_config_spf_skipped(cfg, "127.0.0.1"));
+	assert_int_equal(cfg->spf_threads, 8);
+	assert_int_equal(cfg->spf_timeout, 60);
+	config_free(&cfg);
+	assert_refused_key(SERVER_LINES CERT_LINES "[spf]\nfail = bounce\n",
+	    7, "fail", "is not mark or reject");
+	assert_refused_key(SERVER_LINES CERT_LINES
+	    "[spf]\nskip_networks = 10.0.0.0/40\n", 7, "skip_networks",
+	    "is not a list of networks");
+	assert_refused_key(SERVER_LINES CERT_LINES "[spf]\nthreads = 0\n",
+	    7, "threads", "");
+}
+
+static void
 test_config_bad_trusted_networks_and_postmaster_refused(void **state)
 {
 	(void)state;
@@ -1602,6 +1637,7 @@ main(void)
 		    test_config_parse_seconds_refuses_overflow_empty_and_junk),
 		cmocka_unit_test(test_config_parse_bool_spellings),
 		cmocka_unit_test(test_config_trusted_networks_and_postmaster),
+		cmocka_unit_test(test_config_spf_section),
 		cmocka_unit_test(
 		    test_config_bad_trusted_networks_and_postmaster_refused),
 	};
