@@ -7,11 +7,15 @@
  * now and then a full buf), compacting after each read and answering
  * continuation requests. After a command named IDLE or AUTHENTICATE one
  * plain line is read with imap_parser_read_line(), as those states do.
+ * Literals of SPOOL_MIN bytes or more of a command named APPEND are spooled
+ * to a memfd, as the session spools them to a file; for REPLACE the spool
+ * fails (the command is refused).
  *
  * Checked: no crash, leak or undefined behaviour; the two readings give
  * the same commands, errors, continuations and lines; a command has a valid
  * tag, an uppercase name, and a tree within the depth, argument, literal
- * and size limits, with no NUL outside literal8; the memory of a command,
+ * and size limits, with no NUL outside literal8 (spooled literals' files
+ * hold exactly their bytes); the memory of a command,
  * finished or not, stays within a bound set by the limits alone; a buf
  * always has room after compaction. Every atom also goes through
  * imap_seqset_parse() (then resolve and membership) and
@@ -39,10 +43,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "imap/imap_parser.h"
 #include "lib/buf.h"
 #include "lib/parse.h"
+
+/* Literals from this size on are spooled (for APPEND). */
+#define SPOOL_MIN 8
 
 static void
 check(bool ok, const char *what)
@@ -206,6 +216,31 @@ check_arg(const struct imap_arg *a, size_t depth, struct count *c,
 		break;
 	case IMAP_ARG_LITERAL:
 	case IMAP_ARG_LITERAL8:
+		if (a->is_spooled) {
+			struct stat st;
+			char *data;
+
+			check(a->str != NULL && a->str[0] == '\0' &&
+			    a->len >= SPOOL_MIN, "spooled literal shape");
+			check(fstat(a->fd, &st) == 0 &&
+			    (size_t)st.st_size == a->len, "spool size");
+			data = malloc(a->len + 1);
+			check(data != NULL, "memory");
+			check(pread(a->fd, data, a->len, 0) ==
+			    (ssize_t)a->len, "spool read");
+			check(a->kind == IMAP_ARG_LITERAL8 ||
+			    memchr(data, '\0', a->len) == NULL,
+			    "NUL only in literal8");
+			check(!imap_arg_astring(a, &str, &len) &&
+			    !imap_arg_nstring(a, &str, &len),
+			    "spooled is no string");
+			c->literals++;
+			c->literal_bytes += a->len;
+			log_str(l, "s");
+			log_bytes(l, data, a->len);
+			free(data);
+			break;
+		}
 		check(a->str != NULL && a->str[a->len] == '\0',
 		    "literal terminated");
 		check(a->kind == IMAP_ARG_LITERAL8 ||
@@ -288,6 +323,23 @@ check_cmd(const struct imap_cmd *cmd, const struct limits *lim,
 
 /* ---- One reading ------------------------------------------------------ */
 
+static int
+spool_open(void *arg, const char *name, bool *is_failed_out)
+{
+	int fd;
+
+	(void)arg;
+	if (strcmp(name, "REPLACE") == 0) {
+		*is_failed_out = true;
+		return -1;
+	}
+	if (strcmp(name, "APPEND") != 0)
+		return -1;
+	fd = memfd_create("spool", MFD_CLOEXEC);
+	check(fd >= 0, "memfd");
+	return fd;
+}
+
 static bool
 is_line_state(const struct imap_cmd *cmd)
 {
@@ -312,6 +364,8 @@ reading(const uint8_t *data, size_t size, const struct limits *lim,
 	p.args_max = lim->args_max;
 	p.literals_max = lim->literals_max;
 	p.is_utf8 = lim->is_utf8;
+	p.spool_min = SPOOL_MIN;
+	p.spool_open = spool_open;
 	for (;;) {
 		size_t n = buf_room(&b);
 

@@ -5,7 +5,9 @@
  * RFC 3502); and REPLACE and UID REPLACE (RFC 8508): an APPEND that
  * expunges a message of the selected mailbox in the same commit. The
  * parser has already read every literal within imap_literal_max (all of
- * them together); each message becomes one store delivery, chained into
+ * them together), those of imap_literal_spool bytes or more into a file
+ * of the data directory (copied into the delivery from there); each
+ * message becomes one store delivery, chained into
  * one request (store_delivery_chain) so that they are stored all or none,
  * and the command ends in the request's callback, on the session's
  * thread, once everything is durable.
@@ -225,8 +227,11 @@ append_run(struct imap_session *s, char *name, struct append_msg *msgs,
 		struct store_delivery *d = store_delivery_new(s->ctx->store,
 		    &err);
 
-		if (d == NULL || store_delivery_write(d, msgs[i].lit->str,
-		    msgs[i].lit->len, &err) < 0) {
+		const struct imap_arg *lit = msgs[i].lit;
+
+		if (d == NULL || (lit->is_spooled ?
+		    store_delivery_write_fd(d, lit->fd, lit->len, &err) :
+		    store_delivery_write(d, lit->str, lit->len, &err)) < 0) {
 			store_delivery_abort(&d);
 			store_delivery_abort(&head);
 			free(name);

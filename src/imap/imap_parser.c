@@ -5,14 +5,18 @@
  * by the literal's bytes and then by another line. The parser waits for a
  * whole line (at most line_max bytes over the command) and reads its tokens
  * at once, so a token never spans two feeds; literal data is copied as it
- * comes, into memory taken only after the size was checked.
+ * comes, into memory taken only after the size was checked, or, for a
+ * literal of at least spool_min bytes, into a file (APPEND of a large
+ * message holds a few kilobytes of memory, not the message).
  */
 #include "imap/imap_parser.h"
 
+#include <errno.h>
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "lib/util.h"
 
@@ -137,6 +141,12 @@ cmd_strndup(struct imap_cmd *cmd, const char *s, size_t n)
 	return d;
 }
 
+/* A spooled literal's file, listed in the command's arena. */
+struct imap_cmd_fd {
+	int fd;
+	struct imap_cmd_fd *next;
+};
+
 void
 imap_cmd_free(struct imap_cmd **cmdp)
 {
@@ -146,6 +156,8 @@ imap_cmd_free(struct imap_cmd **cmdp)
 	if (cmd == NULL)
 		return;
 	*cmdp = NULL;
+	for (struct imap_cmd_fd *f = cmd->fds; f != NULL; f = f->next)
+		close(f->fd);
 	/* cmd itself lives in the last chunk of the list. */
 	for (c = cmd->chunks; c != NULL; c = next) {
 		next = c->next;
@@ -171,6 +183,21 @@ struct imap_parser_level {
 #define LEVELS_FIRST 4
 
 static const char TEXT_TOOBIG_LITERAL[] = "[TOOBIG] Literal too large";
+static const char TEXT_LITERAL_NUL[] = "NUL byte in a literal (only "
+    "literal8 may hold one)";
+static const char TEXT_SPOOL_FAILED[] = "[UNAVAILABLE] The server cannot "
+    "take a large literal now, try again later";
+
+/* Closes the file of a literal being spooled, if any: the file has no name
+ * (store_spool_open), so closing it frees it. */
+static void
+spool_close(struct imap_parser *p)
+{
+	if (p->lit_fd >= 0) {
+		close(p->lit_fd);
+		p->lit_fd = -1;
+	}
+}
 static const char TEXT_TOOBIG_LINE[] = "[TOOBIG] Command line too long";
 
 static void
@@ -575,11 +602,27 @@ literal_scan(struct imap_parser *p, const char *s, size_t len, size_t i)
 		p->error_text = "[LIMIT] Too many literals in one command";
 		return SEG_ERROR;
 	}
+	/* Decided before the continuation, so that a spool that cannot be
+	 * had refuses a {n} before its bytes come. */
+	if (p->spool_open != NULL && n > 0 && n >= p->spool_min) {
+		bool is_failed = false;
+
+		p->lit_fd = p->spool_open(p->spool_arg, p->cmd->name,
+		    &is_failed);
+		if (p->lit_fd < 0 && is_failed) {
+			p->error_text = TEXT_SPOOL_FAILED;
+			return SEG_ERROR;
+		}
+	}
 	a = arg_add(p, is8 ? IMAP_ARG_LITERAL8 : IMAP_ARG_LITERAL);
-	if (a == NULL)
+	if (a == NULL) {
+		spool_close(p);
 		return SEG_ERROR;
+	}
 	p->nliterals++;
 	p->literal_total += n;
+	if (p->lit_fd >= 0)
+		a->len = (size_t)n;	/* the bytes the file will hold */
 	p->lit_arg = a;
 	p->lit_left = n;
 	p->is_lit8 = is8;
@@ -760,6 +803,7 @@ command_drop(struct imap_parser *p)
 		chunk_free(p->lit_chunk);
 		p->lit_chunk = NULL;
 	}
+	spool_close(p);
 	p->levels = NULL;
 	p->levels_cap = 0;
 	p->depth = 0;
@@ -881,12 +925,78 @@ step_line(struct imap_parser *p, struct buf *in, struct imap_cmd **cmd_out)
 	panic("imap_parser: bad segment result");
 }
 
+/* Writes all of data to the spool file. Returns 0, or -1. */
+static int
+spool_write(int fd, const char *data, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, data, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		data += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Drops the rest of the literal being read, with error_text set. */
+static enum step
+literal_refuse(struct imap_parser *p, const char *text)
+{
+	p->error_text = text;
+	p->skip_left = p->lit_left;
+	skip_start(p);
+	p->state = IMAP_PARSER_SKIP_LITERAL;
+	return STEP_ERROR;
+}
+
+/* step_literal for a literal that goes to p->lit_fd. */
+static enum step
+step_literal_spool(struct imap_parser *p, struct buf *in)
+{
+	size_t avail = in->len - p->off;
+	struct imap_cmd_fd *f;
+
+	while (p->lit_left > 0) {
+		size_t take = avail;
+
+		if (avail == 0)
+			return STEP_MORE;
+		if (take > p->lit_left)
+			take = (size_t)p->lit_left;
+		if (!p->is_lit8 && memchr(in->data + p->off, '\0', take))
+			return literal_refuse(p, TEXT_LITERAL_NUL);
+		if (spool_write(p->lit_fd, in->data + p->off, take) < 0)
+			return literal_refuse(p, TEXT_SPOOL_FAILED);
+		p->off += take;
+		p->lit_left -= take;
+		avail -= take;
+	}
+	f = cmd_alloc(p->cmd, sizeof(*f), alignof(struct imap_cmd_fd));
+	f->fd = p->lit_fd;
+	f->next = p->cmd->fds;
+	p->cmd->fds = f;
+	p->lit_arg->str = cmd_strndup(p->cmd, "", 0);
+	p->lit_arg->is_spooled = true;
+	p->lit_arg->fd = p->lit_fd;
+	p->lit_fd = -1;
+	p->lit_arg = NULL;
+	p->state = IMAP_PARSER_ARGS;
+	p->scanned = 0;
+	return STEP_AGAIN;
+}
+
 static enum step
 step_literal(struct imap_parser *p, struct buf *in)
 {
 	size_t avail = in->len - p->off;
 	struct imap_chunk *c = p->lit_chunk;
 
+	if (p->lit_fd >= 0)
+		return step_literal_spool(p, in);
 	if (c == NULL) {
 		/* lit_left <= literal_max, which fits a size_t. */
 		size_t want = (size_t)p->lit_left + 1;
@@ -916,14 +1026,8 @@ step_literal(struct imap_parser *p, struct buf *in)
 		if (take > avail)
 			take = avail;
 		/* RFC 9051 §4.3: NUL may only appear in literal8. */
-		if (!p->is_lit8 && memchr(in->data + p->off, '\0', take)) {
-			p->error_text = "NUL byte in a literal (only literal8 "
-			    "may hold one)";
-			p->skip_left = p->lit_left;
-			skip_start(p);
-			p->state = IMAP_PARSER_SKIP_LITERAL;
-			return STEP_ERROR;
-		}
+		if (!p->is_lit8 && memchr(in->data + p->off, '\0', take))
+			return literal_refuse(p, TEXT_LITERAL_NUL);
 		memcpy(chunk_data(c) + c->used, in->data + p->off, take);
 		c->used += take;
 		p->off += take;
@@ -1162,6 +1266,7 @@ imap_parser_init(struct imap_parser *p, size_t line_max, size_t literal_max)
 	p->line_max = line_max;
 	p->literal_max = literal_max;
 	p->literal_plus_max = literal_max;
+	p->lit_fd = -1;
 	p->literals_max = IMAP_PARSER_LITERALS_MAX;
 	p->args_max = IMAP_PARSER_ARGS_MAX;
 	p->state = IMAP_PARSER_TAG;
@@ -1224,7 +1329,8 @@ bool
 imap_arg_string(const struct imap_arg *a, const char **str_out,
     size_t *len_out)
 {
-	if (a->kind != IMAP_ARG_QUOTED && a->kind != IMAP_ARG_LITERAL)
+	if ((a->kind != IMAP_ARG_QUOTED && a->kind != IMAP_ARG_LITERAL) ||
+	    a->is_spooled)
 		return false;
 	*str_out = a->str;
 	*len_out = a->len;

@@ -76,9 +76,15 @@ struct imap_arg {
 	char *str;		/* NUL-terminated; NULL for a list. A NIL
 				 * keeps its text ("nil") for astrings. */
 	struct imap_arg *list;	/* IMAP_ARG_LIST: len elements */
+	/* A literal spooled to a file (imap_parser.spool_open): fd holds its
+	 * len bytes from offset 0, str is "", and the string readers below
+	 * refuse it. The command owns fd (imap_cmd_free closes it). */
+	bool is_spooled;
+	int fd;
 };
 
 struct imap_chunk;
+struct imap_cmd_fd;
 
 /* One command. Everything it points to lives in its arena. */
 struct imap_cmd {
@@ -89,9 +95,11 @@ struct imap_cmd {
 	size_t nargs;
 	size_t mem_size;	/* bytes the arena holds */
 	struct imap_chunk *chunks;	/* private: the arena */
+	struct imap_cmd_fd *fds;	/* private: spooled literals' files */
 };
 
-/* Frees *cmd (may be NULL) and all it holds, and clears the pointer. */
+/* Frees *cmd (may be NULL) and all it holds, spooled literals' files
+ * closed, and clears the pointer. */
 void imap_cmd_free(struct imap_cmd **cmd);
 
 /* Where the parser is. Tokens never span two feeds: the parser waits for
@@ -121,6 +129,19 @@ struct imap_parser {
 	size_t args_max;	/* arguments in one command */
 	bool is_utf8;		/* UTF-8 allowed in quoted strings (IMAP4rev2
 				 * or UTF8=ACCEPT enabled) */
+	/* Spooling: a literal of at least spool_min bytes goes to the file
+	 * spool_open returns instead of memory, so that one command holds
+	 * about line_max bytes of memory whatever its literals. spool_open
+	 * is called when the literal is announced, before the continuation,
+	 * with the command's name; it returns a file descriptor open for
+	 * writing and reading (which the parser then owns), or -1: with
+	 * *is_failed_out left false the literal is read into memory as
+	 * usual, with it set the command is refused (BAD [UNAVAILABLE]).
+	 * NULL (the default) spools nothing. */
+	size_t spool_min;
+	int (*spool_open)(void *arg, const char *cmd_name,
+	    bool *is_failed_out);
+	void *spool_arg;
 
 	/* Set with PARSE_ERROR; valid until the next call. */
 	const char *error_text;	/* for "BAD <text>" or "BYE <text>" */
@@ -141,6 +162,7 @@ struct imap_parser {
 	size_t levels_cap;
 	struct imap_arg *lit_arg;	/* the literal being read */
 	struct imap_chunk *lit_chunk;
+	int lit_fd;		/* the file of a spooled literal, or -1 */
 	uint64_t lit_left;
 	bool is_lit8;
 	bool is_lit_plus;

@@ -618,6 +618,29 @@ imap_cmd_unselect(struct imap_session *s, const struct imap_cmd *cmd)
 
 /* ---- Logging in -------------------------------------------------------- */
 
+/* The parser's spool_open: a large literal of APPEND or REPLACE (the
+ * message) goes to a file in the data directory as it arrives, so that
+ * memory per APPEND stays about one network read whatever the message's
+ * size; other commands' literals stay in memory (their arguments are read
+ * as strings, and imap_literal_max bounds them). */
+static int
+literal_spool_open(void *arg, const char *cmd_name, bool *is_failed_out)
+{
+	struct imap_session *s = arg;
+	enum store_err err;
+	int fd;
+
+	if (strcmp(cmd_name, "APPEND") != 0 && strcmp(cmd_name, "REPLACE") != 0)
+		return -1;
+	fd = store_spool_open(s->ctx->store, &err);
+	if (fd < 0) {
+		log_error(s->sid, "imap.literal_spool error=\"%s\"",
+		    store_err_text(err));
+		*is_failed_out = true;
+	}
+	return fd;
+}
+
 /* The answer to LOGIN or AUTHENTICATE. */
 static void
 login_result(struct imap_session *s, enum auth_result result,
@@ -639,6 +662,9 @@ login_result(struct imap_session *s, enum auth_result result,
 		/* RFC 9051 §4: clients send long lines (ID, SEARCH, UID
 		 * sets); before login line_length keeps them short. */
 		s->parser.line_max = s->cfg->imap_line_length;
+		s->parser.spool_min = s->cfg->imap_literal_spool;
+		s->parser.spool_open = literal_spool_open;
+		s->parser.spool_arg = s;
 		imap_printf(s, "%s OK [CAPABILITY ", s->cmd->tag);
 		write_capabilities(s);
 		imap_printf(s, "] Logged in\r\n");

@@ -22,6 +22,8 @@
 	    2147483647, SIZE)						\
 	X(limits, imap_literal_max_preauth, imap_literal_max_preauth, 8192, \
 	    256, 1048576, SIZE)						\
+	X(limits, imap_literal_spool, imap_literal_spool, 1048576, 4096, \
+	    2147483647, SIZE)						\
 	X(limits, imap_line_length, imap_line_length, 65536, 8192,	\
 	    1048576, SIZE)						\
 	X(limits, http_header_size, http_header_size, 8192, 1024, 65536, \

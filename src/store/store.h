@@ -551,6 +551,19 @@ struct store_delivery *store_delivery_new(struct store *st,
 /* Appends body bytes. Returns 0, or -1 (STORE_TEMP: disk full). */
 int store_delivery_write(struct store_delivery *d, const void *data,
     size_t len, enum store_err *err_out);
+/* Appends the first len bytes of the file fd (read from offset 0, e.g. a
+ * spool of store_spool_open) as body bytes. Returns 0, or -1 with *err_out
+ * set (STORE_TEMP, STORE_NO_SPACE; STORE_INVALID when fd holds fewer than
+ * len bytes). */
+int store_delivery_write_fd(struct store_delivery *d, int fd, uint64_t len,
+    enum store_err *err_out);
+/* A file without a name in the data directory (DATA/tmp), open for reading
+ * and writing, for bytes on their way to a delivery that are too many to
+ * hold in memory (a large IMAP APPEND literal). Closing it frees it; a
+ * crash leaves nothing (or, without O_TMPFILE, a "d.<pid>." name that the
+ * next open removes). Returns the descriptor (the caller closes it), or -1
+ * with *err_out set. */
+int store_spool_open(struct store *st, enum store_err *err_out);
 /* Adds a recipient: mailbox name (NULL: INBOX), flags, keywords (NULL or
  * space-separated) and internal date (0: now). */
 void store_delivery_add(struct store_delivery *d, int64_t account,

@@ -210,6 +210,76 @@ store_delivery_write(struct store_delivery *d, const void *data, size_t len,
 	return 0;
 }
 
+/* Bytes store_delivery_write_fd() copies at a time. */
+#define WRITE_FD_CHUNK (64 * 1024)
+
+int
+store_delivery_write_fd(struct store_delivery *d, int fd, uint64_t len,
+    enum store_err *err_out)
+{
+	char *buf = xmalloc(WRITE_FD_CHUNK);
+	uint64_t off = 0;
+	int rc = 0;
+
+	while (off < len) {
+		size_t want = len - off < WRITE_FD_CHUNK ?
+		    (size_t)(len - off) : WRITE_FD_CHUNK;
+		ssize_t n = pread(fd, buf, want, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_error(NULL, "store.delivery_write_fd error=\"%s\"",
+			    n < 0 ? strerror(errno) : "file shorter than said");
+			*err_out = n < 0 ? store_err_errno(errno) :
+			    STORE_INVALID;
+			rc = -1;
+			break;
+		}
+		if (store_delivery_write(d, buf, (size_t)n, err_out) < 0) {
+			rc = -1;
+			break;
+		}
+		off += (uint64_t)n;
+	}
+	free(buf);
+	if (rc == 0)
+		*err_out = STORE_OK;
+	return rc;
+}
+
+int
+store_spool_open(struct store *st, enum store_err *err_out)
+{
+	char *path;
+	int fd;
+
+	if (st->is_tmpfile) {
+		path = xasprintf("%s/tmp", st->data_dir);
+		fd = open(path, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	} else {
+		/* Named for store_delivery_tmp_clean(), and unlinked at once:
+		 * only a crash between the two leaves the name behind. */
+		path = xasprintf("%s/tmp/" TMP_PREFIX "%ld.XXXXXX",
+		    st->data_dir, (long)getpid());
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd >= 0)
+			unlink(path);
+	}
+	if (fd < 0) {
+		int errnum = errno;
+
+		log_error(NULL, "store.spool_open path=%s error=\"%s\"", path,
+		    strerror(errnum));
+		free(path);
+		*err_out = store_err_errno(errnum);
+		return -1;
+	}
+	free(path);
+	*err_out = STORE_OK;
+	return fd;
+}
+
 void
 store_delivery_add(struct store_delivery *d, int64_t account,
     const char *mailbox, uint32_t flags, const char *keywords,

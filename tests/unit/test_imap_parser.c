@@ -5,6 +5,7 @@
  * UTF-8, NUL bytes, BAD syntax, depth and count limits, plain lines for
  * AUTHENTICATE and IDLE, sequence sets and FETCH sections.
  */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -510,6 +513,176 @@ test_imap_parser_literal_split_across_reads(void **state)
 	imap_cmd_free(&cmd);
 	h_deinit(&h);
 	free(data);
+}
+
+/* spool_open for the tests: a memfd for APPEND, counting calls;
+ * spool_fail makes it fail. */
+static int spool_calls;
+static bool spool_fail;
+
+static int
+spool_open_test(void *arg, const char *name, bool *is_failed_out)
+{
+	(void)arg;
+	spool_calls++;
+	if (strcmp(name, "APPEND") != 0)
+		return -1;
+	if (spool_fail) {
+		*is_failed_out = true;
+		return -1;
+	}
+	return memfd_create("spool", MFD_CLOEXEC);
+}
+
+static void
+h_spool(struct h *h, size_t min)
+{
+	h->p.spool_min = min;
+	h->p.spool_open = spool_open_test;
+	spool_calls = 0;
+	spool_fail = false;
+}
+
+/* Is fd an open descriptor? */
+static bool
+is_fd_open(int fd)
+{
+	return fcntl(fd, F_GETFD) >= 0;
+}
+
+static void
+test_imap_parser_large_literal_spooled_split_across_reads(void **state)
+{
+	enum { SIZE = 300000, CHUNK = 777 };
+	struct h h;
+	struct imap_cmd *cmd = NULL;
+	char *data = malloc(SIZE), *back = malloc(SIZE);
+	size_t i;
+	bool cont;
+	int fd;
+
+	(void)state;
+	assert_non_null(data);
+	assert_non_null(back);
+	for (i = 0; i < SIZE; i++)
+		data[i] = (char)('a' + i % 26);
+	h_init(&h, LINE_MAX_TEST, LITERAL_MAX_TEST);
+	h_spool(&h, 1000);
+	h_put(&h, "A5 APPEND INBOX (\\Seen) {5}\r\nsmall {300000}\r\n");
+	assert_int_equal(h_feed(&h, &cmd, &cont), PARSE_MORE);
+	assert_true(cont);
+	assert_int_equal(h_feed(&h, &cmd, &cont), PARSE_MORE);
+	assert_true(cont);
+	/* Asked once the large literal was announced, before the "+". */
+	assert_int_equal(spool_calls, 1);
+	imap_parser_compact(&h.p, &h.b);
+	for (i = 0; i < SIZE; i += CHUNK) {
+		h_put_n(&h, data + i, i + CHUNK <= SIZE ? CHUNK : SIZE - i);
+		assert_int_equal(h_feed(&h, &cmd, &cont), PARSE_MORE);
+		imap_parser_compact(&h.p, &h.b);
+		assert_int_equal(h.b.len, 0);
+	}
+	h_put(&h, "\r\n");
+	assert_int_equal(h_feed(&h, &cmd, &cont), PARSE_DONE);
+	assert_int_equal(cmd->nargs, 4);
+	/* The small literal below spool_min stays in memory. */
+	assert_false(cmd->args[2].is_spooled);
+	assert_string_equal(cmd->args[2].str, "small");
+	assert_true(cmd->args[3].is_spooled);
+	assert_int_equal(cmd->args[3].kind, IMAP_ARG_LITERAL);
+	assert_int_equal(cmd->args[3].len, SIZE);
+	assert_string_equal(cmd->args[3].str, "");
+	fd = cmd->args[3].fd;
+	assert_int_equal(pread(fd, back, SIZE, 0), SIZE);
+	assert_memory_equal(back, data, SIZE);
+	/* Not in memory: the command holds a few kilobytes. */
+	assert_true(cmd->mem_size < 16384);
+	/* The string readers refuse it. */
+	{
+		const char *str;
+		size_t len;
+
+		assert_false(imap_arg_astring(&cmd->args[3], &str, &len));
+		assert_false(imap_arg_nstring(&cmd->args[3], &str, &len));
+	}
+	imap_cmd_free(&cmd);
+	assert_false(is_fd_open(fd));
+	h_deinit(&h);
+	free(data);
+	free(back);
+}
+
+static void
+test_imap_parser_spool_only_where_the_session_wants(void **state)
+{
+	struct h h;
+	struct imap_cmd *cmd;
+	char line[64];
+	char *big = malloc(5000);
+
+	(void)state;
+	assert_non_null(big);
+	memset(big, 'x', 5000);
+	h_init(&h, LINE_MAX_TEST, LITERAL_MAX_TEST);
+	h_spool(&h, 1000);
+	h_put(&h, "B1 SEARCH TEXT {5000}\r\n");
+	h_put_n(&h, big, 5000);
+	h_put(&h, "\r\n");
+	assert_int_equal(h_next(&h, &cmd), PARSE_DONE);
+	assert_int_equal(spool_calls, 1);
+	assert_false(cmd->args[1].is_spooled);
+	assert_int_equal(cmd->args[1].len, 5000);
+	imap_cmd_free(&cmd);
+	/* A spool that cannot be had refuses the {n} before its bytes. */
+	spool_fail = true;
+	h.conts = 0;
+	snprintf(line, sizeof(line), "B2 APPEND INBOX {5000}\r\n");
+	h_put(&h, line);
+	h_expect_error(&h, "B2", "[UNAVAILABLE]", false);
+	assert_int_equal(h.conts, 0);
+	h_put(&h, "B3 NOOP\r\n");
+	cmd = h_parse(&h, "");
+	assert_string_equal(cmd->tag, "B3");
+	imap_cmd_free(&cmd);
+	h_deinit(&h);
+	free(big);
+}
+
+static void
+test_imap_parser_spool_closed_when_command_dropped(void **state)
+{
+	struct h h;
+	struct imap_cmd *cmd;
+	char *big = malloc(3000);
+	bool cont;
+	int fd;
+
+	(void)state;
+	assert_non_null(big);
+	memset(big, 'y', 3000);
+	big[2000] = '\0';
+	h_init(&h, LINE_MAX_TEST, LITERAL_MAX_TEST);
+	h_spool(&h, 1000);
+	/* A NUL in a spooled plain literal: refused, the rest dropped, the
+	 * file closed. */
+	h_put(&h, "C1 APPEND INBOX {3000+}\r\n");
+	h_put_n(&h, big, 1500);
+	assert_int_equal(h_feed(&h, &cmd, &cont), PARSE_MORE);
+	fd = h.p.lit_fd;
+	assert_true(fd >= 0);
+	h_put_n(&h, big + 1500, 1500);
+	h_put(&h, "\r\n");
+	h_expect_error(&h, "C1", "NUL", false);
+	assert_false(is_fd_open(fd));
+	/* A connection gone mid-literal: deinit closes the file. */
+	h_put(&h, "C2 APPEND INBOX {3000+}\r\n");
+	h_put_n(&h, big, 100);
+	assert_int_equal(h_feed(&h, &cmd, &cont), PARSE_MORE);
+	fd = h.p.lit_fd;
+	assert_true(fd >= 0);
+	h_deinit(&h);
+	assert_false(is_fd_open(fd));
+	free(big);
 }
 
 static void
@@ -1313,6 +1486,12 @@ main(void)
 		cmocka_unit_test(test_imap_parser_empty_lines_ignored),
 		cmocka_unit_test(test_imap_parser_command_one_byte_at_a_time),
 		cmocka_unit_test(test_imap_parser_literal_split_across_reads),
+		cmocka_unit_test(
+		    test_imap_parser_large_literal_spooled_split_across_reads),
+		cmocka_unit_test(
+		    test_imap_parser_spool_only_where_the_session_wants),
+		cmocka_unit_test(
+		    test_imap_parser_spool_closed_when_command_dropped),
 		cmocka_unit_test(
 		    test_imap_parser_sync_literal_stops_for_continuation),
 		cmocka_unit_test(
