@@ -9,7 +9,7 @@
  * plain line is read with imap_parser_read_line(), as those states do.
  * Literals of SPOOL_MIN bytes or more of a command named APPEND are spooled
  * to a memfd, as the session spools them to a file; for REPLACE the spool
- * fails (the command is refused).
+ * fails (the bytes are dropped, the argument says why).
  *
  * Checked: no crash, leak or undefined behaviour; the two readings give
  * the same commands, errors, continuations and lines; a command has a valid
@@ -222,6 +222,13 @@ check_arg(const struct imap_arg *a, size_t depth, struct count *c,
 
 			check(a->str != NULL && a->str[0] == '\0' &&
 			    a->len >= SPOOL_MIN, "spooled literal shape");
+			if (a->fd < 0) {
+				check(a->spool_errno == 28, "failed spool");
+				c->literals++;
+				c->literal_bytes += a->len;
+				log_str(l, "f");
+				break;
+			}
 			check(fstat(a->fd, &st) == 0 &&
 			    (size_t)st.st_size == a->len, "spool size");
 			data = malloc(a->len + 1);
@@ -324,13 +331,13 @@ check_cmd(const struct imap_cmd *cmd, const struct limits *lim,
 /* ---- One reading ------------------------------------------------------ */
 
 static int
-spool_open(void *arg, const char *name, bool *is_failed_out)
+spool_open(void *arg, const char *name, int *errno_out)
 {
 	int fd;
 
 	(void)arg;
 	if (strcmp(name, "REPLACE") == 0) {
-		*is_failed_out = true;
+		*errno_out = 28;	/* ENOSPC */
 		return -1;
 	}
 	if (strcmp(name, "APPEND") != 0)

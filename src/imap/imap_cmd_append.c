@@ -14,6 +14,7 @@
  */
 #include "imap/imap_int.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,6 +230,19 @@ append_run(struct imap_session *s, char *name, struct append_msg *msgs,
 
 		const struct imap_arg *lit = msgs[i].lit;
 
+		if (d != NULL && lit->is_spooled && lit->spool_errno != 0) {
+			/* The spool could not be written: a full disk is
+			 * NO [UNAVAILABLE] as for the delivery itself. */
+			err = lit->spool_errno == ENOSPC ||
+			    lit->spool_errno == EDQUOT ? STORE_NO_SPACE :
+			    STORE_TEMP;
+			store_delivery_abort(&d);
+			store_delivery_abort(&head);
+			free(name);
+			append_msgs_free(msgs, n);
+			append_failed(s, err);
+			return;
+		}
 		if (d == NULL || (lit->is_spooled ?
 		    store_delivery_write_fd(d, lit->fd, lit->len, &err) :
 		    store_delivery_write(d, lit->str, lit->len, &err)) < 0) {

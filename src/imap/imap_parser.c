@@ -185,8 +185,6 @@ struct imap_parser_level {
 static const char TEXT_TOOBIG_LITERAL[] = "[TOOBIG] Literal too large";
 static const char TEXT_LITERAL_NUL[] = "NUL byte in a literal (only "
     "literal8 may hold one)";
-static const char TEXT_SPOOL_FAILED[] = "[UNAVAILABLE] The server cannot "
-    "take a large literal now, try again later";
 
 /* Closes the file of a literal being spooled, if any: the file has no name
  * (store_spool_open), so closing it frees it. */
@@ -197,6 +195,7 @@ spool_close(struct imap_parser *p)
 		close(p->lit_fd);
 		p->lit_fd = -1;
 	}
+	p->lit_spool_errno = 0;
 }
 static const char TEXT_TOOBIG_LINE[] = "[TOOBIG] Command line too long";
 
@@ -605,14 +604,12 @@ literal_scan(struct imap_parser *p, const char *s, size_t len, size_t i)
 	/* Decided before the continuation, so that a spool that cannot be
 	 * had refuses a {n} before its bytes come. */
 	if (p->spool_open != NULL && n > 0 && n >= p->spool_min) {
-		bool is_failed = false;
+		int errnum = 0;
 
 		p->lit_fd = p->spool_open(p->spool_arg, p->cmd->name,
-		    &is_failed);
-		if (p->lit_fd < 0 && is_failed) {
-			p->error_text = TEXT_SPOOL_FAILED;
-			return SEG_ERROR;
-		}
+		    &errnum);
+		if (p->lit_fd < 0)
+			p->lit_spool_errno = errnum;
 	}
 	a = arg_add(p, is8 ? IMAP_ARG_LITERAL8 : IMAP_ARG_LITERAL);
 	if (a == NULL) {
@@ -621,7 +618,7 @@ literal_scan(struct imap_parser *p, const char *s, size_t len, size_t i)
 	}
 	p->nliterals++;
 	p->literal_total += n;
-	if (p->lit_fd >= 0)
+	if (p->lit_fd >= 0 || p->lit_spool_errno != 0)
 		a->len = (size_t)n;	/* the bytes the file will hold */
 	p->lit_arg = a;
 	p->lit_left = n;
@@ -969,20 +966,31 @@ step_literal_spool(struct imap_parser *p, struct buf *in)
 			take = (size_t)p->lit_left;
 		if (!p->is_lit8 && memchr(in->data + p->off, '\0', take))
 			return literal_refuse(p, TEXT_LITERAL_NUL);
-		if (spool_write(p->lit_fd, in->data + p->off, take) < 0)
-			return literal_refuse(p, TEXT_SPOOL_FAILED);
+		/* A failed spool (disk full) drops the rest, so that the
+		 * command can still be answered (NO, not BAD). */
+		if (p->lit_fd >= 0 && spool_write(p->lit_fd, in->data +
+		    p->off, take) < 0) {
+			p->lit_spool_errno = errno != 0 ? errno : EIO;
+			close(p->lit_fd);
+			p->lit_fd = -1;
+		}
 		p->off += take;
 		p->lit_left -= take;
 		avail -= take;
 	}
-	f = cmd_alloc(p->cmd, sizeof(*f), alignof(struct imap_cmd_fd));
-	f->fd = p->lit_fd;
-	f->next = p->cmd->fds;
-	p->cmd->fds = f;
+	if (p->lit_fd >= 0) {
+		f = cmd_alloc(p->cmd, sizeof(*f),
+		    alignof(struct imap_cmd_fd));
+		f->fd = p->lit_fd;
+		f->next = p->cmd->fds;
+		p->cmd->fds = f;
+	}
 	p->lit_arg->str = cmd_strndup(p->cmd, "", 0);
 	p->lit_arg->is_spooled = true;
 	p->lit_arg->fd = p->lit_fd;
+	p->lit_arg->spool_errno = p->lit_spool_errno;
 	p->lit_fd = -1;
+	p->lit_spool_errno = 0;
 	p->lit_arg = NULL;
 	p->state = IMAP_PARSER_ARGS;
 	p->scanned = 0;
@@ -995,7 +1003,7 @@ step_literal(struct imap_parser *p, struct buf *in)
 	size_t avail = in->len - p->off;
 	struct imap_chunk *c = p->lit_chunk;
 
-	if (p->lit_fd >= 0)
+	if (p->lit_fd >= 0 || p->lit_spool_errno != 0)
 		return step_literal_spool(p, in);
 	if (c == NULL) {
 		/* lit_left <= literal_max, which fits a size_t. */

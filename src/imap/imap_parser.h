@@ -78,9 +78,12 @@ struct imap_arg {
 	struct imap_arg *list;	/* IMAP_ARG_LIST: len elements */
 	/* A literal spooled to a file (imap_parser.spool_open): fd holds its
 	 * len bytes from offset 0, str is "", and the string readers below
-	 * refuse it. The command owns fd (imap_cmd_free closes it). */
+	 * refuse it. The command owns fd (imap_cmd_free closes it). When the
+	 * spool could not be had or written, spool_errno says why, fd is -1
+	 * and the bytes were read and dropped: the command answers NO. */
 	bool is_spooled;
 	int fd;
+	int spool_errno;
 };
 
 struct imap_chunk;
@@ -135,12 +138,11 @@ struct imap_parser {
 	 * is called when the literal is announced, before the continuation,
 	 * with the command's name; it returns a file descriptor open for
 	 * writing and reading (which the parser then owns), or -1: with
-	 * *is_failed_out left false the literal is read into memory as
-	 * usual, with it set the command is refused (BAD [UNAVAILABLE]).
-	 * NULL (the default) spools nothing. */
+	 * *errno_out left 0 the literal is read into memory as usual, with
+	 * an errno value the literal's bytes are dropped and its argument
+	 * carries spool_errno. NULL (the default) spools nothing. */
 	size_t spool_min;
-	int (*spool_open)(void *arg, const char *cmd_name,
-	    bool *is_failed_out);
+	int (*spool_open)(void *arg, const char *cmd_name, int *errno_out);
 	void *spool_arg;
 
 	/* Set with PARSE_ERROR; valid until the next call. */
@@ -163,6 +165,7 @@ struct imap_parser {
 	struct imap_arg *lit_arg;	/* the literal being read */
 	struct imap_chunk *lit_chunk;
 	int lit_fd;		/* the file of a spooled literal, or -1 */
+	int lit_spool_errno;	/* a spool failed: its bytes are dropped */
 	uint64_t lit_left;
 	bool is_lit8;
 	bool is_lit_plus;

@@ -9,6 +9,7 @@
  */
 #include "imap/imap_int.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -624,7 +625,7 @@ imap_cmd_unselect(struct imap_session *s, const struct imap_cmd *cmd)
  * size; other commands' literals stay in memory (their arguments are read
  * as strings, and imap_literal_max bounds them). */
 static int
-literal_spool_open(void *arg, const char *cmd_name, bool *is_failed_out)
+literal_spool_open(void *arg, const char *cmd_name, int *errno_out)
 {
 	struct imap_session *s = arg;
 	enum store_err err;
@@ -634,9 +635,12 @@ literal_spool_open(void *arg, const char *cmd_name, bool *is_failed_out)
 		return -1;
 	fd = store_spool_open(s->ctx->store, &err);
 	if (fd < 0) {
+		/* The literal is dropped as it comes and APPEND answers NO
+		 * (never held in memory instead: a full disk is no reason to
+		 * give up the bound). */
+		*errno_out = err == STORE_NO_SPACE ? ENOSPC : EIO;
 		log_error(s->sid, "imap.literal_spool error=\"%s\"",
 		    store_err_text(err));
-		*is_failed_out = true;
 	}
 	return fd;
 }
