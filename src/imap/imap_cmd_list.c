@@ -373,8 +373,12 @@ list_parse(struct listing *l, const struct imap_cmd *cmd)
 		l->patterns[l->npats] = imap_name_decode(l->s, joined,
 		    strlen(joined));
 		free(joined);
+		/* A pattern that is not modified UTF-7 (RFC 3501 §5.1.3:
+		 * "&" opens a base64 run) or too long names no mailbox:
+		 * it lists nothing, as Dovecot answers (imaptest's atoms
+		 * script); the astring itself was well formed. */
 		if (l->patterns[l->npats] == NULL)
-			return -1;
+			continue;
 		if (strpbrk(l->patterns[l->npats], "*%") != NULL &&
 		    strlen(l->patterns[l->npats]) > LIST_PATTERN_MAX) {
 			free(l->patterns[l->npats]);

@@ -171,3 +171,19 @@ def test_store_nil_is_a_keyword_named_nil(srv, user):
     r = c.ok("STORE 1 -FLAGS (NIL)")
     assert r.untagged == [b"* 1 FETCH (FLAGS ())\r\n"], r.untagged
     c.logout()
+
+
+# --- atoms: a LIST pattern that is not modified UTF-7 lists nothing -------
+
+
+def test_list_pattern_that_is_not_mutf7_lists_nothing(srv, user):
+    c = login(srv, *user)
+    # Every character is an ATOM-CHAR (RFC 9051 §9), so the command is
+    # well formed; "&'" is no modified UTF-7 (RFC 3501 §5.1.3), so no
+    # mailbox can match.
+    r = c.ok("LIST \"\" !#$&'+,-.0123456789:;<=>?@^_`|[}%*")
+    assert r.untagged == [], r.untagged
+    r = c.ok('LIST "" ("x&-%" INBOX "&Jjo!")')
+    assert r.untagged == [b'* LIST (\\HasNoChildren) "/" "INBOX"\r\n'], \
+        r.untagged
+    c.logout()
