@@ -9,6 +9,8 @@ the same DNS. With [spf] fail = reject a fail is refused at MAIL FROM
 Loopback is not checked by default (local mail)."""
 
 import re
+import socket
+import time
 import uuid
 
 import dns.resolver
@@ -86,17 +88,24 @@ AR_RE = re.compile(rb"^Authentication-Results: ([^;\r\n]+);(.*?)\r\n(?=\S)",
 
 @pytest.fixture(scope="module")
 def dnsserver(tmp_path_factory):
-    d = Dnsmasq(tmp_path_factory.mktemp("spfdns"), DNSMASQ_LINES)
+    # A DNS server that never answers, for slow.test: bound, so that no
+    # ICMP error tells dnsmasq to give up early.
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    lines = DNSMASQ_LINES + ["server=/slow.test/127.0.0.1#%d" %
+                             silent.getsockname()[1]]
+    d = Dnsmasq(tmp_path_factory.mktemp("spfdns"), lines)
     yield d
     d.stop()
+    silent.close()
 
 
 def start_with_spf(factory, tmp_path_factory, cert, dnsserver, name,
-                   spf_keys):
+                   spf_keys, server=None):
     """A server whose configuration has an [spf] section of spf_keys."""
     directory = tmp_path_factory.mktemp(name)
     path, data, text = write_mail_config(
-        directory, [("main", cert)], IMAP_LISTENERS,
+        directory, [("main", cert)], IMAP_LISTENERS, server=server,
         queue={"resolver": "127.0.0.1", "resolver_port": dnsserver.port},
         auth={"lockout_failures": 1000})
     if spf_keys is not None:
@@ -182,7 +191,8 @@ def pyspf(dnsserver, ip, sender, helo):
     saved = dns.resolver.default_resolver
     dns.resolver.default_resolver = r
     try:
-        return spf.check2(i=ip, s=sender, h=helo)[0]
+        return spf.check2(i=ip, s=sender, h=helo, timeout=5,
+                          querytime=5)[0]
     finally:
         dns.resolver.default_resolver = saved
 
@@ -317,3 +327,34 @@ def test_smtp_spf_pipelined_rcpt_waits_for_the_check(marking):
         assert QUEUED_RE.match(final.raw[0]), final.raw
     res = results_of(header_of(marking, tok))[0][1]
     assert res[0].startswith("spf=pass ")
+
+
+@needs_dnsmasq
+def test_smtp_spf_slow_dns_delays_only_its_own_session(postern_factory,
+                                                      tmp_path_factory,
+                                                      default_cert,
+                                                      dnsserver):
+    """One worker thread: a session whose SPF check waits on a DNS
+    server that never answers does not hold up another session on the
+    same event loop; it gets temperror (marked) once c-ares gives up."""
+    srv = start_with_spf(postern_factory, tmp_path_factory, default_cert,
+                         dnsserver, "slow", {"skip_networks": ""},
+                         server={"workers": 1})
+    slow, _ = smtp_open(srv, "smtp", source="127.0.0.1",
+                        ehlo="helo-none.test")
+    fast, _ = smtp_open(srv, "smtp", source="127.0.0.1",
+                        ehlo="helo-none.test")
+    with slow, fast:
+        t0 = time.monotonic()
+        slow.send(b"MAIL FROM:<a@slow.test>\r\n")
+        time.sleep(0.3)
+        assert smtp_cmd(fast, "MAIL FROM:<a@pass.test>").raw == [SENDER_OK]
+        fast_s = time.monotonic() - t0
+        assert smtp_cmd(fast, "NOOP").raw[0].startswith(b"250 ")
+        assert slow.read_smtp_reply(30).raw == [SENDER_OK]
+        slow_s = time.monotonic() - t0
+    # c-ares: 2 tries of 2 s before the DNS error.
+    assert fast_s < 1.5, (fast_s, slow_s)
+    assert slow_s >= 3.0, (fast_s, slow_s)
+    assert srv.wait_log(r"event=smtp\.spf ip=127\.0\.0\.1 "
+                        r"mailfrom=temperror .*from=<a@slow\.test>")
