@@ -556,7 +556,7 @@ authz_do(struct acme_run *run, const char *url)
 	json_t *authz = acme_get_json(run, url);
 	json_t *ch = NULL, *chs, *v;
 	const char *status, *name, *token, *ch_url;
-	char *keyauth;
+	char *keyauth, *name_copy;
 	struct acme_resp r;
 	size_t i;
 	int rc = -1;
@@ -597,6 +597,8 @@ authz_do(struct acme_run *run, const char *url)
 	/* §8.1: the key authorization is the token and the account key's
 	 * thumbprint. */
 	keyauth = xasprintf("%s.%s", token, run->thumbprint);
+	/* The strings of authz go with it when polling replaces it. */
+	name = name_copy = xstrdup(name);
 	if (run->a->is_alpn) {
 		if (net_acme_tlsalpn01_set(name, keyauth, run->err,
 		    sizeof(run->err)) < 0)
@@ -635,6 +637,7 @@ authz_do(struct acme_run *run, const char *url)
 out:
 	json_decref(authz);
 	free(keyauth);
+	free(name_copy);
 	return rc;
 }
 
@@ -713,6 +716,19 @@ order_do(struct acme_run *run, char **names, size_t nnames)
 		}
 		if (authz_do(run, url) < 0)
 			goto out;
+	}
+	/* §7.4: finalize only once the order is "ready" (every
+	 * authorization valid); a CA may take a moment to notice. */
+	json_decref(order);
+	order = poll_until(run, order_url, "pending", NULL);
+	if (order == NULL)
+		goto out;
+	status = jstr(order, "status");
+	if (status == NULL || strcmp(status, "ready") != 0) {
+		snprintf(run->err, sizeof(run->err), "%s: order is %s, not "
+		    "ready", order_url, status != NULL ? status :
+		    "without status");
+		goto out;
 	}
 	finalize = jstr(order, "finalize");
 	if (finalize == NULL) {
