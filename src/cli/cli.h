@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define CLI_EXIT_OK 0
 #define CLI_EXIT_FAIL 1
@@ -84,6 +85,23 @@ char *cli_secret_read(const char *prompt);
  * made). */
 int cli_dkim_record(struct cli_admin *ad, const char *domain, bool is_create,
     char **sel_out, char **value_out, bool *is_created_out);
+
+/* A server a client was told to use (cli_autoconfig.c). */
+#define CLI_HOST_MAX 253
+#define CLI_AUTOCONFIG_MAX 65536
+struct cli_mail_server {
+	int proto;		/* enum config_proto: imap, pop3, submission */
+	char host[CLI_HOST_MAX + 1];
+	uint16_t port;
+	int tls;		/* enum config_tls */
+};
+/* Reads up to max servers from a Thunderbird clientConfig document, or an
+ * Outlook POX Autodiscover response when is_outlook, of len bytes (at
+ * most CLI_AUTOCONFIG_MAX are looked at); %EMAILDOMAIN% in a host name is
+ * domain. Servers with a missing or bad host, port or TLS kind are
+ * skipped. Returns how many were filled. */
+size_t cli_autoconfig_parse(const char *doc, size_t len, bool is_outlook,
+    const char *domain, struct cli_mail_server *out, size_t max);
 
 /* Lines of `postern dns check` and `postern doctor`: one finding each,
  * "✓", "⚠" (recommended, or works but weak) or "✗" (must be fixed), or

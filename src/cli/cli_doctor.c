@@ -7,11 +7,15 @@
  * 465 or implicit TLS on 587, spotted from the first bytes), the
  * certificates (chain, names, days left), the DNS records of every domain
  * (as `postern dns check`), the outbound queue, the store, and the disk.
+ * `doctor client` does the same from a mail client's side against any
+ * server, finding it as clients do (autoconfig, Autodiscover, SRV,
+ * guessed names; cli_autoconfig.c reads the answers).
  * Exit 0 only without ✗.
  */
 #include "cli/cli.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -579,8 +583,23 @@ disk_check(struct cli_admin *ad, struct cli_report *rep)
 /* ---- postern doctor client ADDRESS ------------------------------------ */
 
 static const char client_usage[] = "postern doctor client ADDRESS "
-    "[--server HOST] [--port-scan] [--json]  (password on stdin or the "
-    "terminal)";
+    "[--server HOST] [--port-scan] [--ca-file FILE] [--resolver ADDR "
+    "[--resolver-port N]] [--json]  (password on stdin or the terminal)";
+
+/* Servers read from one autoconfiguration answer, at most. */
+#define DISCOVERED_MAX 16
+
+/* One port to probe: where (host for SNI and the certificate, addr to
+ * connect to), what it should speak, and who said so (NULL: the port's
+ * number, RFC 8314). */
+struct client_target {
+	const char *host;
+	const char *addr;
+	uint16_t port;
+	enum config_proto proto;
+	enum config_tls tls;
+	const char *source;
+};
 
 static const struct {
 	uint16_t port;
@@ -744,13 +763,14 @@ login_timeout(int fd)
 }
 
 static void
-client_port(const char *host, size_t i, const char *user, const char *pw,
-    struct cli_report *rep)
+client_port(const struct client_target *tg, const char *user, const char *pw,
+    const char *ca_file, struct cli_report *rep)
 {
-	uint16_t port = client_ports[i].port;
-	enum config_proto proto = client_ports[i].proto;
+	const char *host = tg->host;
+	uint16_t port = tg->port;
+	enum config_proto proto = tg->proto;
 	char what[320], err[256], buf[GREETING_MAX], reply[GREETING_MAX],
-	    text[1200];
+	    text[1400];
 	struct net_tls_sock *t = NULL;
 	struct net_cert_report cr;
 	const char *kind, *names[1] = { host };
@@ -758,9 +778,10 @@ client_port(const char *host, size_t i, const char *user, const char *pw,
 	ssize_t n;
 	int fd;
 
-	snprintf(what, sizeof(what), "port %u (%s)", (unsigned)port,
-	    proto == CONFIG_PROTO_SMTP ? "smtp" : config_proto_name(proto));
-	fd = probe_connect(host, port, err, sizeof(err));
+	snprintf(what, sizeof(what), "port %u (%s)%s%s", (unsigned)port,
+	    proto == CONFIG_PROTO_SMTP ? "smtp" : config_proto_name(proto),
+	    tg->source != NULL ? " on " : "", tg->source != NULL ? host : "");
+	fd = probe_connect(tg->addr, port, err, sizeof(err));
 	if (fd < 0) {
 		snprintf(text, sizeof(text), "no answer from %s:%u: %s.", host,
 		    (unsigned)port, err);
@@ -806,13 +827,25 @@ client_port(const char *host, size_t i, const char *user, const char *pw,
 		    text);
 		goto out;
 	}
-	if (client_ports[i].tls != (n == 0 ? CONFIG_TLS_IMPLICIT :
-	    CONFIG_TLS_STARTTLS))
+	if (tg->tls != (n == 0 ? CONFIG_TLS_IMPLICIT : CONFIG_TLS_STARTTLS))
 		mark = CLI_MARK_FAIL;
-	net_tls_sock_cert(t, names, 1, &cr);
+	if (tg->source != NULL && tg->tls == CONFIG_TLS_NONE)
+		snprintf(reply, sizeof(reply), ", but %s tells clients to use "
+		    "no TLS here: their passwords would go in clear",
+		    tg->source);
+	else if (mark == CLI_MARK_FAIL && tg->source != NULL)
+		snprintf(reply, sizeof(reply), ", not the %s that %s names "
+		    "for this port: clients set up from it fail",
+		    tg->tls == CONFIG_TLS_IMPLICIT ? "implicit TLS (SSL)" :
+		    "STARTTLS", tg->source);
+	else if (mark == CLI_MARK_FAIL)
+		snprintf(reply, sizeof(reply), ", not the kind this port "
+		    "stands for: clients set for the port fail");
+	else
+		reply[0] = '\0';
+	net_tls_sock_cert(t, names, 1, ca_file, &cr);
 	snprintf(text, sizeof(text), "%s (%s)%s; certificate %s", kind,
-	    net_tls_sock_version(t), mark == CLI_MARK_FAIL ? ", not the "
-	    "kind this port stands for: clients set for the port fail" : "",
+	    net_tls_sock_version(t), reply,
 	    cr.days_left < 0 ? "expired" : cr.names_missing ?
 	    "does not name the host" : cr.is_self_signed ? "self-signed" :
 	    !cr.is_chain_ok ? cr.verify_text : "valid");
@@ -875,17 +908,280 @@ out:
 	close(fd);
 }
 
-/* Where a client would look for the server: SRV records (RFC 6186),
- * then the names guessed by clients. Returns the host, or NULL. */
+/* The address to connect to for host: its A record through lk (the
+ * resolver discovery used), else host itself for getaddrinfo(). A new
+ * string. */
+static char *
+host_addr(struct queue_lookup *lk, const char *host)
+{
+	char **rrs = NULL;
+	size_t n = 0;
+	char *addr;
+
+	if (lk == NULL || queue_lookup_query(lk, host, "A", &rrs, &n) !=
+	    QUEUE_LOOKUP_OK || n == 0)
+		return xstrdup(host);
+	addr = xstrdup(rrs[0]);
+	queue_lookup_rrs_free(&rrs, n);
+	return addr;
+}
+
+/* Whether host resolves through lk (A or AAAA). */
+static bool
+is_resolving(struct queue_lookup *lk, const char *host)
+{
+	char **rrs = NULL;
+	size_t n = 0;
+	bool is_found = false;
+
+	for (int k = 0; k < 2 && !is_found; k++) {
+		if (queue_lookup_query(lk, host, k == 0 ? "A" : "AAAA", &rrs,
+		    &n) == QUEUE_LOOKUP_OK && n > 0)
+			is_found = true;
+		queue_lookup_rrs_free(&rrs, n);
+		rrs = NULL;
+		n = 0;
+	}
+	return is_found;
+}
+
+/* An HTTPS request as a mail client makes it for its settings: GET, or
+ * POST of body (text/xml), to https://host/target on port 443, HTTP/1.0
+ * so that the answer is not chunked. The certificate must be valid for
+ * host (clients drop an answer over one they do not trust, and so do we).
+ * Returns the body of a 200 answer (caller frees, NUL-terminated, at most
+ * CLI_AUTOCONFIG_MAX bytes), or NULL with why in err. */
+static char *
+https_fetch(struct queue_lookup *lk, const char *host, const char *target,
+    const char *body, const char *ca_file, size_t *len_out, char *err,
+    size_t errlen)
+{
+	size_t cap = CLI_AUTOCONFIG_MAX + 8192, n = 0;
+	char *addr, *req, *resp = NULL, *hdr_end;
+	const char *names[1] = { host };
+	struct net_tls_sock *t = NULL;
+	struct net_cert_report cr;
+	char e[256];
+	ssize_t k;
+	int fd, status;
+
+	if (!is_resolving(lk, host)) {
+		snprintf(err, errlen, "%s does not resolve", host);
+		return NULL;
+	}
+	addr = host_addr(lk, host);
+	fd = probe_connect(addr, 443, e, sizeof(e));
+	free(addr);
+	if (fd < 0) {
+		snprintf(err, errlen, "nothing answers on %s:443 (%s)", host, e);
+		return NULL;
+	}
+	if ((t = net_tls_sock_new(fd, host, e, sizeof(e))) == NULL) {
+		snprintf(err, errlen, "no TLS on %s:443 (%s)", host, e);
+		goto out;
+	}
+	net_tls_sock_cert(t, names, 1, ca_file, &cr);
+	if (cr.days_left < 0 || cr.names_missing || !cr.is_chain_ok) {
+		snprintf(err, errlen, "%s:443 answers with a certificate "
+		    "clients do not trust for that name (%s): they ignore the "
+		    "answer", host, cr.days_left < 0 ? "expired" :
+		    cr.names_missing ? "it does not name the host" :
+		    cr.verify_text);
+		goto out;
+	}
+	if (body == NULL)
+		req = xasprintf("GET %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: "
+		    "postern-doctor\r\nAccept: */*\r\n\r\n", target, host);
+	else
+		req = xasprintf("POST %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: "
+		    "postern-doctor\r\nContent-Type: text/xml\r\n"
+		    "Content-Length: %zu\r\n\r\n%s", target, host,
+		    strlen(body), body);
+	k = net_tls_sock_write(t, req, strlen(req));
+	free(req);
+	if (k < 0) {
+		snprintf(err, errlen, "%s:443 closed the connection", host);
+		goto out;
+	}
+	resp = xmalloc(cap + 1);
+	while (n < cap && (k = net_tls_sock_read(t, resp + n, cap - n)) > 0)
+		n += (size_t)k;
+	resp[n] = '\0';
+	if (n == cap) {
+		snprintf(err, errlen, "the answer is longer than %d bytes",
+		    CLI_AUTOCONFIG_MAX);
+		goto fail;
+	}
+	if (sscanf(resp, "HTTP/1.%*1[01] %d", &status) != 1 ||
+	    (hdr_end = strstr(resp, "\r\n\r\n")) == NULL) {
+		snprintf(err, errlen, "%s:443 does not answer HTTP", host);
+		goto fail;
+	}
+	if (status != 200) {
+		snprintf(err, errlen, "HTTP status %d", status);
+		goto fail;
+	}
+	hdr_end += 4;
+	n -= (size_t)(hdr_end - resp);
+	memmove(resp, hdr_end, n + 1);
+	*len_out = n;
+	net_tls_sock_free(&t);
+	close(fd);
+	return resp;
+fail:
+	free(resp);
+	resp = NULL;
+out:
+	net_tls_sock_free(&t);
+	close(fd);
+	return NULL;
+}
+
+/* s with every byte but RFC 3986 unreserved ones percent-encoded. */
+static char *
+url_encode(const char *s)
+{
+	char *out = xmalloc(strlen(s) * 3 + 1), *o = out;
+
+	for (; *s != '\0'; s++) {
+		if (isalnum((unsigned char)*s) || strchr("-._~", *s) != NULL)
+			*o++ = *s;
+		else
+			o += sprintf(o, "%%%02X", (unsigned char)*s);
+	}
+	*o = '\0';
+	return out;
+}
+
+/* s escaped for XML text. */
+static char *
+xml_escape(const char *s)
+{
+	char *out = xmalloc(strlen(s) * 6 + 1), *o = out;
+
+	for (; *s != '\0'; s++) {
+		const char *r = *s == '&' ? "&amp;" : *s == '<' ? "&lt;" :
+		    *s == '>' ? "&gt;" : *s == '"' ? "&quot;" : NULL;
+
+		if (r != NULL) {
+			strcpy(o, r);
+			o += strlen(r);
+		} else {
+			*o++ = *s;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+static const char *
+tls_word(enum config_tls tls)
+{
+	return tls == CONFIG_TLS_IMPLICIT ? "SSL" : tls == CONFIG_TLS_STARTTLS ?
+	    "STARTTLS" : "no TLS";
+}
+
+/* Asks the places clients ask for their settings, in their order:
+ * Thunderbird's autoconfig (autoconfig.DOMAIN, then DOMAIN's
+ * /.well-known), then Outlook's Autodiscover (DOMAIN, then
+ * autodiscover.DOMAIN). The first that answers with servers is used: its
+ * servers are put in out (returns how many) and *source_out names it
+ * (a new string). 0 when none answers. */
+static size_t
+client_autoconfig(struct queue_lookup *lk, const char *address,
+    const char *domain, const char *ca_file, struct cli_report *rep,
+    struct cli_mail_server *out, char **source_out)
+{
+	char *enc = url_encode(address), *xaddr = xml_escape(address);
+	char *tb_target = xasprintf("/mail/config-v1.1.xml?emailaddress=%s",
+	    enc);
+	char *wk_target = xasprintf("/.well-known/autoconfig/mail/"
+	    "config-v1.1.xml?emailaddress=%s", enc);
+	char *ad_body = xasprintf("<?xml version=\"1.0\" encoding=\"utf-8\"?>"
+	    "<Autodiscover xmlns=\"http://schemas.microsoft.com/exchange/"
+	    "autodiscover/outlook/requestschema/2006\"><Request><EMailAddress>"
+	    "%s</EMailAddress><AcceptableResponseSchema>http://schemas."
+	    "microsoft.com/exchange/autodiscover/outlook/responseschema/2006a"
+	    "</AcceptableResponseSchema></Request></Autodiscover>", xaddr);
+	char *ac_host = xasprintf("autoconfig.%s", domain);
+	char *ad_host = xasprintf("autodiscover.%s", domain);
+	const struct {
+		const char *what, *host, *target, *body;
+		bool is_outlook;
+	} tries[] = {
+		{ "Thunderbird autoconfig", ac_host, tb_target, NULL, false },
+		{ "Thunderbird autoconfig", domain, wk_target, NULL, false },
+		{ "Outlook Autodiscover", domain,
+		    "/autodiscover/autodiscover.xml", ad_body, true },
+		{ "Outlook Autodiscover", ad_host,
+		    "/autodiscover/autodiscover.xml", ad_body, true },
+	};
+	size_t n = 0;
+
+	*source_out = NULL;
+	for (size_t i = 0; i < sizeof(tries) / sizeof(tries[0]) && n == 0;
+	    i++) {
+		char url[600], err[512], text[1400];
+		size_t len = 0, o = 0;
+		char *doc;
+
+		/* The query names the address: left out of the report. */
+		snprintf(url, sizeof(url), "https://%s%.*s", tries[i].host,
+		    (int)strcspn(tries[i].target, "?"), tries[i].target);
+		doc = https_fetch(lk, tries[i].host, tries[i].target,
+		    tries[i].body, ca_file, &len, err, sizeof(err));
+		if (doc == NULL) {
+			snprintf(text, sizeof(text), "not used: %s.", err);
+			cli_report_line(rep, CLI_MARK_WARN, tries[i].what, url,
+			    NULL, NULL, text);
+			continue;
+		}
+		n = cli_autoconfig_parse(doc, len, tries[i].is_outlook, domain,
+		    out, DISCOVERED_MAX);
+		free(doc);
+		if (n == 0) {
+			cli_report_line(rep, CLI_MARK_FAIL, tries[i].what, url,
+			    NULL, NULL, "answers, but names no server a client "
+			    "can use (IMAP, POP3 or SMTP with host, port and "
+			    "TLS kind): clients that ask here fail.");
+			continue;
+		}
+		o = (size_t)snprintf(text, sizeof(text), "used: it names");
+		for (size_t k = 0; k < n && o < sizeof(text) - 80; k++)
+			o += (size_t)snprintf(text + o, sizeof(text) - o,
+			    "%s %s %s:%u %s", k == 0 ? "" : ",",
+			    out[k].proto == CONFIG_PROTO_SUBMISSION ? "smtp" :
+			    config_proto_name((enum config_proto)out[k].proto),
+			    out[k].host, (unsigned)out[k].port,
+			    tls_word((enum config_tls)out[k].tls));
+		snprintf(text + o, sizeof(text) - o, ".");
+		cli_report_line(rep, CLI_MARK_OK, tries[i].what, url, NULL,
+		    NULL, text);
+		*source_out = xasprintf("%s (%s)", tries[i].what, url);
+	}
+	free(enc);
+	free(xaddr);
+	free(tb_target);
+	free(wk_target);
+	free(ad_body);
+	free(ac_host);
+	free(ad_host);
+	return n;
+}
+
+/* Where a client would look for the server without autoconfiguration:
+ * SRV records (RFC 6186), then the names guessed by clients. Returns the
+ * host, or NULL; *source_out says which (a new string). */
 static char *
 client_discover(struct queue_lookup *lk, const char *domain,
-    struct cli_report *rep)
+    struct cli_report *rep, char **source_out)
 {
 	static const char *const srv[] = { "_imaps._tcp", "_submissions._tcp",
 	    "_imap._tcp", "_submission._tcp" };
 	static const char *const guess[] = { "mail", "imap", "smtp" };
 	char *host = NULL, name[300], text[512];
 
+	*source_out = NULL;
 	for (size_t i = 0; i < sizeof(srv) / sizeof(srv[0]); i++) {
 		char **rrs = NULL;
 		size_t n = 0;
@@ -900,8 +1196,10 @@ client_discover(struct queue_lookup *lk, const char *domain,
 
 			if (tl > 1 && target[tl - 1] == '.')
 				target[tl - 1] = '\0';
-			if (host == NULL)
+			if (host == NULL) {
 				host = xstrdup(target);
+				*source_out = xasprintf("SRV %s", name);
+			}
 			snprintf(text, sizeof(text), "%s port %u.", target, po);
 			cli_report_line(rep, CLI_MARK_OK, "SRV", name, NULL,
 			    NULL, text);
@@ -911,7 +1209,8 @@ client_discover(struct queue_lookup *lk, const char *domain,
 		}
 		queue_lookup_rrs_free(&rrs, n);
 	}
-	for (size_t i = 0; i < sizeof(guess) / sizeof(guess[0]); i++) {
+	for (size_t i = 0; host == NULL &&
+	    i < sizeof(guess) / sizeof(guess[0]); i++) {
 		char **rrs = NULL;
 		size_t n = 0;
 
@@ -921,8 +1220,8 @@ client_discover(struct queue_lookup *lk, const char *domain,
 			snprintf(text, sizeof(text), "resolves (%s).", rrs[0]);
 			cli_report_line(rep, CLI_MARK_OK, "guess", name, NULL,
 			    NULL, text);
-			if (host == NULL)
-				host = xstrdup(name);
+			host = xstrdup(name);
+			*source_out = xasprintf("the guessed name %s", name);
 		} else {
 			cli_report_line(rep, CLI_MARK_WARN, "guess", name, NULL,
 			    NULL, "does not resolve.");
@@ -936,15 +1235,31 @@ static int
 doctor_client(int argc, char **argv, bool is_json)
 {
 	struct cli_report rep = { 0 };
-	const char *address = NULL, *server = NULL, *at;
+	const char *address = NULL, *server = NULL, *ca_file = NULL,
+	    *resolver = NULL, *at;
+	unsigned long resolver_port = 53;
 	bool is_scan = false;
-	char *pw, *host = NULL, err[256];
-	struct queue_lookup *lk;
+	char *pw, *host = NULL, *source = NULL, *addr, err[256];
+	struct queue_lookup *lk = NULL;
+	struct cli_mail_server found[DISCOVERED_MAX];
+	size_t nfound = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--server") == 0 && i + 1 < argc)
 			server = argv[++i];
-		else if (strcmp(argv[i], "--port-scan") == 0)
+		else if (strcmp(argv[i], "--ca-file") == 0 && i + 1 < argc)
+			ca_file = argv[++i];
+		else if (strcmp(argv[i], "--resolver") == 0 && i + 1 < argc)
+			resolver = argv[++i];
+		else if (strcmp(argv[i], "--resolver-port") == 0 &&
+		    i + 1 < argc) {
+			char *end;
+
+			resolver_port = strtoul(argv[++i], &end, 10);
+			if (*end != '\0' || resolver_port == 0 ||
+			    resolver_port > 65535)
+				address = NULL, i = argc;
+		} else if (strcmp(argv[i], "--port-scan") == 0)
 			is_scan = true;
 		else if (strcmp(argv[i], "--json") == 0)
 			;
@@ -954,7 +1269,8 @@ doctor_client(int argc, char **argv, bool is_json)
 			address = NULL, i = argc;
 	}
 	if (address == NULL || (at = strrchr(address, '@')) == NULL ||
-	    at[1] == '\0' || strlen(address) > 254) {
+	    at[1] == '\0' || strlen(address) > 254 ||
+	    strlen(at + 1) > CLI_HOST_MAX) {
 		fprintf(stderr, "usage: %s\n", client_usage);
 		return CLI_EXIT_USAGE;
 	}
@@ -965,27 +1281,101 @@ doctor_client(int argc, char **argv, bool is_json)
 		rep.items = json_array();
 	if (server != NULL) {
 		host = xstrdup(server);
+	} else if ((lk = queue_lookup_new(resolver, (uint16_t)resolver_port,
+	    err, sizeof(err))) == NULL) {
+		cli_report_line(&rep, CLI_MARK_FAIL, "discovery", at + 1, NULL,
+		    NULL, err);
 	} else {
-		lk = queue_lookup_new(NULL, 53, err, sizeof(err));
-		if (lk != NULL) {
-			host = client_discover(lk, at + 1, &rep);
-			queue_lookup_free(&lk);
+		nfound = client_autoconfig(lk, address, at + 1, ca_file, &rep,
+		    found, &source);
+		/* The incoming server's host is the server, as clients
+		 * show it; submission on another host is probed there. */
+		for (size_t i = 0; i < nfound && host == NULL; i++) {
+			if (found[i].proto != CONFIG_PROTO_SUBMISSION)
+				host = xstrdup(found[i].host);
 		}
+		if (nfound > 0 && host == NULL)
+			host = xstrdup(found[0].host);
+		if (host == NULL)
+			host = client_discover(lk, at + 1, &rep, &source);
 		if (host == NULL)
 			cli_report_line(&rep, CLI_MARK_FAIL, "discovery", at + 1,
-			    NULL, NULL, "no SRV record and no guessed name "
-			    "resolves: clients cannot find the server; give "
-			    "--server HOST.");
+			    NULL, NULL, "no autoconfiguration answers, no SRV "
+			    "record and no guessed name resolves: clients "
+			    "cannot find the server; give --server HOST.");
+		else {
+			char text[600];
+
+			snprintf(text, sizeof(text), "clients find %s through "
+			    "%s.", host, source);
+			cli_report_line(&rep, CLI_MARK_OK, "discovery", at + 1,
+			    NULL, NULL, text);
+		}
 	}
+	addr = host != NULL ? host_addr(lk, host) : NULL;
 	for (size_t i = 0; host != NULL &&
 	    i < sizeof(client_ports) / sizeof(client_ports[0]); i++) {
-		if (client_ports[i].is_scan_only && !is_scan)
+		struct client_target tg = {
+			.host = host, .addr = addr,
+			.port = client_ports[i].port,
+			.proto = client_ports[i].proto,
+			.tls = client_ports[i].tls,
+		};
+
+		/* What the autoconfiguration says of this port is what
+		 * clients will expect of it. */
+		for (size_t k = 0; k < nfound; k++) {
+			if (strcasecmp(found[k].host, host) == 0 &&
+			    found[k].port == tg.port &&
+			    found[k].proto == (int)tg.proto) {
+				tg.proto = (enum config_proto)found[k].proto;
+				tg.tls = (enum config_tls)found[k].tls;
+				tg.source = source;
+			}
+		}
+		if (client_ports[i].is_scan_only && !is_scan &&
+		    tg.source == NULL)
 			continue;
-		client_port(host, i, address, pw, &rep);
+		client_port(&tg, address, pw, ca_file, &rep);
 	}
+	/* Servers the answer names elsewhere: another host or port. */
+	for (size_t k = 0; k < nfound; k++) {
+		bool is_done = false;
+		char *a;
+
+		for (size_t i = 0; i < sizeof(client_ports) /
+		    sizeof(client_ports[0]); i++) {
+			if (strcasecmp(found[k].host, host) == 0 &&
+			    found[k].port == client_ports[i].port)
+				is_done = true;
+		}
+		for (size_t j = 0; j < k; j++) {
+			if (strcasecmp(found[j].host, found[k].host) == 0 &&
+			    found[j].port == found[k].port)
+				is_done = true;
+		}
+		if (is_done)
+			continue;
+		a = host_addr(lk, found[k].host);
+		{
+			struct client_target tg = {
+				.host = found[k].host, .addr = a,
+				.port = found[k].port,
+				.proto = (enum config_proto)found[k].proto,
+				.tls = (enum config_tls)found[k].tls,
+				.source = source,
+			};
+
+			client_port(&tg, address, pw, ca_file, &rep);
+		}
+		free(a);
+	}
+	queue_lookup_free(&lk);
 	secret_wipe(pw, strlen(pw));
 	free(pw);
+	free(addr);
 	free(host);
+	free(source);
 	return report_end(&rep);
 }
 

@@ -321,10 +321,11 @@ ssize_t net_tls_sock_read(struct net_tls_sock *s, void *buf, size_t len);
 ssize_t net_tls_sock_write(struct net_tls_sock *s, const void *buf,
     size_t len);
 const char *net_tls_sock_version(const struct net_tls_sock *s);
-/* Judges the certificate the peer sent, as net_cert_file_check(). Returns
- * 0, or -1 when it sent none. */
+/* Judges the certificate the peer sent, as net_cert_file_check(), also
+ * trusting the roots of the PEM file ca_file when it is not NULL (a
+ * private CA). Returns 0, or -1 when it sent none. */
 int net_tls_sock_cert(struct net_tls_sock *s, const char *const *names,
-    size_t nnames, struct net_cert_report *out);
+    size_t nnames, const char *ca_file, struct net_cert_report *out);
 /* Sends close_notify and frees; the socket stays the caller's. */
 void net_tls_sock_free(struct net_tls_sock **s);
 

@@ -64,10 +64,11 @@ names_of(X509 *x, char *buf, size_t len)
 		    NID_commonName, buf, (int)len);
 }
 
-/* Judges leaf with the chain behind it against the system's roots. */
+/* Judges leaf with the chain behind it against the system's roots, and
+ * those of ca_file (PEM) when it is not NULL. */
 static void
 judge(X509 *leaf, STACK_OF(X509) *chain, const char *const *names,
-    size_t nnames, struct net_cert_report *out)
+    size_t nnames, const char *ca_file, struct net_cert_report *out)
 {
 	X509_STORE *store = X509_STORE_new();
 	X509_STORE_CTX *ctx = X509_STORE_CTX_new();
@@ -84,6 +85,8 @@ judge(X509 *leaf, STACK_OF(X509) *chain, const char *const *names,
 			out->names_missing |= 1u << i;
 	}
 	X509_STORE_set_default_paths(store);
+	if (ca_file != NULL && X509_STORE_load_file(store, ca_file) != 1)
+		ERR_clear_error();
 	X509_STORE_CTX_init(ctx, store, leaf, chain);
 	rc = X509_verify_cert(ctx);
 	out->is_chain_ok = rc == 1;
@@ -121,7 +124,7 @@ net_cert_file_check(const char *path, const char *const *names,
 		sk_X509_push(chain, x);
 	ERR_clear_error();
 	fclose(f);
-	judge(leaf, chain, names, nnames, out);
+	judge(leaf, chain, names, nnames, NULL, out);
 	X509_free(leaf);
 	sk_X509_pop_free(chain, X509_free);
 	return 0;
@@ -188,7 +191,7 @@ net_tls_sock_version(const struct net_tls_sock *s)
 
 int
 net_tls_sock_cert(struct net_tls_sock *s, const char *const *names,
-    size_t nnames, struct net_cert_report *out)
+    size_t nnames, const char *ca_file, struct net_cert_report *out)
 {
 	X509 *leaf = SSL_get1_peer_certificate(s->ssl);
 	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(s->ssl);
@@ -196,7 +199,7 @@ net_tls_sock_cert(struct net_tls_sock *s, const char *const *names,
 	memset(out, 0, sizeof(*out));
 	if (leaf == NULL)
 		return -1;
-	judge(leaf, chain, names, nnames, out);
+	judge(leaf, chain, names, nnames, ca_file, out);
 	X509_free(leaf);
 	return 0;
 }

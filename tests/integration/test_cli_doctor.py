@@ -232,14 +232,18 @@ def test_doctor_reports_a_bad_configuration(tmp_path):
 # `postern doctor client ADDRESS --server HOST`: every standard port of a
 # postern on a loopback address of its own, as a mail client sees it.
 CLIENT_ADDR = "127.0.0.94"
+CLIENT_NAMES = ["mail.example.test", "autoconfig.example.test",
+                "autodiscover.example.test", "example.test"]
 ALICE, ALICE_PW = "alice@example.test", "alice-Secret-1"
 
 
 @pytest.fixture(scope="module")
 def client_server(module_postern_factory, tmp_path_factory):
     d = tmp_path_factory.mktemp("doctorclient")
-    cert = make_cert(d, "ipname", CLIENT_ADDR, [CLIENT_ADDR])
+    # The names a client's discovery reaches it by, too.
+    cert = make_cert(d, "ipname", CLIENT_ADDR, [CLIENT_ADDR] + CLIENT_NAMES)
     listeners = [
+        ("https", "http", "implicit", 443),
         ("smtp", "smtp", "starttls", 25),
         ("submissions", "submission", "implicit", 465),
         ("submission", "submission", "starttls", 587),
@@ -258,6 +262,7 @@ def client_server(module_postern_factory, tmp_path_factory):
     add_user(path, ALICE, ALICE_PW)
     srv = module_postern_factory(config_text=text, listeners=[
         (n, p, t) for n, p, t, _ in listeners])
+    srv.client_cert = cert
     return srv
 
 
@@ -372,3 +377,155 @@ def test_doctor_client_against_dovecot(dovecot):
     assert r.returncode == 1
     l = [l for l in r.stdout.splitlines() if l[2:].startswith("port 993 ")][0]
     assert l[0] == FAIL and "[AUTHENTICATIONFAILED]" in l, l
+
+
+# Discovery as clients do it, through a private dnsmasq: Thunderbird
+# autoconfig (autoconfig.DOMAIN, then DOMAIN/.well-known), Outlook
+# Autodiscover, then SRV and guessed names; the line "discovery" says
+# which source was used.
+def discover(client_server, tmp_path, names, *args):
+    d = tmp_path / ("dns-%d" % len(list(tmp_path.iterdir())))
+    d.mkdir()
+    dns = Dnsmasq(d, ["host-record=%s,%s" % (n, a) for n, a in names])
+    try:
+        r = subprocess.run(
+            [postern_bin(), "doctor", "client", ALICE, "--resolver",
+             "127.0.0.1", "--resolver-port", str(dns.port), *args],
+            capture_output=True, text=True, timeout=180,
+            input=ALICE_PW + "\n")
+    finally:
+        dns.stop()
+    return r, [l for l in r.stdout.splitlines() if l[:1] in (OK, WARN, FAIL)]
+
+
+def test_doctor_client_discovers_through_thunderbird_autoconfig(
+        client_server, tmp_path):
+    r, lines = discover(
+        client_server, tmp_path,
+        [("autoconfig.example.test", CLIENT_ADDR),
+         ("mail.example.test", CLIENT_ADDR)],
+        "--ca-file", str(client_server.client_cert.cert_path))
+    l = line(lines, "Thunderbird autoconfig "
+             "https://autoconfig.example.test/mail/config-v1.1.xml")
+    assert l[0] == OK, l
+    assert "imap mail.example.test:993 SSL" in l
+    assert "smtp mail.example.test:465 SSL" in l
+    assert "emailaddress" not in r.stdout       # the address stays out
+    l = line(lines, "discovery ")
+    assert l[0] == OK and "clients find mail.example.test through " \
+        "Thunderbird autoconfig (https://autoconfig.example.test/mail/" \
+        "config-v1.1.xml)" in l, l
+    # Later sources are not asked once one answered.
+    assert not [l for l in lines if "Outlook" in l or "SRV" in l]
+    # The CA file makes the certificate trusted: every port is clean.
+    for port in (465, 587, 143, 993, 110, 995):
+        l = line(lines, "port %d " % port)
+        assert l[0] == OK, l
+        assert "certificate valid" in l and "login as %s works" % ALICE \
+            in l, l
+    assert r.returncode == 0, r.stdout
+
+
+def test_doctor_client_well_known_then_outlook(client_server, tmp_path):
+    # No autoconfig.DOMAIN: Thunderbird asks DOMAIN's /.well-known.
+    r, lines = discover(
+        client_server, tmp_path,
+        [("example.test", CLIENT_ADDR), ("mail.example.test", CLIENT_ADDR)],
+        "--ca-file", str(client_server.client_cert.cert_path))
+    l = line(lines, "Thunderbird autoconfig "
+             "https://autoconfig.example.test/mail/config-v1.1.xml")
+    assert l[0] == WARN and "does not resolve" in l, l
+    l = line(lines, "Thunderbird autoconfig https://example.test/"
+             ".well-known/autoconfig/mail/config-v1.1.xml")
+    assert l[0] == OK, l
+    assert "through Thunderbird autoconfig (https://example.test/" \
+        ".well-known/" in line(lines, "discovery ")
+    # Only autodiscover.DOMAIN: Outlook's POST answers.
+    r, lines = discover(
+        client_server, tmp_path,
+        [("autodiscover.example.test", CLIENT_ADDR),
+         ("mail.example.test", CLIENT_ADDR)],
+        "--ca-file", str(client_server.client_cert.cert_path))
+    l = line(lines, "Outlook Autodiscover "
+             "https://autodiscover.example.test/autodiscover/autodiscover.xml")
+    assert l[0] == OK and "imap mail.example.test:993 SSL" in l, l
+    assert "smtp mail.example.test:465 SSL" in l, l
+    assert "through Outlook Autodiscover" in line(lines, "discovery ")
+    assert r.returncode == 0, r.stdout
+
+
+def test_doctor_client_ignores_an_untrusted_autoconfig(client_server,
+                                                       tmp_path):
+    # Self-signed and no --ca-file: clients drop the answer, so does the
+    # doctor, and falls back to the guessed mail.DOMAIN.
+    r, lines = discover(
+        client_server, tmp_path,
+        [("autoconfig.example.test", CLIENT_ADDR),
+         ("mail.example.test", CLIENT_ADDR)])
+    l = line(lines, "Thunderbird autoconfig "
+             "https://autoconfig.example.test/mail/config-v1.1.xml")
+    assert l[0] == WARN and "clients do not trust" in l, l
+    l = line(lines, "discovery ")
+    assert "through the guessed name mail.example.test" in l, l
+    assert "login as %s works" % ALICE in line(lines, "port 993 ")
+
+
+WRONG_ADDR = "127.0.0.96"
+
+
+def test_doctor_client_autoconfig_naming_the_wrong_tls_kind(client_server,
+                                                            tmp_path):
+    """A hand-written autoconfig (another web server) that says SSL on
+    143, the classic mistake: the doctor probes what it names and says
+    the port speaks STARTTLS."""
+    import http.server
+    import ssl
+    import threading
+    xml = (b'<?xml version="1.0"?><clientConfig version="1.1">'
+           b'<emailProvider id="example.test"><domain>example.test</domain>'
+           b'<incomingServer type="imap"><hostname>mail.%EMAILDOMAIN%'
+           b'</hostname><port>143</port><socketType>SSL</socketType>'
+           b'<authentication>password-cleartext</authentication>'
+           b'<username>%EMAILADDRESS%</username></incomingServer>'
+           b'<outgoingServer type="smtp"><hostname>mail.example.test'
+           b'</hostname><port>587</port><socketType>STARTTLS</socketType>'
+           b'</outgoingServer></emailProvider></clientConfig>')
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(xml)))
+            self.end_headers()
+            self.wfile.write(xml)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.HTTPServer((WRONG_ADDR, 443), H)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(client_server.client_cert.cert_path),
+                        str(client_server.client_cert.key_path))
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    t = threading.Thread(target=httpd.serve_forever, daemon=True)
+    t.start()
+    try:
+        r, lines = discover(
+            client_server, tmp_path,
+            [("autoconfig.example.test", WRONG_ADDR),
+             ("mail.example.test", CLIENT_ADDR)],
+            "--ca-file", str(client_server.client_cert.cert_path))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    l = line(lines, "Thunderbird autoconfig ")
+    assert l[0] == OK and "imap mail.example.test:143 SSL" in l, l
+    l = line(lines, "port 143 ")
+    assert l[0] == FAIL, l
+    assert "STARTTLS (TLSv1." in l and "not the implicit TLS (SSL) that " \
+        "Thunderbird autoconfig" in l, l
+    l = line(lines, "port 587 ")
+    assert l[0] == OK, l
+    # 993 is not named by the answer: judged by its number, as before.
+    assert line(lines, "port 993 ")[0] == OK
+    assert r.returncode == 1
