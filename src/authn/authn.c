@@ -82,35 +82,56 @@ outcome_copy(struct authn_spf_outcome *to,
 	to->reason = dup_or_null(from->reason);
 }
 
-static void
-spf_work(void *arg)
+/* Both identities, one deadline for the two (§4.6.4: at least 20 s). */
+static int
+verdict_make(const char *resolver, uint16_t port,
+    const struct authn_spf_request *req, struct authn_spf_verdict *v,
+    char *err, size_t errlen)
 {
-	struct spf_job *j = arg;
 	struct authn_dns_channel ch;
 	struct authn_dns dns = { authn_dns_query, &ch };
 	struct timespec ts;
 	double deadline = 0;
-	char err[160];
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	if (j->req.timeout > 0)
+	if (req->timeout > 0)
 		deadline = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 +
-		    j->req.timeout;
-	if (authn_dns_open(&ch, j->a->resolver, j->a->resolver_port,
-	    deadline, err, sizeof(err)) < 0) {
-		outcome_temperror(&j->v.mailfrom, err);
-		outcome_temperror(&j->v.helo, err);
-		return;
-	}
-	/* One deadline for both identities (§4.6.4: at least 20 s). */
-	authn_spf_check_helo(&dns, &j->req, &j->v.helo);
-	if (j->req.sender[0] == '\0')
+		    req->timeout;
+	if (authn_dns_open(&ch, resolver, port, deadline, err, errlen) < 0)
+		return -1;
+	authn_spf_check_helo(&dns, req, &v->helo);
+	if (req->sender == NULL || req->sender[0] == '\0')
 		/* §2.4: for <> the MAIL FROM identity is postmaster@HELO,
 		 * the check just made. */
-		outcome_copy(&j->v.mailfrom, &j->v.helo);
+		outcome_copy(&v->mailfrom, &v->helo);
 	else
-		authn_spf_check_mailfrom(&dns, &j->req, &j->v.mailfrom);
+		authn_spf_check_mailfrom(&dns, req, &v->mailfrom);
 	authn_dns_close(&ch);
+	return 0;
+}
+
+int
+authn_spf_check_now(const char *resolver, uint16_t port,
+    const struct authn_spf_request *req, struct authn_spf_verdict *v,
+    char *err, size_t errlen)
+{
+	memset(v, 0, sizeof(*v));
+	if (authn_dns_library_init(err, errlen) < 0)
+		return -1;
+	return verdict_make(resolver, port ? port : 53, req, v, err, errlen);
+}
+
+static void
+spf_work(void *arg)
+{
+	struct spf_job *j = arg;
+	char err[160];
+
+	if (verdict_make(j->a->resolver, j->a->resolver_port, &j->req, &j->v,
+	    err, sizeof(err)) < 0) {
+		outcome_temperror(&j->v.mailfrom, err);
+		outcome_temperror(&j->v.helo, err);
+	}
 }
 
 static void

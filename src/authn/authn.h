@@ -119,6 +119,8 @@ void authn_spf_check_host(const struct authn_dns *dns,
     const struct authn_spf_request *req, const char *domain,
     const char *sender, struct authn_spf_outcome *out);
 void authn_spf_outcome_deinit(struct authn_spf_outcome *o);
+/* Is s a numeric IPv4 or IPv6 address? */
+bool is_authn_spf_ip(const char *s);
 
 /* The parser alone (also for the fuzz harness): is text an SPF record
  * (§4.5: "v=spf1" then a space or its end)? */
@@ -179,6 +181,14 @@ struct authn_spf_verdict {
 	struct authn_spf_outcome mailfrom;
 	struct authn_spf_outcome helo;
 };
+
+/* The same check, blocking the calling thread (the admin command
+ * `postern check spf`), through resolver:port (NULL: the system's).
+ * Returns 0 with *v filled (free both outcomes with
+ * authn_spf_outcome_deinit), or -1 with err set. */
+int authn_spf_check_now(const char *resolver, uint16_t port,
+    const struct authn_spf_request *req, struct authn_spf_verdict *v,
+    char *err, size_t errlen);
 
 /* Checks the MAIL FROM and HELO identities of req (copied) on the pool;
  * then done(arg, verdict) on base's thread (the verdict lives until done

@@ -1089,3 +1089,11 @@ authn_spf_outcome_deinit(struct authn_spf_outcome *o)
 	free(o->reason);
 	memset(o, 0, sizeof(*o));
 }
+
+bool
+is_authn_spf_ip(const char *s)
+{
+	unsigned char a[16];
+
+	return inet_pton(AF_INET, s, a) == 1 || inet_pton(AF_INET6, s, a) == 1;
+}

@@ -29,6 +29,7 @@ int cli_store(int argc, char **argv);
 int cli_queue(int argc, char **argv);
 int cli_dkim(int argc, char **argv);
 int cli_dns(int argc, char **argv);
+int cli_check(int argc, char **argv);
 int cli_doctor(int argc, char **argv);
 int cli_import(int argc, char **argv);
 int cli_export(int argc, char **argv);

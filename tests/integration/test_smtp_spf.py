@@ -8,6 +8,7 @@ the same DNS. With [spf] fail = reject a fail is refused at MAIL FROM
 4.7.24. A forged Authentication-Results: naming our host is removed.
 Loopback is not checked by default (local mail)."""
 
+import json
 import re
 import socket
 import time
@@ -20,7 +21,7 @@ import spf
 from dns_helpers import Dnsmasq, needs_dnsmasq
 from imap_helpers import IMAP_LISTENERS, login
 from postern_harness import (HOSTNAME, QUEUED_RE, add_user, admin_ok,
-                             smtp_cmd, smtp_open, smtp_send_data,
+                             run_admin, smtp_cmd, smtp_open, smtp_send_data,
                              write_mail_config)
 
 RCPT, RCPT_PW = "rcpt@example.test", "rcpt-Secret-1"
@@ -358,3 +359,33 @@ def test_smtp_spf_slow_dns_delays_only_its_own_session(postern_factory,
     assert slow_s >= 3.0, (fast_s, slow_s)
     assert srv.wait_log(r"event=smtp\.spf ip=127\.0\.0\.1 "
                         r"mailfrom=temperror .*from=<a@slow\.test>")
+
+
+@needs_dnsmasq
+@pytest.mark.parametrize("ip,sender,helo,want", CASES)
+def test_cli_check_spf_gives_the_servers_result(marking, ip, sender, helo,
+                                               want):
+    """`postern check spf` runs the server's code through the server's
+    resolver: the same result as the header of the delivered message
+    (CASES, checked against pyspf above)."""
+    out = json.loads(admin_ok(marking.admin_config, "check", "spf", ip,
+                              helo, sender, "--json"))
+    assert out["mailfrom"]["result"] == want, out
+    assert out["helo_result"]["result"] == ("none" if sender else want)
+    if want == "fail" and sender == "a@fail.test":
+        assert out["mailfrom"]["explanation"] == \
+            "%s is not one of fail.test's senders" % ip
+
+
+@needs_dnsmasq
+def test_cli_check_spf_text_and_usage(marking):
+    out = admin_ok(marking.admin_config, "check", "spf", "127.0.0.2",
+                   "helo-none.test", "a@fail.test")
+    assert out.splitlines()[0].split()[:3] == ["mailfrom", "fail",
+                                               "fail.test:"]
+    assert "explanation: 127.0.0.2 is not one of fail.test's senders" in out
+    r = run_admin(marking.admin_config, "check", "spf", "not-an-ip", "h.test",
+                  "a@b.test")
+    assert r.returncode == 2 and "not an IPv4 or IPv6 address" in r.stderr
+    r = run_admin(marking.admin_config, "check", "spf", "127.0.0.1")
+    assert r.returncode == 2 and "usage:" in r.stderr
