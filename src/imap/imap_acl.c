@@ -534,3 +534,47 @@ imap_cmd_setacl(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_done(s, "NO", "[UNAVAILABLE] The server is shutting down");
 	}
 }
+
+/* ---- Flags ------------------------------------------------------------- */
+
+/* The rights that changing flags and keywords takes (RFC 4314 §4):
+ * "s" for \Seen, "t" for \Deleted, "w" for every other flag and keyword. */
+static uint32_t
+flags_need(uint32_t flags, const char *keywords)
+{
+	uint32_t need = 0;
+
+	if (flags & STORE_FLAG_SEEN)
+		need |= STORE_ACL_SEEN;
+	if (flags & STORE_FLAG_DELETED)
+		need |= STORE_ACL_DELETED;
+	if ((flags & ~(uint32_t)(STORE_FLAG_SEEN | STORE_FLAG_DELETED)) ||
+	    (keywords != NULL && *keywords != '\0'))
+		need |= STORE_ACL_WRITE;
+	return need;
+}
+
+bool
+is_imap_acl_flags_allowed(uint32_t rights, uint32_t flags,
+    const char *keywords, bool is_replace)
+{
+	/* Replacing may clear any flag: it takes every one of the three. */
+	uint32_t need = is_replace ? STORE_ACL_SEEN | STORE_ACL_DELETED |
+	    STORE_ACL_WRITE : flags_need(flags, keywords);
+
+	return (rights & need) == need;
+}
+
+void
+imap_acl_flags_mask(uint32_t rights, uint32_t *flags, char **keywords)
+{
+	if (!(rights & STORE_ACL_SEEN))
+		*flags &= ~(uint32_t)STORE_FLAG_SEEN;
+	if (!(rights & STORE_ACL_DELETED))
+		*flags &= ~(uint32_t)STORE_FLAG_DELETED;
+	if (!(rights & STORE_ACL_WRITE)) {
+		*flags &= STORE_FLAG_SEEN | STORE_FLAG_DELETED;
+		free(*keywords);
+		*keywords = NULL;
+	}
+}

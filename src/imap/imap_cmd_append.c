@@ -199,8 +199,9 @@ append_run(struct imap_session *s, char *name, struct append_msg *msgs,
     size_t n, uint32_t replace_uid)
 {
 	struct store_delivery *head = NULL;
-	struct store_mailbox mb;
+	struct imap_box b;
 	enum store_err err;
+	int rc;
 
 	for (size_t i = 0; i < n; i++) {
 		if (msgs[i].lit->len == 0) {
@@ -212,18 +213,22 @@ append_run(struct imap_session *s, char *name, struct append_msg *msgs,
 		}
 	}
 	/* Refuse a missing mailbox before writing the messages anywhere;
-	 * the delivery checks again when it commits. */
-	if (store_mailbox_get(s->ctx->store, s->id.account, name, &mb,
-	    &err) < 0) {
-		free(name);
+	 * the delivery checks again when it commits. RFC 4314 §4: APPEND
+	 * needs "i" (another user's mailbox: into their account and
+	 * quota). */
+	rc = imap_box_get(s, name, STORE_ACL_INSERT, &b, &err);
+	free(name);
+	if (rc != IMAP_BOX_OK) {
+		imap_box_deinit(&b);
 		append_msgs_free(msgs, n);
-		if (err == STORE_INVALID)
+		if (rc == IMAP_BOX_NOPERM)
+			imap_done(s, "NO", "[NOPERM] Permission denied");
+		else if (err == STORE_INVALID)
 			imap_done_store_err(s, err);	/* the name's fault */
 		else
 			append_failed(s, err);
 		return;
 	}
-	store_mailbox_deinit(&mb);
 	for (size_t i = 0; i < n; i++) {
 		struct store_delivery *d = store_delivery_new(s->ctx->store,
 		    &err);
@@ -238,7 +243,7 @@ append_run(struct imap_session *s, char *name, struct append_msg *msgs,
 			    STORE_TEMP;
 			store_delivery_abort(&d);
 			store_delivery_abort(&head);
-			free(name);
+			imap_box_deinit(&b);
 			append_msgs_free(msgs, n);
 			append_failed(s, err);
 			return;
@@ -248,12 +253,15 @@ append_run(struct imap_session *s, char *name, struct append_msg *msgs,
 		    store_delivery_write(d, lit->str, lit->len, &err)) < 0) {
 			store_delivery_abort(&d);
 			store_delivery_abort(&head);
-			free(name);
+			imap_box_deinit(&b);
 			append_msgs_free(msgs, n);
 			append_failed(s, err);
 			return;
 		}
-		store_delivery_add(d, s->id.account, name, msgs[i].flags,
+		/* Flags the user may not set are dropped (RFC 4314 §4). */
+		imap_acl_flags_mask(b.rights, &msgs[i].flags,
+		    &msgs[i].keywords);
+		store_delivery_add(d, b.owner, b.name, msgs[i].flags,
 		    msgs[i].keywords, msgs[i].date);
 		if (head == NULL)
 			head = d;
@@ -262,7 +270,7 @@ append_run(struct imap_session *s, char *name, struct append_msg *msgs,
 	}
 	if (replace_uid != 0)
 		store_delivery_replace(head, s->view->mailbox, replace_uid);
-	free(name);
+	imap_box_deinit(&b);
 	append_msgs_free(msgs, n);
 	imap_wait(s);
 	if (store_delivery_submit(head, s->base, appended, s) < 0) {
@@ -336,6 +344,13 @@ imap_cmd_replace(struct imap_session *s, const struct imap_cmd *cmd)
 		append_msgs_free(msgs, n);
 		imap_done(s, "NO", "[READ-ONLY] The mailbox is selected "
 		    "read-only (EXAMINE)");
+		return;
+	}
+	/* The old message is expunged: "t" and "e" (RFC 4314 §4). */
+	if ((s->view->rights & (STORE_ACL_DELETED | STORE_ACL_EXPUNGE)) !=
+	    (STORE_ACL_DELETED | STORE_ACL_EXPUNGE)) {
+		append_msgs_free(msgs, n);
+		imap_done(s, "NO", "[NOPERM] Permission denied");
 		return;
 	}
 	name = imap_mailbox_arg(s, &cmd->args[1]);

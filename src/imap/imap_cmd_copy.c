@@ -125,8 +125,10 @@ imap_cmd_copy(struct imap_session *s, const struct imap_cmd *cmd)
 {
 	struct imap_view *v = s->view;
 	bool is_move = strcmp(cmd->name, "MOVE") == 0;
-	struct store_mailbox mb;
+	struct imap_box b;
 	struct store_change c = { 0 };
+	uint32_t flags = 0;
+	bool has_keywords = false;
 	enum store_err err;
 	const char *status, *text;
 	uint32_t *uids;
@@ -145,6 +147,13 @@ imap_cmd_copy(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_done(s, "NO", "[READ-ONLY] The mailbox is read-only");
 		return;
 	}
+	/* RFC 4314 §4 (and RFC 6851 §4.4): MOVE sets \Deleted and expunges
+	 * at the source. */
+	if (is_move && (v->rights & (STORE_ACL_DELETED | STORE_ACL_EXPUNGE)) !=
+	    (STORE_ACL_DELETED | STORE_ACL_EXPUNGE)) {
+		imap_done(s, "NO", "[NOPERM] Permission denied");
+		return;
+	}
 	rc = imap_view_set(s, &cmd->args[0], cmd->is_uid, &idx, &n);
 	if (rc < 0) {
 		imap_done(s, "BAD", "%s", rc == -2 ? "Message sequence number "
@@ -157,15 +166,28 @@ imap_cmd_copy(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_done(s, "BAD", "Invalid mailbox name");
 		return;
 	}
-	if (store_mailbox_get(s->ctx->store, s->id.account, name, &mb,
-	    &err) < 0) {
+	/* RFC 4314 §4: "i" on the destination; the flags the messages
+	 * carry there need their rights too. */
+	rc = imap_box_get(s, name, STORE_ACL_INSERT, &b, &err);
+	free(name);
+	for (size_t i = 0; rc == IMAP_BOX_OK && i < n; i++) {
+		flags |= v->msgs[idx[i]].flags;
+		has_keywords |= v->msgs[idx[i]].has_keywords;
+	}
+	if (rc == IMAP_BOX_OK && !is_imap_acl_flags_allowed(b.rights, flags,
+	    has_keywords ? "k" : NULL, false))
+		rc = IMAP_BOX_NOPERM;
+	if (rc != IMAP_BOX_OK) {
 		free(idx);
-		free(name);
+		imap_box_deinit(&b);
+		if (rc == IMAP_BOX_NOPERM) {
+			imap_done(s, "NO", "[NOPERM] Permission denied");
+			return;
+		}
 		status = store_failure(err, &text);
 		imap_done(s, status, "%s", text);
 		return;
 	}
-	free(name);
 	uids = xcalloc(n + 1, sizeof(*uids));
 	for (size_t i = 0; i < n; i++)
 		uids[i] = v->msgs[idx[i]].uid;
@@ -174,7 +196,7 @@ imap_cmd_copy(struct imap_session *s, const struct imap_cmd *cmd)
 		/* RFC 4315 §3: no COPYUID when nothing was copied (a UID set
 		 * naming no message, or an empty "$"). */
 		free(uids);
-		store_mailbox_deinit(&mb);
+		imap_box_deinit(&b);
 		imap_done(s, "OK", "%s%s completed", cmd->is_uid ? "UID " : "",
 		    cmd->name);
 		return;
@@ -183,8 +205,8 @@ imap_cmd_copy(struct imap_session *s, const struct imap_cmd *cmd)
 	c.uids = uids;
 	c.nuids = n;
 	c.kind = is_move ? STORE_CHANGE_MOVE : STORE_CHANGE_COPY;
-	c.dst_mailbox = mb.id;
-	store_mailbox_deinit(&mb);
+	c.dst_mailbox = b.mb.id;
+	imap_box_deinit(&b);
 	imap_wait(s);
 	if (store_change_submit(s->ctx->store, &c, s->base, copied, s) < 0) {
 		imap_wait_cancel(s);
@@ -254,6 +276,11 @@ imap_cmd_expunge(struct imap_session *s, const struct imap_cmd *cmd)
 	if (v->is_readonly) {
 		free(in_set);
 		imap_done(s, "NO", "[READ-ONLY] The mailbox is read-only");
+		return;
+	}
+	if (!(v->rights & STORE_ACL_EXPUNGE)) {	/* RFC 4314 §4 */
+		free(in_set);
+		imap_done(s, "NO", "[NOPERM] Permission denied");
 		return;
 	}
 	if (store_search(s->ctx->store, v->mailbox, &deleted, &uids, &nuids,

@@ -917,7 +917,9 @@ seen_submit(struct imap_session *s, struct fetch_job *j)
 {
 	struct store_change c;
 
-	if (!j->has_seen_att || s->view->is_readonly)
+	/* Without "s" the implicit \Seen is skipped (RFC 4314 §4). */
+	if (!j->has_seen_att || s->view->is_readonly ||
+	    !(s->view->rights & STORE_ACL_SEEN))
 		return 1;
 	j->seen_uids = xcalloc(j->n > 0 ? j->n : 1, sizeof(*j->seen_uids));
 	for (size_t k = 0; k < j->n; k++) {

@@ -125,6 +125,10 @@ struct listing {
 	size_t npats;
 	const struct store_mailbox *boxes;
 	size_t nboxes;
+	/* boxes[nown..] are other users' mailboxes (imap_acl.c), with the
+	 * user's rights in rights[i - nown]. */
+	size_t nown;
+	const uint32_t *rights;
 	struct list_entry *entries;
 	size_t n, cap;
 };
@@ -264,7 +268,11 @@ entry_write(struct listing *l, const struct list_entry *e)
 	if (e->has_childinfo)
 		imap_printf(s, " (\"CHILDINFO\" (\"SUBSCRIBED\"))");
 	imap_printf(s, "\r\n");
-	if (l->o.status != 0 && mb != NULL && mb->id != 0)
+	/* Another user's mailbox shows its status only with "r" (RFC 4314
+	 * §4, STATUS). */
+	if (l->o.status != 0 && mb != NULL && mb->id != 0 &&
+	    (mb < l->boxes + l->nown || (l->rights[mb - l->boxes - l->nown] &
+	    STORE_ACL_READ)))
 		imap_status_write(s, mb, l->o.status);
 }
 
@@ -437,12 +445,59 @@ boxes_with_subscriptions(struct listing *l, const struct store_mailbox *boxes,
 	return all;
 }
 
+/* Adds to *all (n entries) the other users' mailboxes the user may look
+ * up, as "Other Users/OWNER/NAME" (RFC 2342), each a shallow copy with
+ * its own name (kept in *names_out) and children counted among those
+ * visible only, so that \HasChildren tells nothing of the others.
+ * *rights_out receives the user's rights on each. */
+static struct store_mailbox *
+boxes_with_shared(struct imap_session *s, struct store_mailbox *all,
+    size_t *n, struct store_acl_shared **shared_out, size_t *nshared_out,
+    uint32_t **rights_out)
+{
+	struct store_acl_shared *sh = NULL;
+	size_t nsh = 0;
+	enum store_err err;
+
+	*shared_out = NULL;
+	*nshared_out = 0;
+	*rights_out = xcalloc(1, sizeof(**rights_out));
+	if (store_acl_shared_list(s->ctx->store, s->id.account, &sh, &nsh,
+	    &err) < 0 || nsh == 0)
+		return all;
+	all = xrealloc(all, (*n + nsh + 1) * sizeof(*all));
+	*rights_out = xrealloc(*rights_out, nsh * sizeof(**rights_out));
+	for (size_t i = 0; i < nsh; i++) {
+		char *name = imap_acl_other_name(sh[i].owner_address,
+		    sh[i].mb.name);
+		bool has_children = false;
+		size_t len = strlen(sh[i].mb.name);
+
+		for (size_t k = 0; k < nsh && !has_children; k++)
+			has_children = sh[k].owner == sh[i].owner &&
+			    strncmp(sh[k].mb.name, sh[i].mb.name, len) == 0 &&
+			    sh[k].mb.name[len] == '/';
+		free(sh[i].mb.name);
+		sh[i].mb.name = name;
+		sh[i].mb.has_children = has_children;
+		sh[i].mb.is_subscribed = false;
+		all[*n + i] = sh[i].mb;
+		(*rights_out)[i] = sh[i].rights;
+	}
+	*n += nsh;
+	*shared_out = sh;
+	*nshared_out = nsh;
+	return all;
+}
+
 void
 imap_cmd_list(struct imap_session *s, const struct imap_cmd *cmd)
 {
 	struct listing l = { .s = s };
 	struct store_mailbox *boxes = NULL, *all;
-	size_t nboxes = 0, nall;
+	size_t nboxes = 0, nall, nshared;
+	struct store_acl_shared *shared;
+	uint32_t *rights;
 	char **subs = NULL;
 	enum store_err err;
 	int rc;
@@ -471,6 +526,9 @@ imap_cmd_list(struct imap_session *s, const struct imap_cmd *cmd)
 		return;
 	}
 	all = boxes_with_subscriptions(&l, boxes, nboxes, &nall, &subs);
+	l.nown = nall;
+	all = boxes_with_shared(s, all, &nall, &shared, &nshared, &rights);
+	l.rights = rights;
 	l.boxes = all;
 	l.nboxes = nall;
 	for (size_t i = 0; i < nall; i++) {
@@ -483,6 +541,8 @@ imap_cmd_list(struct imap_session *s, const struct imap_cmd *cmd)
 		entry_write(&l, &l.entries[i]);
 	listing_deinit(&l);
 	free(all);
+	free(rights);
+	store_acl_shared_list_free(&shared, nshared);
 	store_strings_free(&subs);
 	store_mailbox_list_free(&boxes, nboxes);
 	imap_done(s, "OK", "%s completed", cmd->name);

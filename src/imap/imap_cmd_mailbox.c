@@ -391,6 +391,38 @@ create_params(const struct imap_arg *a, enum store_special *special)
 	return -2;
 }
 
+/* For CREATE and RENAME's new name in the other users' namespace: b
+ * receives the owner and the owner's name for name, whose parent must be
+ * a mailbox of the same owner on which the user holds "k" (RFC 4314 §4).
+ * Returns 0, or -1 after ending the command (deinit b either way). */
+static int
+other_parent_check(struct imap_session *s, const char *name,
+    struct imap_box *b)
+{
+	struct imap_box parent;
+	enum store_err err;
+	char *pname = NULL;
+	const char *slash = strrchr(name, '/');
+	int rc = IMAP_BOX_NOPERM;
+
+	if (imap_box_resolve(s, name, b) < 0 || strchr(b->name, '/') ==
+	    NULL) {
+		/* A top level of another user's: nobody but the owner
+		 * makes one. */
+		imap_done(s, "NO", "[NOPERM] Permission denied");
+		return -1;
+	}
+	pname = xstrndup(name, (size_t)(slash - name));
+	rc = imap_box_get(s, pname, STORE_ACL_CREATE, &parent, &err);
+	free(pname);
+	imap_box_deinit(&parent);
+	if (rc != IMAP_BOX_OK) {
+		imap_done_box_err(s, rc, err);
+		return -1;
+	}
+	return 0;
+}
+
 void
 imap_cmd_create(struct imap_session *s, const struct imap_cmd *cmd)
 {
@@ -426,6 +458,19 @@ imap_cmd_create(struct imap_session *s, const struct imap_cmd *cmd)
 	op.account = s->id.account;
 	op.name = name;
 	op.special = special;
+	if (is_imap_acl_other_name(name)) {
+		struct imap_box b;
+
+		/* RFC 4314 §4: "k" on the parent, in the owner's account. */
+		if ((rc = other_parent_check(s, name, &b)) == 0) {
+			op.account = b.owner;
+			op.name = b.name;
+			mailbox_submit(s, &op);
+		}
+		imap_box_deinit(&b);
+		free(name);
+		return;
+	}
 	mailbox_submit(s, &op);
 	free(name);
 }
@@ -455,6 +500,24 @@ imap_cmd_delete(struct imap_session *s, const struct imap_cmd *cmd)
 	op.kind = STORE_MAILBOX_DELETE;
 	op.account = s->id.account;
 	op.name = name;
+	if (is_imap_acl_other_name(name)) {
+		struct imap_box b;
+		enum store_err err;
+		int rc;
+
+		/* RFC 4314 §4: "x" on the mailbox itself. */
+		rc = imap_box_get(s, name, STORE_ACL_DELETE, &b, &err);
+		if (rc == IMAP_BOX_OK) {
+			op.account = b.owner;
+			op.name = b.name;
+			mailbox_submit(s, &op);
+		} else {
+			imap_done_box_err(s, rc, err);
+		}
+		imap_box_deinit(&b);
+		free(name);
+		return;
+	}
 	mailbox_submit(s, &op);
 	free(name);
 }
@@ -482,6 +545,39 @@ imap_cmd_rename(struct imap_session *s, const struct imap_cmd *cmd)
 	op.account = s->id.account;
 	op.name = from;
 	op.to = to;
+	if (is_imap_acl_other_name(from) || is_imap_acl_other_name(to)) {
+		struct imap_box src, dst;
+		enum store_err err;
+		int rc;
+
+		/* Within one other user's mailboxes only: "x" on the old
+		 * name, "k" on the new parent (RFC 4314 §4). */
+		rc = imap_box_get(s, from, STORE_ACL_DELETE, &src, &err);
+		if (rc != IMAP_BOX_OK) {
+			imap_done_box_err(s, rc, err);
+		} else if (!is_imap_acl_other_name(from) ||
+		    !is_imap_acl_other_name(to)) {
+			imap_done(s, "NO", "[CANNOT] A mailbox cannot move "
+			    "between users");
+		} else if (other_parent_check(s, to, &dst) == 0) {
+			if (dst.owner != src.owner) {
+				imap_done(s, "NO", "[CANNOT] A mailbox cannot "
+				    "move between users");
+			} else {
+				op.account = src.owner;
+				op.name = src.name;
+				op.to = dst.name;
+				mailbox_submit(s, &op);
+			}
+			imap_box_deinit(&dst);
+		} else {
+			imap_box_deinit(&dst);
+		}
+		imap_box_deinit(&src);
+		free(from);
+		free(to);
+		return;
+	}
 	mailbox_submit(s, &op);
 	free(from);
 	free(to);
@@ -662,10 +758,11 @@ imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
 void
 imap_cmd_status(struct imap_session *s, const struct imap_cmd *cmd)
 {
-	struct store_mailbox mb;
+	struct imap_box b;
 	enum store_err err;
 	unsigned bits;
 	char *name;
+	int rc;
 
 	if (cmd->nargs != 2 ||
 	    (bits = imap_status_items_parse(&cmd->args[1])) == 0 ||
@@ -673,15 +770,16 @@ imap_cmd_status(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_done(s, "BAD", "Syntax: STATUS mailbox (items)");
 		return;
 	}
-	if (store_mailbox_get(s->ctx->store, s->id.account, name, &mb,
-	    &err) < 0) {
-		free(name);
-		imap_done_store_err(s, err);
+	/* RFC 4314 §4: STATUS needs "r". */
+	rc = imap_box_get(s, name, STORE_ACL_READ, &b, &err);
+	free(name);
+	if (rc != IMAP_BOX_OK) {
+		imap_box_deinit(&b);
+		imap_done_box_err(s, rc, err);
 		return;
 	}
-	free(name);
-	imap_status_write(s, &mb, bits);
-	store_mailbox_deinit(&mb);
+	imap_status_write(s, &b.mb, bits);
+	imap_box_deinit(&b);
 	imap_done(s, "OK", "STATUS completed");
 }
 
@@ -689,7 +787,9 @@ void
 imap_cmd_namespace(struct imap_session *s, const struct imap_cmd *cmd)
 {
 	(void)cmd;
-	/* RFC 2342: one personal namespace, no shared or other users'. */
-	imap_printf(s, "* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+	/* RFC 2342: the personal namespace and the other users' (imap_acl.c);
+	 * no shared one. */
+	imap_printf(s, "* NAMESPACE ((\"\" \"/\")) ((\"%s/\" \"/\")) NIL\r\n",
+	    IMAP_ACL_OTHER_USERS);
 	imap_done(s, "OK", "NAMESPACE completed");
 }

@@ -401,6 +401,14 @@ imap_cmd_store(struct imap_session *s, const struct imap_cmd *cmd)
 		    "(EXAMINE)");
 		return;
 	}
+	/* RFC 4314 §4: "s" for \Seen, "t" for \Deleted, "w" for the rest;
+	 * FLAGS (replacing) may change any of them. */
+	if (!is_imap_acl_flags_allowed(s->view->rights, j->flags, j->keywords,
+	    j->mode == STORE_FLAGS_REPLACE)) {
+		store_job_free(j);
+		imap_done(s, "NO", "[NOPERM] Permission denied");
+		return;
+	}
 	/* RFC 7162 §3.1: UNCHANGEDSINCE enables CONDSTORE. */
 	if (j->has_unchangedsince)
 		s->is_condstore = true;

@@ -263,6 +263,13 @@ void imap_done_box_err(struct imap_session *s, int rc, enum store_err err);
  * Returns false when "r" is gone (or the mailbox): the view must show
  * nothing more. True for one's own mailboxes. */
 bool imap_acl_view_check(struct imap_session *s);
+/* Whether rights allow a STORE of flags and keywords (is_replace: FLAGS,
+ * which may clear any flag). */
+bool is_imap_acl_flags_allowed(uint32_t rights, uint32_t flags,
+    const char *keywords, bool is_replace);
+/* Drops from an APPEND's flags and keywords (freed when dropped) what
+ * rights do not allow setting. */
+void imap_acl_flags_mask(uint32_t rights, uint32_t *flags, char **keywords);
 /* Before each command: closes such a view (* OK [CLOSED]) and leaves the
  * session authenticated. Returns false when it did. */
 bool imap_acl_dispatch_check(struct imap_session *s);

@@ -580,7 +580,9 @@ imap_cmd_close(struct imap_session *s, const struct imap_cmd *cmd)
 	enum store_err err;
 
 	(void)cmd;
-	if (!v->is_readonly && store_search(s->ctx->store, v->mailbox,
+	/* Without "e" CLOSE expunges nothing (RFC 4314 §4). */
+	if (!v->is_readonly && (v->rights & STORE_ACL_EXPUNGE) &&
+	    store_search(s->ctx->store, v->mailbox,
 	    &deleted, &uids, &n, &err) < 0) {
 		imap_done(s, "NO", "[UNAVAILABLE] Cannot close the mailbox: "
 		    "%s, try again later", store_err_text(err));

@@ -238,8 +238,7 @@ imap_view_open(struct imap_session *s, const char *name, bool is_readonly,
 	/* Read-only without a right that changes the mailbox's messages
 	 * (RFC 4314 §4 leaves SELECT to "r"; nothing could be changed). */
 	v->is_readonly = is_readonly || !(b.rights & (STORE_ACL_SEEN |
-	    STORE_ACL_WRITE | STORE_ACL_DELETED | STORE_ACL_EXPUNGE)) ||
-	    b.owner != s->id.account;	/* TODO(#22): write rights */
+	    STORE_ACL_WRITE | STORE_ACL_DELETED | STORE_ACL_EXPUNGE));
 	imap_box_deinit(&b);
 	v->uidvalidity = mb.uidvalidity;
 	v->uidnext = mb.uidnext;

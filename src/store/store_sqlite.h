@@ -123,6 +123,12 @@ extern const int sq_schema_version;
 	X(ACL_PUT, "INSERT INTO acl(mailbox, grantee, negative, rights) " \
 	    "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(mailbox, grantee, "	\
 	    "negative) DO UPDATE SET rights = excluded.rights")	\
+	X(ACL_INHERIT, "INSERT OR IGNORE INTO acl(mailbox, grantee, "	\
+	    "negative, rights) SELECT c.id, l.grantee, l.negative, "	\
+	    "l.rights FROM mailboxes c JOIN mailboxes p "		\
+	    "ON p.account = c.account AND p.name = ?3 "		\
+	    "JOIN acl l ON l.mailbox = p.id "				\
+	    "WHERE c.account = ?1 AND c.name = ?2")			\
 	X(ACL_DROP, "DELETE FROM acl WHERE mailbox = ?1 "		\
 	    "AND grantee = ?2 AND negative = ?3")			\
 	X(MAILBOX_LIST, "SELECT " SQ_MAILBOX_COLS " FROM mailboxes m "	\

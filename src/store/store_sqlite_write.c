@@ -591,6 +591,29 @@ parents_make(struct batch *b, int64_t account, const char *name)
 	return err;
 }
 
+/* A new mailbox starts with its parent's ACL (RFC 4314 leaves this to
+ * the server): a child made in a shared folder is shared alike. */
+static enum store_err
+acl_inherit(struct batch *b, int64_t account, const char *name)
+{
+	char *parent = store_name_parent(name);
+	sqlite3_stmt *s;
+	int rc;
+
+	if (parent == NULL)
+		return STORE_OK;
+	if ((s = stmt(b, SQ_ACL_INHERIT)) == NULL) {
+		free(parent);
+		return STORE_TEMP;
+	}
+	sqlite3_bind_int64(s, 1, account);
+	sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, parent, -1, SQLITE_STATIC);
+	rc = step_done(b, s, "acl_inherit");
+	free(parent);
+	return rc == SQLITE_DONE ? STORE_OK : STORE_TEMP;
+}
+
 static enum store_err
 mailbox_create(struct batch *b, struct store_req *req)
 {
@@ -606,6 +629,8 @@ mailbox_create(struct batch *b, struct store_req *req)
 	if ((err = parents_make(b, req->account, req->s1)) != STORE_OK)
 		return err;
 	err = mailbox_insert(b, req->account, req->s1, req->special, false);
+	if (err == STORE_OK)
+		err = acl_inherit(b, req->account, req->s1);
 	if (err == STORE_OK)
 		store_req_event(req, req->account, 0, STORE_EVENT_CREATE,
 		    req->s1, NULL);

@@ -145,3 +145,300 @@ def test_select_of_another_users_mailbox_follows_the_rights(srv):
         # One's own name in the namespace is not a way in.
         r = c.command('SELECT "%s"' % shared(other[0], "INBOX"))
         assert after_tag(r) == after_tag(missing), r.tagged
+
+
+def fetch_flags(c, n=1):
+    r = c.ok("FETCH %d (FLAGS)" % n)
+    for l in r.untagged:
+        if b" FETCH " in l:
+            return flag_set(parse_fetch(l)[1]["FLAGS"])
+    raise AssertionError(r.untagged)
+
+
+def test_namespace_names_other_users(srv):
+    user = new_user(srv)
+    with login(srv, *user) as c:
+        r = c.ok("NAMESPACE")
+        assert r.untagged == [b'* NAMESPACE (("" "/")) '
+                              b'(("Other Users/" "/")) NIL\r\n'], r.untagged
+
+
+def test_list_shows_what_may_be_looked_up(srv):
+    owner, other = new_user(srv), new_user(srv)
+    with login(srv, *owner) as o, login(srv, *other) as c:
+        for box in ("Sales", "Sales/2026", "Sales/Secret", "Private"):
+            o.ok('CREATE "%s"' % box)
+        o.ok('SETACL Sales "%s" lr' % other[0])
+        o.ok('SETACL Sales/2026 "%s" l' % other[0])
+        o.ok('SETACL Private "%s" r' % other[0])    # no "l": not listed
+        r = c.ok('LIST "" "%s/*"' % OTHER)
+        got = {parse_list(l).name: parse_list(l).attrs
+               for l in r.lines(b"LIST")}
+        base = "%s/%s" % (OTHER, owner[0])
+        assert set(got) == {(base + "/Sales").encode(),
+                            (base + "/Sales/2026").encode()}, got
+        # Sales/Secret stays unknown: Sales/2026 is its only visible child.
+        assert "\\haschildren" in got[(base + "/Sales").encode()]
+        assert "\\hasnochildren" in got[(base + "/Sales/2026").encode()]
+        r = c.ok('LIST "" "%s/%%"' % OTHER)
+        got = {parse_list(l).name: parse_list(l).attrs
+               for l in r.lines(b"LIST")}
+        assert set(got) == {base.encode()}, got
+        assert "\\noselect" in got[base.encode()] or \
+            "\\nonexistent" in got[base.encode()], got
+        r = c.ok('LIST "" "%"')
+        names = [parse_list(l).name for l in r.lines(b"LIST")]
+        assert OTHER.encode() in names, names
+        # LIST-STATUS: the counts only where "r" is held.
+        r = c.ok('LIST "" "%s/*" RETURN (STATUS (MESSAGES))' % OTHER)
+        statuses = [parse_status(l)[0] for l in r.lines(b"STATUS")]
+        assert statuses == [(base + "/Sales").encode()], r.untagged
+        # The owner's own listing is unchanged.
+        r = o.ok('LIST "" "*"')
+        assert not any(OTHER.encode() in l for l in r.untagged), r.untagged
+
+
+def test_status_needs_read(srv):
+    owner, other = new_user(srv), new_user(srv)
+    name = shared(owner[0], "Sales")
+    with login(srv, *owner) as o, login(srv, *other) as c:
+        o.ok("CREATE Sales")
+        assert append(o, "Sales", message(1)).status == "OK"
+        o.ok('SETACL Sales "%s" l' % other[0])
+        r = c.command('STATUS "%s" (MESSAGES)' % name)
+        assert r.tagged.endswith(b" NO [NOPERM] Permission denied\r\n")
+        o.ok('SETACL Sales "%s" lr' % other[0])
+        r = c.ok('STATUS "%s" (MESSAGES UNSEEN)' % name)
+        assert r.untagged == [b'* STATUS "%s" (MESSAGES 1 UNSEEN 1)\r\n'
+                              % name.encode()], r.untagged
+
+
+def test_every_command_on_a_hidden_mailbox_is_answered_as_missing(srv):
+    """RFC 4314 §6: without "l" (and without the right a command needs)
+    the reply is byte for byte the reply about a mailbox that does not
+    exist."""
+    owner, other = new_user(srv), new_user(srv)
+    hidden, missing = shared(owner[0], "Hidden"), shared(owner[0], "Nope")
+    with login(srv, *owner) as o, login(srv, *other) as c:
+        o.ok("CREATE Hidden")
+        assert append(o, "Hidden", message(1)).status == "OK"
+        # Rights that give no "l" and none of what is asked below.
+        o.ok('SETACL Hidden "%s" p' % other[0])
+        c.ok("SELECT INBOX")
+        assert append(c, "INBOX", message(2)).status == "OK"
+        c.ok("NOOP")
+        commands = [
+            'SELECT "{}"', 'EXAMINE "{}"', 'STATUS "{}" (MESSAGES)',
+            'CREATE "{}/Child"', 'DELETE "{}"', 'RENAME "{}" "{}2"',
+            'SUBSCRIBE "{}"', 'GETACL "{}"', 'MYRIGHTS "{}"',
+            'LISTRIGHTS "{}" anyone', 'SETACL "{}" anyone lr',
+            'DELETEACL "{}" anyone', 'GETQUOTAROOT "{}"',
+        ]
+        for cmd in commands:
+            c.ok("SELECT INBOX")
+            want = c.command(cmd.format(missing, missing))
+            c.ok("SELECT INBOX")
+            got = c.command(cmd.format(hidden, hidden))
+            assert got.status == "NO", (cmd, got.tagged)
+            assert after_tag(got) == after_tag(want), (cmd, got, want)
+            assert got.untagged == want.untagged, (cmd, got, want)
+        for cmd in ('COPY 1 "{}"', 'MOVE 1 "{}"', 'UID COPY 1:* "{}"'):
+            c.ok("SELECT INBOX")
+            want = c.command(cmd.format(missing))
+            got = c.command(cmd.format(hidden))
+            assert got.status == "NO", (cmd, got.tagged)
+            assert after_tag(got) == after_tag(want), (cmd, got, want)
+        want = append(c, missing, message(3))
+        got = append(c, hidden, message(3))
+        assert got.status == "NO" and after_tag(got) == after_tag(want), \
+            (got, want)
+        r = c.ok('LIST "" "*"')
+        assert not any(b"Hidden" in l for l in r.untagged), r.untagged
+        # Nothing changed for the owner.
+        r = o.ok('STATUS Hidden (MESSAGES)')
+        assert r.untagged == [b'* STATUS "Hidden" (MESSAGES 1)\r\n']
+        r = o.ok("GETACL Hidden")
+        assert r.untagged == [b'* ACL "Hidden" "%s" lrswipkxteacd "%s" p\r\n'
+                              % (owner[0].encode(), other[0].encode())]
+
+
+def test_each_write_right_allows_its_own_changes(srv):
+    owner, other = new_user(srv), new_user(srv)
+    name = shared(owner[0], "Team")
+    with login(srv, *owner) as o, login(srv, *other) as c:
+        o.ok("CREATE Team")
+        for n in (1, 2):
+            assert append(o, "Team", message(n)).status == "OK"
+
+        def grant(rights):
+            o.ok('SETACL Team "%s" %s' % (other[0], rights))
+
+        grant("lr")
+        r = c.ok('SELECT "%s"' % name)
+        assert b"[READ-ONLY]" in r.tagged, r.tagged
+        # A body fetch without "s" leaves \Seen alone (RFC 4314 §4).
+        c.ok("FETCH 1 BODY[]")
+        assert "\\Seen" not in fetch_flags(c)
+        r = append(c, name, message(9))
+        assert r.tagged.endswith(b" NO [NOPERM] Permission denied\r\n"), r
+        grant("lrs")
+        r = c.ok('SELECT "%s"' % name)
+        assert b"[READ-WRITE]" in r.tagged, r.tagged
+        c.ok("FETCH 1 BODY[]")
+        assert "\\Seen" in fetch_flags(c)
+        c.ok("STORE 2 +FLAGS (\\Seen)")
+        for flags in ("\\Flagged", "\\Deleted", "$Label", "\\Seen \\Answered"):
+            r = c.command("STORE 2 +FLAGS (%s)" % flags)
+            assert r.tagged.endswith(b" NO [NOPERM] Permission denied\r\n"), \
+                (flags, r.tagged)
+        r = c.command("STORE 2 FLAGS (\\Seen)")
+        assert r.status == "NO", r.tagged
+        r = c.command("EXPUNGE")
+        assert r.tagged.endswith(b" NO [NOPERM] Permission denied\r\n"), r
+        grant("lrsw")
+        c.ok("STORE 2 +FLAGS (\\Flagged $Label)")
+        r = c.command("STORE 2 +FLAGS (\\Deleted)")
+        assert r.status == "NO", r.tagged
+        grant("lrswt")
+        c.ok("STORE 2 +FLAGS (\\Deleted)")
+        # CLOSE without "e" expunges nothing.
+        c.ok("CLOSE")
+        r = o.ok("STATUS Team (MESSAGES)")
+        assert b"MESSAGES 2" in r.untagged[0], r.untagged
+        grant("lrswte")
+        c.ok('SELECT "%s"' % name)
+        r = c.ok("EXPUNGE")
+        assert b"* 2 EXPUNGE\r\n" in r.untagged, r.untagged
+        r = c.command("MOVE 1 INBOX")
+        assert r.status == "OK", r.tagged
+        # "i": APPEND and COPY into it; flags kept only where allowed.
+        grant("lri")
+        c.ok("SELECT INBOX")
+        r = append(c, name, message(5), "(\\Flagged \\Seen) ")
+        assert r.status == "OK", r.tagged
+        r = o.ok('EXAMINE Team')
+        r = o.ok("FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert len(r.lines(b"1 FETCH")) == 1
+        assert any(b"acl 5" in l and b"\\Flagged" not in l and
+                   b"\\Seen" not in l for l in r.untagged), r.untagged
+        c.ok("STORE 1 -FLAGS (\\Seen \\Flagged)")
+        r = c.ok('COPY 1 "%s"' % name)
+        assert b"[COPYUID " in r.tagged, r.tagged
+        c.ok("STORE 1 +FLAGS (\\Flagged)")
+        r = c.command('COPY 1 "%s"' % name)
+        assert r.tagged.endswith(b" NO [NOPERM] Permission denied\r\n"), r
+        # "k": children; "x": deleting; "a": administering.
+        r = c.command('CREATE "%s/Sub"' % name)
+        assert r.tagged.endswith(b" NO [NOPERM] Permission denied\r\n"), r
+        grant("lrk")
+        c.ok('CREATE "%s/Sub"' % name)
+        r = o.ok('LIST "" "Team/*"')
+        assert any(b'"Team/Sub"' in l for l in r.untagged), r.untagged
+        # The child starts with its parent's ACL.
+        r = o.ok("GETACL Team/Sub")
+        assert b'"%s" lrkc' % other[0].encode() in r.untagged[0], r.untagged
+        r = c.command('DELETE "%s/Sub"' % name)
+        assert r.tagged.endswith(b" NO [NOPERM] Permission denied\r\n"), r
+        o.ok('SETACL Team/Sub "%s" lrx' % other[0])
+        c.ok('DELETE "%s/Sub"' % name)
+        r = c.command('CREATE "%s/%s/Top"' % (OTHER, owner[0]))
+        assert r.status == "NO", r.tagged
+        r = c.command('SETACL "%s" anyone lr' % name)
+        assert r.tagged.endswith(b" NO [NOPERM] Permission denied\r\n"), r
+        grant("lra")
+        c.ok('SETACL "%s" anyone l' % name)
+        r = c.ok('GETACL "%s"' % name)
+        assert r.untagged[0].startswith(b'* ACL "%s" "%s" lrswipkxteacd'
+                                        % (name.encode(), owner[0].encode()))
+        r = c.command('SETACL "%s" "%s" r' % (name, owner[0]))
+        assert r.status == "NO", r.tagged
+
+
+def test_append_into_shared_counts_against_the_owners_quota(srv):
+    from imap_helpers import admin_ok
+    owner, other = new_user(srv), new_user(srv)
+    admin_ok(srv.admin_config, "user", "set", owner[0], "quota_messages=2")
+    admin_ok(srv.admin_config, "user", "set", other[0], "quota_messages=5")
+    name = shared(owner[0], "Drop")
+    with login(srv, *owner) as o, login(srv, *other) as c:
+        o.ok("CREATE Drop")
+        o.ok('SETACL Drop "%s" li' % other[0])
+        assert append(c, name, message(1)).status == "OK"
+        assert append(c, name, message(2)).status == "OK"
+        r = append(c, name, message(3))
+        assert r.status == "NO" and r.code_atom == "OVERQUOTA", r.tagged
+        r = o.ok('GETQUOTA ""')
+        assert b"MESSAGE 2 2" in r.untagged[0], r.untagged
+        r = c.ok('GETQUOTA ""')
+        assert b"MESSAGE 0 5" in r.untagged[0], r.untagged
+
+
+def test_rights_withdrawn_while_selected_stop_the_next_command(srv):
+    """Several sessions: the owner changes the ACL while two sessions of
+    the other user have the mailbox selected (one idling). A right taken
+    away is refused at the next command; without "r" the mailbox is
+    closed and nothing more of it is shown."""
+    owner, other = new_user(srv), new_user(srv)
+    name = shared(owner[0], "Desk")
+    with login(srv, *owner) as o, login(srv, *other) as a, \
+            login(srv, *other) as b:
+        o.ok("CREATE Desk")
+        assert append(o, "Desk", message(1)).status == "OK"
+        o.ok('SETACL Desk "%s" lrsw' % other[0])
+        a.ok('SELECT "%s"' % name)
+        b.ok('SELECT "%s"' % name)
+        a.ok("STORE 1 +FLAGS (\\Flagged)")
+        # "w" goes: the next STORE of a keyword is refused, \Seen is not.
+        o.ok('SETACL Desk "%s" -w' % other[0])
+        r = a.command("STORE 1 +FLAGS ($Later)")
+        assert r.tagged.endswith(b" NO [NOPERM] Permission denied\r\n"), r
+        a.ok("STORE 1 +FLAGS (\\Seen)")
+        # b idles; a new message shows while "r" holds...
+        tag = next(b.tags)
+        b.send(tag + b" IDLE\r\n")
+        assert b.read_line().startswith(b"+ ")
+        assert append(o, "Desk", message(2)).status == "OK"
+        seen = [b.read_line()]
+        while seen[-1] != b"* 2 EXISTS\r\n":
+            assert len(seen) < 5, seen      # a's flag changes, then this
+            seen.append(b.read_line())
+        # ...and nothing once it is gone.
+        o.ok('SETACL Desk "%s" l' % other[0])
+        assert append(o, "Desk", message(3)).status == "OK"
+        o.ok("SELECT Desk")
+        o.ok("STORE 1 +FLAGS (\\Answered)")
+        b.send(b"DONE\r\n")
+        r = b.read_reply(tag)
+        assert r.status == "OK" and r.untagged == [], r
+        for c in (a, b):
+            r = c.command("FETCH 1:* (FLAGS)")
+            assert r.untagged == [b"* OK [CLOSED] Access to the mailbox "
+                                  b"was withdrawn\r\n"], r.untagged
+            assert r.status == "BAD", r.tagged
+            r = c.command("UID STORE 1 +FLAGS (\\Deleted)")
+            assert r.status == "BAD", r.tagged
+            r = c.command('SELECT "%s"' % name)
+            assert r.tagged.endswith(b" NO [NOPERM] Permission denied\r\n")
+        # The owner's mailbox is as the owner left it.
+        r = o.ok("FETCH 1 (FLAGS)")
+        assert flag_set(parse_fetch(r.lines(b"1 FETCH")[0])[1]["FLAGS"]) \
+            == {"\\Flagged", "\\Seen", "\\Answered"}, r.untagged
+
+
+def test_deleting_an_account_drops_the_rights_it_had(srv):
+    from imap_helpers import admin_ok, add_user
+    owner = new_user(srv)
+    other = new_user(srv)
+    name = shared(owner[0], "Kept")
+    with login(srv, *owner) as o:
+        o.ok("CREATE Kept")
+        o.ok('SETACL Kept "%s" lr' % other[0])
+        admin_ok(srv.admin_config, "user", "del", other[0])
+        r = o.ok("GETACL Kept")
+        assert r.untagged == [b'* ACL "Kept" "%s" lrswipkxteacd\r\n'
+                              % owner[0].encode()], r.untagged
+    # The same address made again gets nothing.
+    add_user(srv.admin_config, other[0], other[1])
+    with login(srv, *other) as c:
+        r = c.command('SELECT "%s"' % name)
+        assert r.tagged.endswith(b" NO [NONEXISTENT] No such mailbox\r\n")
