@@ -210,6 +210,9 @@ char *imap_mailbox_arg(struct imap_session *s, const struct imap_arg *a);
 /* Longest rights string and identifier read from a client. */
 #define IMAP_ACL_RIGHTS_MAX 64
 #define IMAP_ACL_IDENT_MAX 255
+/* The rights in RFC 4314 §2.1 order, bit i of enum store_acl_right is
+ * letter i. */
+#define IMAP_ACL_RIGHTS_LETTERS "lrswipkxtea"
 /* Room for a formatted rights string ("lrswipkxtea" and "cd"). */
 #define IMAP_ACL_RIGHTS_LEN 16
 

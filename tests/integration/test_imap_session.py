@@ -431,8 +431,10 @@ def test_namespace(srv, user):
     c = login(srv, *user)
     r = c.ok("NAMESPACE")
     # RFC 2342 / RFC 9051 §6.3.10: one personal namespace, prefix "",
-    # hierarchy separator "/"; no other users' or shared namespaces.
-    assert r.untagged == [b'* NAMESPACE (("" "/")) NIL NIL\r\n'], r.untagged
+    # hierarchy separator "/"; the other users' (ACL, test_imap_acl.py);
+    # no shared namespace.
+    assert r.untagged == [b'* NAMESPACE (("" "/")) (("Other Users/" "/")) '
+                          b'NIL\r\n'], r.untagged
     c.logout()
 
 
