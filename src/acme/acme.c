@@ -36,8 +36,9 @@
  * long per authorization or order. */
 #define ACME_POLL_SECS 1
 #define ACME_POLL_MAX 120
-/* Let's Encrypt takes at most 100 names per certificate. */
-#define ACME_NAMES_MAX 100
+/* Let's Encrypt takes at most 100 names per certificate; net holds one
+ * pending challenge per name. */
+#define ACME_NAMES_MAX NET_ACME_NAMES_MAX
 /* How often to look at the store's domains while the certificate is
  * good (a new domain wants a new certificate). */
 #define ACME_CHECK_SECS 600
@@ -550,7 +551,7 @@ poll_until(struct acme_run *run, const char *url, const char *wait1,
 /* §7.5: proves control of the authorization's identifier with our
  * challenge type, unless the CA already holds it valid. */
 static int
-authz_do(struct acme_run *run, const char *url)
+authz_do(struct acme_run *run, const char *url, char **names, size_t nnames)
 {
 	const char *want = run->a->is_alpn ? "tls-alpn-01" : "http-01";
 	json_t *authz = acme_get_json(run, url);
@@ -574,6 +575,17 @@ authz_do(struct acme_run *run, const char *url)
 		snprintf(run->err, sizeof(run->err), "%s: authorization for "
 		    "%s is %s", url, name != NULL ? name : "?",
 		    status != NULL ? status : "without status");
+		json_decref(authz);
+		return -1;
+	}
+	/* §7.1.4: the identifier is one of those we ordered. A CA naming
+	 * another would have us answer challenges (serve a TLS-ALPN-01
+	 * certificate, an HTTP-01 token) for a name we never asked for. */
+	for (i = 0; i < nnames && strcasecmp(names[i], name) != 0; i++)
+		;
+	if (i == nnames) {
+		snprintf(run->err, sizeof(run->err), "%s: authorization for "
+		    "%.255s, a name not ordered", url, name);
 		json_decref(authz);
 		return -1;
 	}
@@ -604,7 +616,9 @@ authz_do(struct acme_run *run, const char *url)
 		    sizeof(run->err)) < 0)
 			goto out;
 	} else {
-		net_acme_http01_set(token, keyauth);
+		if (net_acme_http01_set(token, keyauth, run->err,
+		    sizeof(run->err)) < 0)
+			goto out;
 	}
 	log_info(NULL, "acme.challenge name=%s type=%s", name, want);
 	/* §7.5.1: an empty object says we are ready. */
@@ -706,6 +720,14 @@ order_do(struct acme_run *run, char **names, size_t nnames)
 	resp_deinit(&r);
 	if (order == NULL)
 		goto out;
+	/* §7.1.3: one authorization per identifier of the order; more
+	 * would be a CA keeping us polling. */
+	if (json_array_size(json_object_get(order, "authorizations")) >
+	    nnames) {
+		snprintf(run->err, sizeof(run->err), "%s: more authorizations "
+		    "than names ordered", order_url);
+		goto out;
+	}
 	json_array_foreach(json_object_get(order, "authorizations"), i, v) {
 		const char *url = json_string_value(v);
 
@@ -714,7 +736,7 @@ order_do(struct acme_run *run, char **names, size_t nnames)
 			    "authorization list", order_url);
 			goto out;
 		}
-		if (authz_do(run, url) < 0)
+		if (authz_do(run, url, names, nnames) < 0)
 			goto out;
 	}
 	/* §7.4: finalize only once the order is "ready" (every
@@ -772,6 +794,19 @@ order_do(struct acme_run *run, char **names, size_t nnames)
 		    "does not cover the names ordered", cert_url);
 		goto out;
 	}
+	/* A certificate already due for renewal (expired, or nearly so)
+	 * would replace a good one and have us order again at once, every
+	 * second, without the failures' backoff. */
+	if (nb + (na - nb) * 2 / 3 <= (int64_t)time(NULL)) {
+		snprintf(run->err, sizeof(run->err), "%s: the certificate is "
+		    "expired or due for renewal already", cert_url);
+		goto out;
+	}
+	/* Nothing is written before the chain is known to serve with our
+	 * key and to name only what we ordered. */
+	if (net_acme_cert_check(r.body, r.len, key, (const char *const *)names,
+	    nnames, run->err, sizeof(run->err)) < 0)
+		goto out;
 	if (net_acme_key_save(key, a->cert_key_path, run->err,
 	    sizeof(run->err)) < 0 ||
 	    file_write(a->cert_path, r.body, r.len, run->err,

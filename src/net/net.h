@@ -246,6 +246,10 @@ int net_key_sign(const struct net_key *k, const void *data, size_t len,
 
 /* ACME (RFC 8555): what src/acme needs of OpenSSL (tls_acme.c). */
 
+/* Names one certificate may hold (Let's Encrypt takes at most 100), and so
+ * the challenges that may be pending at once: one per name. */
+#define NET_ACME_NAMES_MAX 100
+
 /* An ECDSA P-256 key: the ACME account's, or a certificate's. */
 struct net_acme_key;
 /* Reads the PEM key at path; when it does not exist and is_create, makes
@@ -275,6 +279,12 @@ char *net_acme_csr(const struct net_acme_key *k, const char *const *names,
  * or -1 (no certificate). */
 int net_acme_cert_info(const char *pem, size_t len, int64_t *not_before_out,
     int64_t *not_after_out, const char *const *names, size_t nnames);
+/* Whether the chain the CA sent may be served with k: its first
+ * certificate holds k's public key and names nothing (no DNS name, no
+ * address) but some of names. Returns 0, or -1 with err set. */
+int net_acme_cert_check(const char *pem, size_t len,
+    const struct net_acme_key *k, const char *const *names, size_t nnames,
+    char *err, size_t errlen);
 /* Serves the chain at cert_path with the key at key_path on every TLS
  * listener from the next handshake on (the default certificate, and the
  * one for every name it covers); handshakes under way keep the old one.
@@ -282,8 +292,10 @@ int net_acme_cert_info(const char *pem, size_t len, int64_t *not_before_out,
 int net_acme_cert_install(const char *cert_path, const char *key_path,
     char *err, size_t errlen);
 /* HTTP-01 (RFC 8555 §8.3): the key authorization to serve at
- * /.well-known/acme-challenge/token. */
-void net_acme_http01_set(const char *token, const char *keyauth);
+ * /.well-known/acme-challenge/token. Returns 0, or -1 with err set when
+ * NET_ACME_NAMES_MAX challenges are pending already. */
+int net_acme_http01_set(const char *token, const char *keyauth, char *err,
+    size_t errlen);
 /* The key authorization for token (caller frees), or NULL. */
 char *net_acme_http01_get(const char *token);
 /* TLS-ALPN-01 (RFC 8737): a handshake for name offering "acme-tls/1" is

@@ -14,7 +14,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -34,7 +36,8 @@
 #include "lib/util.h"
 
 #define ACME_TLS_ALPN "acme-tls/1"
-#define ACME_MAX_CHALLENGES 64
+/* One challenge per name of the certificate being ordered. */
+#define ACME_MAX_CHALLENGES NET_ACME_NAMES_MAX
 
 struct net_acme_key {
 	EVP_PKEY *pkey;
@@ -386,6 +389,71 @@ net_acme_cert_info(const char *pem, size_t len, int64_t *not_before_out,
 }
 
 int
+net_acme_cert_check(const char *pem, size_t len,
+    const struct net_acme_key *k, const char *const *names, size_t nnames,
+    char *err, size_t errlen)
+{
+	BIO *b;
+	X509 *x;
+	GENERAL_NAMES *gens;
+	int rc = 0;
+
+	if (len > INT_MAX || (b = BIO_new_mem_buf(pem, (int)len)) == NULL) {
+		snprintf(err, errlen, "the chain is not PEM");
+		return -1;
+	}
+	x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	BIO_free(b);
+	if (x == NULL) {
+		ERR_clear_error();
+		snprintf(err, errlen, "the chain holds no certificate");
+		return -1;
+	}
+	/* The CSR carried our public key; a certificate for another key
+	 * could never be served (and would replace a working pair on disk
+	 * with a broken one). */
+	if (X509_check_private_key(x, k->pkey) != 1) {
+		ERR_clear_error();
+		snprintf(err, errlen, "the certificate is not for the key of "
+		    "the CSR");
+		X509_free(x);
+		return -1;
+	}
+	/* RFC 8555 §7.4: the certificate is for the identifiers of the
+	 * order; a name we did not ask for would make this certificate win
+	 * SNI (tls.c) over one configured for that name. */
+	gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+	for (int i = 0; rc == 0 && i < sk_GENERAL_NAME_num(gens); i++) {
+		const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+		const unsigned char *d;
+		int dlen;
+		bool is_ours = false;
+
+		if (g->type != GEN_DNS) {
+			snprintf(err, errlen, "the certificate names a "
+			    "non-DNS subject alternative name");
+			rc = -1;
+			break;
+		}
+		d = ASN1_STRING_get0_data(g->d.dNSName);
+		dlen = ASN1_STRING_length(g->d.dNSName);
+		for (size_t j = 0; j < nnames && !is_ours; j++)
+			is_ours = strlen(names[j]) == (size_t)dlen &&
+			    strncasecmp(names[j], (const char *)d,
+			    (size_t)dlen) == 0;
+		if (!is_ours) {
+			snprintf(err, errlen, "the certificate names %.*s, "
+			    "which was not ordered", dlen > 255 ? 255 : dlen,
+			    (const char *)d);
+			rc = -1;
+		}
+	}
+	GENERAL_NAMES_free(gens);
+	X509_free(x);
+	return rc;
+}
+
+int
 net_acme_cert_install(const char *cert_path, const char *key_path,
     char *err, size_t errlen)
 {
@@ -448,16 +516,23 @@ tls_acme_ctx_get(const char *name)
 	return ctx;
 }
 
-void
-net_acme_http01_set(const char *token, const char *keyauth)
+int
+net_acme_http01_set(const char *token, const char *keyauth, char *err,
+    size_t errlen)
 {
+	int rc = -1;
+
 	pthread_mutex_lock(&acme_mu);
 	if (nhttp01 < ACME_MAX_CHALLENGES) {
 		http01s[nhttp01].token = xstrdup(token);
 		http01s[nhttp01].keyauth = xstrdup(keyauth);
 		nhttp01++;
+		rc = 0;
 	}
 	pthread_mutex_unlock(&acme_mu);
+	if (rc < 0)
+		snprintf(err, errlen, "too many HTTP-01 challenges at once");
+	return rc;
 }
 
 char *
