@@ -224,15 +224,32 @@ imap_cmd_select(struct imap_session *s, const struct imap_cmd *cmd)
 	struct imap_view *v;
 	enum store_err err;
 	char *name;
+	const char *str;
+	size_t len;
 	bool had_view = s->view != NULL;
 	size_t first_unseen = 0;
 	char id[AUTH_OBJECT_ID_LEN];
 	int rc;
 
 	if (cmd->nargs < 1 || cmd->nargs > 2 ||
-	    (name = imap_mailbox_arg(s, &cmd->args[0])) == NULL) {
+	    !imap_arg_astring(&cmd->args[0], &str, &len) || len == 0) {
 		imap_done(s, "BAD", "Syntax: %s mailbox [(parameters)]",
 		    cmd->name);
+		return;
+	}
+	if ((name = imap_mailbox_arg(s, &cmd->args[0])) == NULL) {
+		/* A well-formed astring that is no mailbox name (not
+		 * modified UTF-7, RFC 3501 §5.1.3, or too long): a failed
+		 * SELECT, which leaves no mailbox selected (RFC 9051
+		 * §6.3.2); NO as Dovecot answers (imaptest's atoms). */
+		s->state = IMAP_STATE_AUTH;
+		imap_view_close(s);
+		if (had_view)
+			imap_printf(s, "* OK [CLOSED] Previous mailbox "
+			    "closed\r\n");
+		imap_done(s, "NO", "[NONEXISTENT] No mailbox has that name: "
+		    "it is not valid %s", s->is_utf8 ? "UTF-8" :
+		    "modified UTF-7");
 		return;
 	}
 	if (cmd->nargs == 2 && select_params(s, &cmd->args[1], &q) < 0) {

@@ -187,3 +187,26 @@ def test_list_pattern_that_is_not_mutf7_lists_nothing(srv, user):
     assert r.untagged == [b'* LIST (\\HasNoChildren) "/" "INBOX"\r\n'], \
         r.untagged
     c.logout()
+
+
+# --- atoms: SELECT of a name that is not modified UTF-7 is a failed SELECT -
+
+
+def test_select_of_a_name_that_is_not_mutf7_fails_with_no(srv, user):
+    c = login(srv, *user)
+    c.select("INBOX")
+    # Well-formed (every character an ATOM-CHAR), but "&'" is no
+    # modified UTF-7: NO, and the failed SELECT leaves no mailbox
+    # selected (RFC 9051 §6.3.2).
+    r = c.command("SELECT !#$&'+,-.0123456789:;<=>?@^_`|[}")
+    assert r.untagged == [b"* OK [CLOSED] Previous mailbox closed\r\n"], \
+        r.untagged
+    assert r.tagged.endswith(b" NO [NONEXISTENT] No mailbox has that "
+                             b"name: it is not valid modified UTF-7\r\n"), \
+        r.tagged
+    assert c.command("FETCH 1 FLAGS").status == "BAD"
+    # A name that is not an astring is still BAD.
+    assert c.command("EXAMINE a%b").status == "BAD"
+    r = c.command("EXAMINE &Jjo!")
+    assert r.status == "NO" and r.untagged == [], (r.untagged, r.tagged)
+    c.logout()
