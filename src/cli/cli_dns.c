@@ -746,6 +746,21 @@ rec_check(struct queue_lookup *lk, struct dns_plan *p, struct dns_rec *r,
 			text = mark == CLI_MARK_OK ? "published." : is_mtasts ?
 			    "not one record with an id=." :
 			    "not one record with a rua=.";
+			if (mark == CLI_MARK_OK && is_mtasts) {
+				char *want = tag_value(r->value, "id");
+
+				/* RFC 8461 §3.1: senders fetch the policy
+				 * again only when the id changes. */
+				if (want != NULL && strcmp(v, want) != 0) {
+					mark = CLI_MARK_WARN;
+					text = "published with another id than "
+					    "the policy served now has: senders "
+					    "keep the policy they cached until "
+					    "its max_age ends; publish the new "
+					    "id.";
+				}
+				free(want);
+			}
 		}
 		break;
 	}

@@ -284,3 +284,19 @@ def test_dns_check_json(site):
     r = run_admin(site["good"], "dns", "check", "good.test", "--ip",
                   GOOD_IP, "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["ok"] is True
+
+
+def test_dns_check_warns_of_an_mta_sts_id_the_policy_left_behind(site):
+    """The policy changed ([mta-sts] mode = enforce) after the record
+    was published: the id no longer matches (RFC 8461 §3.1)."""
+    conf = site["dir"] / "enforce.conf"
+    conf.write_text(site["good"].read_text() + "\n[mta-sts]\nmode = enforce\n")
+    r, lines = check_lines(conf, "good.test", GOOD_IP)
+    mark, published, text = lines[("MTA-STS", "_mta-sts.good.test.")]
+    assert mark == "\u26a0", (mark, text)
+    assert "another id" in text
+    new_id = [x["value"] for x in dns_json(conf, "good.test", "--ip",
+                                            GOOD_IP)["records"]
+              if x["name"] == "_mta-sts.good.test."][0]
+    assert new_id not in published and new_id.split("id=")[1] in r.stdout
+    assert r.returncode == 0        # recommended, not required
