@@ -16,6 +16,7 @@
  */
 #include "imap/imap_int.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,8 +24,13 @@
 #include "lib/util.h"
 #include "net/net.h"
 
+/* Output queued for the client beyond which notifications stop (RFC 5465
+ * §5.8): a client that does not read must not make us hold its news. */
+#define NOTIFY_OUTPUT_MAX (16 * NET_DRAIN_LOW)
+
 struct imap_notify {
 	struct imap_notify_spec spec;
+	uint64_t origin;	/* store_origin_set() of this session */
 	struct store_account_watch *watch;	/* NULL for NOTIFY NONE */
 	bool is_pending;	/* the watch has events for us */
 	unsigned status_new;	/* STATUS items for new or expunged */
@@ -230,6 +236,9 @@ event_write(struct flush_ctx *f, struct imap_notify *n,
 {
 	struct imap_session *s = f->s;
 
+	/* RFC 5465 §5: not what this session did itself. */
+	if (e->origin != 0 && e->origin == n->origin)
+		return;
 	if (e->kind & STORE_EVENT_MESSAGE) {
 		const struct store_mailbox *mb = box_by_id(f, e->mailbox);
 		unsigned want;
@@ -291,6 +300,23 @@ imap_notify_end(struct imap_session *s)
 	notify_free(&s->notify);
 }
 
+uint64_t
+imap_notify_origin(const struct imap_session *s)
+{
+	return s->notify != NULL ? s->notify->origin : 0;
+}
+
+/* RFC 5465 §5.8: say so and behave as after NOTIFY NONE. */
+static void
+overflow(struct imap_session *s, struct imap_notify *n)
+{
+	imap_printf(s, "* OK [NOTIFICATIONOVERFLOW] Too many changes at "
+	    "once; notifications are off\r\n");
+	n->spec.is_none = true;
+	n->is_pending = false;
+	store_account_watch_free(&n->watch);
+}
+
 void
 imap_notify_flush(struct imap_session *s)
 {
@@ -303,12 +329,10 @@ imap_notify_flush(struct imap_session *s)
 	if (n == NULL || !n->is_pending || is_net_conn_closing(s->conn))
 		return;
 	n->is_pending = false;
-	if (!store_account_watch_take(n->watch, &events, &nevents)) {
-		/* RFC 5465 §5.8: say so and behave as after NOTIFY NONE. */
-		imap_printf(s, "* OK [NOTIFICATIONOVERFLOW] Too many "
-		    "changes at once; notifications are off\r\n");
-		n->spec.is_none = true;
-		store_account_watch_free(&n->watch);
+	if (net_conn_pending(s->conn) > NOTIFY_OUTPUT_MAX ||
+	    !store_account_watch_take(n->watch, &events, &nevents)) {
+		store_events_free(&events, nevents);
+		overflow(s, n);
 		return;
 	}
 	if (nevents == 0)
@@ -477,6 +501,7 @@ imap_cmd_notify(struct imap_session *s, const struct imap_cmd *cmd)
 	static const char *const flag_items[] = {
 		"UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ",
 	};
+	static atomic_uint_fast64_t origins;
 	struct imap_notify *n = xcalloc(1, sizeof(*n));
 	const char *error;
 	enum imap_notify_rc rc;
@@ -493,6 +518,7 @@ imap_cmd_notify(struct imap_session *s, const struct imap_cmd *cmd)
 	n->status_new = status_bits(new_items, ARRAY_LEN(new_items) -
 	    (s->is_condstore ? 0 : 1));
 	n->status_flags = status_bits(flag_items, ARRAY_LEN(flag_items));
+	n->origin = atomic_fetch_add(&origins, 1) + 1;
 	/* NOTIFY SET replaces what was set; NOTIFY NONE keeps a spec that
 	 * says no (IDLE then sends nothing either, §4). */
 	notify_free(&s->notify);

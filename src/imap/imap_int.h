@@ -533,6 +533,9 @@ bool imap_notify_selected_now(struct imap_session *s,
 /* After EXISTS for view->msgs[first..]: the FETCH items NOTIFY's
  * MessageNew asked for (RFC 5465 §5.2). */
 void imap_notify_messages_new(struct imap_session *s, size_t first);
+/* The origin the store gives this session's changes (store_origin_set),
+ * so that NOTIFY leaves them out; 0 before NOTIFY. */
+uint64_t imap_notify_origin(const struct imap_session *s);
 /* Drops NOTIFY's state (the connection closes). */
 void imap_notify_end(struct imap_session *s);
 

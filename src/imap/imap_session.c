@@ -867,7 +867,10 @@ dispatch(struct imap_session *s)
 		imap_done(s, "BAD", "%s takes no arguments", def->name);
 		return;
 	}
+	/* RFC 5465 §5: what the command changes is marked as ours. */
+	store_origin_set(imap_notify_origin(s));
 	def->run(s, s->cmd);
+	store_origin_set(0);
 }
 
 /* Returns false when the session stops reading this buffer. */

@@ -302,11 +302,26 @@ store_change_result_deinit(struct store_change_result *r)
 
 /* ---- Requests through the writer ------------------------------------ */
 
+static _Thread_local uint64_t origin_current;
+
+void
+store_origin_set(uint64_t origin)
+{
+	origin_current = origin;
+}
+
+uint64_t
+store_origin_current(void)
+{
+	return origin_current;
+}
+
 static void
 req_init(struct store_req *req, enum store_req_kind kind)
 {
 	memset(req, 0, sizeof(*req));
 	req->kind = kind;
+	req->origin = origin_current;
 }
 
 /* Runs req on the writer and waits; frees what the request collected. */
@@ -363,6 +378,7 @@ store_req_event(struct store_req *req, int64_t account, int64_t mailbox,
 	e = &req->events[req->nevents++];
 	e->account = account;
 	e->ev.kind = kind;
+	e->ev.origin = req->origin;
 	e->ev.mailbox = mailbox;
 	e->ev.name = name != NULL ? xstrdup(name) : NULL;
 	e->ev.old_name = old_name != NULL ? xstrdup(old_name) : NULL;

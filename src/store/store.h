@@ -740,10 +740,18 @@ enum store_event_kind {
 
 struct store_event {
 	unsigned kind;		/* enum store_event_kind bits */
+	uint64_t origin;	/* store_origin_set() of the thread that
+				 * submitted it; 0: unknown, or merged
+				 * from several */
 	int64_t mailbox;	/* message events; else 0 */
 	char *name;		/* name events; else NULL */
 	char *old_name;		/* STORE_EVENT_RENAME; else NULL */
 };
+
+/* Marks what this thread submits from now on as coming from origin (0:
+ * nobody in particular), until the next call; the events carry it, so
+ * that a session can leave out its own changes (RFC 5465 §5). */
+void store_origin_set(uint64_t origin);
 
 /* Pending events a watch keeps before it gives up (overflow). */
 #define STORE_ACCOUNT_WATCH_EVENTS_MAX 512

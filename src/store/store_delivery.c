@@ -479,6 +479,7 @@ delivery_req_new(struct store_delivery *head)
 	bool is_failed = false, is_no_space = false;
 
 	req->kind = STORE_REQ_DELIVERY;
+	req->origin = store_origin_current();
 	req->d = head;
 	/* The queued recipients share the last result of their delivery;
 	 * a chain has one result per recipient of each delivery. */

@@ -263,6 +263,7 @@ struct store_req {
 	int64_t *touched;
 	size_t ntouched, touched_cap;
 	/* What it did, for the account watches (NOTIFY). */
+	uint64_t origin;	/* store_origin_set() at submission */
 	struct store_req_event *events;
 	size_t nevents, events_cap;
 };
@@ -281,6 +282,8 @@ void store_req_touch(struct store_req *req, int64_t mailbox);
  * and old_name (may be NULL). */
 void store_req_event(struct store_req *req, int64_t account,
     int64_t mailbox, unsigned kind, const char *name, const char *old_name);
+/* What store_origin_set() last said on this thread. */
+uint64_t store_origin_current(void);
 /* Forgets the events (an attempt that is rolled back), freeing them. */
 void store_req_events_clear(struct store_req *req);
 

@@ -280,6 +280,8 @@ account_watch_add(struct store_account_watch *w, const struct store_event *e)
 			if ((w->events[i].kind & STORE_EVENT_MESSAGE) &&
 			    w->events[i].mailbox == e->mailbox) {
 				w->events[i].kind |= e->kind;
+				if (w->events[i].origin != e->origin)
+					w->events[i].origin = 0;
 				return;
 			}
 		}
@@ -297,6 +299,7 @@ account_watch_add(struct store_account_watch *w, const struct store_event *e)
 	}
 	d = &w->events[w->nevents++];
 	d->kind = e->kind;
+	d->origin = e->origin;
 	d->mailbox = e->mailbox;
 	d->name = e->name != NULL ? xstrdup(e->name) : NULL;
 	d->old_name = e->old_name != NULL ? xstrdup(e->old_name) : NULL;

@@ -463,3 +463,23 @@ def test_other_accounts_are_not_seen(srv, user):
     quiet(watcher, 1.0)
     w2.logout()
     watcher.logout()
+
+
+def test_own_changes_are_left_out(srv, user):
+    """RFC 5465 §5: the server SHOULD NOT tell a client of what it did
+    itself; another session's change to the same mailbox is told."""
+    c = login(srv, *user)
+    c.ok("NOTIFY SET (personal (MessageNew MessageExpunge FlagChange "
+         "MailboxName SubscriptionChange))")
+    for r in (c.ok("CREATE Mine"), append(c, "Mine"),
+              c.ok("SUBSCRIBE Mine"), c.ok("RENAME Mine Ours")):
+        assert r.lines(b"STATUS") == [] and r.lines(b"LIST") == [], \
+            r.untagged
+    quiet(c)
+    other = login(srv, *user)
+    append(other, "Ours")
+    _, m = wait_line(c, rb"^\* STATUS .*\r\n$")
+    name, items = status_of(m.group(0))
+    assert name == "Ours" and items["MESSAGES"] == 2
+    other.logout()
+    c.logout()

@@ -433,6 +433,168 @@ test_store_watch_free_cancels_a_scheduled_callback(void **state)
 	pthread_mutex_destroy(&s.lock);
 }
 
+/* ---- Account watches (NOTIFY) ---------------------------------------- */
+
+struct account_seen {
+	struct store_account_watch *w;
+	int calls;
+	struct store_event *events;
+	size_t n;
+	bool is_ok;
+};
+
+static void
+on_account_watch(void *arg)
+{
+	struct account_seen *a = arg;
+
+	a->calls++;
+	store_events_free(&a->events, a->n);
+	a->is_ok = store_account_watch_take(a->w, &a->events, &a->n);
+}
+
+static void
+assert_event(const struct store_event *e, unsigned kind, int64_t mailbox,
+    const char *name, const char *old_name)
+{
+	assert_int_equal(e->kind, kind);
+	assert_int_equal(e->mailbox, mailbox);
+	if (name == NULL)
+		assert_null(e->name);
+	else
+		assert_string_equal(e->name, name);
+	if (old_name == NULL)
+		assert_null(e->old_name);
+	else
+		assert_string_equal(e->old_name, old_name);
+}
+
+static void
+test_store_account_watch_tells_what_each_commit_did(void **state)
+{
+	struct fx *fx = *state;
+	struct account_seen a = { 0 }, b = { 0 };
+	struct store_account bob = {
+		.address = "bob@example.org",
+		.is_enabled = true,
+		.imap = STORE_SWITCH_DEFAULT,
+		.pop3 = STORE_SWITCH_DEFAULT,
+		.submission = STORE_SWITCH_DEFAULT,
+	};
+	enum store_err err;
+	uint32_t uid;
+
+	assert_int_equal(store_account_add(fx->st, &bob, &err), 0);
+	a.w = store_account_watch_new(fx->st, fx->alice, fx->base,
+	    on_account_watch, &a);
+	b.w = store_account_watch_new(fx->st, bob.id, fx->base,
+	    on_account_watch, &b);
+	/* Two deliveries before the loop runs: one call, one merged
+	 * entry for the mailbox. */
+	uid = deliver_sync(fx, NULL);
+	deliver_sync(fx, NULL);
+	assert_int_equal(a.calls, 0);
+	assert_int_equal(event_base_loop(fx->base, EVLOOP_NONBLOCK), 0);
+	assert_int_equal(a.calls, 1);
+	assert_true(a.is_ok);
+	assert_int_equal(a.n, 1);
+	assert_event(&a.events[0], STORE_EVENT_NEW, fx->inbox, NULL, NULL);
+	/* Names, in commit order; a flag change merges with nothing
+	 * else; a failed request tells nothing. */
+	assert_int_equal(store_mailbox_create(fx->st, fx->alice, "Work",
+	    STORE_SPECIAL_NONE, &err), 0);
+	assert_int_equal(store_mailbox_create(fx->st, fx->alice, "Work/Sub",
+	    STORE_SPECIAL_NONE, &err), 0);
+	assert_int_equal(store_mailbox_create(fx->st, fx->alice, "Sent",
+	    STORE_SPECIAL_NONE, &err), -1);
+	assert_int_equal(store_mailbox_rename(fx->st, fx->alice, "Work",
+	    "Play", &err), 0);
+	assert_int_equal(store_mailbox_subscribe(fx->st, fx->alice, "Play",
+	    true, &err), 0);
+	assert_int_equal(store_mailbox_delete(fx->st, fx->alice, "Play/Sub",
+	    &err), 0);
+	{
+		struct store_change c = {
+			.mailbox = fx->inbox, .uids = &uid, .nuids = 1,
+			.kind = STORE_CHANGE_FLAGS, .mode = STORE_FLAGS_ADD,
+			.flags = STORE_FLAG_SEEN,
+		};
+		struct store_change_result r;
+
+		assert_int_equal(store_change_commit(fx->st, &c, &r), 0);
+		store_change_result_deinit(&r);
+		c.kind = STORE_CHANGE_EXPUNGE;
+		assert_int_equal(store_change_commit(fx->st, &c, &r), 0);
+		store_change_result_deinit(&r);
+	}
+	assert_int_equal(event_base_loop(fx->base, EVLOOP_NONBLOCK), 0);
+	assert_int_equal(a.calls, 2);
+	assert_true(a.is_ok);
+	assert_int_equal(a.n, 7);
+	assert_event(&a.events[0], STORE_EVENT_CREATE, 0, "Work", NULL);
+	assert_event(&a.events[1], STORE_EVENT_CREATE, 0, "Work/Sub", NULL);
+	assert_event(&a.events[2], STORE_EVENT_RENAME, 0, "Play", "Work");
+	assert_event(&a.events[3], STORE_EVENT_RENAME, 0, "Play/Sub",
+	    "Work/Sub");
+	assert_event(&a.events[4], STORE_EVENT_SUBSCRIBE, 0, "Play", NULL);
+	assert_event(&a.events[5], STORE_EVENT_DELETE, 0, "Play/Sub", NULL);
+	assert_event(&a.events[6], STORE_EVENT_FLAGS | STORE_EVENT_EXPUNGE,
+	    fx->inbox, NULL, NULL);
+	/* Bob's watch heard nothing of Alice. */
+	assert_int_equal(b.calls, 0);
+	store_account_watch_free(&a.w);
+	store_account_watch_free(&b.w);
+	assert_null(a.w);
+	store_events_free(&a.events, a.n);
+}
+
+static void
+test_store_account_watch_overflows_and_recovers(void **state)
+{
+	struct fx *fx = *state;
+	struct account_seen a = { 0 };
+	enum store_err err;
+
+	a.w = store_account_watch_new(fx->st, fx->alice, fx->base,
+	    on_account_watch, &a);
+	/* Subscriptions never merge: one entry each. */
+	for (int i = 0; i <= STORE_ACCOUNT_WATCH_EVENTS_MAX / 2; i++) {
+		assert_int_equal(store_mailbox_subscribe(fx->st, fx->alice,
+		    "Sent", true, &err), 0);
+		assert_int_equal(store_mailbox_subscribe(fx->st, fx->alice,
+		    "Sent", false, &err), 0);
+	}
+	assert_int_equal(event_base_loop(fx->base, EVLOOP_NONBLOCK), 0);
+	assert_int_equal(a.calls, 1);
+	assert_false(a.is_ok);
+	assert_int_equal(a.n, 0);
+	assert_null(a.events);
+	/* The next commit starts afresh. */
+	deliver_sync(fx, NULL);
+	assert_int_equal(event_base_loop(fx->base, EVLOOP_NONBLOCK), 0);
+	assert_int_equal(a.calls, 2);
+	assert_true(a.is_ok);
+	assert_int_equal(a.n, 1);
+	store_account_watch_free(&a.w);
+	store_events_free(&a.events, a.n);
+}
+
+static void
+test_store_account_watch_free_cancels_a_scheduled_callback(void **state)
+{
+	struct fx *fx = *state;
+	struct account_seen a = { 0 };
+
+	a.w = store_account_watch_new(fx->st, fx->alice, fx->base,
+	    on_account_watch, &a);
+	deliver_sync(fx, NULL);
+	/* Scheduled with events pending; freeing wins and frees them. */
+	store_account_watch_free(&a.w);
+	event_base_loop(fx->base, EVLOOP_NONBLOCK);
+	assert_int_equal(a.calls, 0);
+	store_account_watch_free(&a.w);
+}
+
 struct loop_thread {
 	struct event_base *base;
 	struct event *keepalive;
@@ -710,6 +872,9 @@ main(void)
 		T(test_store_watch_fires_after_commit_for_its_mailbox_only),
 		T(test_store_watch_free_cancels_a_scheduled_callback),
 		T(test_store_watch_fires_on_another_threads_loop),
+		T(test_store_account_watch_tells_what_each_commit_did),
+		T(test_store_account_watch_overflows_and_recovers),
+		T(test_store_account_watch_free_cancels_a_scheduled_callback),
 		T(test_store_eight_threads_delivering_and_flagging),
 #undef T
 	};
