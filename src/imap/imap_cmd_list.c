@@ -127,7 +127,7 @@ struct listing {
 	size_t nboxes;
 	/* boxes[nown..] are other users' mailboxes (imap_acl.c), with the
 	 * user's rights in rights[i - nown]. */
-	size_t nown;
+	size_t nown, nshared;
 	const uint32_t *rights;
 	struct list_entry *entries;
 	size_t n, cap;
@@ -271,7 +271,8 @@ entry_write(struct listing *l, const struct list_entry *e)
 	/* Another user's mailbox shows its status only with "r" (RFC 4314
 	 * §4, STATUS). */
 	if (l->o.status != 0 && mb != NULL && mb->id != 0 &&
-	    (mb < l->boxes + l->nown || (l->rights[mb - l->boxes - l->nown] &
+	    (mb < l->boxes + l->nown || mb >= l->boxes + l->nown +
+	    l->nshared || (l->rights[mb - l->boxes - l->nown] &
 	    STORE_ACL_READ)))
 		imap_status_write(s, mb, l->o.status);
 }
@@ -431,11 +432,17 @@ boxes_with_subscriptions(struct listing *l, const struct store_mailbox *boxes,
 	memcpy(all, boxes, nboxes * sizeof(*all));
 	for (size_t i = 0; i < nsubs; i++) {
 		const char *name = (*subs_out)[i];
+		const struct store_mailbox *mb;
 
 		l->boxes = boxes;
 		l->nboxes = nboxes;
-		if (mailbox_find(l, name, strlen(name)) != NULL)
+		mb = mailbox_find(l, name, strlen(name));
+		if (mb != NULL) {
+			/* Another user's mailbox keeps its subscription in
+			 * this account. */
+			all[mb - boxes].is_subscribed = true;
 			continue;
+		}
 		all[n++] = (struct store_mailbox){
 			.name = (char *)name,
 			.is_subscribed = true,
@@ -495,7 +502,8 @@ imap_cmd_list(struct imap_session *s, const struct imap_cmd *cmd)
 {
 	struct listing l = { .s = s };
 	struct store_mailbox *boxes = NULL, *all;
-	size_t nboxes = 0, nall, nshared;
+	struct store_mailbox *own;
+	size_t nboxes = 0, nall, nshared, nown;
 	struct store_acl_shared *shared;
 	uint32_t *rights;
 	char **subs = NULL;
@@ -525,9 +533,16 @@ imap_cmd_list(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_done_store_err(s, err);
 		return;
 	}
-	all = boxes_with_subscriptions(&l, boxes, nboxes, &nall, &subs);
-	l.nown = nall;
-	all = boxes_with_shared(s, all, &nall, &shared, &nshared, &rights);
+	/* Other users' mailboxes come before the subscriptions, so that a
+	 * subscribed one is found as the mailbox it is. */
+	own = xcalloc(nboxes + 1, sizeof(*own));
+	memcpy(own, boxes, nboxes * sizeof(*own));
+	nown = nboxes;
+	own = boxes_with_shared(s, own, &nown, &shared, &nshared, &rights);
+	all = boxes_with_subscriptions(&l, own, nown, &nall, &subs);
+	free(own);
+	l.nown = nboxes;
+	l.nshared = nshared;
 	l.rights = rights;
 	l.boxes = all;
 	l.nboxes = nall;

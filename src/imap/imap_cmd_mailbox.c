@@ -618,6 +618,22 @@ imap_cmd_subscribe(struct imap_session *s, const struct imap_cmd *cmd)
 	op.kind = is_on ? STORE_MAILBOX_SUBSCRIBE : STORE_MAILBOX_UNSUBSCRIBE;
 	op.account = s->id.account;
 	op.name = name;
+	if (is_on && is_imap_acl_other_name(name)) {
+		struct imap_box b;
+		enum store_err err;
+		int rc;
+
+		/* Another user's mailbox: subscribed under the user's name
+		 * for it, if the user may look it up. */
+		rc = imap_box_get(s, name, STORE_ACL_LOOKUP, &b, &err);
+		imap_box_deinit(&b);
+		if (rc != IMAP_BOX_OK) {
+			free(name);
+			imap_done_box_err(s, rc, err);
+			return;
+		}
+		op.kind = STORE_MAILBOX_SUBSCRIBE_NAME;
+	}
 	mailbox_submit(s, &op);
 	free(name);
 }

@@ -848,6 +848,7 @@ store_mailbox_submit(struct store *st, const struct store_mailbox_op *op,
 		[STORE_MAILBOX_DELETE] = STORE_REQ_MAILBOX_DELETE,
 		[STORE_MAILBOX_SUBSCRIBE] = STORE_REQ_MAILBOX_SUBSCRIBE,
 		[STORE_MAILBOX_UNSUBSCRIBE] = STORE_REQ_MAILBOX_SUBSCRIBE,
+		[STORE_MAILBOX_SUBSCRIBE_NAME] = STORE_REQ_MAILBOX_SUBSCRIBE,
 	};
 	struct store_req *req = xmalloc(sizeof(*req));
 	enum store_err err;
@@ -857,7 +858,9 @@ store_mailbox_submit(struct store *st, const struct store_mailbox_op *op,
 	req_init(req, kinds[op->kind]);
 	req->account = op->account;
 	req->special = op->special;
-	req->is_on = op->kind == STORE_MAILBOX_SUBSCRIBE;
+	req->is_on = op->kind == STORE_MAILBOX_SUBSCRIBE ||
+	    op->kind == STORE_MAILBOX_SUBSCRIBE_NAME;
+	req->is_name_only = op->kind == STORE_MAILBOX_SUBSCRIBE_NAME;
 	if ((int)op->special < STORE_SPECIAL_NONE ||
 	    op->special > STORE_SPECIAL_FLAGGED)
 		req->err = STORE_INVALID;

@@ -287,6 +287,9 @@ struct store_mailbox_op {
 		STORE_MAILBOX_DELETE,	/* name */
 		STORE_MAILBOX_SUBSCRIBE,	/* name */
 		STORE_MAILBOX_UNSUBSCRIBE,	/* name */
+		/* name, which is not one of the account's mailboxes:
+		 * another user's the caller may look up (RFC 4314) */
+		STORE_MAILBOX_SUBSCRIBE_NAME,
 	} kind;
 	int64_t account;
 	const char *name;

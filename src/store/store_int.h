@@ -238,6 +238,7 @@ struct store_req {
 	uint32_t protocols;
 	enum store_special special;
 	bool is_on;
+	bool is_name_only;	/* MAILBOX_SUBSCRIBE: no mailbox needed */
 	const struct store_account *account_in;
 	struct store_delivery *d;
 	struct store_change change;

@@ -834,7 +834,7 @@ mailbox_subscribe(struct batch *b, struct store_req *req)
 
 	if (found < 0)
 		return STORE_TEMP;
-	if (req->is_on && found == 0)
+	if (req->is_on && found == 0 && !req->is_name_only)
 		return STORE_NOT_FOUND;
 	err = subscription_set(b, req->account, req->s1, req->is_on);
 	if (err == STORE_OK && !req->is_on && found == 0 &&

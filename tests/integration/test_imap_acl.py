@@ -442,3 +442,32 @@ def test_deleting_an_account_drops_the_rights_it_had(srv):
     with login(srv, *other) as c:
         r = c.command('SELECT "%s"' % name)
         assert r.tagged.endswith(b" NO [NONEXISTENT] No such mailbox\r\n")
+
+
+def test_subscribing_to_another_users_mailbox(srv):
+    owner, other = new_user(srv), new_user(srv)
+    name = shared(owner[0], "News")
+    with login(srv, *owner) as o, login(srv, *other) as c:
+        o.ok("CREATE News")
+        r = c.command('SUBSCRIBE "%s"' % name)
+        assert r.tagged.endswith(b" NO [NONEXISTENT] No such mailbox\r\n")
+        o.ok('SETACL News "%s" lr' % other[0])
+        c.ok('SUBSCRIBE "%s"' % name)
+        r = c.ok('LSUB "" "%s/*"' % OTHER)
+        assert r.untagged == [b'* LSUB (\\HasNoChildren) "/" "%s"\r\n'
+                              % name.encode()], r.untagged
+        r = c.ok('LIST (SUBSCRIBED) "" "%s/*"' % OTHER)
+        e = parse_list(r.lines(b"LIST")[0])
+        assert e.name == name.encode() and e.has("\\Subscribed"), r.untagged
+        assert len(r.lines(b"LIST")) == 1, r.untagged
+        # The owner's subscriptions are the owner's.
+        r = o.ok('LSUB "" "*"')
+        assert not any(b"News" in l for l in r.untagged), r.untagged
+        o.ok('DELETEACL News "%s"' % other[0])
+        r = c.ok('LIST (SUBSCRIBED) "" "%s/*"' % OTHER)
+        assert r.lines(b"LIST") == [b'* LIST (\\NonExistent \\Subscribed) '
+                                    b'"/" "%s"\r\n' % name.encode()], \
+            r.untagged
+        c.ok('UNSUBSCRIBE "%s"' % name)
+        r = c.ok('LSUB "" "*"')
+        assert not any(b"News" in l for l in r.untagged), r.untagged
