@@ -331,6 +331,52 @@ const char *imap_view_keywords(const struct imap_view *v, size_t i);
 void imap_view_update(struct imap_view *v, size_t i, uint32_t flags,
     const char *keywords, uint64_t modseq);
 
+/* ---- METADATA, RFC 5464 (imap_metadata.c) ---------------------------- */
+
+/* Entries named in one GETMETADATA or SETMETADATA. */
+#define IMAP_METADATA_ENTRIES_MAX 256
+
+/* An entry name as the client sent it, checked (RFC 5464 §3.2: starts
+ * with /private or /shared, no "*", "%", "//" or trailing "/"; printable
+ * ASCII) and lowercased into *norm_out (caller frees). is_set: the name
+ * must be below /private or /shared. Returns 0, or -1 with *error_out. */
+int imap_metadata_name_norm(const char *s, size_t len, bool is_set,
+    char **norm_out, const char **error_out);
+
+enum imap_metadata_depth {
+	IMAP_METADATA_DEPTH_0,
+	IMAP_METADATA_DEPTH_1,
+	IMAP_METADATA_DEPTH_INFINITY,
+};
+
+/* GETMETADATA [(MAXSIZE n DEPTH d)] mailbox entries (RFC 5464 §4.2). */
+struct imap_metadata_get {
+	const struct imap_arg *mailbox;	/* borrowed from the command */
+	bool has_maxsize;
+	uint64_t maxsize;
+	enum imap_metadata_depth depth;
+	char **names;		/* owned, normalized */
+	size_t n;
+};
+
+/* SETMETADATA mailbox (entry value ...) (RFC 5464 §4.3). */
+struct imap_metadata_set {
+	const struct imap_arg *mailbox;	/* borrowed from the command */
+	/* Names owned and normalized; values borrowed from the command,
+	 * NULL for NIL. */
+	struct store_metadata *entries;
+	size_t n;
+};
+
+/* Each returns 0, or -1 with *error_out (the text of a BAD) and nothing
+ * to deinit. */
+int imap_metadata_get_parse(const struct imap_cmd *cmd,
+    struct imap_metadata_get *g, const char **error_out);
+void imap_metadata_get_deinit(struct imap_metadata_get *g);
+int imap_metadata_set_parse(const struct imap_cmd *cmd,
+    struct imap_metadata_set *m, const char **error_out);
+void imap_metadata_set_deinit(struct imap_metadata_set *m);
+
 /* ---- Command handlers ------------------------------------------------- */
 
 typedef void imap_handler(struct imap_session *s, const struct imap_cmd *cmd);
@@ -359,6 +405,8 @@ imap_handler imap_cmd_append, imap_cmd_replace;
 /* imap_acl.c: MYRIGHTS, GETACL, LISTRIGHTS, SETACL, DELETEACL (RFC 4314). */
 imap_handler imap_cmd_myrights, imap_cmd_getacl, imap_cmd_listrights,
     imap_cmd_setacl;
+/* imap_cmd_metadata.c: GETMETADATA, SETMETADATA (RFC 5464). */
+imap_handler imap_cmd_getmetadata, imap_cmd_setmetadata;
 /* imap_cmd_quota.c: GETQUOTA, GETQUOTAROOT, SETQUOTA (RFC 9208). */
 imap_handler imap_cmd_getquota, imap_cmd_getquotaroot, imap_cmd_setquota;
 

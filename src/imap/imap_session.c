@@ -82,6 +82,8 @@ static const struct imap_cmd_def commands[] = {
 	{ "STORE", ST_SELECTED, CMD_UID, imap_cmd_store },
 	{ "COPY", ST_SELECTED, CMD_UID, imap_cmd_copy },
 	{ "MOVE", ST_SELECTED, CMD_UID, imap_cmd_copy },
+	{ "GETMETADATA", ST_LOGGED_IN, 0, imap_cmd_getmetadata },
+	{ "SETMETADATA", ST_LOGGED_IN, 0, imap_cmd_setmetadata },
 	{ "GETQUOTA", ST_LOGGED_IN, 0, imap_cmd_getquota },
 	{ "GETQUOTAROOT", ST_LOGGED_IN, 0, imap_cmd_getquotaroot },
 	{ "SETQUOTA", ST_LOGGED_IN, 0, imap_cmd_setquota },
@@ -331,6 +333,7 @@ write_capabilities(struct imap_session *s)
 	    "ESEARCH SEARCHRES BINARY STATUS=SIZE CONDSTORE QRESYNC "
 	    "UTF8=ACCEPT");
 	imap_printf(s, " QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE");
+	imap_printf(s, " METADATA METADATA-SERVER");
 	/* RFC 4314 §2.1: every right beyond RFC 2086's. */
 	imap_printf(s, " ACL RIGHTS=texk");
 	imap_printf(s, " OBJECTID SAVEDATE PREVIEW MULTIAPPEND REPLACE "

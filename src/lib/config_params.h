@@ -24,6 +24,10 @@
 	    256, 1048576, SIZE)						\
 	X(limits, imap_literal_spool, imap_literal_spool, 1048576, 4096, \
 	    2147483647, SIZE)						\
+	X(limits, imap_metadata_size, imap_metadata_size, 65536, 1024, \
+	    1048576, SIZE)						\
+	X(limits, imap_metadata_entries, imap_metadata_entries, 1000, 1, \
+	    1000000, COUNT)						\
 	X(limits, imap_line_length, imap_line_length, 65536, 8192,	\
 	    1048576, SIZE)						\
 	X(limits, http_header_size, http_header_size, 8192, 1024, 65536, \

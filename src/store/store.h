@@ -996,4 +996,53 @@ int store_snapshot_fd_check(int fd, struct store_snapshot_blob **blobs_out,
 int store_check(struct store *st, bool is_repair,
     void (*report)(void *arg, const char *line), void *arg);
 
+/* ---- Metadata (RFC 5464; store_metadata.c) ---------------------------- */
+
+/* Entries are (account, mailbox, name) -> bytes. mailbox 0 holds the
+ * server's entries. A "/private/..." entry belongs to the account that
+ * wrote it; a "/shared/..." entry of a mailbox to the mailbox's owner,
+ * one of the server to account 0 (written only by the administrator).
+ * Names are stored lowercase (entry names are case-insensitive, RFC 5464
+ * §3.2). Rows go with their mailbox (DELETE) and their account, and follow
+ * the mailbox through RENAME (they name it by id). */
+#define STORE_METADATA_NAME_MAX 1024
+
+struct store_metadata {
+	char *name;
+	char *value;		/* len bytes and a NUL; NULL: delete */
+	size_t len;
+};
+
+/* The entries of mailbox (0: the server) that account sees: its private
+ * ones and the shared ones (of the server: account 0's), by name. The
+ * mailbox's special use is not a row (IMAP shows it as
+ * /private/specialuse). Caller frees with store_metadata_list_free. */
+int store_metadata_list(struct store *st, int64_t account, int64_t mailbox,
+    struct store_metadata **list_out, size_t *n_out,
+    enum store_err *err_out);
+void store_metadata_list_free(struct store_metadata **list, size_t n);
+
+struct store_metadata_op {
+	int64_t account;	/* who writes: 0 for the administrator */
+	int64_t mailbox;	/* 0: the server; else one of account's */
+	const struct store_metadata *entries;	/* copied */
+	size_t n;
+	/* Rows the account may hold in all after the change (RFC 5464
+	 * §4.3 TOOMANY): beyond, STORE_NOT_ALLOWED and nothing changes. */
+	size_t entries_max;
+};
+
+/* Sets or deletes (value NULL) every entry of op in one commit, all or
+ * none (RFC 5464 §4.3). "/private/specialuse" of a mailbox sets its
+ * special use instead: NULL or one name of store_special_name(), else
+ * STORE_INVALID. A mailbox that is gone (or not account's) is
+ * STORE_NOT_FOUND. cb runs on base's thread once durable; returns -1 and
+ * never calls back when the store is closing. */
+int store_metadata_submit(struct store *st,
+    const struct store_metadata_op *op, struct event_base *base,
+    store_mailbox_cb cb, void *arg);
+/* The same, waiting (the administrator's command, tests). */
+int store_metadata_set(struct store *st, const struct store_metadata_op *op,
+    enum store_err *err_out);
+
 #endif

@@ -121,6 +121,11 @@ struct store_backend {
 	    uint64_t *modseq_out, enum store_err *err_out);
 	/* Access control (store.h, RFC 4314); changes go through
 	 * batch_run as STORE_REQ_ACL. */
+	/* Metadata (store.h); changes go through batch_run as
+	 * STORE_REQ_METADATA. */
+	int (*metadata_list)(struct store *st, int64_t account,
+	    int64_t mailbox, struct store_metadata **list_out, size_t *n_out,
+	    enum store_err *err_out);
 	int (*acl_rights)(struct store *st, int64_t account, int64_t mailbox,
 	    uint32_t *rights_out, int64_t *owner_out,
 	    enum store_err *err_out);

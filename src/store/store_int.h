@@ -194,6 +194,7 @@ enum store_req_kind {
 	STORE_REQ_QUEUE,	/* qop (store_queue_int.h) */
 	STORE_REQ_MIGRATE,	/* mop */
 	STORE_REQ_ACL,		/* acl */
+	STORE_REQ_METADATA,	/* meta */
 };
 
 /* A change to the migration map (store.h, store_migrate.c). */
@@ -214,6 +215,16 @@ struct store_migrate_op {
 };
 
 void store_migrate_op_free(struct store_migrate_op **op);
+
+/* A metadata change (store_metadata.c): op's fields, entries copied. */
+struct store_metadata_req {
+	int64_t account, mailbox;
+	size_t entries_max;
+	struct store_metadata *entries;
+	size_t n;
+};
+
+void store_metadata_req_free(struct store_metadata_req **m);
 
 struct store_req {
 	enum store_req_kind kind;
@@ -250,6 +261,7 @@ struct store_req {
 	struct store_queue_op *qop;
 	struct store_migrate_op *mop;
 	struct store_acl_op acl;
+	struct store_metadata_req *meta;	/* owned */
 
 	/* Results. */
 	enum store_err err;

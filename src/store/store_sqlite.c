@@ -28,7 +28,7 @@
 
 /* The schema this code reads and writes; older stores are migrated on
  * open, newer ones refused. */
-#define SCHEMA_VERSION 12
+#define SCHEMA_VERSION 13
 /* How long a connection waits for a lock another one holds (another
  * process writing, a checkpoint) before the call fails with STORE_TEMP. */
 #define BUSY_TIMEOUT_MS 10000
@@ -330,6 +330,27 @@ static const char schema_v12[] =
 	"CREATE TRIGGER IF NOT EXISTS acl_account_delete"
 	" AFTER DELETE ON accounts BEGIN"
 	" DELETE FROM acl WHERE grantee = OLD.id;"
+	"END;";
+
+/* Version 13: IMAP METADATA (RFC 5464; store.h). mailbox 0 holds server
+ * entries, account 0 the server's shared ones. Rows go with their mailbox
+ * and account by triggers, as acl's do, so that no deleting path can
+ * forget them. */
+static const char schema_v13[] =
+	"CREATE TABLE IF NOT EXISTS metadata ("
+	" account INTEGER NOT NULL,"
+	" mailbox INTEGER NOT NULL,"
+	" name TEXT NOT NULL,"
+	" value BLOB NOT NULL,"
+	" PRIMARY KEY (account, mailbox, name)) WITHOUT ROWID;"
+	"CREATE INDEX IF NOT EXISTS metadata_mailbox ON metadata(mailbox);"
+	"CREATE TRIGGER IF NOT EXISTS metadata_mailbox_delete"
+	" BEFORE DELETE ON mailboxes BEGIN"
+	" DELETE FROM metadata WHERE mailbox = OLD.id;"
+	"END;"
+	"CREATE TRIGGER IF NOT EXISTS metadata_account_delete"
+	" AFTER DELETE ON accounts BEGIN"
+	" DELETE FROM metadata WHERE account = OLD.id;"
 	"END;";
 
 /* The full-text index: trigram, so that any substring of three or more
@@ -852,6 +873,11 @@ schema_migrate(struct sq_conn *c, bool *has_fts, char *err, size_t errlen)
 	}
 	if (version < 12) {
 		rc = sqlite3_exec(c->db, schema_v12, NULL, NULL, &msg);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	if (version < 13) {
+		rc = sqlite3_exec(c->db, schema_v13, NULL, NULL, &msg);
 		if (rc != SQLITE_OK)
 			goto fail;
 	}
@@ -1676,6 +1702,7 @@ const struct store_backend store_sqlite_backend = {
 	.queue_get = sq_queue_get,
 	.migrate_list = sq_migrate_list,
 	.migrate_folder_get = sq_migrate_folder_get,
+	.metadata_list = sq_metadata_list,
 	.acl_rights = sq_acl_rights,
 	.acl_list = sq_acl_list,
 	.acl_shared_list = sq_acl_shared_list,

@@ -105,6 +105,18 @@ extern const int sq_schema_version;
 	X(ALIAS_DELETE_ALL, "DELETE FROM aliases WHERE address = ?1")	\
 	X(MAILBOX_GET, "SELECT " SQ_MAILBOX_COLS " FROM mailboxes m "	\
 	    "WHERE m.account = ?1 AND m.name = ?2")			\
+	X(METADATA_LIST, "SELECT name, value FROM metadata "		\
+	    "WHERE mailbox = ?1 AND (account = ?2 OR (?1 = 0 AND "	\
+	    "account = 0)) ORDER BY name")				\
+	X(METADATA_PUT, "INSERT INTO metadata(account, mailbox, name, " \
+	    "value) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(account, mailbox, " \
+	    "name) DO UPDATE SET value = excluded.value")		\
+	X(METADATA_DEL, "DELETE FROM metadata WHERE account = ?1 AND "	\
+	    "mailbox = ?2 AND name = ?3")				\
+	X(METADATA_COUNT, "SELECT count(*) FROM metadata WHERE account = ?1") \
+	X(METADATA_MAILBOX, "SELECT 1 FROM mailboxes WHERE id = ?1 AND " \
+	    "account = ?2")						\
+	X(METADATA_SPECIAL, "UPDATE mailboxes SET special = ?2 WHERE id = ?1") \
 	X(ACL_OWNER, "SELECT account FROM mailboxes WHERE id = ?1")	\
 	X(ACL_ROWS, "SELECT grantee, negative, rights FROM acl "	\
 	    "WHERE mailbox = ?1 AND grantee IN (?2, 0)")		\
@@ -433,6 +445,11 @@ int sq_acl_shared_list(struct store *st, int64_t account,
     struct store_acl_shared **list_out, size_t *n_out,
     enum store_err *err_out);
 enum store_err sq_acl_apply(struct sq_conn *c, struct store_req *req);
+/* store_sqlite_metadata.c */
+int sq_metadata_list(struct store *st, int64_t account, int64_t mailbox,
+    struct store_metadata **list_out, size_t *n_out,
+    enum store_err *err_out);
+enum store_err sq_metadata_apply(struct sq_conn *c, struct store_req *req);
 
 /* Search (store_sqlite_search.c). */
 int sq_sort_list(struct store *st, int64_t mailbox, uint32_t uid_min,

@@ -1500,6 +1500,8 @@ apply(struct batch *b, struct store_req *req)
 		return sq_migrate_apply(b->c, req->mop, 0, 0);
 	case STORE_REQ_ACL:
 		return sq_acl_apply(b->c, req);
+	case STORE_REQ_METADATA:
+		return sq_metadata_apply(b->c, req);
 	case STORE_REQ_CHECK:
 		break;
 	}

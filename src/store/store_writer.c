@@ -38,6 +38,7 @@ req_free_async(struct store_req *req)
 	free(req->owned_s1);
 	free(req->owned_s2);
 	free(req->touched);
+	store_metadata_req_free(&req->meta);
 	store_req_events_clear(req);
 	store_change_result_deinit(&req->cres);
 	free(req);

@@ -1,0 +1,232 @@
+"""METADATA and METADATA-SERVER (RFC 5464) over raw IMAP: the RFC's
+examples (a comment as a multi-line literal, NIL to delete, MAXSIZE with
+LONGENTRIES, DEPTH 1 and infinity), entry-name rules (RFC 5464 §3.2),
+MAXSIZE and TOOMANY limits, binary values as literal8, /private/specialuse
+as the mailbox's SPECIAL-USE (RFC 6154 §4) both ways, entries kept across a
+restart, moved by RENAME and gone with DELETE, and what one user can and
+cannot see or do of another's."""
+
+import re
+
+import pytest
+
+from imap_helpers import (imap_caps, login, new_user, parse_list, restart,
+                          start_imap_server)
+
+ENTRIES_MAX = 6
+
+
+@pytest.fixture(scope="module")
+def srv(module_postern_factory, default_cert, tmp_path_factory):
+    return start_imap_server(module_postern_factory,
+                             tmp_path_factory.mktemp("imap-metadata"),
+                             default_cert,
+                             limits={"imap_metadata_entries": ENTRIES_MAX,
+                                     "imap_metadata_size": "1k"})
+
+
+@pytest.fixture
+def user(srv):
+    return new_user(srv)
+
+
+@pytest.fixture
+def c(srv, user):
+    conn = login(srv, *user)
+    yield conn
+    conn.close()
+
+
+def send(c, line):
+    tag = next(c.tags)
+    c.send(tag + b" " + line + b"\r\n")
+    return c.read_reply(tag)
+
+
+def sync_lit(c, head, data, tail):
+    """A command with one synchronizing literal: waits for '+'."""
+    tag = next(c.tags)
+    c.send(tag + b" " + head + b"{%d}\r\n" % len(data))
+    line = c.conn.readline(10)
+    assert line.startswith(b"+ "), line
+    c.send(data + tail + b"\r\n")
+    return c.read_reply(tag)
+
+
+def metadata(r):
+    lines = [l for l in r.untagged if l.startswith(b"* METADATA ")]
+    assert len(lines) <= 1, r.untagged
+    return lines[0] if lines else None
+
+
+def test_capabilities(c):
+    caps = imap_caps(c.ok("CAPABILITY").untagged[0])
+    assert "METADATA" in caps and "METADATA-SERVER" in caps, caps
+
+
+def test_rfc_example_comment_literal_and_nil(c):
+    # RFC 5464 §4.3 example: a value as a literal across two lines.
+    value = b"My new comment across\r\ntwo lines."
+    r = sync_lit(c, b"SETMETADATA INBOX (/private/comment ", value, b")")
+    assert r.status == "OK", r.tagged
+    r = c.ok("GETMETADATA INBOX /private/comment")
+    assert metadata(r) == (b'* METADATA "INBOX" (/private/comment {33}\r\n'
+                           + value + b")\r\n")
+    # Case does not matter in entry names (RFC 5464 §3.2).
+    r = c.ok("GETMETADATA INBOX /PRIVATE/Comment")
+    assert value in metadata(r)
+    # NIL deletes; an entry without value is answered NIL.
+    c.ok("SETMETADATA INBOX (/private/comment NIL)")
+    r = c.ok("GETMETADATA INBOX /private/comment")
+    assert metadata(r) == b'* METADATA "INBOX" (/private/comment NIL)\r\n'
+
+
+def test_rfc_example_maxsize_longentries(c):
+    c.ok('SETMETADATA INBOX (/shared/comment "%s" /private/comment "short")'
+         % ("x" * 100))
+    r = c.ok("GETMETADATA (MAXSIZE 50) INBOX (/shared/comment "
+             "/private/comment)")
+    # RFC 5464 §4.2.1: the long one is left out, the OK says its size.
+    assert r.code == "METADATA LONGENTRIES 100", r.tagged
+    assert metadata(r) == (b'* METADATA "INBOX" (/private/comment '
+                           b'"short")\r\n')
+    r = c.ok("GETMETADATA (MAXSIZE 100) INBOX /shared/comment")
+    assert r.code == "" and b"x" * 100 in metadata(r)
+
+
+def test_rfc_example_depth(c):
+    c.ok('SETMETADATA INBOX (/private/filters/values/small "From Boss" '
+         '/private/filters/values/big "Subject Urgent" '
+         '/private/filters/values/big/deeper "x")')
+    r = c.ok("GETMETADATA (DEPTH 1) INBOX (/private/filters/values)")
+    line = metadata(r)
+    assert b"/private/filters/values/small" in line
+    assert b"/private/filters/values/big " in line
+    assert b"deeper" not in line
+    r = c.ok("GETMETADATA (DEPTH infinity) INBOX /private/filters")
+    assert b"/private/filters/values/big/deeper" in metadata(r)
+    r = c.ok("GETMETADATA INBOX /private/filters/values")
+    assert metadata(r) == (b'* METADATA "INBOX" (/private/filters/values '
+                           b'NIL)\r\n')
+
+
+@pytest.mark.parametrize("name", [
+    b"/private/a*b", b"/shared/a%", b"/private//x", b"/private/x/",
+    b"/other/x", b"private/x", b"/privatex", b'"/private/a b"'])
+def test_entry_names_checked(c, name):
+    r = send(c, b"GETMETADATA INBOX " + name)
+    assert r.status == "BAD", (name, r.tagged)
+    r = send(c, b"SETMETADATA INBOX (" + name + b' "v")')
+    assert r.status == "BAD", (name, r.tagged)
+
+
+def test_set_needs_an_entry_below_private(c):
+    assert send(c, b'SETMETADATA INBOX (/private "v")').status == "BAD"
+    assert send(c, b"GETMETADATA (DEPTH infinity) INBOX /private") \
+        .status == "OK"
+
+
+def test_value_too_large_and_too_many(c):
+    r = send(c, b'SETMETADATA INBOX (/private/big "%s")' % (b"y" * 1025))
+    assert (r.status, r.code) == ("NO", "METADATA MAXSIZE 1024"), r.tagged
+    names = b" ".join(b'/private/n%d "v"' % i for i in range(ENTRIES_MAX))
+    c.ok(b"SETMETADATA INBOX (" + names + b")")
+    r = send(c, b'SETMETADATA "" (/private/one-more "v")')
+    assert (r.status, r.code) == ("NO", "METADATA TOOMANY"), r.tagged
+    # All or nothing: a command over the limit stored none of its entries.
+    r = send(c, b'SETMETADATA INBOX (/private/n0 NIL /private/a "1" '
+              b'/private/b "2")')
+    assert r.code == "METADATA TOOMANY", r.tagged
+    r = c.ok("GETMETADATA INBOX (/private/n0 /private/a)")
+    assert metadata(r) == (b'* METADATA "INBOX" (/private/n0 "v" '
+                           b'/private/a NIL)\r\n')
+    # Deleting as much as one adds passes.
+    c.ok('SETMETADATA INBOX (/private/n0 NIL /private/a "1")')
+
+
+def test_binary_value_as_literal8(c):
+    value = b"\x00\x01\x02\xff\xfe"
+    tag = next(c.tags)
+    c.send(tag + b" SETMETADATA INBOX (/private/vendor/bin ~{%d+}\r\n"
+           % len(value) + value + b")\r\n")
+    r = c.read_reply(tag)
+    assert r.status == "OK", r.tagged
+    r = c.ok("GETMETADATA INBOX /private/vendor/bin")
+    assert metadata(r) == (b'* METADATA "INBOX" (/private/vendor/bin ~{5}'
+                           b'\r\n' + value + b")\r\n")
+
+
+def test_server_entries(c, srv):
+    c.ok('SETMETADATA "" (/private/vendor/x/theme "dark")')
+    r = c.ok('GETMETADATA "" /private/vendor/x/theme')
+    assert metadata(r) == (b'* METADATA "" (/private/vendor/x/theme '
+                           b'"dark")\r\n')
+    # Shared server entries are the administrator's.
+    r = send(c, b'SETMETADATA "" (/shared/comment "hello all")')
+    assert (r.status, r.code) == ("NO", "NOPERM"), r.tagged
+    r = c.ok('GETMETADATA "" /shared/comment')
+    assert metadata(r) == b'* METADATA "" (/shared/comment NIL)\r\n'
+
+
+def test_specialuse_both_ways(c):
+    r = c.ok("GETMETADATA Sent /private/specialuse")
+    assert metadata(r) == (b'* METADATA "Sent" (/private/specialuse '
+                           b'"\\\\Sent")\r\n')
+    c.ok("CREATE Outbox")
+    r = c.ok("GETMETADATA Outbox /private/specialuse")
+    assert metadata(r) == (b'* METADATA "Outbox" (/private/specialuse '
+                           b'NIL)\r\n')
+    c.ok('SETMETADATA Outbox (/private/specialuse "\\\\Flagged")')
+    r = c.ok('LIST "" Outbox RETURN (SPECIAL-USE)')
+    assert parse_list(r.untagged[0]).has("\\Flagged"), r.untagged
+    r = send(c, b'SETMETADATA Outbox (/private/specialuse "\\\\Bogus")')
+    assert (r.status, r.code) == ("NO", "USEATTR"), r.tagged
+    c.ok("SETMETADATA Outbox (/private/specialuse NIL)")
+    r = c.ok('LIST "" Outbox RETURN (SPECIAL-USE)')
+    assert not parse_list(r.untagged[0]).has("\\Flagged"), r.untagged
+
+
+def test_missing_mailbox(c):
+    r = send(c, b"GETMETADATA Nowhere /private/comment")
+    assert (r.status, r.code) == ("NO", "NONEXISTENT"), r.tagged
+    r = send(c, b'SETMETADATA Nowhere (/private/comment "x")')
+    assert (r.status, r.code) == ("NO", "NONEXISTENT"), r.tagged
+
+
+def test_rename_moves_delete_drops(c):
+    c.ok("CREATE Projects")
+    c.ok('SETMETADATA Projects (/shared/comment "team stuff")')
+    c.ok("RENAME Projects Work")
+    r = c.ok("GETMETADATA Work /shared/comment")
+    assert b'"team stuff"' in metadata(r)
+    c.ok("DELETE Work")
+    c.ok("CREATE Work")
+    r = c.ok("GETMETADATA Work /shared/comment")
+    assert metadata(r) == b'* METADATA "Work" (/shared/comment NIL)\r\n'
+
+
+def test_other_users_see_nothing(srv, c):
+    c.ok('SETMETADATA "" (/private/secret "mine")')
+    c.ok('SETMETADATA INBOX (/shared/comment "mine too")')
+    other = login(srv, *new_user(srv))
+    try:
+        r = other.ok('GETMETADATA (DEPTH infinity) "" /private')
+        assert b"mine" not in b"".join(r.untagged), r.untagged
+        r = other.ok("GETMETADATA INBOX /shared/comment")
+        assert metadata(r) == (b'* METADATA "INBOX" (/shared/comment '
+                               b'NIL)\r\n')
+    finally:
+        other.close()
+
+
+def test_kept_across_restart(srv, user):
+    c = login(srv, *user)
+    c.ok('SETMETADATA INBOX (/private/vendor/durable "yes")')
+    c.close()
+    restart(srv)
+    c = login(srv, *user)
+    try:
+        r = c.ok("GETMETADATA INBOX /private/vendor/durable")
+        assert b'"yes"' in metadata(r)
+    finally:
+        c.close()
