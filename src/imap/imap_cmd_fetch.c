@@ -1096,9 +1096,14 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 	j->needs_meta = j->needs_structure || has_att(j, FA_INTERNALDATE) ||
 	    has_att(j, FA_SIZE) || has_att(j, FA_EMAILID) ||
 	    has_att(j, FA_SAVEDATE);
-	/* RFC 7162 §3.1: CHANGEDSINCE and MODSEQ enable CONDSTORE. */
-	if (has_changedsince || j->has_modseq)
+	/* RFC 7162 §3.1: CHANGEDSINCE and MODSEQ enable CONDSTORE; the
+	 * mailbox selected before learns its HIGHESTMODSEQ now (as SEARCH
+	 * and SORT say it; imaptest's esearch-condstore). */
+	if ((has_changedsince || j->has_modseq) && !s->is_condstore) {
 		s->is_condstore = true;
+		imap_printf(s, "* OK [HIGHESTMODSEQ %" PRIu64 "] Highest\r\n",
+		    s->view->modseq);
+	}
 	if (has_changedsince) {
 		/* RFC 7162 §3.1.4.1: only messages changed since. */
 		kept = 0;

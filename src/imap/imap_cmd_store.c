@@ -409,9 +409,13 @@ imap_cmd_store(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_done(s, "NO", "[NOPERM] Permission denied");
 		return;
 	}
-	/* RFC 7162 §3.1: UNCHANGEDSINCE enables CONDSTORE. */
-	if (j->has_unchangedsince)
+	/* RFC 7162 §3.1: UNCHANGEDSINCE enables CONDSTORE; the mailbox
+	 * selected before learns its HIGHESTMODSEQ now. */
+	if (j->has_unchangedsince && !s->is_condstore) {
 		s->is_condstore = true;
+		imap_printf(s, "* OK [HIGHESTMODSEQ %" PRIu64 "] Highest\r\n",
+		    s->view->modseq);
+	}
 	j->uids = xcalloc(j->n > 0 ? j->n : 1, sizeof(*j->uids));
 	j->is_reread = xcalloc(j->n > 0 ? j->n : 1, sizeof(*j->is_reread));
 	j->is_found = xcalloc(j->n > 0 ? j->n : 1, sizeof(*j->is_found));

@@ -210,3 +210,29 @@ def test_select_of_a_name_that_is_not_mutf7_fails_with_no(srv, user):
     r = c.command("EXAMINE &Jjo!")
     assert r.status == "NO" and r.untagged == [], (r.untagged, r.tagged)
     c.logout()
+
+
+# --- esearch-condstore: HIGHESTMODSEQ when FETCH or STORE enables CONDSTORE
+
+
+def test_first_condstore_enabling_fetch_or_store_says_highestmodseq(srv,
+                                                                     user):
+    deliver(srv, user[0], "c1")
+    c = login(srv, *user)
+    c.select("INBOX")
+    # RFC 7162 §3.1: the mailbox selected before CONDSTORE was enabled
+    # learns its HIGHESTMODSEQ with the first enabling command, once.
+    r = c.ok("FETCH 1 (MODSEQ)")
+    assert len(r.untagged) == 2, r.untagged
+    assert r.untagged[0].startswith(b"* OK [HIGHESTMODSEQ "), r.untagged
+    assert r.untagged[1].startswith(b"* 1 FETCH (UID 1 MODSEQ ("), \
+        r.untagged
+    r = c.ok("FETCH 1 (MODSEQ)")
+    assert len(r.untagged) == 1, r.untagged
+    c.logout()
+    c = login(srv, *user)
+    c.select("INBOX")
+    r = c.ok("STORE 1 (UNCHANGEDSINCE 1000000) +FLAGS.SILENT (\\Seen)")
+    assert [l for l in r.untagged if b"HIGHESTMODSEQ" in l] and \
+        r.untagged[0].startswith(b"* OK [HIGHESTMODSEQ "), r.untagged
+    c.logout()
