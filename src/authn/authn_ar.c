@@ -173,12 +173,31 @@ cfws_skip(const char *s, size_t i, size_t n)
 	return i;
 }
 
-/* Does the field (name included, up to its end) name authserv_id? The
- * authserv-id is a value: a token or a quoted-string (§2.2). */
-static bool
-is_ours(const char *f, size_t n, const char *id)
+/* Is the field (f, n bytes, name included) an Authentication-Results
+ * one? Returns the index after its colon, or 0. White space may come
+ * between the name and the colon (obs-optional, RFC 5322 §4.5.8), which
+ * parsers must accept (§4): "Authentication-Results :" is the same
+ * field to a filter that trusts our results, so it is stripped too. */
+static size_t
+ar_name_end(const char *f, size_t n)
 {
-	size_t i = strlen("Authentication-Results:"), idn = strlen(id);
+	static const char name[] = "Authentication-Results";
+	size_t i = sizeof(name) - 1;
+
+	if (n < i || strncasecmp(f, name, i) != 0)
+		return 0;
+	while (i < n && (f[i] == ' ' || f[i] == '\t'))
+		i++;
+	return i < n && f[i] == ':' ? i + 1 : 0;
+}
+
+/* Does the field (name included, up to its end) name authserv_id? The
+ * authserv-id is a value: a token or a quoted-string (§2.2). start:
+ * the index after the colon. */
+static bool
+is_ours(const char *f, size_t n, size_t start, const char *id)
+{
+	size_t i = start, idn = strlen(id);
 	char v[256];
 	size_t vn = 0;
 
@@ -209,7 +228,6 @@ size_t
 authn_ar_strip(char *h, size_t len, const char *authserv_id,
     size_t *removed_out)
 {
-	static const char name[] = "Authentication-Results:";
 	size_t i = 0, o = 0, removed = 0;
 
 	while (i < len) {
@@ -224,9 +242,10 @@ authn_ar_strip(char *h, size_t len, const char *authserv_id,
 			if (end >= len || (h[end] != ' ' && h[end] != '\t'))
 				break;
 		}
-		if (end - i >= sizeof(name) - 1 &&
-		    strncasecmp(h + i, name, sizeof(name) - 1) == 0 &&
-		    is_ours(h + i, end - i, authserv_id)) {
+		size_t start = ar_name_end(h + i, end - i);
+
+		if (start > 0 && is_ours(h + i, end - i, start,
+		    authserv_id)) {
 			removed++;
 		} else {
 			memmove(h + o, h + i, end - i);

@@ -808,6 +808,34 @@ test_authn_ar_strip_removes_only_our_id(void **state)
 	    "\r\n");
 }
 
+/* Review: "Authentication-Results :" (white space before the colon,
+ * obs-optional of RFC 5322 §4.5.8) is the same field to a lenient
+ * reader (SpamAssassin's header parser takes \s* before the colon); a
+ * forged one escaped the stripping. */
+static void
+test_authn_ar_strip_white_space_before_colon(void **state)
+{
+	char h[] =
+	    "Authentication-Results : mx.example.test; spf=pass\r\n"
+	    "Subject: hi\r\n"
+	    "AUTHENTICATION-RESULTS\t \t: mx.example.test;\r\n"
+	    " dkim=pass header.d=bank.test\r\n"
+	    "Authentication-Results-X: mx.example.test; spf=pass\r\n"
+	    "Authentication-Results mx.example.test; spf=pass\r\n"
+	    "\r\n";
+	size_t removed, n;
+
+	(void)state;
+	n = authn_ar_strip(h, strlen(h), "mx.example.test", &removed);
+	assert_int_equal(removed, 2);
+	h[n] = '\0';
+	assert_string_equal(h,
+	    "Subject: hi\r\n"
+	    "Authentication-Results-X: mx.example.test; spf=pass\r\n"
+	    "Authentication-Results mx.example.test; spf=pass\r\n"
+	    "\r\n");
+}
+
 int
 main(void)
 {
@@ -834,6 +862,7 @@ main(void)
 		cmocka_unit_test(test_authn_spf_record_bounds),
 		cmocka_unit_test(test_authn_ar_field_shape),
 		cmocka_unit_test(test_authn_ar_strip_removes_only_our_id),
+		cmocka_unit_test(test_authn_ar_strip_white_space_before_colon),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
