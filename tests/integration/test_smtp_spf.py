@@ -255,6 +255,48 @@ def test_smtp_spf_forged_results_for_our_host_are_removed(marking):
 
 
 @needs_dnsmasq
+def test_smtp_spf_forged_results_after_64k_of_header_are_removed(marking):
+    """Review: the header section is kept in a 64 KB buffer; past it the
+    rest used to be written as it came, so a forged field for our host
+    after 64 KB of padding reached the mailbox. Fields past the buffer
+    are now stripped one by one (one that starts inside the buffer and
+    ends after it too); a single Authentication-Results: longer than
+    the buffer is dropped; other fields and the body are untouched."""
+    # send() puts From: and To: before extra; the first forged field
+    # starts 10 bytes before the end of the buffer.
+    first = len(b"From: x@y.test\r\nTo: " + RCPT.encode() + b"\r\n")
+    q, r = divmod(65536 - 10 - first, 70)
+    fill = (b"X-Fill: " + b"f" * 60 + b"\r\n") * (q - 1) + (
+        b"X-Fill: " + b"f" * (60 + r) + b"\r\n")
+    pad = b"".join(b"X-Pad-%04d: %s\r\n" % (i, b"p" * 60)
+                   for i in range(1200))
+    extra = (fill +
+             b"Authentication-Results:\r\n mail.example.test; spf=pass "
+             b"smtp.mailfrom=boss@bank.test\r\n" +
+             pad +
+             b"Authentication-Results : mail.example.test; dkim=pass "
+             b"header.d=bank.test\r\n"
+             b"Authentication-Results: mail.example.test;\r\n"
+             b"\tdmarc=pass header.from=bank.test\r\n"
+             b"Authentication-Results: (" +
+             b"".join(b"c" * 70 + b"\r\n " for _ in range(1000)) +
+             b") mail.example.test; arc=pass smtp.remote-ip=bank.test\r\n"
+             b"Authentication-Results: relay.other.test; spf=pass\r\n"
+             b"X-Last: kept\r\n")
+    assert len(fill) + first == 65536 - 10
+    tok, _, _ = send(marking, "127.0.0.2", "a@fail.test", "helo-none.test",
+                     extra=extra)
+    header = header_of(marking, tok)
+    assert b"bank.test" not in header
+    assert [r[0] for r in results_of(header)] == [HOSTNAME,
+                                                  "relay.other.test"]
+    assert header.count(b"X-Pad-") == 1200
+    assert b"\r\nX-Fill: fff" in header
+    assert b"X-Last: kept\r\n" in header
+    assert b"\r\nSubject: " + tok.encode() + b"\r\n" in header
+
+
+@needs_dnsmasq
 def test_smtp_spf_skip_networks_get_no_header(marking):
     tok, _, _ = send(marking, "127.0.0.200", "a@fail.test", "helo.test")
     assert results_of(header_of(marking, tok)) == []
