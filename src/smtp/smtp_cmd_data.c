@@ -224,6 +224,129 @@ header_flush(struct smtp_session *s, bool is_cut)
 	s->is_header_done = true;
 }
 
+/* The first n bytes of the header buffer, complete fields, in tail
+ * mode: our authserv-id's Authentication-Results removed (RFC 8601 §5),
+ * the rest written, and dropped from the buffer. */
+static void
+header_tail_fields(struct smtp_session *s, size_t n)
+{
+	size_t removed = 0, kept;
+
+	kept = authn_ar_strip(s->header.data, n, s->cfg->hostname, &removed);
+	if (removed > 0)
+		log_info(s->sid, "smtp.auth_results_removed count=%zu",
+		    removed);
+	store_write(s, s->header.data, kept);
+	buf_consume(&s->header, n);
+	s->header_tail_start = 0;
+}
+
+/* Does the field start like an Authentication-Results: one (any
+ * authserv-id; white space before the colon, RFC 5322 §4.5.8)? */
+static bool
+is_ar_field_start(const char *f, size_t n)
+{
+	static const char name[] = "Authentication-Results";
+	size_t i = sizeof(name) - 1;
+
+	if (n < i || strncasecmp(f, name, i) != 0)
+		return false;
+	while (i < n && (f[i] == ' ' || f[i] == '\t'))
+		i++;
+	return i < n && f[i] == ':';
+}
+
+/* The header section after its first 64 KB: fields are gathered in
+ * the buffer (emptied by header_flush()) and, when it is full, the
+ * complete ones are stripped and written (header_tail_fields), so that
+ * each field is judged whole. A single field over the buffer is
+ * written through, or dropped if it is an Authentication-Results: (no
+ * honest one is that long, and its authserv-id could not be read). Ends
+ * at the empty line; the rest is the body. */
+static void
+header_tail(struct smtp_session *s, const char *data, size_t n)
+{
+	struct buf *h = &s->header;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = data[i];
+
+		if (s->is_header_tail_bol && c != ' ' && c != '\t') {
+			/* A field starts; the ones before are complete. */
+			s->header_tail_mode = HEADER_TAIL_KEEP;
+			s->header_tail_start = h->len;
+		}
+		if (s->header_tail_mode != HEADER_TAIL_KEEP) {
+			/* The rest of the line at once. */
+			const char *nl = memchr(data + i, '\n', n - i);
+			size_t k = nl ? (size_t)(nl - data) + 1 : n;
+
+			if (s->header_tail_mode == HEADER_TAIL_PASS)
+				store_write(s, data + i, k - i);
+			s->is_header_tail_bol = nl != NULL;
+			i = k - 1;
+			continue;
+		}
+		s->is_header_tail_bol = c == '\n';
+		if (buf_append(h, &c, 1) < 0) {
+			if (s->header_tail_start == 0) {
+				/* One field fills the buffer. */
+				if (is_ar_field_start(h->data, h->len)) {
+					log_info(s->sid, "smtp.auth_results_"
+					    "removed count=1 reason=too_long");
+					s->header_tail_mode = HEADER_TAIL_DROP;
+				} else {
+					store_write(s, h->data, h->len);
+					store_write(s, &c, 1);
+					s->header_tail_mode = HEADER_TAIL_PASS;
+				}
+				buf_clear(h);
+				continue;
+			}
+			header_tail_fields(s, s->header_tail_start);
+			if (buf_append(h, &c, 1) < 0)
+				panic("smtp: no room in the header buffer");
+		}
+		if (h->len - s->header_tail_start == 2 &&
+		    memcmp(h->data + s->header_tail_start, "\r\n", 2) == 0) {
+			/* The empty line: the body follows. */
+			header_tail_fields(s, h->len);
+			s->is_header_tail = false;
+			store_write(s, data + i + 1, n - i - 1);
+			return;
+		}
+	}
+}
+
+/* The header buffer is full: the fields before the last one are
+ * checked and written with ours (header_flush); the last one, which
+ * may go on past the buffer (its authserv-id too), carries on in tail
+ * mode with everything after it. */
+static void
+header_cut(struct smtp_session *s)
+{
+	struct buf *h = &s->header;
+	size_t b = h->len - 1, np;
+	char *partial;
+
+	/* b: where the last field starts (a line not starting with white
+	 * space), 0 for a single field. */
+	while (b > 0 && !(h->data[b - 1] == '\n' && h->data[b] != ' ' &&
+	    h->data[b] != '\t'))
+		b--;
+	np = h->len - b;
+	partial = xmalloc(np);
+	memcpy(partial, h->data + b, np);
+	h->len = b;
+	header_flush(s, true);
+	s->is_header_tail = true;
+	s->is_header_tail_bol = false;
+	s->header_tail_mode = HEADER_TAIL_KEEP;
+	s->header_tail_start = 0;
+	header_tail(s, partial, np);
+	free(partial);
+}
+
 /* Takes decoded message bytes. */
 static void
 message_bytes(struct smtp_session *s, const char *data, size_t n)
@@ -231,18 +354,22 @@ message_bytes(struct smtp_session *s, const char *data, size_t n)
 	s->size += n;
 	if (s->size > s->cfg->message_size)
 		s->is_oversize = true;
+	if (s->is_header_tail) {
+		header_tail(s, data, n);
+		return;
+	}
 	if (s->is_header_done) {
 		store_write(s, data, n);
 		return;
 	}
 	/* Keep the header section to see which fields it has; a header
-	 * larger than the buffer is written as it is. */
+	 * larger than the buffer is written in parts (header_cut). */
 	for (size_t i = 0; i < n; i++) {
 		struct buf *h = &s->header;
 
 		if (buf_append(h, data + i, 1) < 0) {
-			header_flush(s, true);
-			store_write(s, data + i, n - i);
+			header_cut(s);
+			header_tail(s, data + i, n - i);
 			return;
 		}
 		if ((h->len == 2 && memcmp(h->data, "\r\n", 2) == 0) ||
@@ -325,6 +452,12 @@ message_end(struct smtp_session *s)
 {
 	if (!s->is_header_done)
 		header_flush(s, false);
+	if (s->is_header_tail) {
+		/* The message ended inside its header section. */
+		if (s->header_tail_mode == HEADER_TAIL_KEEP)
+			header_tail_fields(s, s->header.len);
+		s->is_header_tail = false;
+	}
 	if (s->is_oversize) {
 		smtp_reply(s, "552 5.3.4 Message size exceeds fixed limit of "
 		    "%llu bytes", (unsigned long long)s->cfg->message_size);

@@ -140,6 +140,15 @@ struct smtp_session {
 	struct smtp_data data;
 	struct buf header;	/* the header section, until it ends */
 	bool is_header_done;
+	/* A header section over the buffer: after the first part is
+	 * written, its remaining fields are still read one by one so that
+	 * a forged Authentication-Results: cannot hide behind 64 KB of
+	 * padding (smtp_cmd_data.c, header_tail()). */
+	bool is_header_tail;
+	bool is_header_tail_bol;	/* the last byte was a line's end */
+	size_t header_tail_start;	/* where the field under way starts */
+	enum { HEADER_TAIL_KEEP, HEADER_TAIL_PASS, HEADER_TAIL_DROP }
+	    header_tail_mode;	/* for a field over the buffer */
 	uint64_t size;		/* bytes received so far */
 	uint64_t bdat_left;	/* bytes of the BDAT chunk still to come */
 	bool is_bdat_last;

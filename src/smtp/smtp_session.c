@@ -147,6 +147,7 @@ smtp_transaction_reset(struct smtp_session *s)
 	store_delivery_abort(&s->delivery);
 	buf_clear(&s->header);
 	s->is_header_done = false;
+	s->is_header_tail = false;
 	s->size = 0;
 	s->bdat_left = 0;
 	s->is_bdat_last = false;

@@ -199,6 +199,41 @@ def pyspf(dnsserver, ip, sender, helo):
 
 
 @needs_dnsmasq
+def test_smtp_spf_timeout_counts_the_wait_for_a_thread(postern_factory,
+                                                       tmp_path_factory,
+                                                       default_cert,
+                                                       dnsserver):
+    """Review (pool DoS): one SPF thread and a 2 s timeout. Four clients
+    send MAIL FROM for a domain whose DNS server never answers, at once;
+    a fifth sends an ordinary one. Each check used to start its 2 s only
+    once a thread took it, so the queue was served one after the other
+    (the fifth waited 8 s and more: a few clients could hold back all
+    port-25 mail for as long as they liked). The timeout now counts from
+    MAIL FROM: every reply comes within about 2 s."""
+    srv = start_with_spf(postern_factory, tmp_path_factory, default_cert,
+                         dnsserver, "queued", {"skip_networks": "",
+                                               "threads": "1",
+                                               "timeout": "2s"})
+    conns = [smtp_open(srv, "smtp", source="127.0.0.1",
+                       ehlo="helo-none.test")[0] for _ in range(5)]
+    try:
+        t0 = time.monotonic()
+        for c in conns[:4]:
+            c.send(b"MAIL FROM:<a@slow.test>\r\n")
+        time.sleep(0.2)
+        conns[4].send(b"MAIL FROM:<a@pass.test>\r\n")
+        took = []
+        for c in conns:
+            assert c.read_smtp_reply(30).raw == [SENDER_OK]
+            took.append(time.monotonic() - t0)
+    finally:
+        for c in conns:
+            c.close()
+    assert max(took) < 3.5, took
+    assert srv.wait_log(r"mailfrom=temperror .*from=<a@slow\.test>")
+
+
+@needs_dnsmasq
 @pytest.mark.parametrize("ip,sender,helo,want", CASES)
 def test_smtp_spf_result_in_header_matches_pyspf(marking, dnsserver, ip,
                                                  sender, helo, want):
