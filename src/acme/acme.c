@@ -1096,3 +1096,87 @@ acme_free(struct acme **ap)
 	free(a);
 	*ap = NULL;
 }
+
+/* ---- the CA's clock, for postern doctor ------------------------------- */
+
+struct date_resp {
+	char *date;
+	size_t len;
+};
+
+static size_t
+on_date_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct date_resp *r = arg;
+	size_t n = size * nmemb;
+
+	(void)data;
+	if (r->len + n > 64 * 1024)
+		return 0;
+	r->len += n;
+	return n;
+}
+
+static size_t
+on_date_header(char *line, size_t size, size_t nmemb, void *arg)
+{
+	struct date_resp *r = arg;
+	size_t n = size * nmemb;
+
+	/* A redirect's headers come first: the last Date wins. */
+	if (n > 5 && strncasecmp(line, "Date:", 5) == 0)
+		header_take(&r->date, line, n, 5);
+	return n;
+}
+
+int
+acme_server_date(const struct config *cfg, int64_t *date, char *err,
+    size_t errlen)
+{
+	struct date_resp r = { 0 };
+	CURL *c;
+	CURLcode rc;
+	time_t t;
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	c = curl_easy_init();
+	if (c == NULL) {
+		snprintf(err, errlen, "cannot start libcurl");
+		return -1;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, cfg->acme_directory);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "postern-doctor");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_date_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_date_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+	if (cfg->acme_ca_file != NULL)
+		curl_easy_setopt(c, CURLOPT_CAINFO, cfg->acme_ca_file);
+	rc = curl_easy_perform(c);
+	curl_easy_cleanup(c);
+	if (rc != CURLE_OK) {
+		snprintf(err, errlen, "%s: %s", cfg->acme_directory,
+		    curl_easy_strerror(rc));
+		free(r.date);
+		return -1;
+	}
+	if (r.date == NULL) {
+		snprintf(err, errlen, "%s answers without a Date header",
+		    cfg->acme_directory);
+		return -1;
+	}
+	t = curl_getdate(r.date, NULL);
+	if (t == (time_t)-1) {
+		snprintf(err, errlen, "%s sends an unreadable Date: %.64s",
+		    cfg->acme_directory, r.date);
+		free(r.date);
+		return -1;
+	}
+	free(r.date);
+	*date = (int64_t)t;
+	return 0;
+}

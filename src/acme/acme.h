@@ -14,6 +14,7 @@
 #define POSTERN_ACME_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "lib/config.h"
 #include "store/store.h"
@@ -35,5 +36,12 @@ void acme_free(struct acme **a);
  * domain, in order. Returns a NULL-terminated array (free each string and
  * the array), *n_out set. */
 char **acme_names(char *const *domains, size_t *n_out);
+
+/* The clock of the CA, for `postern doctor`: GETs cfg's [acme] directory
+ * (https only, trusting [acme] ca_file too when set; 10 s at most, the body
+ * read up to 64 KiB and dropped) and parses its Date header (RFC 9110
+ * §6.6.1). Returns 0 with *date set, or -1 with err set. */
+int acme_server_date(const struct config *cfg, int64_t *date, char *err,
+    size_t errlen);
 
 #endif

@@ -32,6 +32,7 @@
 
 #include <jansson.h>
 
+#include "acme/acme.h"
 #include "lib/config.h"
 #include "lib/util.h"
 #include "net/net.h"
@@ -397,6 +398,52 @@ listener_check(const struct config *cfg, const struct config_listener *l,
 out:
 	net_tls_sock_free(&t);
 	close(fd);
+}
+
+/* ---- clock ----------------------------------------------------------- */
+
+/* The local clock against the ACME server's Date header: orders, JWS
+ * nonces and every certificate's notBefore/notAfter are judged by clocks
+ * (RFC 8555 §6.5, RFC 5280 §4.1.2.5). Without [acme] no network is used
+ * for it. */
+static void
+clock_check(const struct config *cfg, struct cli_report *rep)
+{
+	char err[512], text[768];
+	int64_t date, skew;
+	enum cli_mark mark;
+
+	if (!cfg->is_acme) {
+		cli_report_line(rep, CLI_MARK_OK, "clock", NULL, NULL, NULL,
+		    "not compared: [acme] is off, and doctor asks no other "
+		    "server the time (keep NTP running).");
+		return;
+	}
+	if (acme_server_date(cfg, &date, err, sizeof(err)) < 0) {
+		snprintf(text, sizeof(text), "cannot ask the ACME server the "
+		    "time (%s): postern cannot renew its certificate either "
+		    "while it cannot reach %s.", err, cfg->acme_directory);
+		cli_report_line(rep, CLI_MARK_WARN, "clock", NULL, NULL, NULL,
+		    text);
+		return;
+	}
+	skew = (int64_t)time(NULL) - date;
+	if (skew >= -60 && skew <= 60) {
+		mark = CLI_MARK_OK;
+		snprintf(text, sizeof(text), "within %lld s of the ACME "
+		    "server's Date.", (long long)(skew < 0 ? -skew : skew));
+	} else {
+		mark = skew >= -300 && skew <= 300 ? CLI_MARK_WARN :
+		    CLI_MARK_FAIL;
+		snprintf(text, sizeof(text), "%lld s %s the ACME server's "
+		    "Date: %s Run NTP (timedatectl set-ntp true, or chrony).",
+		    (long long)(skew < 0 ? -skew : skew),
+		    skew < 0 ? "behind" : "ahead of",
+		    mark == CLI_MARK_FAIL ? "certificate orders and TLS "
+		    "validity checks fail with a clock this far off." :
+		    "close to where orders and TLS validity checks fail.");
+	}
+	cli_report_line(rep, mark, "clock", NULL, NULL, NULL, text);
 }
 
 /* ---- certificates ---------------------------------------------------- */
@@ -1433,6 +1480,7 @@ doctor_server(int argc, char **argv, char **ips, size_t nips, bool is_json)
 	    "certificates).", path, ad.cfg->nlisteners, ad.cfg->ncerts);
 	cli_report_line(&rep, CLI_MARK_OK, "configuration", NULL, NULL, NULL,
 	    err);
+	clock_check(ad.cfg, &rep);
 	for (size_t i = 0; i < ad.cfg->nlisteners; i++)
 		listener_check(ad.cfg, &ad.cfg->listeners[i], &rep);
 	if (store_domain_list(ad.store, &domains, &serr) < 0)

@@ -529,3 +529,78 @@ def test_doctor_client_autoconfig_naming_the_wrong_tls_kind(client_server,
     # 993 is not named by the answer: judged by its number, as before.
     assert line(lines, "port 993 ")[0] == OK
     assert r.returncode == 1
+
+
+def date_server(cert, offset):
+    """An HTTPS server on 127.0.0.1 (certificate for localhost) whose Date
+    header is offset seconds off. Returns (httpd, port)."""
+    import email.utils
+    import http.server
+    import ssl
+    import threading
+    import time
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def date_time_string(self, timestamp=None):
+            return email.utils.formatdate(time.time() + offset,
+                                          usegmt=True)
+
+        def do_GET(self):
+            body = b'{"newNonce": "https://localhost/nonce"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), H)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert.cert_path), str(cert.key_path))
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd, httpd.server_address[1]
+
+
+def test_doctor_compares_the_clock_with_the_acme_server(tmp_path):
+    cert = make_cert(tmp_path / "ca", "localhost", "localhost",
+                     ["localhost"])
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    web = [("web", "http", "none", "127.0.0.1", free_port())]
+    base = config_text(data, cert, web, free_port())
+    path = tmp_path / "postern.conf"
+    # Without [acme], no network: the line says it was not compared.
+    path.write_text(base)
+    r, lines = doctor(path)
+    c = line(lines, "clock")
+    assert c[0] == OK and "not compared: [acme] is off" in c, c
+    for offset, mark, words in [(0, OK, "within"),
+                                (600, FAIL, "behind the ACME server"),
+                                (-150, WARN, "ahead of the ACME server")]:
+        httpd, port = date_server(cert, offset)
+        try:
+            path.write_text(base + "\n[acme]\nenabled = yes\n"
+                            "directory = https://localhost:%d/dir\n"
+                            "ca_file = %s\n" % (port, cert.cert_path))
+            r, lines = doctor(path)
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
+        c = line(lines, "clock")
+        assert c[0] == mark and words in c, (offset, c)
+        if mark == FAIL:
+            assert re.search(r"(599|600|601) s behind", c), c
+    # A CA we do not trust (no ca_file): a warning naming why.
+    httpd, port = date_server(cert, 0)
+    try:
+        path.write_text(base + "\n[acme]\nenabled = yes\n"
+                        "directory = https://localhost:%d/dir\n" % port)
+        r, lines = doctor(path)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    c = line(lines, "clock")
+    assert c[0] == WARN and "cannot ask the ACME server" in c, c
