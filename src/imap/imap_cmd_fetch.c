@@ -752,7 +752,7 @@ item_step(struct imap_session *s, struct fetch_job *j)
 		if (j->is_seen_set[j->pos] && !j->has_flags) {
 			item_sep(s, j);
 			imap_write(s, "FLAGS ", 6);
-			imap_write_flags(s, m->flags,
+			imap_write_flags(s, imap_view_flags(s, j->idx[j->pos]),
 			    imap_view_keywords(s->view, j->idx[j->pos]));
 		}
 		if (s->is_condstore && !j->has_modseq) {
@@ -771,7 +771,7 @@ item_step(struct imap_session *s, struct fetch_job *j)
 		break;
 	case FA_FLAGS:
 		imap_write(s, "FLAGS ", 6);
-		imap_write_flags(s, m->flags,
+		imap_write_flags(s, imap_view_flags(s, j->idx[j->pos]),
 		    imap_view_keywords(s->view, j->idx[j->pos]));
 		break;
 	case FA_INTERNALDATE:

@@ -205,7 +205,7 @@ qresync_report(struct imap_session *s, const struct qresync *q)
 		else
 			imap_printf(s, "* %zu FETCH (UID %u FLAGS ", at + 1,
 			    v->msgs[at].uid);
-		imap_write_flags(s, v->msgs[at].flags,
+		imap_write_flags(s, imap_view_flags(s, at),
 		    imap_view_keywords(v, at));
 		imap_printf(s, " MODSEQ (%llu))\r\n",
 		    (unsigned long long)v->msgs[at].modseq);
@@ -276,7 +276,7 @@ imap_cmd_select(struct imap_session *s, const struct imap_cmd *cmd)
 	imap_view_flags_write(s);
 	imap_printf(s, "* %zu EXISTS\r\n", v->n);
 	if (!s->is_rev2) {
-		imap_printf(s, "* 0 RECENT\r\n");
+		imap_printf(s, "* %zu RECENT\r\n", v->nrecent);
 		for (size_t i = 0; i < v->n && first_unseen == 0; i++) {
 			if (!(v->msgs[i].flags & STORE_FLAG_SEEN))
 				first_unseen = i + 1;
@@ -724,12 +724,25 @@ imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
 	bool is_first = true;
 	uint32_t ndeleted = 0;
 	uint64_t deleted_bytes = 0;
+	uint32_t nrecent = 0;
 	char id[AUTH_OBJECT_ID_LEN];
+	enum store_err err;
 
 	if (bits & STATUS_HIGHESTMODSEQ)
 		s->is_condstore = true;
 	if (bits & (STATUS_DELETED | STATUS_DELETED_STORAGE))
 		count_deleted(s, mb->id, &ndeleted, &deleted_bytes);
+	/* RFC 3501 §6.3.10: counted, not claimed. The selected mailbox's
+	 * recent messages are this session's (claimed) plus the ones it has
+	 * not heard of yet. IMAP4rev2 has no \Recent: always 0. */
+	if ((bits & STATUS_RECENT) && !s->is_rev2) {
+		if (store_recent_count(s->ctx->store, mb->id,
+		    mb->uidvalidity, &nrecent, &err) < 0)
+			nrecent = 0;
+		if (s->view != NULL && s->view->mailbox == mb->id &&
+		    !s->view->is_readonly)
+			nrecent += (uint32_t)s->view->nrecent;
+	}
 	imap_printf(s, "* STATUS ");
 	imap_write_mailbox(s, mb->name);
 	imap_printf(s, " (");
@@ -778,7 +791,7 @@ imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
 			value = mb->highestmodseq;
 			break;
 		case STATUS_RECENT:
-			value = 0;
+			value = nrecent;
 			break;
 		}
 		imap_printf(s, "%s%s %llu", is_first ? "" : " ",

@@ -424,7 +424,7 @@ imap_notify_messages_new(struct imap_session *s, size_t first)
 		}
 		if (fetch & IMAP_NOTIFY_FETCH_FLAGS) {
 			imap_printf(s, "%sFLAGS ", sep);
-			imap_write_flags(s, m->flags,
+			imap_write_flags(s, imap_view_flags(s, i),
 			    imap_view_keywords(v, i));
 			sep = " ";
 		}

@@ -41,7 +41,6 @@
 
 enum key_arg {
 	KA_NONE,	/* kind as given, no argument */
-	KA_NOTHING,	/* matches no message */
 	KA_FLAG,	/* FLAG_SET or FLAG_UNSET of flag */
 	KA_STRING,	/* BODY, TEXT, or HEADER of field */
 	KA_HEADER,	/* HEADER field-name string */
@@ -54,6 +53,7 @@ enum key_arg {
 	KA_OR,
 	KA_UID,		/* sequence set of UIDs */
 	KA_EMAILID,	/* objectid (RFC 8474 §6) */
+	KA_RECENT,	/* RECENT (kind OR), NEW (AND), OLD (NOT) */
 };
 
 struct key_def {
@@ -64,8 +64,9 @@ struct key_def {
 	const char *field;
 };
 
-/* RFC 9051 §6.4.4 and RFC 3501 §6.4.4. No message is \Recent in postern
- * (RFC 9051 dropped it), so RECENT and NEW match nothing and OLD all. */
+/* RFC 9051 §6.4.4 and RFC 3501 §6.4.4. RECENT, NEW and OLD are RFC 3501's;
+ * under IMAP4rev2 no message is \Recent (RFC 9051 dropped it), so there
+ * RECENT and NEW match nothing and OLD all. */
 static const struct key_def key_defs[] = {
 	{ "ALL", KA_NONE, STORE_COND_ALL, 0, NULL },
 	{ "ANSWERED", KA_FLAG, STORE_COND_FLAG_SET, STORE_FLAG_ANSWERED,
@@ -83,12 +84,12 @@ static const struct key_def key_defs[] = {
 	{ "KEYWORD", KA_KEYWORD, STORE_COND_KEYWORD, 0, NULL },
 	{ "LARGER", KA_NUMBER, STORE_COND_LARGER, 0, NULL },
 	{ "MODSEQ", KA_MODSEQ, STORE_COND_MODSEQ, 0, NULL },
-	{ "NEW", KA_NOTHING, STORE_COND_OR, 0, NULL },
+	{ "NEW", KA_RECENT, STORE_COND_AND, 0, NULL },
 	{ "NOT", KA_NOT, STORE_COND_NOT, 0, NULL },
-	{ "OLD", KA_NONE, STORE_COND_ALL, 0, NULL },
+	{ "OLD", KA_RECENT, STORE_COND_NOT, 0, NULL },
 	{ "ON", KA_ON, STORE_COND_INTERNAL_SINCE, 0, NULL },
 	{ "OR", KA_OR, STORE_COND_OR, 0, NULL },
-	{ "RECENT", KA_NOTHING, STORE_COND_OR, 0, NULL },
+	{ "RECENT", KA_RECENT, STORE_COND_OR, 0, NULL },
 	/* RFC 8514 §4.3: every mailbox keeps save dates. */
 	{ "SAVEDATESUPPORTED", KA_NONE, STORE_COND_ALL, 0, NULL },
 	{ "SAVEDBEFORE", KA_DATE, STORE_COND_SAVED_BEFORE, 0, NULL },
@@ -292,6 +293,51 @@ set_key(struct kp *p, const struct imap_arg *a, bool is_uid, bool is_top,
 	return 0;
 }
 
+/* RECENT, NEW and OLD (RFC 3501 §6.4.4): the messages recent for this
+ * session (imap_view.c) as UID ranges, as set_key makes them: NEW is
+ * RECENT UNSEEN, OLD is NOT RECENT. Recent messages come in runs (each
+ * SELECT or new mail claims the newest ones), so the ranges are few. */
+static int
+recent_key(struct kp *p, const struct key_def *d, struct store_cond *out)
+{
+	const struct imap_view *v = p->s->view;
+	struct store_cond *recent = out;
+
+	out->kind = d->kind;
+	if (d->kind != STORE_COND_OR) {
+		/* Both children first: adding one may move the array. */
+		if (cond_add(p, out) == NULL ||
+		    (d->kind == STORE_COND_AND && cond_add(p, out) == NULL))
+			return -1;
+		recent = &out->children[0];
+		recent->kind = STORE_COND_OR;
+		if (d->kind == STORE_COND_AND) {
+			out->children[1].kind = STORE_COND_FLAG_UNSET;
+			out->children[1].n = STORE_FLAG_SEEN;
+		}
+	}
+	if (p->s->is_rev2)
+		return 0;
+	for (size_t i = 0; i < v->n;) {
+		size_t j = i;
+		struct store_cond *c;
+
+		if (!v->msgs[i].is_recent) {
+			i++;
+			continue;
+		}
+		while (j + 1 < v->n && v->msgs[j + 1].is_recent)
+			j++;
+		if ((c = cond_add(p, recent)) == NULL)
+			return -1;
+		c->kind = STORE_COND_UID_RANGE;
+		c->n = v->msgs[i].uid;
+		c->hi = v->msgs[j].uid;
+		i = j + 1;
+	}
+	return 0;
+}
+
 static const struct key_def *
 key_find(const struct imap_arg *a)
 {
@@ -470,14 +516,11 @@ key_parse(struct kp *p, const struct imap_arg *args, size_t n, size_t *pos,
 	if ((d = key_find(a)) == NULL)
 		return kp_fail(p, false, "Unknown search key");
 	out->kind = d->kind;
-	if (d->arg != KA_NONE && d->arg != KA_NOTHING && d->arg != KA_FLAG &&
-	    d->arg != KA_MODSEQ && *pos >= n)
+	if (d->arg != KA_NONE && d->arg != KA_FLAG &&
+	    d->arg != KA_MODSEQ && d->arg != KA_RECENT && *pos >= n)
 		return kp_fail(p, false, "Search key needs an argument");
 	switch (d->arg) {
 	case KA_NONE:
-		return 0;
-	case KA_NOTHING:
-		/* An OR of nothing is false. */
 		return 0;
 	case KA_FLAG:
 		out->n = d->flag;
@@ -539,6 +582,8 @@ key_parse(struct kp *p, const struct imap_arg *args, size_t n, size_t *pos,
 		return set_key(p, &args[(*pos)++], true, is_top, out);
 	case KA_EMAILID:
 		return emailid_key(p, d, &args[(*pos)++], out);
+	case KA_RECENT:
+		return recent_key(p, d, out);
 	}
 	panic("search: key argument %d", (int)d->arg);
 }

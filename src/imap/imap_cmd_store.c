@@ -178,7 +178,7 @@ store_pump(struct imap_session *s)
 			imap_printf(s, "* %zu FETCH (", j->idx[k] + 1);
 		if (!j->is_silent) {
 			imap_write(s, "FLAGS ", 6);
-			imap_write_flags(s, m->flags,
+			imap_write_flags(s, imap_view_flags(s, j->idx[k]),
 			    imap_view_keywords(s->view, j->idx[k]));
 		}
 		/* With CONDSTORE the client files the MODSEQ by UID: give

@@ -53,10 +53,16 @@ struct imap_msg {
 	uint64_t modseq;
 	uint32_t uid;
 	uint16_t flags;		/* enum store_flag bits */
-	bool has_keywords;	/* an entry in view->keywords */
-	bool is_expunged;	/* gone from the store, not yet announced:
+	bool has_keywords : 1;	/* an entry in view->keywords */
+	bool is_expunged : 1;	/* gone from the store, not yet announced:
 				 * keeps its number until then */
+	bool is_recent : 1;	/* \Recent for this session (RFC 3501
+				 * §2.3.2; never set under IMAP4rev2) */
 };
+
+/* \Recent among the flags imap_write_flags() writes: not a store flag,
+ * it belongs to the session (imap_view_flags). */
+#define IMAP_FLAG_RECENT (1u << 16)
 
 /* The keywords of one message of the view. */
 struct imap_msg_keywords {
@@ -80,6 +86,7 @@ struct imap_view {
 	uint64_t modseq;	/* HIGHESTMODSEQ the session has caught up with */
 	struct imap_msg *msgs;
 	size_t n, cap;
+	size_t nrecent;		/* messages with is_recent */
 	struct imap_msg_keywords *keywords;	/* by UID */
 	size_t nkeywords, keywords_cap;
 	struct store_watch *watch;
@@ -153,7 +160,7 @@ void imap_write_nstring(struct imap_session *s, const char *str,
     size_t len);
 /* A store mailbox name, in modified UTF-7 unless s->is_utf8. */
 void imap_write_mailbox(struct imap_session *s, const char *name);
-/* "(\Seen \Flagged keyword ...)". */
+/* "(\Seen \Flagged keyword ...)"; \Recent with IMAP_FLAG_RECENT. */
 void imap_write_flags(struct imap_session *s, uint32_t flags,
     const char *keywords);
 
@@ -311,6 +318,9 @@ void imap_view_sync(struct imap_session *s, bool may_expunge,
 void imap_view_flags_announce(struct imap_session *s);
 /* Writes the FLAGS and PERMANENTFLAGS responses of the view (SELECT). */
 void imap_view_flags_write(struct imap_session *s);
+/* The flags of view->msgs[i] as the session shows them: the store's,
+ * with IMAP_FLAG_RECENT when it is recent for an IMAP4rev1 session. */
+uint32_t imap_view_flags(const struct imap_session *s, size_t i);
 /* Index into view->msgs of uid, or SIZE_MAX. */
 size_t imap_view_find(const struct imap_view *v, uint32_t uid);
 /* Resolves a sequence set argument (sequence numbers, or UIDs when

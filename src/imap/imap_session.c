@@ -204,6 +204,7 @@ imap_write_flags(struct imap_session *s, uint32_t flags,
 		{ STORE_FLAG_DELETED, "\\Deleted" },
 		{ STORE_FLAG_SEEN, "\\Seen" },
 		{ STORE_FLAG_DRAFT, "\\Draft" },
+		{ IMAP_FLAG_RECENT, "\\Recent" },
 	};
 	bool is_first = true;
 

@@ -21,6 +21,8 @@
 
 _Static_assert(STORE_FLAG_DRAFT <= UINT16_MAX / 2,
     "store flags fit struct imap_msg");
+_Static_assert(sizeof(struct imap_msg) == 16,
+    "every idle session keeps one struct imap_msg per message");
 
 /* The first of n elements (size bytes each, ascending by the UID at
  * offset off) whose UID is at least uid. */
@@ -100,6 +102,10 @@ imap_view_flags_write(struct imap_session *s)
 
 	imap_printf(s, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen "
 	    "\\Draft");
+	/* RFC 3501 §7.2.6: at least the system flags, \Recent among them
+	 * (§2.3.2); RFC 9051 has no \Recent. It is never permanent. */
+	if (!s->is_rev2)
+		imap_printf(s, " \\Recent");
 	for (size_t k = 0; k < v->nknown; k++)
 		imap_printf(s, " %s", v->known[k]);
 	imap_printf(s, ")\r\n");
@@ -189,6 +195,47 @@ view_push(struct imap_view *v, const struct store_msg *sm)
 		v->uidnext = sm->uid + 1;
 }
 
+uint32_t
+imap_view_flags(const struct imap_session *s, size_t i)
+{
+	const struct imap_msg *m = &s->view->msgs[i];
+
+	return m->flags | (m->is_recent && !s->is_rev2 ? IMAP_FLAG_RECENT :
+	    0);
+}
+
+/* RFC 3501 §2.3.2: marks the messages from index from on that are recent
+ * for this IMAP4rev1 session. A read-write session claims what no session
+ * has (store_recent_claim), so that no other session sees them recent; a
+ * read-only one (EXAMINE) only looks: RFC 3501 §6.3.2 forbids EXAMINE to
+ * take \Recent away. IMAP4rev2 has no \Recent (RFC 9051 Appendix E) and
+ * takes nothing from IMAP4rev1 sessions. */
+static int
+recent_mark(struct imap_session *s, size_t from, enum store_err *err_out)
+{
+	struct imap_view *v = s->view;
+	uint32_t first;
+	int rc;
+
+	if (s->is_rev2 || from >= v->n)
+		return 0;
+	if (v->is_readonly)
+		rc = store_recent_peek(s->ctx->store, v->mailbox,
+		    v->uidvalidity, &first, err_out);
+	else
+		rc = store_recent_claim(s->ctx->store, v->mailbox,
+		    v->uidvalidity, v->uidnext, &first, err_out);
+	if (rc < 0)
+		return -1;
+	for (size_t i = from; i < v->n; i++) {
+		if (v->msgs[i].uid >= first && !v->msgs[i].is_recent) {
+			v->msgs[i].is_recent = true;
+			v->nrecent++;
+		}
+	}
+	return 0;
+}
+
 static void
 on_mailbox_changed(void *arg)
 {
@@ -253,6 +300,10 @@ imap_view_open(struct imap_session *s, const char *name, bool is_readonly,
 	v->watch = store_watch_new(s->ctx->store, v->mailbox, s->base,
 	    on_mailbox_changed, s);
 	s->view = v;
+	if (recent_mark(s, 0, err_out) < 0) {
+		imap_view_close(s);
+		return -1;
+	}
 	return 0;
 }
 
@@ -324,7 +375,8 @@ write_flags_update(struct imap_session *s, size_t i)
 		imap_printf(s, "* UIDFETCH %u (FLAGS ", m->uid);
 	else
 		imap_printf(s, "* %zu FETCH (UID %u FLAGS ", i + 1, m->uid);
-	imap_write_flags(s, m->flags, imap_view_keywords(s->view, i));
+	imap_write_flags(s, imap_view_flags(s, i),
+	    imap_view_keywords(s->view, i));
 	if (s->is_condstore)
 		imap_printf(s, " MODSEQ (%llu)",
 		    (unsigned long long)m->modseq);
@@ -374,6 +426,8 @@ announce_expunges(struct imap_session *s)
 		if (v->msgs[i].is_expunged) {
 			gone[ngone++] = v->msgs[i].uid;
 			keywords_set(v, i, NULL);
+			if (v->msgs[i].is_recent)
+				v->nrecent--;
 			continue;
 		}
 		v->msgs[o++] = v->msgs[i];
@@ -473,6 +527,12 @@ imap_view_sync(struct imap_session *s, bool may_expunge, bool is_forced)
 		v->modseq = highest;
 	store_msg_list_free(&changed, nchanged);
 	free(expunged);
+	/* RFC 3501 §2.3.2: new mail is recent for the first session that
+	 * hears of it. A failure only costs the flag: the messages stay
+	 * unclaimed for the next session. */
+	if (nadded > 0 && recent_mark(s, before, &err) < 0)
+		log_warn(s->sid, "imap.recent_failed error=\"%s\"",
+		    store_err_text(err));
 	if (may_expunge)
 		announce_expunges(s);
 	/* New messages may bring keywords: the client hears of them before
@@ -480,6 +540,9 @@ imap_view_sync(struct imap_session *s, bool may_expunge, bool is_forced)
 	imap_view_flags_announce(s);
 	if (nadded > 0) {
 		imap_printf(s, "* %zu EXISTS\r\n", v->n);
+		/* RFC 3501 §7.3.2: RECENT comes with a new size. */
+		if (!s->is_rev2)
+			imap_printf(s, "* %zu RECENT\r\n", v->nrecent);
 		imap_notify_messages_new(s, v->n - nadded);
 	}
 }

@@ -128,6 +128,7 @@ store_open(const char *data_dir, char *err, size_t errlen)
 	pthread_condattr_destroy(&attr);
 	pthread_cond_init(&st->idle_cond, NULL);
 	pthread_mutex_init(&st->watch_lock, NULL);
+	pthread_mutex_init(&st->recent_lock, NULL);
 	if (st->be->open(st, err, errlen) < 0)
 		goto fail;
 	if (store_writer_start(st, err, errlen) < 0) {
@@ -138,6 +139,7 @@ store_open(const char *data_dir, char *err, size_t errlen)
 	    st->be->name);
 	return st;
 fail:
+	pthread_mutex_destroy(&st->recent_lock);
 	pthread_mutex_destroy(&st->watch_lock);
 	pthread_cond_destroy(&st->idle_cond);
 	pthread_cond_destroy(&st->queue_cond);
@@ -162,6 +164,8 @@ store_close(struct store **stp)
 			panic("store_close with watches still registered");
 	}
 	st->be->close(st);
+	store_recent_deinit(st);
+	pthread_mutex_destroy(&st->recent_lock);
 	pthread_mutex_destroy(&st->watch_lock);
 	pthread_cond_destroy(&st->idle_cond);
 	pthread_cond_destroy(&st->queue_cond);

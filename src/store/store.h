@@ -276,6 +276,29 @@ int store_mailbox_list(struct store *st, int64_t account,
     struct store_mailbox **list_out, size_t *n_out,
     enum store_err *err_out);
 void store_mailbox_list_free(struct store_mailbox **list, size_t n);
+/* \Recent (RFC 3501 §2.3.2): a message is recent in the one session
+ * that first learns of it after it came into its mailbox. The store keeps,
+ * per mailbox, the first UID no session has claimed; it never goes
+ * backwards while the server runs (a crash may forget the last claims:
+ * those messages are recent once more, which RFC 3501 allows). Each call
+ * names the mailbox by id and UIDVALIDITY (STORE_NOT_FOUND when it is
+ * gone) and returns 0, or -1 with *err_out set.
+ *
+ * store_recent_claim: claims the unclaimed messages below uid_end for the
+ * caller (an IMAP4rev1 SELECT, or such a session learning of new mail):
+ * those with UIDs from *first_out up to uid_end - 1 are recent for it and
+ * for no one else (none when *first_out >= uid_end). Two callers never get
+ * the same UID. store_recent_peek: *first_out without claiming (EXAMINE,
+ * RFC 3501 §6.3.2). store_recent_count: how many messages are unclaimed
+ * (STATUS RECENT). */
+int store_recent_claim(struct store *st, int64_t mailbox,
+    uint32_t uidvalidity, uint32_t uid_end, uint32_t *first_out,
+    enum store_err *err_out);
+int store_recent_peek(struct store *st, int64_t mailbox,
+    uint32_t uidvalidity, uint32_t *first_out, enum store_err *err_out);
+int store_recent_count(struct store *st, int64_t mailbox,
+    uint32_t uidvalidity, uint32_t *n_out, enum store_err *err_out);
+
 /* The same changes through the writer without waiting (IMAP): cb runs
  * on base's thread once the change is durable or failed, with its error
  * (STORE_INVALID for a bad name, as the calls above). Copies the names.

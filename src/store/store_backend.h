@@ -135,6 +135,14 @@ struct store_backend {
 	int (*acl_shared_list)(struct store *st, int64_t account,
 	    struct store_acl_shared **list_out, size_t *n_out,
 	    enum store_err *err_out);
+	/* \Recent (store_recent.c): the first UID of the mailbox (with that
+	 * UIDVALIDITY, else STORE_NOT_FOUND) no session has claimed, as
+	 * committed; and how many of its messages have a UID of at least
+	 * uid. Changes go through batch_run as STORE_REQ_RECENT_SET. */
+	int (*recent_get)(struct store *st, int64_t mailbox,
+	    uint32_t uidvalidity, uint32_t *uid_out, enum store_err *err_out);
+	int (*recent_count)(struct store *st, int64_t mailbox, uint32_t uid,
+	    uint32_t *n_out, enum store_err *err_out);
 };
 
 /* The embedded backend (store_sqlite.c). */

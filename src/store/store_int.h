@@ -66,6 +66,21 @@ struct store {
 	struct store_watch *watches[STORE_WATCH_BUCKETS];
 	/* Account watches by account, under watch_lock too. */
 	struct store_account_watch *account_watches[STORE_WATCH_BUCKETS];
+
+	/* \Recent claims not yet committed (store_recent.c); recent_lock
+	 * guards them and orders every claim. */
+	pthread_mutex_t recent_lock;
+	struct store_recent_claim *recent;
+	size_t nrecent, recent_cap;
+};
+
+/* A claim of \Recent messages whose write has not committed: while it
+ * is here it, not the database, says where the mailbox's unclaimed
+ * messages start (store_recent.c). */
+struct store_recent_claim {
+	int64_t mailbox;
+	uint32_t uidvalidity;
+	uint32_t uid;		/* the first UID not claimed */
 };
 
 /* A backup's snapshot (store.h), filled by the backend. */
@@ -195,6 +210,8 @@ enum store_req_kind {
 	STORE_REQ_MIGRATE,	/* mop */
 	STORE_REQ_ACL,		/* acl */
 	STORE_REQ_METADATA,	/* meta */
+	STORE_REQ_RECENT_SET,	/* id mailbox, uidvalidity, recent_uid; no
+				 * waiter, no callback (store_recent.c) */
 };
 
 /* A change to the migration map (store.h, store_migrate.c). */
@@ -262,6 +279,7 @@ struct store_req {
 	struct store_migrate_op *mop;
 	struct store_acl_op acl;
 	struct store_metadata_req *meta;	/* owned */
+	uint32_t uidvalidity, recent_uid;
 
 	/* Results. */
 	enum store_err err;
@@ -310,6 +328,12 @@ int store_writer_submit(struct store *st, struct store_req *req);
 /* Queues req and waits until it is done. Returns -1 with req->err
  * STORE_TEMP when the store is closing. */
 int store_writer_run(struct store *st, struct store_req *req);
+
+/* \Recent (store_recent.c): the writer has run req, a
+ * STORE_REQ_RECENT_SET, and committed it when req->err is STORE_OK. */
+void store_recent_written(struct store *st, const struct store_req *req);
+/* Frees what claims are left (store_close). */
+void store_recent_deinit(struct store *st);
 
 /* Watches (store_watch.c): schedules the callback of every watch on one
  * of the n mailboxes. Called by the writer after a commit. */

@@ -28,7 +28,7 @@
 
 /* The schema this code reads and writes; older stores are migrated on
  * open, newer ones refused. */
-#define SCHEMA_VERSION 13
+#define SCHEMA_VERSION 14
 /* How long a connection waits for a lock another one holds (another
  * process writing, a checkpoint) before the call fails with STORE_TEMP. */
 #define BUSY_TIMEOUT_MS 10000
@@ -352,6 +352,15 @@ static const char schema_v13[] =
 	" AFTER DELETE ON accounts BEGIN"
 	" DELETE FROM metadata WHERE account = OLD.id;"
 	"END;";
+
+/* Version 14: the first UID of each mailbox that no IMAP4rev1 session has
+ * claimed as \Recent (RFC 3501 §2.3.2; store_recent.c). Mailboxes that
+ * existed before start with none recent: nothing says which of their
+ * messages a session has already seen. */
+static const char schema_v14[] =
+	"ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL "
+	"DEFAULT 1;"
+	"UPDATE mailboxes SET recent_uid = uidnext;";
 
 /* The full-text index: trigram, so that any substring of three or more
  * characters narrows a search (SQLite 3.34+). detail=none keeps the index
@@ -881,6 +890,11 @@ schema_migrate(struct sq_conn *c, bool *has_fts, char *err, size_t errlen)
 		if (rc != SQLITE_OK)
 			goto fail;
 	}
+	if (version < 14 && !has_column(c, "mailboxes", "recent_uid")) {
+		rc = sqlite3_exec(c->db, schema_v14, NULL, NULL, &msg);
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
 	rc = sq_meta_set(c, "schema_version", SCHEMA_VERSION);
 	if (rc != SQLITE_OK)
 		goto fail;
@@ -1341,6 +1355,52 @@ sq_mailbox_get(struct store *st, int64_t account, const char *name,
 	return read_end(st, c, 0, STORE_OK, err_out);
 }
 
+static int
+sq_recent_get(struct store *st, int64_t mailbox, uint32_t uidvalidity,
+    uint32_t *uid_out, enum store_err *err_out)
+{
+	READ_BEGIN(st, c, err_out);
+	sqlite3_stmt *s = sq_stmt(c, SQ_RECENT_GET);
+	int rc = SQLITE_ERROR;
+
+	if (s != NULL) {
+		sqlite3_bind_int64(s, 1, mailbox);
+		sqlite3_bind_int64(s, 2, uidvalidity);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW)
+			*uid_out = (uint32_t)sqlite3_column_int64(s, 0);
+	}
+	sq_reset(s);
+	if (rc == SQLITE_DONE)
+		return read_end(st, c, -1, STORE_NOT_FOUND, err_out);
+	if (rc != SQLITE_ROW)
+		return read_end(st, c, -1, sq_err(c, rc, "recent_get"),
+		    err_out);
+	return read_end(st, c, 0, STORE_OK, err_out);
+}
+
+static int
+sq_recent_count(struct store *st, int64_t mailbox, uint32_t uid,
+    uint32_t *n_out, enum store_err *err_out)
+{
+	READ_BEGIN(st, c, err_out);
+	sqlite3_stmt *s = sq_stmt(c, SQ_RECENT_COUNT);
+	int rc = SQLITE_ERROR;
+
+	if (s != NULL) {
+		sqlite3_bind_int64(s, 1, mailbox);
+		sqlite3_bind_int64(s, 2, uid);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW)
+			*n_out = (uint32_t)sqlite3_column_int64(s, 0);
+	}
+	sq_reset(s);
+	if (rc != SQLITE_ROW)
+		return read_end(st, c, -1, sq_err(c, rc, "recent_count"),
+		    err_out);
+	return read_end(st, c, 0, STORE_OK, err_out);
+}
+
 /* Whether the row id of table (through stmt, one parameter) exists, in
  * the read transaction of c. Returns 1, 0, or -1 with *err_out set. */
 static int
@@ -1706,4 +1766,6 @@ const struct store_backend store_sqlite_backend = {
 	.acl_rights = sq_acl_rights,
 	.acl_list = sq_acl_list,
 	.acl_shared_list = sq_acl_shared_list,
+	.recent_get = sq_recent_get,
+	.recent_count = sq_recent_count,
 };

@@ -148,6 +148,12 @@ extern const int sq_schema_version;
 	X(MAILBOX_EXISTS, "SELECT 1 FROM mailboxes WHERE id = ?1")	\
 	X(MAILBOX_MODSEQ, "SELECT highestmodseq FROM mailboxes "	\
 	    "WHERE id = ?1")						\
+	X(RECENT_GET, "SELECT recent_uid FROM mailboxes "		\
+	    "WHERE id = ?1 AND uidvalidity = ?2")			\
+	X(RECENT_COUNT, "SELECT count(*) FROM messages "		\
+	    "WHERE mailbox = ?1 AND uid >= ?2")				\
+	X(RECENT_SET, "UPDATE mailboxes SET recent_uid = "		\
+	    "max(recent_uid, ?3) WHERE id = ?1 AND uidvalidity = ?2")	\
 	X(MAILBOX_ROW, "SELECT id, uidvalidity, uidnext, highestmodseq " \
 	    "FROM mailboxes WHERE account = ?1 AND name = ?2")		\
 	X(MAILBOX_BY_ID, "SELECT account, uidvalidity, uidnext, "	\

@@ -567,6 +567,24 @@ app_password_touch(struct batch *b, struct store_req *req)
 	return sqlite3_changes(b->c->db) > 0 ? STORE_OK : STORE_NOT_FOUND;
 }
 
+/* store_recent.c: the first UID no session has claimed as \Recent. It
+ * only grows (max), so requests may land in any order; a mailbox gone or
+ * made again under the same id (another UIDVALIDITY) is left alone. */
+static enum store_err
+recent_set(struct batch *b, struct store_req *req)
+{
+	sqlite3_stmt *s = stmt(b, SQ_RECENT_SET);
+
+	if (s == NULL)
+		return STORE_TEMP;
+	sqlite3_bind_int64(s, 1, req->id);
+	sqlite3_bind_int64(s, 2, req->uidvalidity);
+	sqlite3_bind_int64(s, 3, req->recent_uid);
+	if (step_done(b, s, "recent_set") != SQLITE_DONE)
+		return STORE_TEMP;
+	return STORE_OK;
+}
+
 /* ---- Mailboxes ------------------------------------------------------- */
 
 /* Creates every missing ancestor of name (RFC 9051 §6.3.4). */
@@ -1502,6 +1520,8 @@ apply(struct batch *b, struct store_req *req)
 		return sq_acl_apply(b->c, req);
 	case STORE_REQ_METADATA:
 		return sq_metadata_apply(b->c, req);
+	case STORE_REQ_RECENT_SET:
+		return recent_set(b, req);
 	case STORE_REQ_CHECK:
 		break;
 	}

@@ -79,6 +79,13 @@ req_complete(struct store *st, struct store_req *req)
 		pthread_mutex_unlock(&st->lock);
 		return;
 	}
+	if (req->base == NULL) {
+		/* Nobody waits: a \Recent claim's write. */
+		if (req->kind == STORE_REQ_RECENT_SET)
+			store_recent_written(st, req);
+		req_free_async(req);
+		return;
+	}
 	if (event_base_once(req->base, -1, EV_TIMEOUT, on_req_done, req,
 	    NULL) < 0)
 		panic("store: event_base_once failed; cannot complete a "
