@@ -12,6 +12,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -2157,6 +2158,160 @@ test_store_sort_list_reads_cached_data_and_old_rows(void **state)
 	store_mailbox_deinit(&mb);
 }
 
+/* ---- \Recent (RFC 3501 §2.3.2) --------------------------------------- */
+
+static void
+test_store_recent_claimed_once_peeked_and_counted(void **state)
+{
+	struct fx *fx = *state;
+	struct store_mailbox mb;
+	enum store_err err;
+	uint32_t first, n;
+
+	deliver_ok(fx->st, fx->alice, NULL, "r1", 0, NULL);
+	deliver_ok(fx->st, fx->alice, NULL, "r2", 0, NULL);
+	deliver_ok(fx->st, fx->alice, NULL, "r3", 0, NULL);
+	mb = mailbox(fx->st, fx->alice, "INBOX");
+	/* A new mailbox: every message is unclaimed. */
+	assert_int_equal(store_recent_peek(fx->st, mb.id, mb.uidvalidity,
+	    &first, &err), 0);
+	assert_int_equal(first, 1);
+	assert_int_equal(store_recent_count(fx->st, mb.id, mb.uidvalidity, &n,
+	    &err), 0);
+	assert_int_equal(n, 3);
+	/* The first claim takes UIDs 1 and 2, the next only 3, then none. */
+	assert_int_equal(store_recent_claim(fx->st, mb.id, mb.uidvalidity, 3,
+	    &first, &err), 0);
+	assert_int_equal(first, 1);
+	assert_int_equal(store_recent_claim(fx->st, mb.id, mb.uidvalidity, 4,
+	    &first, &err), 0);
+	assert_int_equal(first, 3);
+	assert_int_equal(store_recent_claim(fx->st, mb.id, mb.uidvalidity, 4,
+	    &first, &err), 0);
+	assert_int_equal(first, 4);
+	/* A smaller end never takes a claim back. */
+	assert_int_equal(store_recent_claim(fx->st, mb.id, mb.uidvalidity, 2,
+	    &first, &err), 0);
+	assert_int_equal(first, 4);
+	assert_int_equal(store_recent_count(fx->st, mb.id, mb.uidvalidity, &n,
+	    &err), 0);
+	assert_int_equal(n, 0);
+	deliver_ok(fx->st, fx->alice, NULL, "r4", 0, NULL);
+	assert_int_equal(store_recent_count(fx->st, mb.id, mb.uidvalidity, &n,
+	    &err), 0);
+	assert_int_equal(n, 1);
+	/* Claims are written: a restart keeps them. */
+	reopen(fx);
+	assert_int_equal(store_recent_peek(fx->st, mb.id, mb.uidvalidity,
+	    &first, &err), 0);
+	assert_int_equal(first, 4);
+	/* Another UIDVALIDITY is another mailbox. */
+	assert_int_equal(store_recent_peek(fx->st, mb.id, mb.uidvalidity + 1,
+	    &first, &err), -1);
+	assert_int_equal(err, STORE_NOT_FOUND);
+	assert_int_equal(store_recent_claim(fx->st, mb.id + 1000, 1, 5, &first,
+	    &err), -1);
+	assert_int_equal(err, STORE_NOT_FOUND);
+	store_mailbox_deinit(&mb);
+}
+
+#define RECENT_THREADS 4
+#define RECENT_CLAIMS 300
+
+struct recent_run {
+	struct store *st;
+	int64_t mailbox;
+	uint32_t uidvalidity;
+	_Atomic int *owners;	/* claims of each UID */
+	int failures;
+};
+
+static void *
+recent_thread(void *arg)
+{
+	struct recent_run *r = arg;
+	enum store_err err;
+	uint32_t first;
+
+	for (uint32_t end = 2; end <= RECENT_CLAIMS + 1; end++) {
+		if (store_recent_claim(r->st, r->mailbox, r->uidvalidity, end,
+		    &first, &err) < 0) {
+			r->failures++;
+			continue;
+		}
+		for (uint32_t u = first; u < end; u++)
+			r->owners[u]++;
+	}
+	return NULL;
+}
+
+static void
+test_store_recent_claims_from_threads_never_overlap(void **state)
+{
+	struct fx *fx = *state;
+	struct store_mailbox mb = mailbox(fx->st, fx->alice, "Drafts");
+	_Atomic int owners[RECENT_CLAIMS + 2] = { 0 };
+	struct recent_run runs[RECENT_THREADS];
+	pthread_t t[RECENT_THREADS];
+	enum store_err err;
+	uint32_t first;
+
+	for (size_t i = 0; i < RECENT_THREADS; i++) {
+		runs[i] = (struct recent_run){ .st = fx->st,
+		    .mailbox = mb.id, .uidvalidity = mb.uidvalidity,
+		    .owners = owners };
+		assert_int_equal(pthread_create(&t[i], NULL, recent_thread,
+		    &runs[i]), 0);
+	}
+	for (size_t i = 0; i < RECENT_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(runs[i].failures, 0);
+	}
+	/* Every UID went to exactly one claim. */
+	for (uint32_t u = 1; u <= RECENT_CLAIMS; u++)
+		assert_int_equal(owners[u], 1);
+	reopen(fx);
+	assert_int_equal(store_recent_peek(fx->st, mb.id, mb.uidvalidity,
+	    &first, &err), 0);
+	assert_int_equal(first, RECENT_CLAIMS + 1);
+	store_mailbox_deinit(&mb);
+}
+
+/* Mailboxes from before schema 12 start with nothing recent. */
+static void
+test_store_recent_schema_12_migration(void **state)
+{
+	struct fx *fx = *state;
+	struct store_mailbox mb;
+	enum store_err err;
+	char path[600];
+	sqlite3 *db;
+	uint32_t first, n;
+
+	deliver_ok(fx->st, fx->alice, NULL, "old1", 0, NULL);
+	deliver_ok(fx->st, fx->alice, NULL, "old2", 0, NULL);
+	store_close(&fx->st);
+	snprintf(path, sizeof(path), "%s/store.db", fx->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "ALTER TABLE mailboxes DROP COLUMN "
+	    "recent_uid; UPDATE meta SET value = 11 WHERE key = "
+	    "'schema_version';", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	reopen(fx);
+	mb = mailbox(fx->st, fx->alice, "INBOX");
+	assert_int_equal(store_recent_peek(fx->st, mb.id, mb.uidvalidity,
+	    &first, &err), 0);
+	assert_int_equal(first, 3);
+	assert_int_equal(store_recent_count(fx->st, mb.id, mb.uidvalidity, &n,
+	    &err), 0);
+	assert_int_equal(n, 0);
+	deliver_ok(fx->st, fx->alice, NULL, "new", 0, NULL);
+	assert_int_equal(store_recent_count(fx->st, mb.id, mb.uidvalidity, &n,
+	    &err), 0);
+	assert_int_equal(n, 1);
+	store_mailbox_deinit(&mb);
+}
+
 int
 main(void)
 {
@@ -2206,6 +2361,9 @@ main(void)
 		T(test_store_app_password_add_list_touch_revoke),
 		T(test_store_delivery_queue_keeps_body_and_has_one_result),
 		T(test_store_delivery_atomic_is_all_or_nothing),
+		T(test_store_recent_claimed_once_peeked_and_counted),
+		T(test_store_recent_claims_from_threads_never_overlap),
+		T(test_store_recent_schema_12_migration),
 #undef T
 	};
 
