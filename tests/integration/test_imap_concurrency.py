@@ -76,6 +76,16 @@ def uids(c):
     return [u for u, _ in uid_flags(c)]
 
 
+def without_recent(state):
+    """uid_flags() without \\Recent, which is each session's own (RFC 3501
+    §2.3.2), not the message's."""
+    return [(u, f - {"\\Recent"}) for u, f in state]
+
+
+def recent_uids(state):
+    return {u for u, f in state if "\\Recent" in f}
+
+
 def apply_expunges(model, lines):
     """Applies '* N EXPUNGE' lines, in order, to a list indexed by
     sequence number - 1 (RFC 9051 §7.5.1: each one renumbers the messages
@@ -283,6 +293,13 @@ def test_three_sessions_converge(srv, user, sessions):
         noop_until(s, lambda ls, s=s: len(uids(s)) == 4 and
                    base[2] not in uids(s), "a converged view")
     states = [uid_flags(s) for s in (a, b, c)]
+    # A message is recent in one session only: a took the first four at
+    # SELECT, and the late one went to whichever heard of it first.
+    recent = [recent_uids(st) for st in states]
+    assert recent[0] >= set(base) - {base[2]}, recent
+    assert sum(len(r) for r in recent) == len(set().union(*recent)) == 4, \
+        recent
+    states = [without_recent(st) for st in states]
     assert states[0] == states[1] == states[2], states
     by_uid = dict(states[0])
     assert "\\Answered" in by_uid[base[0]]
@@ -649,8 +666,12 @@ def test_keywords_follow_their_messages_under_churn(srv, user, sessions):
         truth = uid_flags(c)
     finally:
         c.close()
-    wait_for(lambda: uid_flags(a) == truth, timeout=NOTIFY_TIMEOUT,
-             interval=0.1, what="A's flags to match a fresh session's")
+    # a, the first to select, holds \Recent on every message; c none.
+    assert recent_uids(truth) == set()
+    wait_for(lambda: without_recent(uid_flags(a)) == truth,
+             timeout=NOTIFY_TIMEOUT, interval=0.1,
+             what="A's flags to match a fresh session's")
+    assert recent_uids(uid_flags(a)) == {u for u, _ in truth}
     # Keywords were really there to follow.
     assert any(f - {"\\Flagged", "\\Seen", "\\Recent"} for _, f in truth)
 

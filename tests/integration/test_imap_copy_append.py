@@ -134,13 +134,16 @@ def test_copy_answers_copyuid_that_matches_the_destination(c):
     assert expand(m.group(3).decode()) == src[1:4]
     dst = expand(m.group(4).decode())
     assert dst == list(range(dst_next, dst_next + 3)), dst
-    # What the destination holds: the same messages, flags kept.
+    # What the destination holds: the same messages, flags kept; new
+    # there, so recent for the first session to select it (RFC 3501
+    # §6.4.7: the copy SHOULD be \Recent).
     c.select("Dest")
     got = fetch(c, "UID FETCH 1:* (UID FLAGS BODY.PEEK[])")
     assert sorted(int(v["UID"]) for v in got.values()) == dst
     for seq, items in got.items():
         assert items["BODY[]"] == message(seq + 1), items
-        assert flag_set(items["FLAGS"]) == {"\\Flagged", "$Label1"}
+        assert flag_set(items["FLAGS"]) == {"\\Flagged", "$Label1",
+                                            "\\Recent"}
     # The source is unchanged.
     assert mailbox_status(c, "INBOX")[0] == 4
 
@@ -191,8 +194,10 @@ def test_copy_out_of_a_read_only_mailbox_and_onto_itself(c):
     c.select("INBOX")
     r = c.ok("COPY 1:2 INBOX")
     # RFC 9051 §7.5.1: the new messages are announced before the tagged
-    # reply.
-    assert r.untagged == [b"* 4 EXISTS\r\n"], r.untagged
+    # reply; the first SELECT took 1:2 as recent, the copies join them
+    # (RFC 3501 §7.3.2).
+    assert r.untagged == [b"* 4 EXISTS\r\n", b"* 4 RECENT\r\n"], \
+        r.untagged
     assert re.match(rb"^\S+ OK \[COPYUID \d+ 1:2 3:4\] COPY completed\r\n$",
                     r.tagged), r.tagged
 
@@ -331,7 +336,8 @@ def test_append_with_flags_and_date_answers_appenduid(c):
     got = fetch(c, "UID FETCH %d (FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[])"
                 % uidnext)
     items = got[1]
-    assert flag_set(items["FLAGS"]) == {"\\Draft", "\\Seen", "$Pending"}
+    assert flag_set(items["FLAGS"]) == {"\\Draft", "\\Seen", "$Pending",
+                                        "\\Recent"}
     # Stored as an instant: the same moment in UTC.
     assert items["INTERNALDATE"] == b"05-Jul-2023 12:30:00 +0000", items
     assert int(items["RFC822.SIZE"]) == len(msg)
@@ -412,7 +418,9 @@ def test_append_to_the_selected_mailbox_announces_exists(c):
     fill(c, 1)
     c.select("INBOX")
     r = append(c, "INBOX", message(2))
-    assert r.untagged == [b"* 2 EXISTS\r\n"], r.untagged
+    # Both recent for this session: the first by its SELECT, the new one
+    # as it arrives (RFC 3501 §7.3.2: RECENT with the new size).
+    assert r.untagged == [b"* 2 EXISTS\r\n", b"* 2 RECENT\r\n"], r.untagged
     assert appenduid(r)[1] == 2
     # Into another mailbox: nothing about INBOX.
     r = append(c, "Trash", message(3))

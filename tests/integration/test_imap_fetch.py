@@ -159,7 +159,7 @@ def test_fetch_uid_flags_internaldate_size(simple):
     raw = simple.raw[0]
     line = fetch_line(simple, "FETCH 1 (UID FLAGS INTERNALDATE RFC822.SIZE)")
     assert re.match(
-        rb'^\* 1 FETCH \(UID 1 FLAGS \(\) INTERNALDATE '
+        rb'^\* 1 FETCH \(UID 1 FLAGS \(\\Recent\) INTERNALDATE '
         rb'"[ 0-3]\d-(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)-'
         rb'\d{4} \d\d:\d\d:\d\d [+-]\d{4}" RFC822\.SIZE %d\)\r\n$'
         % len(raw), line), line
@@ -198,7 +198,7 @@ def test_fetch_macros(simple):
 
 def test_uid_fetch_always_includes_uid(simple):
     line = fetch_line(simple, "UID FETCH 1 (FLAGS)")
-    assert line == b"* 1 FETCH (UID 1 FLAGS ())\r\n"
+    assert line == b"* 1 FETCH (UID 1 FLAGS (\\Recent))\r\n"
     # A UID that does not exist is no error: nothing to answer.
     r = simple.c.ok("UID FETCH 99 (FLAGS)")
     assert r.untagged == []
@@ -422,13 +422,13 @@ def test_fetch_binary_unknown_encoding(srv):
 
 def test_body_peek_does_not_set_seen_and_body_does(simple):
     assert fetch_line(simple, "FETCH 1 (BODY.PEEK[TEXT] FLAGS)").endswith(
-        b"FLAGS ())\r\n")
+        b"FLAGS (\\Recent))\r\n")
     line = fetch_line(simple, "FETCH 1 (BODY[TEXT])")
     # The FLAGS this FETCH changed come with it (RFC 9051 §6.4.5).
     assert line == (b"* 1 FETCH (BODY[TEXT] {20}\r\nline one\r\nline two"
-                    b"\r\n FLAGS (\\Seen))\r\n"), line
+                    b"\r\n FLAGS (\\Seen \\Recent))\r\n"), line
     assert fetch_line(simple, "FETCH 1 (FLAGS)") == \
-        b"* 1 FETCH (FLAGS (\\Seen))\r\n"
+        b"* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n"
     # Already seen: no FLAGS added.
     line = fetch_line(simple, "FETCH 1 (BODY[]<0.4>)")
     assert line == b"* 1 FETCH (BODY[]<0> {4}\r\n%s)\r\n" % \
@@ -441,7 +441,7 @@ def test_items_that_set_seen(srv, item):
     box = Box(srv, [SIMPLE])
     try:
         items = box.fetch("FETCH 1 (%s)" % item)[1]
-        assert flag_set(items["FLAGS"]) == {"\\Seen"}, items
+        assert flag_set(items["FLAGS"]) == {"\\Seen", "\\Recent"}, items
     finally:
         box.close()
 
@@ -454,7 +454,7 @@ def test_items_that_leave_seen_alone(srv, item):
     try:
         items = box.fetch("FETCH 1 (%s)" % item)[1]
         assert "FLAGS" not in items
-        assert box.fetch("FETCH 1 FLAGS")[1]["FLAGS"] == []
+        assert box.fetch("FETCH 1 FLAGS")[1]["FLAGS"] == [b"\\Recent"]
     finally:
         box.close()
 
@@ -465,7 +465,7 @@ def test_examine_fetch_body_does_not_set_seen(srv):
         items = box.fetch("FETCH 1 (BODY[])")[1]
         assert "FLAGS" not in items
         assert items["BODY[]"] == box.raw[0]
-        assert box.fetch("FETCH 1 FLAGS")[1]["FLAGS"] == []
+        assert box.fetch("FETCH 1 FLAGS")[1]["FLAGS"] == [b"\\Recent"]
     finally:
         box.close()
 
@@ -475,9 +475,9 @@ def test_seen_is_set_for_many_messages_at_once(srv):
     try:
         box.c.ok("STORE 2 +FLAGS (\\Seen)")
         out = box.fetch("FETCH 1:3 (BODY[]<0.1>)")
-        assert flag_set(out[1]["FLAGS"]) == {"\\Seen"}
+        assert flag_set(out[1]["FLAGS"]) == {"\\Seen", "\\Recent"}
         assert "FLAGS" not in out[2]
-        assert flag_set(out[3]["FLAGS"]) == {"\\Seen"}
+        assert flag_set(out[3]["FLAGS"]) == {"\\Seen", "\\Recent"}
         # Another session sees the change.
         c2 = login(srv, box.user, box.password)
         c2.select("INBOX")
@@ -504,7 +504,7 @@ def test_fetch_changedsince(srv):
         out = box.fetch("FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % top)
         # RFC 7162 §3.1.4.1: only what changed, with its MODSEQ.
         assert list(out) == [2], out
-        assert flag_set(out[2]["FLAGS"]) == {"\\Flagged"}
+        assert flag_set(out[2]["FLAGS"]) == {"\\Flagged", "\\Recent"}
         assert modseq_of(out[2]) > top
         out = box.fetch("UID FETCH 1:* (FLAGS) (CHANGEDSINCE 1)")
         assert sorted(out) == [1, 2, 3]
@@ -517,7 +517,8 @@ def test_changedsince_enables_condstore(srv):
     box = Box(srv, [SIMPLE])
     try:
         line = fetch_line(box, "FETCH 1 (FLAGS) (CHANGEDSINCE 0)")
-        assert re.match(rb"^\* 1 FETCH \((?:UID 1 )?FLAGS \(\) MODSEQ \(\d+\)\)\r\n$",
+        assert re.match(rb"^\* 1 FETCH \((?:UID 1 )?FLAGS \(\\Recent\) "
+                        rb"MODSEQ \(\d+\)\)\r\n$",
                         line), line
         assert b"MODSEQ" in fetch_line(box, "FETCH 1 (UID)")
     finally:
@@ -568,30 +569,34 @@ def test_store_every_mode(srv):
     box = Box(srv, [SIMPLE, SIMPLE])
     try:
         assert store_lines(box, "STORE 1 FLAGS (\\Flagged \\Answered)") == [
-            b"* 1 FETCH (FLAGS (\\Answered \\Flagged))\r\n"]
+            b"* 1 FETCH (FLAGS (\\Answered \\Flagged \\Recent))\r\n"]
         # RFC 9051 §7.3.5: a new keyword is announced by FLAGS first.
         assert store_lines(box, "STORE 1 +FLAGS (\\Seen $Label1)") == [
             b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft "
-            b"$Label1)\r\n",
+            b"\\Recent $Label1)\r\n",
             b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
             b"\\Draft $Label1 \\*)] Flags permitted\r\n",
-            b"* 1 FETCH (FLAGS (\\Answered \\Flagged \\Seen $Label1))\r\n"]
+            b"* 1 FETCH (FLAGS (\\Answered \\Flagged \\Seen \\Recent "
+            b"$Label1))\r\n"]
         assert store_lines(box, "STORE 1 -FLAGS (\\Answered $label1)") == [
-            b"* 1 FETCH (FLAGS (\\Flagged \\Seen))\r\n"]
+            b"* 1 FETCH (FLAGS (\\Flagged \\Seen \\Recent))\r\n"]
         # Flags may come without parentheses.
         assert store_lines(box, "STORE 1:2 +FLAGS \\Draft Foo") == [
             b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft "
-            b"$Label1 Foo)\r\n",
+            b"\\Recent $Label1 Foo)\r\n",
             b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen "
             b"\\Draft $Label1 Foo \\*)] Flags permitted\r\n",
-            b"* 1 FETCH (FLAGS (\\Flagged \\Seen \\Draft Foo))\r\n",
-            b"* 2 FETCH (FLAGS (\\Draft Foo))\r\n"]
+            b"* 1 FETCH (FLAGS (\\Flagged \\Seen \\Draft \\Recent Foo))\r\n",
+            b"* 2 FETCH (FLAGS (\\Draft \\Recent Foo))\r\n"]
+        # \Recent is the session's, not the store's: FLAGS () keeps it.
         assert store_lines(box, "STORE 1:* FLAGS ()") == [
-            b"* 1 FETCH (FLAGS ())\r\n", b"* 2 FETCH (FLAGS ())\r\n"]
+            b"* 1 FETCH (FLAGS (\\Recent))\r\n",
+            b"* 2 FETCH (FLAGS (\\Recent))\r\n"]
         # UID STORE replies carry the UID.
         assert store_lines(box, "UID STORE 2 +FLAGS (\\Deleted)") == [
-            b"* 2 FETCH (FLAGS (\\Deleted) UID 2)\r\n"]
-        # What the store keeps is what another session reads.
+            b"* 2 FETCH (FLAGS (\\Deleted \\Recent) UID 2)\r\n"]
+        # What the store keeps is what another session reads (without
+        # \Recent: this session took it).
         c2 = login(srv, box.user, box.password)
         c2.select("INBOX")
         r = c2.ok("FETCH 1:2 FLAGS")
@@ -615,16 +620,16 @@ def test_store_shows_changes_by_other_sessions(srv):
         # The reply shows the flags as stored, the other session's
         # \Flagged too, once.
         assert store_lines(box, "STORE 1 +FLAGS (\\Seen)") == [
-            b"* 1 FETCH (FLAGS (\\Flagged \\Seen))\r\n"]
+            b"* 1 FETCH (FLAGS (\\Flagged \\Seen \\Recent))\r\n"]
         # .SILENT hides this change, not the other session's.
         other("STORE 2 +FLAGS.SILENT (\\Flagged)")
         assert store_lines(box, "STORE 2 +FLAGS.SILENT (\\Seen)") == [
-            b"* 2 FETCH (UID 2 FLAGS (\\Flagged \\Seen))\r\n"]
+            b"* 2 FETCH (UID 2 FLAGS (\\Flagged \\Seen \\Recent))\r\n"]
         # And so does a FETCH that sets \Seen.
         other("STORE 3 +FLAGS.SILENT (\\Answered)")
         line = fetch_line(box, "FETCH 3 (BODY[]<0.2>)")
         assert line == b"* 3 FETCH (BODY[]<0> {2}\r\n%s FLAGS " \
-            b"(\\Answered \\Seen))\r\n" % box.raw[2][:2], line
+            b"(\\Answered \\Seen \\Recent))\r\n" % box.raw[2][:2], line
     finally:
         box.close()
 
@@ -636,7 +641,7 @@ def test_store_silent(srv):
         assert store_lines(box, "UID STORE 1 -FLAGS.SILENT (\\Flagged)") == []
         assert store_lines(box, "STORE 1 FLAGS.SILENT (\\Seen)") == []
         assert fetch_line(box, "FETCH 1 FLAGS") == \
-            b"* 1 FETCH (FLAGS (\\Seen))\r\n"
+            b"* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n"
     finally:
         box.close()
 
@@ -660,7 +665,7 @@ def test_examine_refuses_store(srv):
         r = box.c.command("STORE 1 +FLAGS (\\Seen)")
         assert r.status == "NO" and r.code == "READ-ONLY", r.tagged
         assert r.untagged == []
-        assert box.fetch("FETCH 1 FLAGS")[1]["FLAGS"] == []
+        assert box.fetch("FETCH 1 FLAGS")[1]["FLAGS"] == [b"\\Recent"]
     finally:
         box.close()
 
@@ -684,11 +689,11 @@ def test_store_unchangedsince_and_modified(srv):
         for l in r.untagged:
             n, items = parse_fetch(l)
             got[n] = items
-            assert flag_set(items["FLAGS"]) == {"\\Flagged"}
+            assert flag_set(items["FLAGS"]) == {"\\Flagged", "\\Recent"}
             assert modseq_of(items) > new2
         assert sorted(got) == [1, 3]
         assert flag_set(box.fetch("FETCH 2 FLAGS")[2]["FLAGS"]) == \
-            {"\\Answered"}
+            {"\\Answered", "\\Recent"}
         # UID STORE names UIDs; .SILENT with CONDSTORE still sends
         # MODSEQ.
         top = modseq_of(box.fetch("FETCH 1 (MODSEQ)")[1])
@@ -712,7 +717,8 @@ def test_store_with_condstore_reports_modseq(srv):
     try:
         box.c.ok("ENABLE CONDSTORE")
         lines = store_lines(box, "STORE 1 +FLAGS (\\Flagged)")
-        assert re.match(rb"^\* 1 FETCH \(FLAGS \(\\Flagged\) (?:UID 1 )?MODSEQ \(\d+\)"
+        assert re.match(rb"^\* 1 FETCH \(FLAGS \(\\Flagged \\Recent\) "
+                        rb"(?:UID 1 )?MODSEQ \(\d+\)"
                         rb"\)\r\n$", lines[0]), lines
         lines = store_lines(box, "STORE 1 +FLAGS.SILENT (\\Seen)")
         assert re.match(rb"^\* 1 FETCH \((?:UID 1 )?MODSEQ \(\d+\)\)\r\n$", lines[0]), \
@@ -859,7 +865,7 @@ def test_fetch_of_a_message_expunged_by_another_session(srv):
         # RFC 9051 §7.5.1: no EXPUNGE while answering FETCH; the message
         # keeps its number and what the session knows of it.
         r = box.c.ok("FETCH 1 (UID FLAGS)")
-        assert r.untagged == [b"* 1 FETCH (UID 1 FLAGS ())\r\n"]
+        assert r.untagged == [b"* 1 FETCH (UID 1 FLAGS (\\Recent))\r\n"]
         # Its body is gone: the others are answered, then RFC 9051 §7.1
         # EXPUNGEISSUED.
         r = box.c.command("FETCH 1:2 (UID BODY.PEEK[]<0.6>)")
@@ -886,9 +892,9 @@ def test_commands_pipelined_behind_a_streamed_fetch(srv):
         assert digest == hashlib.sha256(body).hexdigest()
         assert c.conn.readline(60) == b"p1 OK FETCH completed\r\n"
         assert c.read_reply(b"p2").untagged == [
-            b"* 1 FETCH (FLAGS (\\Flagged))\r\n"]
+            b"* 1 FETCH (FLAGS (\\Flagged \\Recent))\r\n"]
         assert c.read_reply(b"p3").untagged == [
-            b"* 1 FETCH (FLAGS (\\Flagged))\r\n"]
+            b"* 1 FETCH (FLAGS (\\Flagged \\Recent))\r\n"]
     finally:
         c.close()
 
@@ -901,7 +907,7 @@ def test_fetch_flags_of_many_messages(srv):
         r = box.c.ok("FETCH 1:* (UID FLAGS)")
         assert r.untagged == [
             b"* %d FETCH (UID %d FLAGS (%s))\r\n"
-            % (i, i, b"\\Answered" if i % 2 == 0 else b"")
+            % (i, i, b"\\Answered \\Recent" if i % 2 == 0 else b"\\Recent")
             for i in range(1, 31)]
         r = box.c.ok("UID FETCH 5,7:9,29:* (FLAGS)")
         assert [parse_fetch(l)[0] for l in r.untagged] == \
