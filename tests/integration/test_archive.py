@@ -99,7 +99,11 @@ class Mail:
         return names
 
     def messages(self, folder="INBOX"):
-        """[(flags set, INTERNALDATE str, body bytes)] by UID."""
+        """[(flags set, INTERNALDATE str, body bytes)] by UID. \\Recent is
+        left out of the flags: it is this session's view (RFC 3501
+        §2.3.2), not a flag an archive carries; self.recent says which
+        messages showed it."""
+        self.recent = []
         typ, data = self.m.select('"%s"' % folder, readonly=True)
         assert typ == "OK", data
         if int(data[0]) == 0:
@@ -114,7 +118,9 @@ class Mail:
             head, body = item
             flags = re.search(rb"FLAGS \(([^)]*)\)", head).group(1)
             date = re.search(rb'INTERNALDATE "([^"]+)"', head).group(1)
-            out.append((set(flags.decode().split()), date.decode(), body))
+            flags = set(flags.decode().split())
+            self.recent.append("\\Recent" in flags)
+            out.append((flags - {"\\Recent"}, date.decode(), body))
         return out
 
     def close(self):
@@ -175,8 +181,13 @@ def test_mbox_tricky_from_lines_flags_and_8bit_headers(srv, user, mail,
     got = ok(srv, "import", user[0], "--mbox", src)
     assert got == {"folders": 1, "imported": 2, "duplicates": 0,
                    "failed": 0, "bytes": got["bytes"], "complete": True}
-    msgs = mail(user).messages("INBOX")
+    m = mail(user)
+    msgs = m.messages("INBOX")
     assert len(msgs) == 2
+    # Imported mail is new in its mailbox: EXAMINE shows it \Recent (and
+    # leaves it so, RFC 3501 §6.3.2).
+    assert m.recent == [True, True]
+    assert m.messages("INBOX") == msgs and m.recent == [True, True]
     flags, date, body = msgs[0]
     assert flags == {"\\Seen", "\\Answered", "\\Flagged", "$Label1",
                      "work"}
