@@ -346,8 +346,11 @@ def test_message_new_sends_exists_then_asked_fetch_items(srv, user):
     body = b"Subject: sized\r\n\r\n0123456789\r\n"
     append(writer, "INBOX", body, flags="\\Answered")
     _, m = wait_line(watcher, rb"^\* 1 EXISTS\r\n$")
+    # An IMAP4rev1 session: RECENT with the new size (RFC 3501 §7.3.2),
+    # and the message is recent for the watcher, the first to hear of it.
+    assert watcher.read_line() == b"* 1 RECENT\r\n"
     line = watcher.read_line()
-    assert re.match(rb"^\* 1 FETCH \(UID 1 FLAGS \(\\Answered\) "
+    assert re.match(rb"^\* 1 FETCH \(UID 1 FLAGS \(\\Answered \\Recent\) "
                     rb"INTERNALDATE \"[^\"]+\" RFC822.SIZE %d\)\r\n$"
                     % len(body), line), line
     # MessageExpunge: EXPUNGE at once too.
