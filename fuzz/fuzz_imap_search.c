@@ -1,8 +1,8 @@
 /*
  * libFuzzer harness for the SEARCH key parser (imap_cmd_search.c, RFC 9051
  * §6.4.4). Byte 0 sets the number of messages in a pretend selected
- * mailbox (0 to 255, UIDs 3, 6, 9, ...) and whether "$" holds a saved
- * result; the rest becomes "a SEARCH <rest>\r\n" for the real command
+ * mailbox (0 to 255, UIDs 3, 6, 9, ..., \Recent in runs of three) and
+ * whether "$" holds a saved result; the rest becomes "a SEARCH <rest>\r\n" for the real command
  * parser, whose arguments go to imap_search_keys_parse().
  *
  * Checked: a parsed tree stays within the store's limits (depth 32, 10,000
@@ -58,6 +58,16 @@ TRAP(void, store_mailbox_deinit, struct store_mailbox *mb)
 TRAP(struct store_watch *, store_watch_new, struct store *st, int64_t mb,
     struct event_base *b, void (*cb)(void *), void *arg)
 TRAP(void, store_watch_free, struct store_watch **w)
+TRAP(int, store_recent_claim, struct store *st, int64_t mb, uint32_t v,
+    uint32_t end, uint32_t *f, enum store_err *e)
+TRAP(int, store_recent_peek, struct store *st, int64_t mb, uint32_t v,
+    uint32_t *f, enum store_err *e)
+TRAP(int, imap_box_get, struct imap_session *s, const char *n, uint32_t r,
+    struct imap_box *b, enum store_err *e)
+TRAP(void, imap_box_deinit, struct imap_box *b)
+TRAP(bool, imap_acl_view_check, struct imap_session *s)
+TRAP(bool, imap_notify_selected_now, struct imap_session *s, bool *x)
+TRAP(void, imap_notify_messages_new, struct imap_session *s, size_t first)
 TRAP(const char *, store_err_text, enum store_err e)
 TRAP(void, net_conn_close, struct net_conn *c)
 TRAP(bool, is_net_conn_closing, const struct net_conn *c)
@@ -108,8 +118,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&v, 0, sizeof(v));
 	v.n = data[0] & 0x7f ? (size_t)(data[0] & 0x7f) * 2 : 0;
 	v.msgs = calloc(v.n ? v.n : 1, sizeof(*v.msgs));
-	for (size_t i = 0; i < v.n; i++)
+	for (size_t i = 0; i < v.n; i++) {
 		v.msgs[i].uid = (uint32_t)(i + 1) * 3;
+		/* Runs of three \Recent messages (RECENT, NEW, OLD). */
+		v.msgs[i].is_recent = (i / 3) % 2 == 0;
+	}
 	if (data[0] & 0x80) {
 		v.saved = saved;
 		v.nsaved = 3;

@@ -5,7 +5,8 @@
  * algorithms over arbitrary header sets.
  *
  * Byte 0 sets the number of messages in a pretend selected mailbox (0 to
- * 127, UIDs 3, 6, 9, ...) and whether the command is the UID form. The
+ * 127, UIDs 3, 6, 9, ..., \Recent in runs of three) and whether the
+ * command is the UID form. The
  * first line of the rest is the command after "a " ("SORT (SUBJECT)
  * UTF-8 ALL", "THREAD REFERENCES UTF-8 ALL"); every further line is what
  * the store holds of one message, fields split by '|': subject, Message-ID,
@@ -62,6 +63,16 @@ TRAP(void, store_mailbox_deinit, struct store_mailbox *mb)
 TRAP(struct store_watch *, store_watch_new, struct store *st, int64_t mb,
     struct event_base *b, void (*cb)(void *), void *arg)
 TRAP(void, store_watch_free, struct store_watch **w)
+TRAP(int, store_recent_claim, struct store *st, int64_t mb, uint32_t v,
+    uint32_t end, uint32_t *f, enum store_err *e)
+TRAP(int, store_recent_peek, struct store *st, int64_t mb, uint32_t v,
+    uint32_t *f, enum store_err *e)
+TRAP(int, imap_box_get, struct imap_session *s, const char *n, uint32_t r,
+    struct imap_box *b, enum store_err *e)
+TRAP(void, imap_box_deinit, struct imap_box *b)
+TRAP(bool, imap_acl_view_check, struct imap_session *s)
+TRAP(bool, imap_notify_selected_now, struct imap_session *s, bool *x)
+TRAP(void, imap_notify_messages_new, struct imap_session *s, size_t first)
 TRAP(void, net_conn_close, struct net_conn *c)
 TRAP(bool, is_net_conn_closing, const struct net_conn *c)
 
@@ -277,8 +288,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&fz, 0, sizeof(fz));
 	v.n = data[0] & 0x7f;
 	v.msgs = calloc(v.n ? v.n : 1, sizeof(*v.msgs));
-	for (size_t i = 0; i < v.n; i++)
+	for (size_t i = 0; i < v.n; i++) {
 		v.msgs[i].uid = (uint32_t)(i + 1) * 3;
+		/* Runs of three \Recent messages (RECENT, NEW, OLD). */
+		v.msgs[i].is_recent = (i / 3) % 2 == 0;
+	}
 	fz.v = &v;
 	s.view = &v;
 	s.ctx = &ctx;
