@@ -2277,9 +2277,9 @@ test_store_recent_claims_from_threads_never_overlap(void **state)
 	store_mailbox_deinit(&mb);
 }
 
-/* Mailboxes from before schema 13 start with nothing recent. */
+/* Mailboxes from before schema 14 start with nothing recent. */
 static void
-test_store_recent_schema_13_migration(void **state)
+test_store_recent_schema_14_migration(void **state)
 {
 	struct fx *fx = *state;
 	struct store_mailbox mb;
@@ -2294,7 +2294,7 @@ test_store_recent_schema_13_migration(void **state)
 	snprintf(path, sizeof(path), "%s/store.db", fx->dir);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "ALTER TABLE mailboxes DROP COLUMN "
-	    "recent_uid; UPDATE meta SET value = 12 WHERE key = "
+	    "recent_uid; UPDATE meta SET value = 13 WHERE key = "
 	    "'schema_version';", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	reopen(fx);
@@ -2363,7 +2363,7 @@ main(void)
 		T(test_store_delivery_atomic_is_all_or_nothing),
 		T(test_store_recent_claimed_once_peeked_and_counted),
 		T(test_store_recent_claims_from_threads_never_overlap),
-		T(test_store_recent_schema_13_migration),
+		T(test_store_recent_schema_14_migration),
 #undef T
 	};
 
