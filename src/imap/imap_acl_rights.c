@@ -55,11 +55,13 @@ imap_acl_rights_format(uint32_t rights, char out[IMAP_ACL_RIGHTS_LEN])
 		if (rights & (1u << i))
 			out[n++] = rights_letters[i];
 	}
-	/* RFC 4314 §2.1.1: "c" and "d" go with any of their members, for
-	 * RFC 2086 clients. */
-	if (rights & ACL_OBSOLETE_C)
+	/* RFC 4314 §2.1.1: "c" and "d" for RFC 2086 clients, only when
+	 * every one of their members is held. Reported for any member, a
+	 * client copying an ACL back (GETACL, then SETACL with the string)
+	 * would widen "k" alone into "k" and "x". */
+	if ((rights & ACL_OBSOLETE_C) == ACL_OBSOLETE_C)
 		out[n++] = 'c';
-	if (rights & ACL_OBSOLETE_D)
+	if ((rights & ACL_OBSOLETE_D) == ACL_OBSOLETE_D)
 		out[n++] = 'd';
 	out[n] = '\0';
 }

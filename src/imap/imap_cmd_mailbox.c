@@ -325,6 +325,18 @@ mailbox_done(void *arg, enum store_err err)
 		imap_done_store_err(s, err);
 		return;
 	}
+	if (strcasecmp(s->cmd->name, "DELETE") == 0) {
+		/* Deleting the selected mailbox leaves no mailbox selected;
+		 * only once it is gone: a refused DELETE (no "x", RFC 4314
+		 * §4) leaves the selection as it was. */
+		if (s->view != NULL && s->job != NULL &&
+		    strcmp(s->view->name, s->job) == 0) {
+			imap_view_close(s);
+			s->state = IMAP_STATE_AUTH;
+		}
+		imap_done(s, "OK", "DELETE completed");
+		return;
+	}
 	if (s->job != NULL) {
 		create_done(s, s->job);
 		return;
@@ -334,10 +346,15 @@ mailbox_done(void *arg, enum store_err err)
 
 /* Submits op; the reply comes from mailbox_done. */
 static void
-mailbox_submit(struct imap_session *s, const struct store_mailbox_op *op)
+mailbox_submit(struct imap_session *s, const struct store_mailbox_op *op,
+    const char *client_name)
 {
-	if (op->kind == STORE_MAILBOX_CREATE) {
-		s->job = xstrdup(op->name);
+	if (op->kind == STORE_MAILBOX_CREATE ||
+	    op->kind == STORE_MAILBOX_DELETE) {
+		/* CREATE: the owner's name, for the MAILBOXID; DELETE: the
+		 * name the client gave, to close the view if selected. */
+		s->job = xstrdup(op->kind == STORE_MAILBOX_CREATE ? op->name :
+		    client_name);
 		s->job_free = free;
 	}
 	imap_wait(s);
@@ -482,13 +499,13 @@ imap_cmd_create(struct imap_session *s, const struct imap_cmd *cmd)
 		if ((rc = other_parent_check(s, name, &b)) == 0) {
 			op.account = b.owner;
 			op.name = b.name;
-			mailbox_submit(s, &op);
+			mailbox_submit(s, &op, name);
 		}
 		imap_box_deinit(&b);
 		free(name);
 		return;
 	}
-	mailbox_submit(s, &op);
+	mailbox_submit(s, &op, name);
 	free(name);
 }
 
@@ -508,12 +525,6 @@ imap_cmd_delete(struct imap_session *s, const struct imap_cmd *cmd)
 		imap_done(s, "NO", "[CANNOT] INBOX cannot be deleted");
 		return;
 	}
-	if (s->view != NULL && strcmp(s->view->name, name) == 0) {
-		/* Deleting the selected mailbox leaves no mailbox
-		 * selected. */
-		imap_view_close(s);
-		s->state = IMAP_STATE_AUTH;
-	}
 	op.kind = STORE_MAILBOX_DELETE;
 	op.account = s->id.account;
 	op.name = name;
@@ -527,7 +538,7 @@ imap_cmd_delete(struct imap_session *s, const struct imap_cmd *cmd)
 		if (rc == IMAP_BOX_OK) {
 			op.account = b.owner;
 			op.name = b.name;
-			mailbox_submit(s, &op);
+			mailbox_submit(s, &op, name);
 		} else {
 			imap_done_box_err(s, rc, err);
 		}
@@ -535,7 +546,7 @@ imap_cmd_delete(struct imap_session *s, const struct imap_cmd *cmd)
 		free(name);
 		return;
 	}
-	mailbox_submit(s, &op);
+	mailbox_submit(s, &op, name);
 	free(name);
 }
 
@@ -584,7 +595,7 @@ imap_cmd_rename(struct imap_session *s, const struct imap_cmd *cmd)
 				op.account = src.owner;
 				op.name = src.name;
 				op.to = dst.name;
-				mailbox_submit(s, &op);
+				mailbox_submit(s, &op, from);
 			}
 			imap_box_deinit(&dst);
 		} else {
@@ -595,7 +606,7 @@ imap_cmd_rename(struct imap_session *s, const struct imap_cmd *cmd)
 		free(to);
 		return;
 	}
-	mailbox_submit(s, &op);
+	mailbox_submit(s, &op, from);
 	free(from);
 	free(to);
 	return;
@@ -634,7 +645,7 @@ imap_cmd_subscribe(struct imap_session *s, const struct imap_cmd *cmd)
 		}
 		op.kind = STORE_MAILBOX_SUBSCRIBE_NAME;
 	}
-	mailbox_submit(s, &op);
+	mailbox_submit(s, &op, name);
 	free(name);
 }
 

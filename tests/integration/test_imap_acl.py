@@ -78,6 +78,15 @@ def test_setacl_modes_negative_rights_and_deleteacl(srv):
             b'"-%s" w\r\n' % (owner[0].encode(), other[0].encode(),
                              other[0].encode())], r.untagged
         # RFC 4314 §2.1.1: "c" is k and x here, "d" is e and t.
+        # Reported only when both are held: "k" alone is "k", so that a
+        # client copying the ACL back does not widen it to "kx".
+        c.ok('SETACL Sent "%s" lk' % other[0])
+        r = c.ok("GETACL Sent")
+        assert b'"%s" lk ' % other[0].encode() in r.untagged[0], r.untagged
+        c.ok('SETACL Sent "%s" lk' % other[0])
+        c.ok('SETACL Sent "%s" t' % other[0])
+        r = c.ok("GETACL Sent")
+        assert b'"%s" t ' % other[0].encode() in r.untagged[0], r.untagged
         c.ok('SETACL Sent "%s" c' % other[0])
         r = c.ok("GETACL Sent")
         assert b'"%s" kxc ' % other[0].encode() in r.untagged[0], r.untagged
@@ -336,7 +345,8 @@ def test_each_write_right_allows_its_own_changes(srv):
         assert any(b'"Team/Sub"' in l for l in r.untagged), r.untagged
         # The child starts with its parent's ACL.
         r = o.ok("GETACL Team/Sub")
-        assert b'"%s" lrkc' % other[0].encode() in r.untagged[0], r.untagged
+        assert b'"%s" lrk\r\n' % other[0].encode() in r.untagged[0], \
+            r.untagged
         r = c.command('DELETE "%s/Sub"' % name)
         assert r.tagged.endswith(b" NO [NOPERM] Permission denied\r\n"), r
         o.ok('SETACL Team/Sub "%s" lrx' % other[0])
@@ -471,3 +481,63 @@ def test_subscribing_to_another_users_mailbox(srv):
         c.ok('UNSUBSCRIBE "%s"' % name)
         r = c.ok('LSUB "" "*"')
         assert not any(b"News" in l for l in r.untagged), r.untagged
+
+
+def test_copying_an_acl_back_does_not_widen_it(srv):
+    """A client that reads the ACL and writes the same strings back (an
+    RFC 2086 client's "copy the ACL" operation) must not give anyone a
+    right they did not have: "c" and "d" are reported only when all their
+    members are held (RFC 4314 §2.1.1)."""
+    owner, other = new_user(srv), new_user(srv)
+    with login(srv, *owner) as o:
+        o.ok("CREATE Proj")
+        o.ok("CREATE Copy")
+        o.ok('SETACL Proj "%s" lrke' % other[0])
+        r = o.ok("GETACL Proj")
+        words = r.untagged[0].rstrip(b"\r\n").split(b" ")
+        rights = words[words.index(b'"%s"' % other[0].encode()) + 1]
+        assert rights == b"lrke", r.untagged
+        o.ok('SETACL Copy "%s" %s' % (other[0], rights.decode()))
+        r = o.ok("GETACL Copy")
+        assert b'"%s" lrke\r\n' % other[0].encode() in r.untagged[0], \
+            r.untagged
+    with login(srv, *other) as c:
+        r = c.ok('MYRIGHTS "%s"' % shared(owner[0], "Copy"))
+        assert r.untagged == [b'* MYRIGHTS "%s" lrke\r\n'
+                              % shared(owner[0], "Copy").encode()], r.untagged
+        r = c.command('DELETE "%s"' % shared(owner[0], "Copy"))
+        assert r.tagged.endswith(b" NO [NOPERM] Permission denied\r\n"), r
+
+
+def test_refused_delete_keeps_the_selected_mailbox(srv):
+    """DELETE of the selected mailbox refused for lack of "x" leaves it
+    selected; a DELETE that succeeds leaves nothing selected."""
+    owner, other = new_user(srv), new_user(srv)
+    name = shared(owner[0], "Keep")
+    with login(srv, *owner) as o, login(srv, *other) as c:
+        o.ok("CREATE Keep")
+        assert append(o, "Keep", message(1)).status == "OK"
+        o.ok('SETACL Keep "%s" lrs' % other[0])
+        c.ok('SELECT "%s"' % name)
+        r = c.command('DELETE "%s"' % name)
+        assert r.tagged.endswith(b" NO [NOPERM] Permission denied\r\n"), r
+        r = c.ok("FETCH 1 (FLAGS)")
+        assert r.lines(b"1 FETCH"), r.untagged
+        # The mailbox is still there for its owner.
+        o.ok("STATUS Keep (MESSAGES)")
+        # Now with "x": gone, and nothing selected.
+        o.ok('SETACL Keep "%s" lrsx' % other[0])
+        c.ok('DELETE "%s"' % name)
+        r = c.command("FETCH 1 (FLAGS)")
+        assert r.status == "BAD", r.tagged
+        # One's own mailbox, selected and deleted: likewise closed.
+        c.ok("CREATE Mine")
+        c.ok("SELECT Mine")
+        c.ok("DELETE Mine")
+        r = c.command("FETCH 1 (FLAGS)")
+        assert r.status == "BAD", r.tagged
+        # A refused DELETE of one's own selected INBOX keeps it.
+        c.ok("SELECT INBOX")
+        r = c.command("DELETE INBOX")
+        assert r.status == "NO", r.tagged
+        c.ok("UID SEARCH ALL")
