@@ -495,7 +495,17 @@ imap_cmd_create(struct imap_session *s, const struct imap_cmd *cmd)
 	if (is_imap_acl_other_name(name)) {
 		struct imap_box b;
 
-		/* RFC 4314 §4: "k" on the parent, in the owner's account. */
+		/* RFC 4314 §4: "k" on the parent, in the owner's account.
+		 * A special use is the owner's to give (RFC 6154 §3 lets a
+		 * server refuse one): a \Sent or \Drafts made by another
+		 * user in a folder they can read would take the owner's
+		 * client's copies there. */
+		if (special != STORE_SPECIAL_NONE) {
+			free(name);
+			imap_done(s, "NO", "[USEATTR] Only the owner gives a "
+			    "mailbox a special use");
+			return;
+		}
 		if ((rc = other_parent_check(s, name, &b)) == 0) {
 			op.account = b.owner;
 			op.name = b.name;

@@ -412,6 +412,9 @@ def test_rights_withdrawn_while_selected_stop_the_next_command(srv):
         while seen[-1] != b"* 2 EXISTS\r\n":
             assert len(seen) < 5, seen      # a's flag changes, then this
             seen.append(b.read_line())
+        # IMAP4rev1: RECENT follows EXISTS (RFC 3501 §7.3.2); a took
+        # message 1's \Recent when it selected first.
+        assert b.read_line() == b"* 1 RECENT\r\n"
         # ...and nothing once it is gone.
         o.ok('SETACL Desk "%s" l' % other[0])
         assert append(o, "Desk", message(3)).status == "OK"
@@ -541,3 +544,29 @@ def test_refused_delete_keeps_the_selected_mailbox(srv):
         r = c.command("DELETE INBOX")
         assert r.status == "NO", r.tagged
         c.ok("UID SEARCH ALL")
+
+
+def test_another_user_cannot_give_a_special_use(srv):
+    """With "k" on a shared folder, a user could make in it a \\Sent (or
+    \\Drafts, \\Junk) that the owner's client then files into, in a folder
+    the user reads. Only the owner gives a mailbox a special use."""
+    owner, other = new_user(srv), new_user(srv)
+    with login(srv, *owner) as o, login(srv, *other) as c:
+        o.ok("CREATE Team")
+        o.ok('SETACL Team "%s" lrk' % other[0])
+        for use in ("\\Sent", "\\Drafts", "\\Junk"):
+            r = c.command('CREATE "%s/Out" (USE (%s))'
+                          % (shared(owner[0], "Team"), use))
+            assert r.tagged.endswith(b" NO [USEATTR] Only the owner gives "
+                                     b"a mailbox a special use\r\n"), r
+        r = o.ok('LIST (SPECIAL-USE) "" "*"')
+        names = [parse_list(l).name for l in r.lines(b"LIST")]
+        assert b"Team/Out" not in names and b'"Team/Out"' not in names, \
+            r.untagged
+        # Without USE the child is made, with no special use.
+        c.ok('CREATE "%s/Out"' % shared(owner[0], "Team"))
+        r = o.ok('LIST "" "Team/Out" RETURN (SPECIAL-USE)')
+        assert r.lines(b"LIST") == [b'* LIST (\\HasNoChildren) "/" '
+                                    b'"Team/Out"\r\n'], r.untagged
+        # The owner still may.
+        o.ok("CREATE Team/Sent2 (USE (\\Sent))")
