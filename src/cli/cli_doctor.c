@@ -474,26 +474,44 @@ certs_check(struct cli_admin *ad, char **domains, size_t ndomains,
 		names[nnames] = name;
 		nnames++;
 	}
-	for (size_t c = 0; c < cfg->ncerts; c++) {
-		struct net_cert_report r;
-		char what[160], err[256], text[1024];
-		enum cli_mark mark = CLI_MARK_OK;
+	/* ACME's certificate, once it exists, is the one net serves on
+	 * every TLS listener (acme.h); the configured ones stay as the
+	 * fallback until then. */
+	char *acme_cert = cfg->is_acme ?
+	    xasprintf("%s/acme/cert.pem", cfg->data_dir) : NULL;
+	bool has_acme = acme_cert != NULL && access(acme_cert, F_OK) == 0;
 
-		snprintf(what, sizeof(what), "certificate %s (%s)",
-		    cfg->certs[c].name, cfg->certs[c].cert_file);
-		if (net_cert_file_check(cfg->certs[c].cert_file, names, nnames,
+	for (size_t c = 0; c < cfg->ncerts + (has_acme ? 1 : 0); c++) {
+		struct net_cert_report r;
+		char what[600], err[256], text[1024];
+		enum cli_mark mark = CLI_MARK_OK;
+		bool is_acme_cert = c == cfg->ncerts;
+		const char *file = is_acme_cert ? acme_cert :
+		    cfg->certs[c].cert_file;
+
+		if (is_acme_cert)
+			snprintf(what, sizeof(what), "certificate acme (%s, "
+			    "served by the TLS listeners)", file);
+		else
+			snprintf(what, sizeof(what), "certificate %s (%s%s)",
+			    cfg->certs[c].name, file, has_acme ? ", not "
+			    "served while the ACME one exists" : "");
+		if (net_cert_file_check(file, names, nnames,
 		    &r, err, sizeof(err)) < 0) {
 			cli_report_line(rep, CLI_MARK_FAIL, what, NULL, NULL,
 			    NULL, err);
 			continue;
 		}
-		for (size_t i = 0; i < nnames; i++)
+		for (size_t i = 0; i < nnames && (is_acme_cert || !has_acme);
+		    i++)
 			covered[i] |= !(r.names_missing & (1u << i));
 		if (r.days_left < 0) {
 			mark = CLI_MARK_FAIL;
 			snprintf(text, sizeof(text), "expired %ld days ago: "
-			    "clients refuse it. Renew it (certbot renew) and "
-			    "reload (kill -HUP).", -r.days_left);
+			    "clients refuse it. %s", -r.days_left,
+			    is_acme_cert ? "postern renews it itself: look "
+			    "for acme.failed in the log." : "Renew it (certbot "
+			    "renew) and reload (kill -HUP).");
 		} else if (r.is_not_yet_valid) {
 			mark = CLI_MARK_FAIL;
 			snprintf(text, sizeof(text), "not valid yet: is the "
@@ -519,6 +537,7 @@ certs_check(struct cli_admin *ad, char **domains, size_t ndomains,
 		}
 		cli_report_line(rep, mark, what, NULL, NULL, NULL, text);
 	}
+	free(acme_cert);
 	for (size_t i = 0; i < nnames; i++) {
 		char what[300], text[512];
 

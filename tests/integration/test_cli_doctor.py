@@ -604,3 +604,34 @@ def test_doctor_compares_the_clock_with_the_acme_server(tmp_path):
         httpd.server_close()
     c = line(lines, "clock")
     assert c[0] == WARN and "cannot ask the ACME server" in c, c
+
+
+def test_doctor_judges_the_acme_certificate(tmp_path):
+    """With [acme] on and DATA/acme/cert.pem there, that is the certificate
+    the listeners serve: judged, and the only one counted for the names;
+    the configured one is reported as not served."""
+    old = expired_cert(tmp_path, "other.test")
+    data = tmp_path / "data"
+    data.mkdir(mode=0o700)
+    (data / "acme").mkdir(mode=0o700)
+    make_cert(data / "acme", "cert", "mail.example.test",
+              ["mail.example.test"])
+    web = [("web", "http", "none", "127.0.0.1", free_port())]
+    path = tmp_path / "postern.conf"
+    path.write_text(config_text(data, old, web, free_port()) +
+                    "\n[acme]\nenabled = yes\ndirectory = "
+                    "https://127.0.0.1:%d/dir\n" % free_port())
+    r, lines = doctor(path)
+    a = line(lines, "certificate acme (%s, served by the TLS listeners)"
+             % (data / "acme" / "cert.pem"))
+    assert a[0] == WARN and "self-signed" in a, a
+    m = line(lines, "certificate main (")
+    assert m[0] == FAIL and "not served while the ACME one exists" in m, m
+    assert line(lines, "certificate name mail.example.test")[0] == OK
+    # Without the ACME file: the configured certificate alone, as before.
+    (data / "acme" / "cert.pem").unlink()
+    r, lines = doctor(path)
+    assert not [l for l in lines if "certificate acme" in l], lines
+    m = line(lines, "certificate main (")
+    assert m[0] == FAIL and "not served" not in m, m
+    assert line(lines, "certificate name mail.example.test")[0] == FAIL
