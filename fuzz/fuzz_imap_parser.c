@@ -229,11 +229,13 @@ check_arg(const struct imap_arg *a, size_t depth, struct count *c,
 				log_str(l, "f");
 				break;
 			}
+			/* The command's literals share one file. */
 			check(fstat(a->fd, &st) == 0 &&
-			    (size_t)st.st_size == a->len, "spool size");
+			    (uint64_t)st.st_size >= a->spool_off + a->len,
+			    "spool size");
 			data = malloc(a->len + 1);
 			check(data != NULL, "memory");
-			check(pread(a->fd, data, a->len, 0) ==
+			check(pread(a->fd, data, a->len, (off_t)a->spool_off) ==
 			    (ssize_t)a->len, "spool read");
 			check(a->kind == IMAP_ARG_LITERAL8 ||
 			    memchr(data, '\0', a->len) == NULL,

@@ -249,7 +249,8 @@ append_run(struct imap_session *s, char *name, struct append_msg *msgs,
 			return;
 		}
 		if (d == NULL || (lit->is_spooled ?
-		    store_delivery_write_fd(d, lit->fd, lit->len, &err) :
+		    store_delivery_write_fd(d, lit->fd, lit->spool_off,
+		    lit->len, &err) :
 		    store_delivery_write(d, lit->str, lit->len, &err)) < 0) {
 			store_delivery_abort(&d);
 			store_delivery_abort(&head);

@@ -186,16 +186,49 @@ static const char TEXT_TOOBIG_LITERAL[] = "[TOOBIG] Literal too large";
 static const char TEXT_LITERAL_NUL[] = "NUL byte in a literal (only "
     "literal8 may hold one)";
 
-/* Closes the file of a literal being spooled, if any: the file has no name
- * (store_spool_open), so closing it frees it. */
+/* Forgets the command's spool file. The file itself is in cmd->fds from
+ * the moment it is opened, so imap_cmd_free() closes it (it has no name,
+ * store_spool_open, so closing it frees it); closing it here too would
+ * close it twice. */
 static void
 spool_close(struct imap_parser *p)
 {
-	if (p->lit_fd >= 0) {
-		close(p->lit_fd);
-		p->lit_fd = -1;
-	}
+	p->lit_fd = -1;
 	p->lit_spool_errno = 0;
+	p->lit_off = 0;
+	p->spool_fd = -1;
+	p->spool_len = 0;
+	p->spool_errno = 0;
+}
+
+/* The command's spool file for the literal being announced: opened for
+ * the first spooled literal and listed in cmd->fds at once, shared by the others
+ * (one descriptor per command, not per literal: a MULTIAPPEND of 50
+ * messages of 1 MiB held 50 until its last literal came). */
+static void
+spool_begin(struct imap_parser *p)
+{
+	if (p->spool_fd < 0 && p->spool_errno == 0) {
+		int errnum = 0;
+		int fd = p->spool_open(p->spool_arg, p->cmd->name, &errnum);
+
+		if (fd >= 0) {
+			struct imap_cmd_fd *f = cmd_alloc(p->cmd, sizeof(*f),
+			    alignof(struct imap_cmd_fd));
+
+			f->fd = fd;
+			f->next = p->cmd->fds;
+			p->cmd->fds = f;
+			p->spool_fd = fd;
+		} else {
+			/* 0: not a command whose literals are spooled
+			 * (they stay in memory). */
+			p->spool_errno = errnum;
+		}
+	}
+	p->lit_spool_errno = p->spool_errno;
+	p->lit_fd = p->spool_errno == 0 ? p->spool_fd : -1;
+	p->lit_off = p->spool_len;
 }
 static const char TEXT_TOOBIG_LINE[] = "[TOOBIG] Command line too long";
 
@@ -603,17 +636,13 @@ literal_scan(struct imap_parser *p, const char *s, size_t len, size_t i)
 	}
 	/* Decided before the continuation, so that a spool that cannot be
 	 * had refuses a {n} before its bytes come. */
-	if (p->spool_open != NULL && n > 0 && n >= p->spool_min) {
-		int errnum = 0;
-
-		p->lit_fd = p->spool_open(p->spool_arg, p->cmd->name,
-		    &errnum);
-		if (p->lit_fd < 0)
-			p->lit_spool_errno = errnum;
-	}
+	if (p->spool_open != NULL && n > 0 && n >= p->spool_min)
+		spool_begin(p);
 	a = arg_add(p, is8 ? IMAP_ARG_LITERAL8 : IMAP_ARG_LITERAL);
 	if (a == NULL) {
-		spool_close(p);
+		/* The command is dropped, and its file with it. */
+		p->lit_fd = -1;
+		p->lit_spool_errno = 0;
 		return SEG_ERROR;
 	}
 	p->nliterals++;
@@ -955,7 +984,6 @@ static enum step
 step_literal_spool(struct imap_parser *p, struct buf *in)
 {
 	size_t avail = in->len - p->off;
-	struct imap_cmd_fd *f;
 
 	while (p->lit_left > 0) {
 		size_t take = avail;
@@ -970,27 +998,26 @@ step_literal_spool(struct imap_parser *p, struct buf *in)
 		 * command can still be answered (NO, not BAD). */
 		if (p->lit_fd >= 0 && spool_write(p->lit_fd, in->data +
 		    p->off, take) < 0) {
+			/* The file stays the command's (cmd->fds); the
+			 * literals after this one are dropped too. */
 			p->lit_spool_errno = errno != 0 ? errno : EIO;
-			close(p->lit_fd);
+			p->spool_errno = p->lit_spool_errno;
 			p->lit_fd = -1;
 		}
 		p->off += take;
 		p->lit_left -= take;
 		avail -= take;
 	}
-	if (p->lit_fd >= 0) {
-		f = cmd_alloc(p->cmd, sizeof(*f),
-		    alignof(struct imap_cmd_fd));
-		f->fd = p->lit_fd;
-		f->next = p->cmd->fds;
-		p->cmd->fds = f;
-	}
+	if (p->lit_fd >= 0)
+		p->spool_len += p->lit_arg->len;
 	p->lit_arg->str = cmd_strndup(p->cmd, "", 0);
 	p->lit_arg->is_spooled = true;
 	p->lit_arg->fd = p->lit_fd;
+	p->lit_arg->spool_off = p->lit_off;
 	p->lit_arg->spool_errno = p->lit_spool_errno;
 	p->lit_fd = -1;
 	p->lit_spool_errno = 0;
+	p->lit_off = 0;
 	p->lit_arg = NULL;
 	p->state = IMAP_PARSER_ARGS;
 	p->scanned = 0;
@@ -1275,6 +1302,7 @@ imap_parser_init(struct imap_parser *p, size_t line_max, size_t literal_max)
 	p->literal_max = literal_max;
 	p->literal_plus_max = literal_max;
 	p->lit_fd = -1;
+	p->spool_fd = -1;
 	p->literals_max = IMAP_PARSER_LITERALS_MAX;
 	p->args_max = IMAP_PARSER_ARGS_MAX;
 	p->state = IMAP_PARSER_TAG;

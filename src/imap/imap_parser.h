@@ -77,12 +77,16 @@ struct imap_arg {
 				 * keeps its text ("nil") for astrings. */
 	struct imap_arg *list;	/* IMAP_ARG_LIST: len elements */
 	/* A literal spooled to a file (imap_parser.spool_open): fd holds its
-	 * len bytes from offset 0, str is "", and the string readers below
-	 * refuse it. The command owns fd (imap_cmd_free closes it). When the
+	 * len bytes from offset spool_off, str is "", and the string readers
+	 * below refuse it. All the spooled literals of a command share one
+	 * file, one after the other, so that a MULTIAPPEND holds one
+	 * descriptor whatever its number of messages. The command owns fd
+	 * (imap_cmd_free closes it). When the
 	 * spool could not be had or written, spool_errno says why, fd is -1
 	 * and the bytes were read and dropped: the command answers NO. */
 	bool is_spooled;
 	int fd;
+	uint64_t spool_off;
 	int spool_errno;
 };
 
@@ -166,6 +170,13 @@ struct imap_parser {
 	struct imap_chunk *lit_chunk;
 	int lit_fd;		/* the file of a spooled literal, or -1 */
 	int lit_spool_errno;	/* a spool failed: its bytes are dropped */
+	uint64_t lit_off;	/* where the spooled literal starts */
+	/* The command's spool file (in cmd->fds), shared by its spooled
+	 * literals: -1 until the first; the bytes it holds; why it could
+	 * not be had or written (then later literals are dropped too). */
+	int spool_fd;
+	uint64_t spool_len;
+	int spool_errno;
 	uint64_t lit_left;
 	bool is_lit8;
 	bool is_lit_plus;

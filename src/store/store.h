@@ -577,12 +577,12 @@ struct store_delivery *store_delivery_new(struct store *st,
 /* Appends body bytes. Returns 0, or -1 (STORE_TEMP: disk full). */
 int store_delivery_write(struct store_delivery *d, const void *data,
     size_t len, enum store_err *err_out);
-/* Appends the first len bytes of the file fd (read from offset 0, e.g. a
- * spool of store_spool_open) as body bytes. Returns 0, or -1 with *err_out
- * set (STORE_TEMP, STORE_NO_SPACE; STORE_INVALID when fd holds fewer than
- * len bytes). */
-int store_delivery_write_fd(struct store_delivery *d, int fd, uint64_t len,
-    enum store_err *err_out);
+/* Appends the len bytes of the file fd from offset start (e.g. a spool of
+ * store_spool_open) as body bytes. Returns 0, or -1 with *err_out set
+ * (STORE_TEMP, STORE_NO_SPACE; STORE_INVALID when fd holds fewer than
+ * start + len bytes). */
+int store_delivery_write_fd(struct store_delivery *d, int fd, uint64_t start,
+    uint64_t len, enum store_err *err_out);
 /* A file without a name in the data directory (DATA/tmp), open for reading
  * and writing, for bytes on their way to a delivery that are too many to
  * hold in memory (a large IMAP APPEND literal). Closing it frees it; a

@@ -214,8 +214,8 @@ store_delivery_write(struct store_delivery *d, const void *data, size_t len,
 #define WRITE_FD_CHUNK (64 * 1024)
 
 int
-store_delivery_write_fd(struct store_delivery *d, int fd, uint64_t len,
-    enum store_err *err_out)
+store_delivery_write_fd(struct store_delivery *d, int fd, uint64_t start,
+    uint64_t len, enum store_err *err_out)
 {
 	char *buf = xmalloc(WRITE_FD_CHUNK);
 	uint64_t off = 0;
@@ -224,7 +224,7 @@ store_delivery_write_fd(struct store_delivery *d, int fd, uint64_t len,
 	while (off < len) {
 		size_t want = len - off < WRITE_FD_CHUNK ?
 		    (size_t)(len - off) : WRITE_FD_CHUNK;
-		ssize_t n = pread(fd, buf, want, (off_t)off);
+		ssize_t n = pread(fd, buf, want, (off_t)(start + off));
 
 		if (n < 0 && errno == EINTR)
 			continue;

@@ -100,6 +100,21 @@ def spool_fds(srv):
     return out
 
 
+def spool_sizes(srv):
+    """The sizes of the server's open files in the data directory's
+    tmp/."""
+    d = "/proc/%d/fd" % srv.proc.pid
+    tmp = str(srv.mail_data / "tmp")
+    out = []
+    for fd in os.listdir(d):
+        try:
+            if os.readlink(os.path.join(d, fd)).startswith(tmp + "/"):
+                out.append(os.stat(os.path.join(d, fd)).st_size)
+        except OSError:
+            continue
+    return out
+
+
 def send_append(c, mailbox, msg, prefix=b"APPEND"):
     """APPEND with a synchronizing literal, waiting for the continuation;
     returns the Reply."""
@@ -238,3 +253,34 @@ def test_nul_in_large_literal_refused_literal8_kept(srv, c):
     # BODY[] is a plain literal, which cannot carry NUL: the server sends
     # 0x80 in its place (the stored bytes keep it).
     assert body == digest(bad.replace(b"\0", b"\x80"))
+
+
+def test_multiappend_holds_one_spool_file(srv, c):
+    """A MULTIAPPEND's large literals share one spool file: a client that
+    sends 8 literals of 1 MiB and then holds back the 9th holds one of the
+    server's descriptors, not 8 (up to 50 a connection with the 50 MiB
+    imap_literal_max: 20 connections of one address took 1,000, the usual
+    1,024 limit of a process). What each message holds still lands."""
+    msgs = [big_message(MiB + 7 * i, b"m%d" % i) for i in range(8)]
+    last = big_message(2 * MiB, b"last")
+    tag = next(c.tags)
+    head = b"%s APPEND INBOX" % tag
+    for m in msgs:
+        c.send(b"%s {%d+}\r\n%s" % (head, len(m), m))
+        head = b""
+    c.send(b" {%d+}\r\n" % len(last))
+    c.send(last[:1000])
+    # Once the server has written all it was sent:
+    want = sum(len(m) for m in msgs) + 1000
+    wait_for(lambda: sum(spool_sizes(srv)) >= want, timeout=60,
+             what="the literals spooled")
+    assert len(spool_sizes(srv)) == 1, spool_fds(srv)
+    c.send(last[1000:] + b"\r\n")
+    r = c.read_reply(tag, timeout=120)
+    assert r.status == "OK", r.tagged
+    assert re.match(r"^APPENDUID \d+ 1:9$", r.code), r.tagged
+    assert spool_fds(srv) == []
+    c.select("INBOX")
+    for i, m in enumerate(msgs + [last]):
+        body, size = fetch_body(c, i + 1)
+        assert (size, body) == (len(m), digest(m)), i

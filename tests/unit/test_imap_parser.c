@@ -613,6 +613,64 @@ test_imap_parser_large_literal_spooled_split_across_reads(void **state)
 	free(back);
 }
 
+/* A MULTIAPPEND's large literals share the command's one spool file,
+ * one after the other: one descriptor per command, not one per literal. */
+static void
+test_imap_parser_spool_one_file_per_command(void **state)
+{
+	struct h h;
+	struct imap_cmd *cmd;
+	char a[2000], b[3000], back[3000];
+	bool cont;
+	int fd;
+
+	(void)state;
+	memset(a, 'a', sizeof(a));
+	memset(b, 'b', sizeof(b));
+	h_init(&h, LINE_MAX_TEST, LITERAL_MAX_TEST);
+	h_spool(&h, 1000);
+	h_put(&h, "A6 APPEND INBOX {2000+}\r\n");
+	h_put_n(&h, a, sizeof(a));
+	assert_int_equal(h_feed(&h, &cmd, &cont), PARSE_MORE);
+	imap_parser_compact(&h.p, &h.b);
+	h_put(&h, " {5+}\r\nsmall {3000+}\r\n");
+	assert_int_equal(h_feed(&h, &cmd, &cont), PARSE_MORE);
+	imap_parser_compact(&h.p, &h.b);
+	h_put_n(&h, b, sizeof(b));
+	h_put(&h, "\r\n");
+	assert_int_equal(h_feed(&h, &cmd, &cont), PARSE_DONE);
+	assert_int_equal(cmd->nargs, 4);
+	assert_int_equal(spool_calls, 1);
+	assert_true(cmd->args[1].is_spooled);
+	assert_true(cmd->args[3].is_spooled);
+	fd = cmd->args[1].fd;
+	assert_true(fd >= 0);
+	assert_int_equal(cmd->args[3].fd, fd);
+	assert_int_equal(cmd->args[1].spool_off, 0);
+	assert_int_equal(cmd->args[1].len, sizeof(a));
+	assert_int_equal(cmd->args[3].spool_off, sizeof(a));
+	assert_int_equal(cmd->args[3].len, sizeof(b));
+	assert_int_equal(pread(fd, back, sizeof(a), 0), sizeof(a));
+	assert_memory_equal(back, a, sizeof(a));
+	assert_int_equal(pread(fd, back, sizeof(b), sizeof(a)), sizeof(b));
+	assert_memory_equal(back, b, sizeof(b));
+	imap_cmd_free(&cmd);
+	assert_false(is_fd_open(fd));
+	/* The next command opens a file of its own. */
+	imap_parser_compact(&h.p, &h.b);
+	h_put(&h, "A7 APPEND INBOX {2000+}\r\n");
+	h_put_n(&h, a, sizeof(a));
+	h_put(&h, "\r\n");
+	assert_int_equal(h_feed(&h, &cmd, &cont), PARSE_DONE);
+	assert_int_equal(spool_calls, 2);
+	assert_int_equal(cmd->args[1].spool_off, 0);
+	assert_int_equal(pread(cmd->args[1].fd, back, sizeof(a), 0),
+	    sizeof(a));
+	assert_memory_equal(back, a, sizeof(a));
+	imap_cmd_free(&cmd);
+	h_deinit(&h);
+}
+
 static void
 test_imap_parser_spool_only_where_the_session_wants(void **state)
 {
@@ -1500,6 +1558,7 @@ main(void)
 		    test_imap_parser_spool_only_where_the_session_wants),
 		cmocka_unit_test(
 		    test_imap_parser_spool_closed_when_command_dropped),
+		cmocka_unit_test(test_imap_parser_spool_one_file_per_command),
 		cmocka_unit_test(
 		    test_imap_parser_sync_literal_stops_for_continuation),
 		cmocka_unit_test(
