@@ -78,6 +78,9 @@ struct auth *auth_new(struct store *st, const struct auth_settings *s,
  * settings kept. */
 int auth_reload(struct auth *a, const struct auth_settings *s, char *err,
     size_t errlen);
+/* The server is stopping: logins still waiting for a hash thread answer
+ * AUTH_TEMP at once instead of being hashed. */
+void auth_stop(struct auth *a);
 void auth_free(struct auth **a);
 
 struct auth_identity {

@@ -371,6 +371,7 @@ on_stop(evutil_socket_t sig, short what, void *arg)
 	log_info(NULL, "server.stopping signal=%s grace_seconds=%llu",
 	    sig == SIGINT ? "SIGINT" : "SIGTERM",
 	    (unsigned long long)st->cfg->shutdown_grace);
+	auth_stop(st->auth);
 	event_base_loopbreak(st->base);
 }
 
