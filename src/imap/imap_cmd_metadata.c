@@ -13,6 +13,7 @@
  */
 #include "imap/imap_int.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,6 +256,29 @@ imap_cmd_setmetadata(struct imap_session *s, const struct imap_cmd *cmd)
 	const char *error;
 	int64_t mailbox;
 
+	/* A literal too large was dropped as it came (the session's
+	 * literal_check), not held in memory: answered here, before the
+	 * parse would call it a bad value. */
+	for (size_t i = 0; i < cmd->nargs; i++) {
+		const struct imap_arg *a = &cmd->args[i];
+		size_t n = a->kind == IMAP_ARG_LIST ? a->len : 1;
+
+		for (size_t k = 0; k < n; k++) {
+			const struct imap_arg *v = a->kind == IMAP_ARG_LIST ?
+			    &a->list[k] : a;
+
+			if (!v->is_spooled)
+				continue;
+			if (v->spool_errno == E2BIG) {
+				imap_done(s, "NO", "[LIMIT] The values of one "
+				    "SETMETADATA are too large together");
+				return;
+			}
+			imap_done(s, "NO", "[METADATA MAXSIZE %zu] Value too "
+			    "large", s->cfg->imap_metadata_size);
+			return;
+		}
+	}
 	if (imap_metadata_set_parse(cmd, &m, &error) < 0) {
 		imap_done(s, "BAD", "%s", error);
 		return;

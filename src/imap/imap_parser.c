@@ -634,9 +634,13 @@ literal_scan(struct imap_parser *p, const char *s, size_t len, size_t i)
 		p->error_text = "[LIMIT] Too many literals in one command";
 		return SEG_ERROR;
 	}
+	if (p->literal_check != NULL && n > 0)
+		p->lit_spool_errno = p->literal_check(p->spool_arg,
+		    p->cmd->name, n, p->literal_total);
 	/* Decided before the continuation, so that a spool that cannot be
 	 * had refuses a {n} before its bytes come. */
-	if (p->spool_open != NULL && n > 0 && n >= p->spool_min)
+	if (p->lit_spool_errno == 0 && p->spool_open != NULL && n > 0 &&
+	    n >= p->spool_min)
 		spool_begin(p);
 	a = arg_add(p, is8 ? IMAP_ARG_LITERAL8 : IMAP_ARG_LITERAL);
 	if (a == NULL) {

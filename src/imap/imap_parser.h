@@ -148,6 +148,15 @@ struct imap_parser {
 	size_t spool_min;
 	int (*spool_open)(void *arg, const char *cmd_name, int *errno_out);
 	void *spool_arg;
+	/* Called (with spool_arg) when any literal of n bytes is announced,
+	 * before the continuation, the command's earlier literals holding
+	 * total bytes: an errno value drops the literal's bytes as they come
+	 * (its argument is then spooled with that spool_errno and fd -1), 0
+	 * reads it as usual. So that a command whose arguments are small
+	 * (SETMETADATA's values) holds its bound in memory, not
+	 * literal_max. NULL (the default) drops nothing. */
+	int (*literal_check)(void *arg, const char *cmd_name, uint64_t n,
+	    uint64_t total);
 
 	/* Set with PARSE_ERROR; valid until the next call. */
 	const char *error_text;	/* for "BAD <text>" or "BYE <text>" */

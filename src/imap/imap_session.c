@@ -651,6 +651,34 @@ literal_spool_open(void *arg, const char *cmd_name, int *errno_out)
 	return fd;
 }
 
+/* The parser's literal_check: SETMETADATA's literals are entry names and
+ * values, which we take only up to imap_metadata_size (RFC 5464 §4.3,
+ * MAXSIZE), so a larger one is dropped as it comes, and all of one
+ * command's together stay within imap_literal_spool (or one value). Held
+ * whole up to imap_literal_max (50 MB) before the MAXSIZE check, each of
+ * a user's connections could make us allocate that much; dropping also
+ * serves {n+}, which RFC 7888 §4 lets us read and discard. The command
+ * answers NO [METADATA MAXSIZE] or NO [LIMIT]. */
+static int
+literal_check(void *arg, const char *cmd_name, uint64_t n, uint64_t total)
+{
+	struct imap_session *s = arg;
+	uint64_t one = s->cfg->imap_metadata_size;
+	uint64_t all = s->cfg->imap_literal_spool;
+
+	if (strcmp(cmd_name, "SETMETADATA") != 0)
+		return 0;
+	if (one < STORE_METADATA_NAME_MAX)
+		one = STORE_METADATA_NAME_MAX;
+	if (all < one)
+		all = one;
+	if (n > one)
+		return EFBIG;
+	if (total > all || n > all - total)
+		return E2BIG;
+	return 0;
+}
+
 /* The answer to LOGIN or AUTHENTICATE. */
 static void
 login_result(struct imap_session *s, enum auth_result result,
@@ -674,6 +702,7 @@ login_result(struct imap_session *s, enum auth_result result,
 		s->parser.line_max = s->cfg->imap_line_length;
 		s->parser.spool_min = s->cfg->imap_literal_spool;
 		s->parser.spool_open = literal_spool_open;
+		s->parser.literal_check = literal_check;
 		s->parser.spool_arg = s;
 		imap_printf(s, "%s OK [CAPABILITY ", s->cmd->tag);
 		write_capabilities(s);

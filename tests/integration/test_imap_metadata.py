@@ -230,3 +230,98 @@ def test_kept_across_restart(srv, user):
         assert b'"yes"' in metadata(r)
     finally:
         c.close()
+
+
+def vm_hwm(pid):
+    """The server's peak resident memory (VmHWM): it never goes down, so
+    no sampling can miss a literal held for a moment."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+BIG = 32 * 1024 * 1024
+
+
+@pytest.mark.parametrize("plus", [False, True], ids=["sync", "literal+"])
+def test_huge_value_literal_is_not_held_in_memory(srv, c, plus):
+    # Review of METADATA: a SETMETADATA value literal was read whole (up
+    # to imap_literal_max, 50 MB) before MAXSIZE was checked, so each of
+    # a user's connections could make the server hold that much. It is
+    # now dropped as it comes (RFC 7888 §4 lets a {n+} be read and
+    # discarded) and answered NO [METADATA MAXSIZE].
+    pid = srv.proc.pid
+    c.noop()
+    # proc(5): 5 in clear_refs sets the peak back to the current size.
+    with open("/proc/%d/clear_refs" % pid, "w") as f:
+        f.write("5")
+    before = vm_hwm(pid)
+    tag = next(c.tags)
+    if plus:
+        c.send(tag + b" SETMETADATA INBOX (/private/big {%d+}\r\n" % BIG)
+    else:
+        c.send(tag + b" SETMETADATA INBOX (/private/big {%d}\r\n" % BIG)
+        line = c.conn.readline(10)
+        assert line.startswith(b"+ "), line
+    chunk = b"z" * (1024 * 1024)
+    for _ in range(BIG // len(chunk)):
+        c.send(chunk)
+    c.send(b")\r\n")
+    r = c.read_reply(tag, timeout=60)
+    assert (r.status, r.code) == ("NO", "METADATA MAXSIZE 1024"), r.tagged
+    grew = vm_hwm(pid) - before
+    # Held, the literal alone took 32 MiB (more with a doubling buffer).
+    assert grew < BIG // 4, grew
+    # Nothing was stored, and the connection goes on.
+    r = c.ok("GETMETADATA INBOX /private/big")
+    assert metadata(r) == b'* METADATA "INBOX" (/private/big NIL)\r\n'
+
+
+def test_small_literal_value_still_taken(c):
+    value = b"line one\r\nline two"
+    r = sync_lit(c, b"SETMETADATA INBOX (/private/comment ", value, b")")
+    assert r.status == "OK", r.tagged
+    r = c.ok("GETMETADATA INBOX /private/comment")
+    assert metadata(r) == (b'* METADATA "INBOX" (/private/comment {%d}\r\n'
+                           % len(value) + value + b")\r\n")
+
+
+def test_another_users_shared_mailbox_gives_no_entries(srv):
+    """Review of METADATA with ACL: entries of another user's mailbox
+    ("Other Users/bob/X") are neither read nor written, whatever rights
+    bob gave, and a mailbox the user may not see is answered exactly as a
+    missing one (RFC 4314 §6): GETMETADATA and SETMETADATA name only the
+    user's own mailboxes."""
+    bob, alice = new_user(srv), new_user(srv)
+    with login(srv, *bob) as b, login(srv, *alice) as a:
+        b.ok("CREATE Sales")
+        b.ok("CREATE Hidden")
+        b.ok('SETMETADATA Sales (/shared/comment "bob shared" '
+             '/private/note "bob private" /private/specialuse "\\\\Sent")')
+        b.ok('SETMETADATA Hidden (/shared/comment "bob hidden")')
+        b.ok('SETACL Sales "%s" lrswipkxtecd' % alice[0])
+        b.ok('SETACL Hidden "%s" p' % alice[0])
+        sales = "Other Users/%s/Sales" % bob[0]
+        hidden = "Other Users/%s/Hidden" % bob[0]
+        missing = "Other Users/%s/Nope" % bob[0]
+        a.ok('SELECT "%s"' % sales)
+        for cmd in ('GETMETADATA (DEPTH infinity) "{}" (/shared /private)',
+                    'SETMETADATA "{}" (/shared/comment "alice")',
+                    'SETMETADATA "{}" (/private/specialuse NIL)'):
+            want = a.command(cmd.format(missing))
+            assert want.status == "NO", want.tagged
+            for name in (sales, hidden):
+                got = a.command(cmd.format(name))
+                assert (got.tagged.split(b" ", 1)[1] ==
+                        want.tagged.split(b" ", 1)[1]), (cmd, got, want)
+                assert got.untagged == want.untagged, (cmd, got)
+        r = b.ok("GETMETADATA (DEPTH infinity) Sales (/shared /private)")
+        line = metadata(r)
+        for want in (b'/private/specialuse "\\\\Sent"',
+                     b'/shared/comment "bob shared"',
+                     b'/private/note "bob private"'):
+            assert want in line, (want, line)
+        r = b.ok("GETMETADATA Hidden /shared/comment")
+        assert b'"bob hidden"' in metadata(r)
