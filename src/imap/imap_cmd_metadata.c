@@ -236,6 +236,11 @@ metadata_set_done(void *arg, enum store_err err)
 		imap_done(s, "NO", "[METADATA TOOMANY] At most %zu entries "
 		    "per account", s->cfg->imap_metadata_entries);
 		return;
+	case STORE_OVER_QUOTA:
+		/* RFC 5464 §4.3: no room for more; in bytes here. */
+		imap_done(s, "NO", "[METADATA TOOMANY] At most %zu bytes of "
+		    "entries per account", s->cfg->imap_metadata_total);
+		return;
 	case STORE_INVALID:
 		imap_done(s, "NO", "[USEATTR] /private/specialuse takes one "
 		    "special-use attribute (\\Sent, \\Drafts, \\Trash, "
@@ -312,6 +317,7 @@ imap_cmd_setmetadata(struct imap_session *s, const struct imap_cmd *cmd)
 	op.entries = m.entries;
 	op.n = m.n;
 	op.entries_max = s->cfg->imap_metadata_entries;
+	op.total_max = s->cfg->imap_metadata_total;
 	imap_wait(s);
 	if (store_metadata_submit(s->ctx->store, &op, s->base,
 	    metadata_set_done, s) < 0) {

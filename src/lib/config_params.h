@@ -28,6 +28,8 @@
 	    1048576, SIZE)						\
 	X(limits, imap_metadata_entries, imap_metadata_entries, 1000, 1, \
 	    1000000, COUNT)						\
+	X(limits, imap_metadata_total, imap_metadata_total, 1048576, 1024, \
+	    1073741824, SIZE)						\
 	X(limits, imap_line_length, imap_line_length, 65536, 8192,	\
 	    1048576, SIZE)						\
 	X(limits, http_header_size, http_header_size, 8192, 1024, 65536, \

@@ -1053,6 +1053,9 @@ struct store_metadata_op {
 	/* Rows the account may hold in all after the change (RFC 5464
 	 * §4.3 TOOMANY): beyond, STORE_NOT_ALLOWED and nothing changes. */
 	size_t entries_max;
+	/* Bytes of values the account may hold in all after the change (0:
+	 * no bound): beyond, STORE_OVER_QUOTA and nothing changes. */
+	uint64_t total_max;
 };
 
 /* Sets or deletes (value NULL) every entry of op in one commit, all or

@@ -237,6 +237,7 @@ void store_migrate_op_free(struct store_migrate_op **op);
 struct store_metadata_req {
 	int64_t account, mailbox;
 	size_t entries_max;
+	uint64_t total_max;
 	struct store_metadata *entries;
 	size_t n;
 };

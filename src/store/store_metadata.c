@@ -86,6 +86,7 @@ req_new(const struct store_metadata_op *op)
 	m->account = op->account;
 	m->mailbox = op->mailbox;
 	m->entries_max = op->entries_max;
+	m->total_max = op->total_max;
 	m->n = op->n;
 	m->entries = xcalloc(op->n > 0 ? op->n : 1, sizeof(*m->entries));
 	for (size_t i = 0; i < op->n; i++) {

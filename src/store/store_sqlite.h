@@ -113,7 +113,8 @@ extern const int sq_schema_version;
 	    "name) DO UPDATE SET value = excluded.value")		\
 	X(METADATA_DEL, "DELETE FROM metadata WHERE account = ?1 AND "	\
 	    "mailbox = ?2 AND name = ?3")				\
-	X(METADATA_COUNT, "SELECT count(*) FROM metadata WHERE account = ?1") \
+	X(METADATA_COUNT, "SELECT count(*), coalesce(sum(length(value)), 0) " \
+	    "FROM metadata WHERE account = ?1")				\
 	X(METADATA_MAILBOX, "SELECT 1 FROM mailboxes WHERE id = ?1 AND " \
 	    "account = ?2")						\
 	X(METADATA_SPECIAL, "UPDATE mailboxes SET special = ?2 WHERE id = ?1") \

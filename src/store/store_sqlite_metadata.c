@@ -110,7 +110,7 @@ sq_metadata_apply(struct sq_conn *c, struct store_req *req)
 	const struct store_metadata_req *m = req->meta;
 	sqlite3_stmt *s;
 	enum store_err err;
-	int64_t count;
+	int64_t count, total;
 	int rc;
 
 	if (m->mailbox != 0) {
@@ -161,10 +161,17 @@ sq_metadata_apply(struct sq_conn *c, struct store_req *req)
 	sqlite3_bind_int64(s, 1, m->account);
 	rc = sqlite3_step(s);
 	count = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+	total = rc == SQLITE_ROW ? sqlite3_column_int64(s, 1) : 0;
 	sq_reset(s);
 	if (rc != SQLITE_ROW)
 		return sq_err(c, rc, "metadata_count");
 	if (m->account != 0 && (uint64_t)count > m->entries_max)
 		return STORE_NOT_ALLOWED;
+	/* The bytes too: entries_max values of imap_metadata_size each were
+	 * 64 MB an account could keep outside its quota, and GETMETADATA
+	 * reads a mailbox's values into memory. */
+	if (m->account != 0 && m->total_max != 0 &&
+	    (uint64_t)total > m->total_max)
+		return STORE_OVER_QUOTA;
 	return STORE_OK;
 }

@@ -22,7 +22,8 @@ def srv(module_postern_factory, default_cert, tmp_path_factory):
                              tmp_path_factory.mktemp("imap-metadata"),
                              default_cert,
                              limits={"imap_metadata_entries": ENTRIES_MAX,
-                                     "imap_metadata_size": "1k"})
+                                     "imap_metadata_size": "1k",
+                                     "imap_metadata_total": "4k"})
 
 
 @pytest.fixture
@@ -325,3 +326,24 @@ def test_another_users_shared_mailbox_gives_no_entries(srv):
             assert want in line, (want, line)
         r = b.ok("GETMETADATA Hidden /shared/comment")
         assert b'"bob hidden"' in metadata(r)
+
+
+def test_total_bytes_of_an_account_are_bounded(c):
+    """Review of METADATA: imap_metadata_entries values of
+    imap_metadata_size each (64 MB by default) could be kept outside the
+    account's quota, and GETMETADATA reads a mailbox's values into memory;
+    imap_metadata_total (4k here) bounds the bytes, all or none."""
+    v = b"x" * 1000
+    c.ok(b'SETMETADATA INBOX (/private/a "%s" /private/b "%s")' % (v, v))
+    c.ok(b'SETMETADATA "" (/private/c "%s" /private/d "%s")' % (v, v))
+    r = send(c, b'SETMETADATA INBOX (/private/e "%s")' % v)
+    assert (r.status, r.code) == ("NO", "METADATA TOOMANY"), r.tagged
+    # 1,020 + 3 x 1,000 + 100 = 4,120 bytes: over by a little.
+    r = send(c, b'SETMETADATA INBOX (/private/a "%s" /private/f "%s")'
+             % (b"z" * 1020, b"y" * 100))
+    assert (r.status, r.code) == ("NO", "METADATA TOOMANY"), r.tagged
+    r = c.ok("GETMETADATA INBOX (/private/e /private/f)")
+    assert metadata(r) == (b'* METADATA "INBOX" (/private/e NIL '
+                           b'/private/f NIL)\r\n')
+    # Making room lets it in.
+    c.ok(b'SETMETADATA INBOX (/private/a NIL /private/e "%s")' % v)
