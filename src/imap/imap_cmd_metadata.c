@@ -177,7 +177,7 @@ imap_cmd_getmetadata(struct imap_session *s, const struct imap_cmd *cmd)
 	o.mailbox = g.mailbox;
 	is_sent = xcalloc(nrows + 1, sizeof(*is_sent));
 	for (size_t i = 0; i < g.n; i++) {
-		bool is_found = false, is_dup = false;
+		bool is_found = false, is_dup = false, is_below = false;
 
 		for (size_t k = 0; k < i; k++)
 			if (strcmp(g.names[k], g.names[i]) == 0)
@@ -190,22 +190,30 @@ imap_cmd_getmetadata(struct imap_session *s, const struct imap_cmd *cmd)
 			if (su != NULL && strcmp(SPECIALUSE, g.names[i]) ==
 			    0)
 				is_found = true;
+			else if (su != NULL)
+				is_below = true;
 			if (su != NULL && !is_sent[nrows]) {
 				get_put(&o, SPECIALUSE, su, strlen(su));
 				is_sent[nrows] = true;
 			}
 		}
 		for (size_t r = 0; r < nrows; r++) {
-			if (is_sent[r] || !is_in_depth(rows[r].name,
-			    g.names[i], g.depth))
+			if (!is_in_depth(rows[r].name, g.names[i], g.depth))
 				continue;
 			if (strcmp(rows[r].name, g.names[i]) == 0)
 				is_found = true;
+			else
+				is_below = true;
+			if (is_sent[r])
+				continue;
 			get_put(&o, rows[r].name, rows[r].value, rows[r].len);
 			is_sent[r] = true;
 		}
-		/* An entry asked for by name that has no value is NIL. */
-		if (!is_found)
+		/* An entry asked for by name that has no value is NIL, unless
+		 * DEPTH found entries below it: RFC 5464 §4.2.2's example
+		 * answers DEPTH 1 of /private/filters/values with its two
+		 * children only. */
+		if (!is_found && !is_below)
 			get_put(&o, g.names[i], NULL, 0);
 	}
 	if (o.is_open)

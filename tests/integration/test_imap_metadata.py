@@ -104,6 +104,8 @@ def test_rfc_example_depth(c):
     assert b"/private/filters/values/small" in line
     assert b"/private/filters/values/big " in line
     assert b"deeper" not in line
+    # RFC 5464 §4.2.2: the entries below, not "/private/filters/values NIL".
+    assert b"/private/filters/values NIL" not in line, line
     r = c.ok("GETMETADATA (DEPTH infinity) INBOX /private/filters")
     assert b"/private/filters/values/big/deeper" in metadata(r)
     r = c.ok("GETMETADATA INBOX /private/filters/values")
