@@ -100,8 +100,8 @@ static const char *const why_srv = "Mail clients read SRV records to find "
 static const char *const why_cname = "Clients and the MTA-STS policy "
     "fetch look up this name; it must lead to the mail host.";
 static const char *const why_caa = "CAA names the certificate authority "
-    "that may issue certificates for the domain (Let's Encrypt for "
-    "ACME).";
+    "that may issue certificates for the domain: the ACME CA's issuer "
+    "domain, [acme] caa (letsencrypt.org for Let's Encrypt).";
 static const char *const why_ptr = "Many receivers refuse mail from an "
     "address whose reverse DNS does not name the sending host; only the "
     "hosting provider can set it.";
@@ -316,8 +316,11 @@ plan_make(struct cli_admin *ad, struct dns_plan *p, const char *domain_arg,
 	    xasprintf("%s.", h), false, why_cname);
 	rec_add(p, DNS_K_CNAME, xasprintf("mta-sts.%s.", d), "CNAME",
 	    xasprintf("%s.", h), false, why_cname);
+	/* NULL: [acme] directory is not Let's Encrypt's and [acme] caa
+	 * is unset; the issuer domain is the CA's to say (RFC 8659 §4.2). */
 	rec_add(p, DNS_K_CAA, xasprintf("%s.", d), "CAA",
-	    xstrdup("0 issue \"letsencrypt.org\""), false, why_caa);
+	    cfg->acme_caa != NULL ? xasprintf("0 issue \"%s\"",
+	    cfg->acme_caa) : NULL, false, why_caa);
 	for (size_t i = 0; i < p->nips; i++)
 		rec_add(p, DNS_K_PTR, ptr_name(p->ips[i]), "PTR",
 		    xasprintf("%s.", h), true, why_ptr);
@@ -395,6 +398,13 @@ zone_print(struct cli_admin *ad, struct dns_plan *p)
 			    "the server> (and AAAA for IPv6): the listeners "
 			    "listen on no public address; run postern dns %s "
 			    "--ip ADDR\n", r->name, p->domain);
+			continue;
+		}
+		if (r->kind == DNS_K_CAA && r->value == NULL) {
+			printf("; FILL IN: %s IN CAA 0 issue \"<your CA's "
+			    "issuer domain>\": [acme] directory is not Let's "
+			    "Encrypt's; set [acme] caa to the domain your CA "
+			    "documents\n", r->name);
 			continue;
 		}
 		if (r->kind == DNS_K_SRV && r->value[0] == '0' &&
@@ -606,7 +616,7 @@ rec_check(struct queue_lookup *lk, struct dns_plan *p, struct dns_rec *r,
 	enum queue_lookup_result res;
 	enum cli_mark mark = CLI_MARK_OK;
 	const char *text = NULL, *type = r->type;
-	char what[32];
+	char what[32], what_caa[320];
 	bool is_present;
 
 	if (r->kind == DNS_K_ADDR && r->value == NULL)
@@ -619,7 +629,8 @@ rec_check(struct queue_lookup *lk, struct dns_plan *p, struct dns_rec *r,
 	pub = rrs_join(rrs, n, res);
 	is_present = res == QUEUE_LOOKUP_OK;
 	exp = r->value != NULL ? xstrdup(r->value) :
-	    xstrdup("the server's public address");
+	    r->kind == DNS_K_CAA ? xstrdup("0 issue \"<your CA's issuer "
+	    "domain>\"") : xstrdup("the server's public address");
 	snprintf(what, sizeof(what), "%s", type);
 	switch (r->kind) {
 	case DNS_K_MX:
@@ -839,6 +850,11 @@ rec_check(struct queue_lookup *lk, struct dns_plan *p, struct dns_rec *r,
 		break;
 	case DNS_K_CAA: {
 		bool is_issue = false, is_le = false;
+		char ca[256] = "";
+
+		/* Ours is 0 issue "DOMAIN" (rec_add above). */
+		if (r->value != NULL)
+			sscanf(r->value, "0 issue \"%255[^\"]", ca);
 
 		for (size_t i = 0; i < n; i++) {
 			unsigned fl;
@@ -849,17 +865,23 @@ rec_check(struct queue_lookup *lk, struct dns_plan *p, struct dns_rec *r,
 				continue;
 			is_issue = true;
 			val[strcspn(val, "; ")] = '\0';
-			is_le |= strcasecmp(val, "letsencrypt.org") == 0;
+			is_le |= strcasecmp(val, ca) == 0;
 		}
 		if (!is_present) {
 			mark = CLI_MARK_WARN;
 			text = "not published: any CA may issue (recommended).";
+		} else if (r->value == NULL) {
+			text = "published (not compared: set [acme] caa to "
+			    "your CA's issuer domain).";
 		} else if (is_issue && !is_le) {
 			mark = CLI_MARK_FAIL;
-			text = "Let's Encrypt may not issue: ACME certificates "
-			    "cannot be renewed.";
+			snprintf(what_caa, sizeof(what_caa), "%s may not issue: "
+			    "ACME certificates cannot be renewed.", ca);
+			text = what_caa;
 		} else {
-			text = "Let's Encrypt may issue.";
+			snprintf(what_caa, sizeof(what_caa), "%s may issue.",
+			    ca);
+			text = what_caa;
 		}
 		break;
 	}

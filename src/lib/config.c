@@ -536,6 +536,13 @@ handle_acme(struct load_state *st, const char *key, const char *value)
 			fail(st, "key 'ca_file': '%s' is not an absolute path",
 			    value);
 		set_string(&cfg->acme_ca_file, value);
+	} else if (strcmp(key, "caa") == 0) {
+		if (value[0] == '\0' || strlen(value) > 253 ||
+		    strspn(value, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != strlen(value))
+			fail(st, "key 'caa': '%s' is not a domain like "
+			    "letsencrypt.org", value);
+		set_string(&cfg->acme_caa, value);
 	} else if (strcmp(key, "challenge") == 0) {
 		if (strcmp(value, "http-01") != 0 &&
 		    strcmp(value, "tls-alpn-01") != 0)
@@ -1002,6 +1009,11 @@ validate(struct config *cfg, const struct load_state *st, char *err,
 		cfg->acme_directory = xstrdup(ACME_DIRECTORY_DEFAULT);
 	if (cfg->acme_challenge == NULL)
 		cfg->acme_challenge = xstrdup("http-01");
+	if (cfg->acme_caa == NULL && (strncmp(cfg->acme_directory,
+	    "https://acme-v02.api.letsencrypt.org/", 37) == 0 ||
+	    strncmp(cfg->acme_directory,
+	    "https://acme-staging-v02.api.letsencrypt.org/", 45) == 0))
+		cfg->acme_caa = xstrdup("letsencrypt.org");
 	if (cfg->is_acme) {
 		/* The CA connects to port 80 (HTTP-01, RFC 8555 §8.3) or 443
 		 * (TLS-ALPN-01, RFC 8737 §3) of each name: we need a listener
@@ -1132,6 +1144,7 @@ config_free(struct config **cfgp)
 	free(cfg->acme_directory);
 	free(cfg->acme_contact);
 	free(cfg->acme_ca_file);
+	free(cfg->acme_caa);
 	free(cfg->acme_challenge);
 	free(cfg->queue_resolver);
 	free(cfg->queue_tls);

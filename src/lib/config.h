@@ -114,6 +114,10 @@ struct config {
 	char *acme_directory;
 	char *acme_contact;
 	char *acme_ca_file;
+	/* The CA's issuer domain for CAA (RFC 8659 §4.2): [acme] caa,
+	 * else letsencrypt.org for Let's Encrypt's directories, else
+	 * NULL (unknown). */
+	char *acme_caa;
 	char *acme_challenge;
 
 	/* [spf] (RFC 7208) on port 25: check at all; refuse a fail (550

@@ -256,7 +256,7 @@ def test_dns_check_bad_domain_every_line_wrong(site):
         ("CNAME", "autoconfig.bad.test."): (fail, "mx.elsewhere.test.",
                                             "another host"),
         ("CAA", "bad.test."): (fail, '0 issue "pki.goog"',
-                               "Let's Encrypt may not issue"),
+                               "letsencrypt.org may not issue"),
         ("PTR", "20.2.0.192.in-addr.arpa."): (fail, "host.provider.test.",
                                               "names another host"),
     }
@@ -300,3 +300,38 @@ def test_dns_check_warns_of_an_mta_sts_id_the_policy_left_behind(site):
               if x["name"] == "_mta-sts.good.test."][0]
     assert new_id not in published and new_id.split("id=")[1] in r.stdout
     assert r.returncode == 0        # recommended, not required
+
+
+def test_dns_caa_follows_the_acme_ca(site, tmp_path):
+    """CAA names [acme] caa; with another CA's directory and no caa the
+    issuer domain is unknown: a FILL IN comment, and check does not
+    compare."""
+    other = tmp_path / "other.conf"
+    other.write_text(site["bad"].read_text() +
+                     "\n[acme]\ndirectory = https://ca.example.test/dir\n")
+    out = admin_ok(other, "dns", "bad.test", "--ip", BAD_IP)
+    assert re.search(r'^; FILL IN: bad\.test\. IN CAA 0 issue "<your CA',
+                     out, re.M), out
+    assert "[acme] caa" in out
+    assert not re.search(r"^bad\.test\. .*IN CAA", out, re.M), out
+    caa = [r for r in dns_json(other, "bad.test", "--ip", BAD_IP)["records"]
+           if r["type"] == "CAA"]
+    assert len(caa) == 1 and caa[0]["value"] is None
+    r, lines = check_lines(other, "bad.test", BAD_IP)
+    assert lines[("CAA", "bad.test.")][0] == "\u2713"
+    assert "not compared" in lines[("CAA", "bad.test.")][2]
+    # The operator names the CA's domain: printed, and compared.
+    named = tmp_path / "named.conf"
+    named.write_text(other.read_text() + "caa = pki.goog\n")
+    out = admin_ok(named, "dns", "bad.test", "--ip", BAD_IP)
+    zone = zone_of(out)
+    rds = zone.find_rdataset("bad.test.", "CAA")
+    assert [rd.to_text() for rd in rds] == ['0 issue "pki.goog"']
+    r, lines = check_lines(named, "bad.test", BAD_IP)
+    got = lines[("CAA", "bad.test.")]
+    assert got[:2] == ("\u2713", '0 issue "pki.goog"'), got
+    assert got[2].startswith("pki.goog may issue."), got
+    bad = tmp_path / "bad.conf"
+    bad.write_text(other.read_text() + "caa = \"x y\"\n")
+    r = run_admin(bad, "config", "check")
+    assert r.returncode != 0 and "key 'caa'" in (r.stdout + r.stderr)
