@@ -309,6 +309,12 @@ void imap_view_close(struct imap_session *s);
  * sends what changed: EXISTS for new messages, FETCH (FLAGS ...) for
  * changed flags, and, when may_expunge, EXPUNGE or VANISHED for messages
  * gone (else they stay numbered, marked is_expunged). */
+/* Output queued for the client beyond which changes to the selected
+ * mailbox wait (imap_view.c): unsolicited FETCH lines to a client that
+ * does not read are not queued without bound. */
+#define IMAP_VIEW_OUTPUT_MAX (16 * NET_DRAIN_LOW)
+/* The output drained: sends the selected mailbox's changes held back. */
+void imap_view_drained(struct imap_session *s);
 void imap_view_sync(struct imap_session *s, bool may_expunge,
     bool is_forced);
 /* Sends FLAGS and PERMANENTFLAGS when a keyword the client has not heard

@@ -1007,6 +1007,8 @@ imap_session_drained(void *arg, struct net_conn *c)
 
 	if (s->job_drained != NULL && !is_net_conn_waiting(c))
 		s->job_drained(s);
+	else if (s->job_drained == NULL)
+		imap_view_drained(s);
 }
 
 static void

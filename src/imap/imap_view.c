@@ -15,6 +15,7 @@
 
 #include "lib/log.h"
 #include "lib/util.h"
+#include "net/net.h"
 
 /* Items of one sequence set; more is a client error. */
 #define SEQSET_ITEMS_MAX 10000
@@ -245,8 +246,27 @@ on_mailbox_changed(void *arg)
 	if (s->view == NULL || is_net_conn_closing(s->conn))
 		return;
 	s->view->is_stale = true;
+	/* A client that idles and does not read must not make us queue
+	 * FETCH lines without bound (another of its sessions may change
+	 * flags in a loop): the view stays stale, and once the output has
+	 * drained one sync sends what changed meanwhile, merged
+	 * (imap_view_drained). */
+	if (net_conn_pending(s->conn) >= IMAP_VIEW_OUTPUT_MAX)
+		return;
 	/* RFC 2177: an idling client hears of changes at once; so does
 	 * one that asked NOTIFY for them (RFC 5465 §4, §6.1). */
+	if (imap_notify_selected_now(s, &may_expunge))
+		imap_view_sync(s, may_expunge, false);
+}
+
+void
+imap_view_drained(struct imap_session *s)
+{
+	bool may_expunge;
+
+	if (s->view == NULL || !s->view->is_stale ||
+	    is_net_conn_closing(s->conn))
+		return;
 	if (imap_notify_selected_now(s, &may_expunge))
 		imap_view_sync(s, may_expunge, false);
 }
