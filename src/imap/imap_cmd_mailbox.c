@@ -346,9 +346,11 @@ mailbox_done(void *arg, enum store_err err)
 
 /* Submits op; the reply comes from mailbox_done. */
 static void
-mailbox_submit(struct imap_session *s, const struct store_mailbox_op *op,
+mailbox_submit(struct imap_session *s, struct store_mailbox_op *op,
     const char *client_name)
 {
+	/* In another user's account the writer checks the rights again. */
+	op->actor = s->id.account;
 	if (op->kind == STORE_MAILBOX_CREATE ||
 	    op->kind == STORE_MAILBOX_DELETE) {
 		/* CREATE: the owner's name, for the MAILBOXID; DELETE: the

@@ -861,6 +861,7 @@ store_mailbox_submit(struct store *st, const struct store_mailbox_op *op,
 		panic("store_mailbox_submit: kind %d", (int)op->kind);
 	req_init(req, kinds[op->kind]);
 	req->account = op->account;
+	req->actor = op->actor == op->account ? 0 : op->actor;
 	req->special = op->special;
 	req->is_on = op->kind == STORE_MAILBOX_SUBSCRIBE ||
 	    op->kind == STORE_MAILBOX_SUBSCRIBE_NAME;

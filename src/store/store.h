@@ -318,6 +318,12 @@ struct store_mailbox_op {
 	const char *name;
 	const char *to;
 	enum store_special special;
+	/* Who asks: 0 (or account) for the owner; another account's
+	 * rights are read again by the writer in the commit's transaction
+	 * (RFC 4314 §4: "k" on the parent for CREATE and for RENAME's new
+	 * name, "x" for DELETE and RENAME's old name), so that a change
+	 * never rests on a right withdrawn since the session looked. */
+	int64_t actor;
 };
 typedef void (*store_mailbox_cb)(void *arg, enum store_err err);
 int store_mailbox_submit(struct store *st, const struct store_mailbox_op *op,

@@ -263,6 +263,7 @@ struct store_req {
 	 * request (owned_uids, owned_keywords). */
 	const char *s1, *s2;
 	int64_t account;
+	int64_t actor;		/* MAILBOX_*: store_mailbox_op.actor */
 	int64_t id, when;
 	uint32_t protocols;
 	enum store_special special;

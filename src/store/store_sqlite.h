@@ -452,6 +452,11 @@ int sq_acl_shared_list(struct store *st, int64_t account,
     struct store_acl_shared **list_out, size_t *n_out,
     enum store_err *err_out);
 enum store_err sq_acl_apply(struct sq_conn *c, struct store_req *req);
+/* Writer thread: STORE_OK when actor holds every right of need on
+ * mailbox (read in the batch's transaction), else STORE_NOT_ALLOWED,
+ * STORE_NOT_FOUND or the store's error. */
+enum store_err sq_acl_check(struct sq_conn *c, int64_t actor,
+    int64_t mailbox, uint32_t need);
 /* store_sqlite_metadata.c */
 int sq_metadata_list(struct store *st, int64_t account, int64_t mailbox,
     struct store_metadata **list_out, size_t *n_out,

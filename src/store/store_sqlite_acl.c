@@ -215,6 +215,22 @@ sq_acl_shared_list(struct store *st, int64_t account,
 	return 0;
 }
 
+enum store_err
+sq_acl_check(struct sq_conn *c, int64_t actor, int64_t mailbox,
+    uint32_t need)
+{
+	uint32_t rights;
+	int64_t owner;
+	int rc = SQLITE_OK, found;
+
+	found = rights_read(c, actor, mailbox, &rights, &owner, &rc);
+	if (found < 0)
+		return sq_err(c, rc, "acl_check");
+	if (found > 0)
+		return STORE_NOT_FOUND;
+	return (rights & need) == need ? STORE_OK : STORE_NOT_ALLOWED;
+}
+
 /* Writer thread, inside the batch's transaction (a SAVEPOINT of its
  * own): the rights of the actor are read in the same transaction, so a
  * change committed is one the actor was allowed when it committed. */

@@ -632,6 +632,31 @@ acl_inherit(struct batch *b, int64_t account, const char *name)
 	return rc == SQLITE_DONE ? STORE_OK : STORE_TEMP;
 }
 
+/* Another user asking (req->actor): the rights RFC 4314 §4 asks, read
+ * again here, in the transaction that makes the change. need_parent on
+ * the parent of name (which must exist: nothing is made above it for
+ * another user), or need on name itself. */
+static enum store_err
+actor_check(struct batch *b, struct store_req *req, const char *name,
+    uint32_t need, bool is_parent)
+{
+	struct mb_row mb;
+	char *parent = NULL;
+	enum store_err err;
+	int found;
+
+	if (req->actor == 0)
+		return STORE_OK;
+	if (is_parent && (parent = store_name_parent(name)) == NULL)
+		return STORE_NOT_ALLOWED;	/* a top level */
+	found = mb_get(b, req->account, is_parent ? parent : name, 0, &mb);
+	free(parent);
+	if (found <= 0)
+		return found == 0 ? STORE_NOT_FOUND : STORE_TEMP;
+	err = sq_acl_check(b->c, req->actor, mb.id, need);
+	return err;
+}
+
 static enum store_err
 mailbox_create(struct batch *b, struct store_req *req)
 {
@@ -641,6 +666,9 @@ mailbox_create(struct batch *b, struct store_req *req)
 
 	if (found <= 0)
 		return found == 0 ? STORE_NOT_FOUND : STORE_TEMP;
+	if ((err = actor_check(b, req, req->s1, STORE_ACL_CREATE, true)) !=
+	    STORE_OK)
+		return err;
 	found = mb_get(b, req->account, req->s1, 0, &mb);
 	if (found != 0)
 		return found > 0 ? STORE_EXISTS : STORE_TEMP;
@@ -757,6 +785,10 @@ mailbox_rename(struct batch *b, struct store_req *req)
 	found = mb_get(b, req->account, from, 0, &mb);
 	if (found <= 0)
 		return found == 0 ? STORE_NOT_FOUND : STORE_TEMP;
+	if ((err = actor_check(b, req, from, STORE_ACL_DELETE, false)) !=
+	    STORE_OK || (err = actor_check(b, req, to, STORE_ACL_CREATE,
+	    true)) != STORE_OK)
+		return err;
 	if (is_store_name_inbox(to) || strcmp(from, to) == 0)
 		return STORE_EXISTS;
 	found = mb_get(b, req->account, to, 0, &other);
@@ -821,6 +853,7 @@ mailbox_delete(struct batch *b, struct store_req *req)
 		SQ_MAILBOX_DELETE,
 	};
 	struct mb_row mb;
+	enum store_err err;
 	int found;
 
 	if (is_store_name_inbox(req->s1))
@@ -828,6 +861,9 @@ mailbox_delete(struct batch *b, struct store_req *req)
 	found = mb_get(b, req->account, req->s1, 0, &mb);
 	if (found <= 0)
 		return found == 0 ? STORE_NOT_FOUND : STORE_TEMP;
+	if ((err = actor_check(b, req, req->s1, STORE_ACL_DELETE, false)) !=
+	    STORE_OK)
+		return err;
 	for (size_t i = 0; i < ARRAY_LEN(steps); i++) {
 		sqlite3_stmt *s = stmt(b, steps[i]);
 

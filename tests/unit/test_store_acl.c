@@ -18,6 +18,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <event2/event.h>
+#include <event2/thread.h>
 
 #include "store/store.h"
 
@@ -314,9 +316,110 @@ test_store_acl_refuses_bad_ops(void **state)
 	assert_int_equal(err, STORE_NOT_FOUND);
 }
 
+struct op_done {
+	struct event_base *base;
+	enum store_err err;
+	bool is_done;
+};
+
+static void
+on_op_done(void *arg, enum store_err err)
+{
+	struct op_done *d = arg;
+
+	d->err = err;
+	d->is_done = true;
+	event_base_loopexit(d->base, NULL);
+}
+
+static void
+keepalive(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+}
+
+/* store_mailbox_submit of kind on alice's name (to) asked by actor;
+ * returns the writer's answer. */
+static enum store_err
+mailbox_op(struct fx *fx, int64_t actor, enum store_mailbox_op_kind kind,
+    const char *name, const char *to)
+{
+	struct store_mailbox_op op = {
+		.kind = kind, .account = fx->alice, .name = name, .to = to,
+		.actor = actor,
+	};
+	struct op_done d = { 0 };
+	struct event *ev;
+
+	d.base = event_base_new();
+	assert_non_null(d.base);
+	ev = event_new(d.base, -1, EV_PERSIST, keepalive, NULL);
+	event_add(ev, &(struct timeval){ 3600, 0 });
+	assert_int_equal(store_mailbox_submit(fx->st, &op, d.base, on_op_done,
+	    &d), 0);
+	while (!d.is_done)
+		assert_int_equal(event_base_dispatch(d.base), 0);
+	event_free(ev);
+	event_base_free(d.base);
+	return d.err;
+}
+
+/* CREATE, DELETE and RENAME asked by another account are checked by the
+ * writer against the rights at commit (RFC 4314 §4), not only by the
+ * session before it submits: a right withdrawn in between stops them. */
+static void
+test_store_acl_mailbox_ops_need_rights_at_commit(void **state)
+{
+	struct fx *fx = *state;
+
+	set(fx, fx->alice, fx->bob, false, STORE_ACL_REPLACE,
+	    STORE_ACL_LOOKUP | STORE_ACL_READ, 0, STORE_OK);
+	assert_int_equal(mailbox_op(fx, fx->bob, STORE_MAILBOX_CREATE,
+	    "Sales/Bob", NULL), STORE_NOT_ALLOWED);
+	assert_int_equal(mailbox_id(fx->st, fx->alice, "Sales/Bob"), 0);
+	assert_int_equal(mailbox_op(fx, fx->bob, STORE_MAILBOX_DELETE,
+	    "Sales", NULL), STORE_NOT_ALLOWED);
+	assert_int_equal(mailbox_op(fx, fx->bob, STORE_MAILBOX_RENAME,
+	    "Sales", "Sold"), STORE_NOT_ALLOWED);
+	assert_int_equal(mailbox_id(fx->st, fx->alice, "Sales"), fx->sales);
+	/* Never a top level, never above a missing parent. */
+	assert_int_equal(mailbox_op(fx, fx->bob, STORE_MAILBOX_CREATE,
+	    "Top", NULL), STORE_NOT_ALLOWED);
+	assert_int_equal(mailbox_op(fx, fx->bob, STORE_MAILBOX_CREATE,
+	    "Nope/Child", NULL), STORE_NOT_FOUND);
+	assert_int_equal(mailbox_id(fx->st, fx->alice, "Nope"), 0);
+	/* With "k" and "x": made, renamed within Sales, deleted. */
+	set(fx, fx->alice, fx->bob, false, STORE_ACL_ADD,
+	    STORE_ACL_CREATE | STORE_ACL_DELETE, 0, STORE_OK);
+	assert_int_equal(mailbox_op(fx, fx->bob, STORE_MAILBOX_CREATE,
+	    "Sales/Bob", NULL), STORE_OK);
+	assert_int_equal(mailbox_op(fx, fx->bob, STORE_MAILBOX_RENAME,
+	    "Sales/Bob", "Sales/Robert"), STORE_OK);
+	/* "x" on the old name is not "k" on the new parent. */
+	assert_int_equal(mailbox_op(fx, fx->bob, STORE_MAILBOX_RENAME,
+	    "Sales/Robert", "Robert"), STORE_NOT_ALLOWED);
+	assert_int_not_equal(mailbox_id(fx->st, fx->alice, "Sales/Robert"), 0);
+	/* A negative entry taking "x" away stops the DELETE. */
+	set(fx, fx->alice, fx->bob, true, STORE_ACL_REPLACE, STORE_ACL_DELETE,
+	    0, STORE_OK);
+	assert_int_equal(mailbox_op(fx, fx->bob, STORE_MAILBOX_DELETE,
+	    "Sales", NULL), STORE_NOT_ALLOWED);
+	assert_int_equal(mailbox_id(fx->st, fx->alice, "Sales"), fx->sales);
+	set(fx, fx->alice, fx->bob, true, STORE_ACL_DROP, 0, 0, STORE_OK);
+	assert_int_equal(mailbox_op(fx, fx->bob, STORE_MAILBOX_DELETE,
+	    "Sales/Robert", NULL), STORE_OK);
+	/* The owner, asking for itself, needs no entry. */
+	assert_int_equal(mailbox_op(fx, fx->alice, STORE_MAILBOX_CREATE,
+	    "Top", NULL), STORE_OK);
+}
+
 int
 main(void)
 {
+	/* The writer calls back on the loop from its own thread. */
+	evthread_use_pthreads();
 	const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 		T(test_store_acl_owner_has_all_others_nothing),
@@ -325,6 +428,7 @@ main(void)
 		T(test_store_acl_shared_list_shows_what_may_be_looked_up),
 		T(test_store_acl_rows_go_with_mailbox_and_account),
 		T(test_store_acl_refuses_bad_ops),
+		T(test_store_acl_mailbox_ops_need_rights_at_commit),
 #undef T
 	};
 
