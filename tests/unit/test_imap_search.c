@@ -213,10 +213,11 @@ static void
 test_imap_search_recent_new_match_nothing_old_everything(void **state)
 {
 	(void)state;
-	/* No message is \Recent in postern: an empty OR is false. */
+	/* No message is \Recent in this view: an empty OR is false. NEW is
+	 * RECENT UNSEEN (RFC 3501 §6.4.4), so it is false too. */
 	expect_tree("RECENT", "AND(OR())");
-	expect_tree("NEW", "AND(OR())");
-	expect_tree("OLD", "AND(ALL)");
+	expect_tree("NEW", "AND(AND(OR(),FLAG_UNSET:1))");
+	expect_tree("OLD", "AND(NOT(OR()))");
 	expect_tree("ALL", "AND(ALL)");
 }
 
