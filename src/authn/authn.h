@@ -137,6 +137,52 @@ char *authn_spf_macro_expand(const struct authn_dns *dns,
     const struct authn_spf_request *req, const char *domain,
     const char *sender, const char *spec, size_t len, bool is_exp);
 
+/* ---- DKIM verification (RFC 6376, RFC 8463) ----------------------------- */
+
+/* The result of one signature, in RFC 8601 §2.7.1's words. */
+enum authn_dkim_status {
+	AUTHN_DKIM_NONE,	/* the message has no signature */
+	AUTHN_DKIM_PASS,
+	AUTHN_DKIM_FAIL,	/* bad signature or body hash, expired,
+				 * revoked key, key refuses the signature */
+	AUTHN_DKIM_NEUTRAL,	/* a failure under a testing key (t=y) */
+	AUTHN_DKIM_POLICY,	/* valid but not acceptable to us: an RSA
+				 * key under 1024 bits */
+	AUTHN_DKIM_TEMPERROR,	/* the key could not be fetched (DNS) */
+	AUTHN_DKIM_PERMERROR,	/* a malformed signature or key record, no
+				 * key, an unknown algorithm */
+};
+
+/* Signatures verified per message (the topmost ones); more are
+ * counted and ignored (a hostile message must not cost more). */
+#define AUTHN_DKIM_SIGS_MAX 5
+
+/* One signature's result, for Authentication-Results and for DMARC
+ * (which wants d=, the result, and the selector for its reports). */
+struct authn_dkim_result {
+	char domain[256];	/* d= (SDID), lowercase; "" if unreadable */
+	char selector[64];	/* s= */
+	int result;		/* enum authn_dkim_status */
+	char b[9];		/* the first 8 characters of b= (header.b,
+				 * RFC 6008) */
+	char algorithm[16];	/* a= */
+	bool is_testing;	/* the key says t=y */
+	bool has_length;	/* l= signs only part of the body */
+	uint64_t unsigned_tail;	/* canonical body bytes after l= (not
+				 * signed: content anyone could add) */
+	char reason[160];	/* what decided it, for logs and comments */
+};
+
+/* The results of a message, in the order of its fields (topmost first). */
+struct authn_dkim_verdict {
+	struct authn_dkim_result sigs[AUTHN_DKIM_SIGS_MAX];
+	size_t n;		/* 0: none */
+	size_t ignored;		/* DKIM-Signature fields past the bound */
+};
+
+/* "none", "pass", "fail", ... (RFC 8601 §2.7.1). */
+const char *authn_dkim_status_name(enum authn_dkim_status r);
+
 /* ---- Authentication-Results (RFC 8601) --------------------------------- */
 
 struct authn_ar;
