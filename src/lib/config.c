@@ -424,6 +424,8 @@ handle_server(struct load_state *st, const char *key, const char *value)
 	return 0;
 }
 
+static void listener_milters_set(struct load_state *st,
+    struct config_listener *l, const char *value);
 static int handle_param(struct load_state *st, const char *section,
     const char *key, const char *value);
 
@@ -680,6 +682,8 @@ handle_listener(struct load_state *st, const char *name, const char *key,
 		if (config_parse_bool(value, &l->is_https_redirect) < 0)
 			fail(st, "key 'https_redirect': '%s' is not yes or no",
 			    value);
+	} else if (strcmp(key, "milters") == 0) {
+		listener_milters_set(st, l, value);
 	} else {
 		fail(st, "key '%s': unknown in section [listener %s]", key,
 		    name);
@@ -714,6 +718,143 @@ handle_certificate(struct load_state *st, const char *name, const char *key,
 		    name);
 	}
 	return 0;
+}
+
+static const char *const milter_action_names[] = {
+	[CONFIG_MILTER_ACCEPT] = "accept",
+	[CONFIG_MILTER_TEMPFAIL] = "tempfail",
+	[CONFIG_MILTER_REJECT] = "reject",
+};
+
+const char *
+config_milter_action_name(enum config_milter_action a)
+{
+	return milter_action_names[a];
+}
+
+const struct config_milter *
+config_milter_find(const struct config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->nmilters; i++) {
+		if (strcmp(cfg->milters[i].name, name) == 0)
+			return &cfg->milters[i];
+	}
+	return NULL;
+}
+
+/* "inet:ADDR:PORT" (a numeric IPv4 address, or an IPv6 one in
+ * brackets: no name to resolve on the session's thread) or
+ * "unix:/absolute/path". */
+static bool
+is_milter_socket_ok(const char *v)
+{
+	if (strncmp(v, "unix:", 5) == 0)
+		return v[5] == '/' && strlen(v + 5) < 100;
+	if (strncmp(v, "inet:", 5) == 0) {
+		const char *a = v + 5, *colon;
+		char addr[64];
+		size_t n;
+		uint64_t port;
+
+		if (*a == '[') {
+			const char *end = strchr(a, ']');
+
+			if (end == NULL || end[1] != ':')
+				return false;
+			n = (size_t)(end - a - 1);
+			a++;
+			colon = end + 1;
+		} else {
+			colon = strrchr(a, ':');
+			if (colon == NULL)
+				return false;
+			n = (size_t)(colon - a);
+		}
+		if (n == 0 || n >= sizeof(addr))
+			return false;
+		memcpy(addr, a, n);
+		addr[n] = '\0';
+		return is_valid_address(addr) && parse_number(colon + 1,
+		    &port, "", NULL) == 0 && port > 0 && port <= 65535;
+	}
+	return false;
+}
+
+static int
+handle_milter(struct load_state *st, const char *name, const char *key,
+    const char *value)
+{
+	struct config *cfg = st->cfg;
+	struct config_milter *m = NULL;
+	int e;
+
+	for (size_t i = 0; i < cfg->nmilters; i++) {
+		if (strcmp(cfg->milters[i].name, name) == 0)
+			m = &cfg->milters[i];
+	}
+	if (m == NULL) {
+		cfg->milters = xrealloc(cfg->milters,
+		    (cfg->nmilters + 1) * sizeof(*cfg->milters));
+		m = &cfg->milters[cfg->nmilters++];
+		memset(m, 0, sizeof(*m));
+		m->name = xstrdup(name);
+		m->timeout = 30;
+		m->default_action = CONFIG_MILTER_TEMPFAIL;
+	}
+	if (strcmp(key, "socket") == 0) {
+		if (!is_milter_socket_ok(value))
+			fail(st, "key 'socket': '%s' is not inet:ADDRESS:PORT "
+			    "(numeric address, IPv6 in brackets) or "
+			    "unix:/absolute/path", value);
+		else
+			set_string(&m->socket, value);
+	} else if (strcmp(key, "timeout") == 0) {
+		if (config_parse_seconds(value, &m->timeout) < 0 ||
+		    m->timeout < 1 || m->timeout > 3600)
+			fail(st, "key 'timeout': '%s' is not a time from 1s to "
+			    "1h", value);
+	} else if (strcmp(key, "default_action") == 0) {
+		if (parse_enum(value, milter_action_names,
+		    ARRAY_LEN(milter_action_names), &e) < 0)
+			fail(st, "key 'default_action': '%s' is not one of "
+			    "accept, tempfail, reject", value);
+		else
+			m->default_action = (enum config_milter_action)e;
+	} else {
+		fail(st, "key '%s': unknown in section [milter %s]", key,
+		    name);
+	}
+	return 0;
+}
+
+/* "a, b,c": the names of [milter NAME] sections, checked once the
+ * whole file is read (validate()). */
+static void
+listener_milters_set(struct load_state *st, struct config_listener *l,
+    const char *value)
+{
+	char *copy = xstrdup(value), *save = NULL;
+
+	for (size_t i = 0; i < l->nmilters; i++)
+		free(l->milters[i]);
+	free(l->milters);
+	l->milters = NULL;
+	l->nmilters = 0;
+	for (char *t = strtok_r(copy, ", \t", &save); t != NULL;
+	    t = strtok_r(NULL, ", \t", &save)) {
+		if (!is_valid_name(t)) {
+			fail(st, "key 'milters': '%s' is not a section name", t);
+			break;
+		}
+		if (l->nmilters >= 16) {
+			fail(st, "key 'milters': more than 16 milters");
+			break;
+		}
+		l->milters = xrealloc(l->milters,
+		    (l->nmilters + 1) * sizeof(*l->milters));
+		l->milters[l->nmilters++] = xstrdup(t);
+	}
+	free(copy);
 }
 
 static int
@@ -795,13 +936,16 @@ on_ini_pair(void *user, const char *section, const char *key,
 	    space - section == 11 &&
 	    strncmp(section, "certificate", 11) == 0) {
 		handle_certificate(st, space + 1, key, value);
+	} else if (space != NULL && is_valid_name(space + 1) &&
+	    space - section == 6 && strncmp(section, "milter", 6) == 0) {
+		handle_milter(st, space + 1, key, value);
 	} else if (section[0] == '\0') {
 		fail(st, "key '%s': outside any section (start with [server])",
 		    key);
 	} else {
 		fail(st, "section [%s]: unknown (expected server, auth, limits, "
-		    "timeouts, queue, mta-sts, acme, spf, listener NAME or "
-		    "certificate NAME)", section);
+		    "timeouts, queue, mta-sts, acme, spf, listener NAME, "
+		    "certificate NAME or milter NAME)", section);
 	}
 	return st->has_err ? 0 : 1;
 }
@@ -964,6 +1108,22 @@ validate(struct config *cfg, const struct load_state *st, char *err,
 			    find_section_line(path, section));
 			return -1;
 		}
+		if (l->nmilters > 0 && l->proto != CONFIG_PROTO_SMTP &&
+		    l->proto != CONFIG_PROTO_SUBMISSION) {
+			snprintf(err, errlen, "%s:%d: key 'milters': only smtp "
+			    "and submission listeners have milters", path,
+			    find_section_line(path, section));
+			return -1;
+		}
+		for (size_t j = 0; j < l->nmilters; j++) {
+			if (config_milter_find(cfg, l->milters[j]) == NULL) {
+				snprintf(err, errlen, "%s:%d: key 'milters': no "
+				    "[milter %s] section", path,
+				    find_section_line(path, section),
+				    l->milters[j]);
+				return -1;
+			}
+		}
 		if (l->tls != CONFIG_TLS_NONE)
 			needs_tls = true;
 		for (size_t j = 0; j < i; j++) {
@@ -977,6 +1137,18 @@ validate(struct config *cfg, const struct load_state *st, char *err,
 				    l->port, l->address, o->name);
 				return -1;
 			}
+		}
+	}
+	for (size_t i = 0; i < cfg->nmilters; i++) {
+		char section[80];
+
+		snprintf(section, sizeof(section), "milter %s",
+		    cfg->milters[i].name);
+		if (cfg->milters[i].socket == NULL) {
+			snprintf(err, errlen, "%s:%d: key 'socket': missing from "
+			    "[%s]", path, find_section_line(path, section),
+			    section);
+			return -1;
 		}
 	}
 	for (size_t i = 0; i < cfg->ncerts; i++) {
@@ -1123,8 +1295,16 @@ config_free(struct config **cfgp)
 	for (size_t i = 0; i < cfg->nlisteners; i++) {
 		free(cfg->listeners[i].name);
 		free(cfg->listeners[i].address);
+		for (size_t j = 0; j < cfg->listeners[i].nmilters; j++)
+			free(cfg->listeners[i].milters[j]);
+		free(cfg->listeners[i].milters);
 	}
 	free(cfg->listeners);
+	for (size_t i = 0; i < cfg->nmilters; i++) {
+		free(cfg->milters[i].name);
+		free(cfg->milters[i].socket);
+	}
+	free(cfg->milters);
 	for (size_t i = 0; i < cfg->ncerts; i++) {
 		free(cfg->certs[i].name);
 		free(cfg->certs[i].cert_file);

@@ -49,6 +49,27 @@ struct config_listener {
 	 * to https (port 80 beside 443). */
 	bool is_metrics;
 	bool is_https_redirect;
+	/* smtp and submission: the [milter NAME] sections that see this
+	 * listener's mail, in order (milters = a,b); none when nmilters is
+	 * 0. */
+	char **milters;
+	size_t nmilters;
+};
+
+/* What a session does when a milter cannot be reached, times out or
+ * breaks the protocol ([milter NAME] default_action). */
+enum config_milter_action {
+	CONFIG_MILTER_ACCEPT,	/* go on without it */
+	CONFIG_MILTER_TEMPFAIL,	/* 451 4.7.1 (the default, as Postfix) */
+	CONFIG_MILTER_REJECT,	/* 550 5.7.1 */
+};
+
+/* [milter NAME]: a Sendmail milter (rspamd, ClamAV) postern talks to. */
+struct config_milter {
+	char *name;
+	char *socket;		/* "inet:127.0.0.1:11332", "unix:/path" */
+	uint64_t timeout;	/* seconds, each connect, command, reply */
+	enum config_milter_action default_action;
 };
 
 struct config_cert {
@@ -132,6 +153,8 @@ struct config {
 	size_t nlisteners;
 	struct config_cert *certs;	/* certs[0] is served without SNI */
 	size_t ncerts;
+	struct config_milter *milters;
+	size_t nmilters;
 
 #define CONFIG_FIELD(section, key, field, def, min, max, kind) \
 	uint64_t field;
@@ -169,6 +192,11 @@ bool is_config_network_trusted(const struct config *cfg,
 /* Is the numeric address one SPF is not checked for ([spf]
  * skip_networks)? An IPv4-mapped IPv6 address counts as IPv4. */
 bool is_config_spf_skipped(const struct config *cfg, const char *address);
+
+/* The [milter NAME] section called name, or NULL. */
+const struct config_milter *config_milter_find(const struct config *cfg,
+    const char *name);
+const char *config_milter_action_name(enum config_milter_action a);
 
 /* Parses "10k", "5M", "1G" or a plain number of bytes. */
 int config_parse_size(const char *s, uint64_t *out);

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 #include "lib/metrics.h"
@@ -33,8 +35,31 @@ date_format(char *out, size_t n)
 	strftime(out, n, "%a, %d %b %Y %H:%M:%S %z", &tm);
 }
 
+/* Writes to the milters' spool: the message waits there for them. */
 static void
-store_write(struct smtp_session *s, const void *data, size_t n)
+spool_write(struct smtp_session *s, const char *data, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = pwrite(s->milter_spool, data, n,
+		    (off_t)s->milter_spool_len);
+
+		if (w <= 0) {
+			log_error(s->sid, "smtp.spool_write_failed error=\"%s\"",
+			    strerror(errno));
+			s->is_write_failed = true;
+			return;
+		}
+		data += w;
+		n -= (size_t)w;
+		s->milter_spool_len += (uint64_t)w;
+	}
+}
+
+/* Writes to the delivery, or to the spool when milters are to see the
+ * message first; direct: to the delivery in any case. */
+static void
+store_write_to(struct smtp_session *s, const void *data, size_t n,
+    bool is_direct)
 {
 	enum store_err err;
 
@@ -43,11 +68,21 @@ store_write(struct smtp_session *s, const void *data, size_t n)
 	if (s->delivery == NULL || s->is_oversize || s->is_write_failed ||
 	    n == 0)
 		return;
+	if (s->milter_spool >= 0 && !is_direct) {
+		spool_write(s, data, n);
+		return;
+	}
 	if (store_delivery_write(s->delivery, data, n, &err) < 0) {
 		log_error(s->sid, "smtp.store_write_failed error=\"%s\"",
 		    store_err_text(err));
 		s->is_write_failed = true;
 	}
+}
+
+static void
+store_write(struct smtp_session *s, const void *data, size_t n)
+{
+	store_write_to(s, data, n, false);
 }
 
 /* How many fields called name does the header section hold? */
@@ -206,10 +241,15 @@ header_flush(struct smtp_session *s, bool is_cut)
 		    msgid ? msgid : "");
 		free(msgid);
 	}
-	prefix = xasprintf("Return-Path: <%s>\r\n%s"
+	/* Return-Path: is the store's (RFC 5321 §4.4), not for milters to
+	 * see or change; the rest goes their way. */
+	prefix = xasprintf("Return-Path: <%s>\r\n", s->mail_from);
+	store_write_to(s, prefix, strlen(prefix), true);
+	free(prefix);
+	prefix = xasprintf("%s"
 	    "Received: from %s ([%s])\r\n\tby %s (postern) with %s id %s%s"
 	    "%s%s%s;\r\n\t%s\r\n%s",
-	    s->mail_from, ar ? ar : "", s->helo ? s->helo : "unknown",
+	    ar ? ar : "", s->helo ? s->helo : "unknown",
 	    net_conn_peer(s->conn), s->cfg->hostname, with_protocol(s),
 	    s->sid, tls ? tls : "", s->nrcpts == 1 ? "\r\n\tfor <" : "",
 	    s->nrcpts == 1 ? s->rcpts[0].address : "",
@@ -469,44 +509,62 @@ message_end(struct smtp_session *s)
 	} else if (s->header_refusal[0] != '\0') {
 		/* Nothing was stored: the delivery is dropped below. */
 		smtp_reply(s, "%s", s->header_refusal);
+	} else if (s->is_milter_discard) {
+		/* A milter said DISCARD at MAIL or RCPT: the client hears
+		 * success, nothing is kept (as in Postfix). */
+		log_info(s->sid, "smtp.discarded by=milter");
+		smtp_reply(s, "250 2.0.0 OK: queued as %s", s->sid);
+	} else if (s->milter_spool >= 0) {
+		smtp_milter_message(s);
+		return;
 	} else {
-		struct store_delivery *d = s->delivery;
-
-		s->delivery_queued = 0;
-		for (size_t i = 0; i < s->nrcpts; i++) {
-			const struct smtp_rcpt *r = &s->rcpts[i];
-
-			for (size_t j = 0; j < r->naccounts; j++) {
-				/* One copy per account, however many of
-				 * its addresses the envelope names. */
-				if (!is_account_earlier(s, i, j))
-					store_delivery_add(d, r->accounts[j],
-					    NULL, 0, NULL, 0);
-			}
-			for (size_t j = 0; j < r->nexternal; j++)
-				store_delivery_queue(d, s->mail_from,
-				    r->external[j], s->dsn_envelope, r->dsn);
-			s->delivery_queued += r->nexternal;
-			if (r->naccounts > 0)	/* RFC 3461 NOTIFY=SUCCESS */
-				store_delivery_notify(d, s->mail_from,
-				    r->address, s->dsn_envelope, r->dsn);
-		}
-		store_delivery_set_authenticated(d, s->is_authenticated);
-		if (s->data.bare_newlines > 0)
-			log_info(s->sid, "smtp.bare_newlines count=%llu "
-			    "result=normalised",
-			    (unsigned long long)s->data.bare_newlines);
-		store_delivery_set_atomic(d);
-		s->delivery = NULL;
-		if (store_delivery_submit(d, net_conn_base(s->conn),
-		    on_delivered, s) == 0) {
-			smtp_set_state(s, SMTP_STATE_WAIT);
-			net_conn_wait(s->conn);
-			return;
-		}
-		smtp_reply(s, "451 4.3.0 Temporary failure storing the "
-		    "message, try again later");
+		smtp_message_store(s, NULL);
+		return;
 	}
+	s->header_refusal[0] = '\0';
+	smtp_transaction_reset(s);
+	smtp_set_state(s, SMTP_STATE_READY);
+}
+
+void
+smtp_message_store(struct smtp_session *s, const char *mailbox)
+{
+	struct store_delivery *d = s->delivery;
+
+	s->delivery_queued = 0;
+	for (size_t i = 0; i < s->nrcpts; i++) {
+		const struct smtp_rcpt *r = &s->rcpts[i];
+
+		for (size_t j = 0; j < r->naccounts; j++) {
+			/* One copy per account, however many of its
+			 * addresses the envelope names. */
+			if (!is_account_earlier(s, i, j))
+				store_delivery_add(d, r->accounts[j], mailbox,
+				    0, NULL, 0);
+		}
+		for (size_t j = 0; j < r->nexternal; j++)
+			store_delivery_queue(d, s->mail_from, r->external[j],
+			    s->dsn_envelope, r->dsn);
+		s->delivery_queued += r->nexternal;
+		if (r->naccounts > 0)	/* RFC 3461 NOTIFY=SUCCESS */
+			store_delivery_notify(d, s->mail_from, r->address,
+			    s->dsn_envelope, r->dsn);
+	}
+	store_delivery_set_authenticated(d, s->is_authenticated);
+	if (s->data.bare_newlines > 0)
+		log_info(s->sid, "smtp.bare_newlines count=%llu "
+		    "result=normalised",
+		    (unsigned long long)s->data.bare_newlines);
+	store_delivery_set_atomic(d);
+	s->delivery = NULL;
+	if (store_delivery_submit(d, net_conn_base(s->conn), on_delivered,
+	    s) == 0) {
+		smtp_set_state(s, SMTP_STATE_WAIT);
+		net_conn_wait(s->conn);
+		return;
+	}
+	smtp_reply(s, "451 4.3.0 Temporary failure storing the message, try "
+	    "again later");
 	s->header_refusal[0] = '\0';
 	smtp_transaction_reset(s);
 	smtp_set_state(s, SMTP_STATE_READY);
@@ -520,6 +578,13 @@ delivery_start(struct smtp_session *s)
 	if (s->delivery != NULL)
 		return 0;
 	s->delivery = store_delivery_new(s->ctx->store, &err);
+	if (s->delivery != NULL && s->milters != NULL &&
+	    !s->is_milter_discard) {
+		s->milter_spool = store_spool_open(s->ctx->store, &err);
+		s->milter_spool_len = 0;
+		if (s->milter_spool < 0)
+			store_delivery_abort(&s->delivery);
+	}
 	if (s->delivery == NULL) {
 		log_error(s->sid, "smtp.store_failed error=\"%s\"",
 		    store_err_text(err));

@@ -38,6 +38,21 @@ params_join(const struct smtp_path *p, const char *const *keys, size_t nkeys)
 	return out;
 }
 
+/* The ESMTP parameters as words ("SIZE=100", "SMTPUTF8") for the
+ * milters. */
+static char **
+params_words(const struct smtp_path *p, size_t *n_out)
+{
+	char **w = xcalloc(p->nparams + 1, sizeof(*w));
+
+	for (size_t i = 0; i < p->nparams; i++)
+		w[i] = p->params[i].value != NULL ? xasprintf("%s=%s",
+		    p->params[i].key, p->params[i].value) :
+		    xstrdup(p->params[i].key);
+	*n_out = p->nparams;
+	return w;
+}
+
 bool
 is_smtp_sender_owned(struct smtp_session *s, const char *address)
 {
@@ -170,8 +185,7 @@ on_spf(void *arg, const struct authn_spf_verdict *v)
 	authn_ar_add(s->ar, "spf", authn_spf_result_name(helo->result), c,
 	    "smtp.helo", s->helo ? s->helo : "");
 	free(c);
-	smtp_set_state(s, SMTP_STATE_MAIL);
-	smtp_reply(s, "250 2.1.0 Sender OK");
+	smtp_milter_mail(s);
 }
 
 /* Checks both identities off the loop; the 250 (or the refusal) comes
@@ -309,14 +323,15 @@ smtp_cmd_mail(struct smtp_session *s, const char *args, size_t len)
 	}
 	s->mail_from = xstrdup(p.address);
 	s->dsn_envelope = params_join(&p, dsn_keys, ARRAY_LEN(dsn_keys));
+	if (s->milters != NULL)
+		s->milter_mail_args = params_words(&p, &s->nmilter_mail_args);
 	log_debug(s->sid, "smtp.mail from=<%s>", p.address);
 	smtp_path_deinit(&p);
 	if (is_spf_wanted(s)) {
 		spf_start(s);
 		return;
 	}
-	smtp_set_state(s, SMTP_STATE_MAIL);
-	smtp_reply(s, "250 2.1.0 Sender OK");
+	smtp_milter_mail(s);
 }
 
 /* Is the account over its quota if this message arrives? 0: no; 1: full
@@ -506,6 +521,16 @@ smtp_cmd_rcpt(struct smtp_session *s, const char *args, size_t len)
 		store_route_deinit(&route);
 	log_debug(s->sid, "smtp.rcpt to=<%s> result=accepted local=%s",
 	    p.address, is_local ? "yes" : "no");
+	if (s->milters != NULL && !s->is_milter_discard) {
+		size_t nw;
+		char **w = params_words(&p, &nw);
+
+		smtp_milter_rcpt(s, (const char *const *)w, nw);
+		for (size_t i = 0; i < nw; i++)
+			free(w[i]);
+		free(w);
+		goto out;
+	}
 	smtp_set_state(s, SMTP_STATE_RCPT);
 	smtp_reply(s, "250 2.1.5 Recipient OK");
 out:

@@ -13,6 +13,7 @@
 #include "authn/authn.h"
 #include "lib/buf.h"
 #include "lib/parse.h"
+#include "milter/milter.h"
 #include "smtp/smtp.h"
 #include "store/store.h"
 
@@ -162,6 +163,16 @@ struct smtp_session {
 	/* The reply that refuses the message at its end, once its header
 	 * was read (hops, From: of a logged-in user); "" for none. */
 	char header_refusal[256];
+	/* Milters of the listener (smtp_milter.c), or NULL. With milters,
+	 * the message goes to a spool first (milter_spool, its length)
+	 * and to the delivery only once they are done with it. */
+	struct milter_chain *milters;
+	int milter_spool;
+	uint64_t milter_spool_len;
+	int milter_out;
+	char **milter_mail_args;	/* MAIL's ESMTP "K=V" words */
+	size_t nmilter_mail_args;
+	bool is_milter_discard;	/* a milter said DISCARD: 250, no store */
 };
 
 /* The shape of a command: allowed states, flags, the check that refuses
@@ -200,6 +211,23 @@ void smtp_cmd_bdat(struct smtp_session *s, const char *args, size_t len);
 /* Consumes message bytes from in, from the line reader's offset on; when
  * the message ends, replies (after the store) and leaves DATA/BDAT. */
 void smtp_message_input(struct smtp_session *s, struct buf *in);
+/* smtp_milter.c */
+/* MAIL was accepted by our checks: asks the milters, then answers. */
+void smtp_milter_mail(struct smtp_session *s);
+/* The last recipient was accepted by our checks: asks the milters,
+ * then answers (dropping it when they refuse). args: RCPT's ESMTP
+ * words. */
+void smtp_milter_rcpt(struct smtp_session *s, const char *const *args,
+    size_t nargs);
+/* The message is in the spool: the milters see it, then
+ * smtp_message_store() takes it (or their refusal is the reply). */
+void smtp_milter_message(struct smtp_session *s);
+/* Sends a milter's reply (lines ending in CRLF). */
+void smtp_milter_reply(struct smtp_session *s, const char *reply);
+/* smtp_cmd_data.c: hands the delivery to the store and answers;
+ * mailbox: where local recipients get it (NULL: INBOX). */
+void smtp_message_store(struct smtp_session *s, const char *mailbox);
+
 /* smtp_cmd_auth.c */
 void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len);
 void smtp_auth_response(struct smtp_session *s, const char *line,

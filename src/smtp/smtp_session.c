@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 
@@ -153,6 +154,21 @@ smtp_transaction_reset(struct smtp_session *s)
 	s->is_bdat_last = false;
 	s->is_oversize = false;
 	s->is_write_failed = false;
+	/* The milters hear of it before their next step (ABORT). */
+	milter_abort(s->milters);
+	if (s->milter_spool >= 0)
+		close(s->milter_spool);
+	s->milter_spool = -1;
+	s->milter_spool_len = 0;
+	if (s->milter_out >= 0)
+		close(s->milter_out);
+	s->milter_out = -1;
+	for (size_t i = 0; i < s->nmilter_mail_args; i++)
+		free(s->milter_mail_args[i]);
+	free(s->milter_mail_args);
+	s->milter_mail_args = NULL;
+	s->nmilter_mail_args = 0;
+	s->is_milter_discard = false;
 }
 
 static bool
@@ -179,6 +195,9 @@ smtp_session_open(struct net_conn *c)
 	auth_exchange_init(&s->auth, &smtp_auth_ops, s);
 	line_reader_init(&s->reader, s->cfg->line_length);
 	buf_init(&s->header, 64 * 1024);
+	s->milter_spool = -1;
+	s->milter_out = -1;
+	s->milters = milter_chain_new(s->cfg, net_conn_listener(c), s->sid);
 	/* RFC 5321 §4.3.1: the greeting names us. */
 	smtp_reply(s, "220 %s ESMTP postern", s->cfg->hostname);
 	return s;
@@ -478,6 +497,7 @@ smtp_session_close(void *arg)
 	struct smtp_session *s = arg;
 
 	smtp_transaction_reset(s);
+	milter_chain_free(&s->milters);
 	auth_exchange_deinit(&s->auth);
 	buf_deinit(&s->header);
 	free(s->helo);

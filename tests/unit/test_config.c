@@ -1187,6 +1187,57 @@ test_config_spf_section(void **state)
 }
 
 static void
+test_config_milter_sections(void **state)
+{
+	struct config *cfg;
+	const struct config_milter *m;
+
+	(void)state;
+	cfg = load_ok(SERVER_LINES CERT_LINES
+	    "[listener smtp]\nport = 25\nprotocol = smtp\n"
+	    "milters = rspamd, clam\n"
+	    "[milter rspamd]\nsocket = inet:127.0.0.1:11332\n"
+	    "[milter clam]\nsocket = unix:/run/clamav/milter.sock\n"
+	    "timeout = 2m\ndefault_action = reject\n");
+	assert_int_equal(cfg->listeners[0].nmilters, 2);
+	assert_string_equal(cfg->listeners[0].milters[1], "clam");
+	m = config_milter_find(cfg, "rspamd");
+	assert_non_null(m);
+	assert_int_equal(m->timeout, 30);
+	assert_int_equal(m->default_action, CONFIG_MILTER_TEMPFAIL);
+	m = config_milter_find(cfg, "clam");
+	assert_int_equal(m->timeout, 120);
+	assert_int_equal(m->default_action, CONFIG_MILTER_REJECT);
+	assert_null(config_milter_find(cfg, "other"));
+	config_free(&cfg);
+	cfg = load_ok(SERVER_LINES CERT_LINES
+	    "[milter v6]\nsocket = inet:[::1]:9\n");
+	config_free(&cfg);
+	assert_refused_key(SERVER_LINES CERT_LINES
+	    "[milter a]\nsocket = inet:localhost:11332\n", 7, "socket",
+	    "is not inet:ADDRESS:PORT");
+	assert_refused_key(SERVER_LINES CERT_LINES
+	    "[milter a]\nsocket = unix:relative\n", 7, "socket",
+	    "is not inet:ADDRESS:PORT");
+	assert_refused_key(SERVER_LINES CERT_LINES
+	    "[milter a]\nsocket = inet:127.0.0.1:11332\n"
+	    "default_action = bounce\n", 8, "default_action",
+	    "is not one of accept, tempfail, reject");
+	assert_refused_key(SERVER_LINES CERT_LINES
+	    "[milter a]\ntimeout = 0s\n", 7, "timeout", "");
+	assert_refused_key(SERVER_LINES CERT_LINES
+	    "[milter a]\ntimeout = 5s\n", 6, "socket",
+	    "missing from [milter a]");
+	assert_refused_key(SERVER_LINES CERT_LINES
+	    "[listener smtp]\nport = 25\nprotocol = smtp\n"
+	    "milters = nothere\n", 6, "milters", "no [milter nothere]");
+	assert_refused_key(SERVER_LINES CERT_LINES
+	    "[listener imap]\nport = 143\nprotocol = imap\n"
+	    "milters = a\n[milter a]\nsocket = unix:/x\n", 6, "milters",
+	    "only smtp and submission");
+}
+
+static void
 test_config_bad_trusted_networks_and_postmaster_refused(void **state)
 {
 	(void)state;
@@ -1638,6 +1689,7 @@ main(void)
 		cmocka_unit_test(test_config_parse_bool_spellings),
 		cmocka_unit_test(test_config_trusted_networks_and_postmaster),
 		cmocka_unit_test(test_config_spf_section),
+		cmocka_unit_test(test_config_milter_sections),
 		cmocka_unit_test(
 		    test_config_bad_trusted_networks_and_postmaster_refused),
 	};

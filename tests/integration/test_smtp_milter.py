@@ -1,0 +1,448 @@
+"""Milters (issue 16): postern speaks the Sendmail milter protocol v6 to
+the milters of a listener ([milter NAME], [listener NAME] milters = ...),
+as Postfix does. A small milter written here against the raw protocol
+(milter_peer.py) refuses at each step, answers with its own reply codes,
+tempfails, discards, changes headers and the body, sleeps past the
+timeout; a milter that is down or broken stands for its default_action.
+Then rspamd from Debian, started privately in milter mode: GTUBE is
+refused with rspamd's reply and a clean message arrives carrying
+rspamd's headers. What a client sees is checked: SMTP replies and the
+stored message over IMAP."""
+
+import re
+import socket
+import struct
+import uuid
+
+import pytest
+
+from imap_helpers import login
+from milter_peer import MilterPeer, packet
+from postern_harness import (QUEUED_RE, add_user, admin_ok, smtp_cmd,
+                             smtp_open, smtp_send_data, write_mail_config)
+
+RCPT, RCPT_PW = "rcpt@example.test", "rcpt-Secret-1"
+OTHER, OTHER_PW = "other@example.test", "other-Secret-1"
+SENDER_OK = [b"250 2.1.0 Sender OK\r\n"]
+RCPT_OK = [b"250 2.1.5 Recipient OK\r\n"]
+
+# Listeners and the milters each one has (name, protocol, tls, milters).
+LISTENERS = [
+    ("smtp", "smtp", "none", "peer"),
+    ("smtp_tf", "smtp", "none", "peer_tf"),
+    ("smtp_chain", "smtp", "none", "peer, second"),
+    ("smtp_down", "smtp", "none", "down"),
+    ("smtp_down_ok", "smtp", "none", "down_ok"),
+    ("imaps", "imap", "implicit", None),
+]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def with_milters(text, listeners, milters):
+    """Adds milters = ... to listener sections and [milter NAME]
+    sections (name -> {key: value}) to a configuration text."""
+    for name, _, _, names in listeners:
+        if names:
+            text = text.replace("[listener %s]\n" % name,
+                                "[listener %s]\nmilters = %s\n" %
+                                (name, names))
+    for name, keys in milters.items():
+        text += "\n[milter %s]\n" % name + "".join(
+            "%s = %s\n" % kv for kv in keys.items())
+    return text
+
+
+@pytest.fixture(scope="module")
+def peers():
+    a, b = MilterPeer(), MilterPeer()
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def server(module_postern_factory, tmp_path_factory, default_cert, peers):
+    a, b = peers
+    directory = tmp_path_factory.mktemp("milter")
+    plain = [(n, p, t) for n, p, t, _ in LISTENERS]
+    path, data, text = write_mail_config(directory, [("main", default_cert)],
+                                         plain)
+    down = "inet:127.0.0.1:%d" % free_port()
+    text = with_milters(text, LISTENERS, {
+        "peer": {"socket": a.socket_spec(), "timeout": "2s",
+                 "default_action": "accept"},
+        # tempfail: the default.
+        "peer_tf": {"socket": a.socket_spec(), "timeout": "2s"},
+        "second": {"socket": b.socket_spec(), "timeout": "2s",
+                   "default_action": "accept"},
+        "down": {"socket": down, "default_action": "reject"},
+        "down_ok": {"socket": "unix:%s/nothing.sock" % directory,
+                    "default_action": "accept"},
+    })
+    path.write_text(text)
+    admin_ok(path, "domain", "add", "example.test")
+    add_user(path, RCPT, RCPT_PW)
+    add_user(path, OTHER, OTHER_PW)
+    srv = module_postern_factory(config_text=text, listeners=plain)
+    srv.admin_config = path
+    return srv
+
+
+def message(tok, extra=b"", body=b"body line\r\n"):
+    return (b"From: someone@other.test\r\nTo: " + RCPT.encode() +
+            b"\r\nSubject: " + tok.encode() + b"\r\n" + extra + b"\r\n" +
+            body)
+
+
+def transaction(srv, listener="smtp", rcpts=(RCPT,), data=None, tok=None):
+    """MAIL, RCPTs, DATA; returns (tok, [replies]) where the replies are
+    raw lists, stopping at the first refused step (but every RCPT is
+    tried)."""
+    tok = tok or uuid.uuid4().hex
+    out = []
+    conn, _ = smtp_open(srv, listener, ehlo="client.other.test")
+    with conn:
+        r = smtp_cmd(conn, "MAIL FROM:<someone@other.test> SIZE=100",
+                     timeout=30)
+        out.append(r.raw)
+        if r.raw != SENDER_OK:
+            return tok, out
+        ok = 0
+        for rc in rcpts:
+            r = smtp_cmd(conn, "RCPT TO:<%s>" % rc, timeout=30)
+            out.append(r.raw)
+            ok += r.raw == RCPT_OK
+        if not ok:
+            return tok, out
+        r = smtp_cmd(conn, "DATA")
+        assert r.raw[0].startswith(b"354 "), r.raw
+        r = smtp_send_data(conn, data if data is not None else message(tok),
+                           timeout=30)
+        out.append(r.raw)
+        smtp_cmd(conn, "QUIT")
+    return tok, out
+
+
+def fetch(srv, tok, user=RCPT, pw=RCPT_PW, mailbox="INBOX"):
+    """The whole message whose Subject holds tok, or None."""
+    c = login(srv, user, pw)
+    try:
+        c.ok('SELECT "%s"' % mailbox)
+        r = c.ok("UID SEARCH SUBJECT %s" % tok)
+        lines = r.lines(b"SEARCH")
+        uids = lines[0].split()[2:] if lines else []
+        if not uids:
+            return None
+        assert len(uids) == 1, r.untagged
+        r = c.ok("UID FETCH %s (BODY.PEEK[])" % uids[0].decode())
+        line = b"".join(r.untagged)
+        m = re.search(rb"\{(\d+)\}\r\n", line)
+        return line[m.end():m.end() + int(m.group(1))]
+    finally:
+        c.close()
+
+
+def header_and_body(msg):
+    h, _, b = msg.partition(b"\r\n\r\n")
+    return h + b"\r\n", b
+
+
+def test_accepting_milter_sees_the_whole_conversation(server, peers):
+    a, _ = peers
+    a.reset()
+    tok, replies = transaction(server, data=message(
+        "x", extra=b"X-Folded: one\r\n two\r\n"))
+    assert replies[:2] == [SENDER_OK, RCPT_OK]
+    assert QUEUED_RE.match(replies[2][0]), replies
+    conn = a.seen("connect")[-1]
+    assert conn.startswith(b"[127.0.0.1]\x004") and conn.endswith(
+        b"127.0.0.1\x00"), conn
+    assert a.seen("helo")[-1] == b"client.other.test\x00"
+    assert a.seen("mail")[-1] == b"<someone@other.test>\x00SIZE=100\x00"
+    assert a.seen("rcpt")[-1] == b"<%s>\x00" % RCPT.encode()
+    headers = a.seen("header")
+    names = [h.split(b"\0")[0] for h in headers]
+    # Our Received: is shown, Return-Path: is not (the store's).
+    assert names == [b"Received", b"From", b"To", b"Subject",
+                     b"X-Folded"], names
+    assert headers[-1] == b"X-Folded\x00one\n two\x00"
+    assert a.seen("body") == [b"body line\r\n"]
+    assert len(a.seen("eom")) == 1
+    macros = b"".join(a.seen("macro"))
+    for m in (b"{client_addr}\x00127.0.0.1\x00", b"j\x00mail.example.test",
+              b"{daemon_name}\x00smtp\x00",
+              b"{mail_addr}\x00someone@other.test\x00",
+              b"{rcpt_addr}\x00" + RCPT.encode()):
+        assert m in macros, (m, macros)
+    # i: the queue id the client is told, at MAIL, DATA and EOM.
+    qid = QUEUED_RE.match(replies[2][0]).group(1)
+    for cmd in (b"M", b"T", b"E"):
+        assert cmd + b"i\x00" + qid + b"\x00" in macros, (cmd, macros)
+
+
+# ---- refusals at each step ------------------------------------------------
+
+@pytest.mark.parametrize("step", ["connect", "helo", "mail"])
+def test_reject_before_rcpt_refuses_mail(server, peers, step):
+    a, _ = peers
+    a.reset(**{step: b"r"})
+    _, replies = transaction(server)
+    assert replies == [[b"550 5.7.1 Command rejected\r\n"]]
+
+
+def test_rcpt_reject_refuses_that_recipient_only(server, peers):
+    a, _ = peers
+    a.reset(rcpt={OTHER: b"r"})
+    tok, replies = transaction(server, rcpts=(OTHER, RCPT))
+    assert replies[:3] == [SENDER_OK, [b"550 5.7.1 Recipient rejected\r\n"],
+                           RCPT_OK]
+    assert QUEUED_RE.match(replies[3][0]), replies
+    assert fetch(server, tok) is not None
+    assert fetch(server, tok, OTHER, OTHER_PW) is None
+
+
+def test_rcpt_tempfail_and_replycode(server, peers):
+    a, _ = peers
+    a.reset(rcpt={OTHER: b"t",
+                  RCPT: (b"y", b"553 5.1.8 Not for you\0")})
+    _, replies = transaction(server, rcpts=(OTHER, RCPT))
+    assert replies == [
+        SENDER_OK,
+        [b"451 4.7.1 Service unavailable - try again later\r\n"],
+        [b"553 5.1.8 Not for you\r\n"]]
+
+
+@pytest.mark.parametrize("step", ["data", "header", "eoh", "body", "eom"])
+def test_reject_in_the_message_refuses_it(server, peers, step):
+    a, _ = peers
+    a.reset(**{step: b"r"})
+    tok, replies = transaction(server)
+    assert replies[-1] == [b"550 5.7.1 Command rejected\r\n"]
+    assert fetch(server, tok) is None
+    # The next transaction of the session is whole again.
+    a.reset()
+    tok, replies = transaction(server)
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    assert fetch(server, tok) is not None
+
+
+def test_multiline_replycode_at_eom(server, peers):
+    a, _ = peers
+    a.reset(eom=(b"y", b"554 5.7.1 Spam\r\n554 5.7.1 see http://x.test/\0"))
+    tok, replies = transaction(server)
+    assert replies[-1] == [b"554-5.7.1 Spam\r\n",
+                           b"554 5.7.1 see http://x.test/\r\n"]
+    assert fetch(server, tok) is None
+
+
+def test_replycode_with_control_bytes_is_cleaned(server, peers):
+    a, _ = peers
+    a.reset(mail=(b"y", b"450 4.7.1 a\x01b\x7fc\0"))
+    _, replies = transaction(server)
+    assert replies == [[b"450 4.7.1 a?b?c\r\n"]]
+
+
+def test_tempfail_at_eom(server, peers):
+    a, _ = peers
+    a.reset(eom=b"t")
+    tok, replies = transaction(server)
+    assert replies[-1] == [
+        b"451 4.7.1 Service unavailable - try again later\r\n"]
+    assert fetch(server, tok) is None
+
+
+@pytest.mark.parametrize("step", ["mail", "rcpt", "eom"])
+def test_discard_says_250_and_keeps_nothing(server, peers, step):
+    a, _ = peers
+    a.reset(**{step: b"d"})
+    tok, replies = transaction(server)
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    assert fetch(server, tok) is None
+
+
+def test_accept_at_mail_skips_the_rest_of_the_message(server, peers):
+    a, _ = peers
+    a.reset(mail=b"a")
+    tok, replies = transaction(server)
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    assert a.seen("rcpt") == [] and a.seen("eom") == []
+    assert fetch(server, tok) is not None
+
+
+# ---- changes at end of message -------------------------------------------
+
+def test_header_changes_reach_the_mailbox(server, peers):
+    a, _ = peers
+    a.reset(eom=[
+        (b"h", b"X-Added\0yes\0"),
+        (b"h", b"X-Folded-Added\0line one\nline two\0"),
+        (b"i", struct.pack(">I", 0) + b"X-Top\0first\0"),
+        (b"m", struct.pack(">I", 1) + b"X-Change\0new value\0"),
+        (b"m", struct.pack(">I", 2) + b"X-Drop\0\0"),
+        (b"m", struct.pack(">I", 1) + b"X-Absent\0\0"),
+        (b"c", b"")])
+    tok = uuid.uuid4().hex
+    _, replies = transaction(server, tok=tok, data=message(
+        tok, extra=b"X-Change: old value\r\nX-Drop: first\r\n"
+        b"X-Drop: second\r\n"))
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    msg = fetch(server, tok)
+    head, body = header_and_body(msg)
+    assert head.startswith(b"Return-Path: <someone@other.test>\r\n"
+                           b"X-Top: first\r\nReceived: "), head
+    assert b"\r\nX-Change: new value\r\n" in head
+    assert b"old value" not in head
+    assert b"X-Drop: first\r\n" in head and b"second" not in head
+    assert head.endswith(b"X-Added: yes\r\n"
+                         b"X-Folded-Added: line one\r\n\tline two\r\n")
+    assert body == b"body line\r\n"
+
+
+def test_header_value_cannot_end_the_header(server, peers):
+    a, _ = peers
+    a.reset(eom=[(b"h", b"X-Evil\0a\r\n\r\nInjected: yes\r\n\0"),
+                 (b"c", b"")])
+    tok = uuid.uuid4().hex
+    _, replies = transaction(server, tok=tok, data=message(tok))
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    head, body = header_and_body(fetch(server, tok))
+    assert b"X-Evil: a\r\n\tInjected: yes\r\n" in head
+    assert body == b"body line\r\n"
+
+
+def test_body_replaced(server, peers):
+    a, _ = peers
+    a.reset(eom=[(b"b", b"new body\nwith bare LF\n"),
+                 (b"b", b"second chunk\r\n"), (b"c", b"")])
+    tok = uuid.uuid4().hex
+    _, replies = transaction(server, tok=tok, data=message(tok))
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    _, body = header_and_body(fetch(server, tok))
+    assert body == b"new body\r\nwith bare LF\r\nsecond chunk\r\n"
+
+
+def test_quarantine_files_into_junk(server, peers):
+    a, _ = peers
+    a.reset(eom=[(b"q", b"looks bad\0"), (b"a", b"")])
+    tok = uuid.uuid4().hex
+    _, replies = transaction(server, tok=tok, data=message(tok))
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    assert fetch(server, tok) is None
+    assert fetch(server, tok, mailbox="Junk") is not None
+
+
+def test_changes_of_a_failing_milter_are_not_made(server, peers):
+    a, _ = peers
+    # Changes, then a reply that is no reply: the milter is broken, the
+    # default action (accept) stores the message as it came.
+    a.reset(eom=[(b"h", b"X-Half\0done\0"), (b"b", b"replaced\r\n"),
+                 (b"Z", b"")])
+    tok = uuid.uuid4().hex
+    _, replies = transaction(server, tok=tok, data=message(tok))
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    head, body = header_and_body(fetch(server, tok))
+    assert b"X-Half" not in head and body == b"body line\r\n"
+
+
+def test_chain_of_two_milters(server, peers):
+    a, b = peers
+    a.reset(eom=[(b"h", b"X-First\0one\0"), (b"c", b"")])
+    b.reset(eom=[(b"h", b"X-Second\0two\0"), (b"c", b"")])
+    tok = uuid.uuid4().hex
+    _, replies = transaction(server, "smtp_chain", tok=tok, data=message(tok))
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    head, _ = header_and_body(fetch(server, tok))
+    assert head.endswith(b"X-First: one\r\nX-Second: two\r\n")
+    # The second refuses: the first one's changes do not matter.
+    b.reset(rcpt=b"r")
+    _, replies = transaction(server, "smtp_chain")
+    assert replies[-1] == [b"550 5.7.1 Recipient rejected\r\n"]
+
+
+def test_no_reply_flags_are_honoured(server, peers):
+    a, _ = peers
+    # NR_HDR and NR_BODY: the peer does not answer headers and body.
+    a.reset(protocol=0x80 | 0x80000, eom=[(b"h", b"X-NR\0ok\0"),
+                                          (b"c", b"")])
+    tok = uuid.uuid4().hex
+    _, replies = transaction(server, tok=tok, data=message(tok))
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    assert b"X-NR: ok\r\n" in fetch(server, tok)
+
+
+def test_no_steps_flags_are_honoured(server, peers):
+    a, _ = peers
+    # NOHELO, NORCPT, NOBODY: not sent.
+    a.reset(protocol=0x02 | 0x08 | 0x10)
+    tok, replies = transaction(server)
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    assert a.seen("helo") == [] and a.seen("rcpt") == []
+    assert a.seen("body") == [] and len(a.seen("eom")) == 1
+
+
+def test_big_body_goes_in_chunks(server, peers):
+    a, _ = peers
+    a.reset()
+    body = (b"x" * 998 + b"\r\n") * 200
+    tok = uuid.uuid4().hex
+    _, replies = transaction(server, tok=tok, data=message(tok, body=body))
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    chunks = a.seen("body")
+    assert len(chunks) == 4 and max(map(len, chunks)) <= 65535
+    assert b"".join(chunks) == body
+
+
+# ---- milters down, slow, broken -------------------------------------------
+
+def test_timeout_gives_default_accept(server, peers):
+    a, _ = peers
+    a.reset(sleep=("mail", 4.0))
+    tok, replies = transaction(server)
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    assert fetch(server, tok) is not None
+
+
+def test_timeout_gives_default_tempfail(server, peers):
+    a, _ = peers
+    a.reset(sleep=("eom", 4.0))
+    tok, replies = transaction(server, "smtp_tf")
+    assert replies[-1] == [
+        b"451 4.7.1 Service unavailable - try again later\r\n"]
+    assert fetch(server, tok) is None
+
+
+def test_milter_down_default_reject(server):
+    _, replies = transaction(server, "smtp_down")
+    assert replies == [[b"550 5.7.1 Command rejected\r\n"]]
+
+
+def test_milter_down_default_accept(server):
+    tok, replies = transaction(server, "smtp_down_ok")
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    assert fetch(server, tok) is not None
+
+
+@pytest.mark.parametrize("raw", [
+    struct.pack(">I", 0x7fffffff) + b"c",         # a length past the bound
+    struct.pack(">I", 0),                         # an empty packet
+    packet(b"y", b"250 fine\0"),                  # a reply code of success
+    packet(b"y", b"550 no NUL"),                  # a reply without its NUL
+    packet(b"h", b"X-Early\0no\0"),               # a change before EOM
+])
+def test_broken_milter_gives_default_action(server, peers, raw):
+    a, _ = peers
+    a.reset(raw=("rcpt", raw))
+    tok, replies = transaction(server, "smtp_tf")
+    assert replies[1] == [
+        b"451 4.7.1 Service unavailable - try again later\r\n"], replies
+    # Accept by default: the message goes on without the milter.
+    tok, replies = transaction(server)
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    assert fetch(server, tok) is not None
