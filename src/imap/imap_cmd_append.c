@@ -259,6 +259,8 @@ append_run(struct imap_session *s, char *name, struct append_msg *msgs,
 			append_failed(s, err);
 			return;
 		}
+		/* Parsed now: a chain of small messages holds no bodies. */
+		store_delivery_end(d);
 		/* Flags the user may not set are dropped (RFC 4314 §4). */
 		imap_acl_flags_mask(b.rights, &msgs[i].flags,
 		    &msgs[i].keywords);

@@ -634,13 +634,25 @@ literal_scan(struct imap_parser *p, const char *s, size_t len, size_t i)
 		p->error_text = "[LIMIT] Too many literals in one command";
 		return SEG_ERROR;
 	}
-	if (p->literal_check != NULL && n > 0)
-		p->lit_spool_errno = p->literal_check(p->spool_arg,
-		    p->cmd->name, n, p->literal_total);
+	if (p->literal_check != NULL && n > 0) {
+		int rc = p->literal_check(p->spool_arg, p->cmd->name, n,
+		    p->literal_total);
+
+		/* Refused like one over literal_max: BAD before the
+		 * continuation of a {n}; a {n+} is dropped by the skip. */
+		if (rc == IMAP_LITERAL_REFUSE) {
+			p->error_text = TEXT_TOOBIG_LITERAL;
+			return SEG_ERROR;
+		}
+		p->lit_spool_errno = rc;
+	}
 	/* Decided before the continuation, so that a spool that cannot be
-	 * had refuses a {n} before its bytes come. */
+	 * had refuses a {n} before its bytes come. A literal goes to the
+	 * file when it is large, or when the command's literals in memory
+	 * would pass spool_min with it: many literals just under spool_min
+	 * (a MULTIAPPEND) must not add up in memory to literal_max. */
 	if (p->lit_spool_errno == 0 && p->spool_open != NULL && n > 0 &&
-	    n >= p->spool_min)
+	    (n >= p->spool_min || p->literal_mem > p->spool_min - n))
 		spool_begin(p);
 	a = arg_add(p, is8 ? IMAP_ARG_LITERAL8 : IMAP_ARG_LITERAL);
 	if (a == NULL) {
@@ -653,6 +665,8 @@ literal_scan(struct imap_parser *p, const char *s, size_t len, size_t i)
 	p->literal_total += n;
 	if (p->lit_fd >= 0 || p->lit_spool_errno != 0)
 		a->len = (size_t)n;	/* the bytes the file will hold */
+	else
+		p->literal_mem += n;
 	p->lit_arg = a;
 	p->lit_left = n;
 	p->is_lit8 = is8;
@@ -840,6 +854,7 @@ command_drop(struct imap_parser *p)
 	p->nargs = 0;
 	p->nliterals = 0;
 	p->literal_total = 0;
+	p->literal_mem = 0;
 	p->line_used = 0;
 	p->lit_arg = NULL;
 	p->lit_left = 0;

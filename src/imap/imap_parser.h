@@ -57,6 +57,8 @@
 /* Arguments in one command, lists and their elements all counted (the
  * default of imap_parser.args_max). */
 #define IMAP_PARSER_ARGS_MAX 4096
+/* literal_check's answer for a literal the command may not have. */
+#define IMAP_LITERAL_REFUSE (-1)
 /* RFC 7888 §5: the largest non-synchronizing literal under LITERAL-. */
 #define IMAP_LITERAL_MINUS_MAX 4096
 
@@ -136,9 +138,11 @@ struct imap_parser {
 	size_t args_max;	/* arguments in one command */
 	bool is_utf8;		/* UTF-8 allowed in quoted strings (IMAP4rev2
 				 * or UTF8=ACCEPT enabled) */
-	/* Spooling: a literal of at least spool_min bytes goes to the file
-	 * spool_open returns instead of memory, so that one command holds
-	 * about line_max bytes of memory whatever its literals. spool_open
+	/* Spooling: a literal of at least spool_min bytes, or one that
+	 * would take the command's literals in memory past spool_min, goes
+	 * to the file spool_open returns instead of memory, so that one
+	 * command holds about line_max + spool_min bytes of memory whatever
+	 * its literals. spool_open
 	 * is called when the literal is announced, before the continuation,
 	 * with the command's name; it returns a file descriptor open for
 	 * writing and reading (which the parser then owns), or -1: with
@@ -152,8 +156,10 @@ struct imap_parser {
 	 * before the continuation, the command's earlier literals holding
 	 * total bytes: an errno value drops the literal's bytes as they come
 	 * (its argument is then spooled with that spool_errno and fd -1), 0
-	 * reads it as usual. So that a command whose arguments are small
-	 * (SETMETADATA's values) holds its bound in memory, not
+	 * reads it as usual, IMAP_LITERAL_REFUSE refuses the command as
+	 * for a literal over literal_max (BAD [TOOBIG] before the
+	 * continuation; a {n+}'s bytes are read and dropped). So that a
+	 * command whose arguments are small holds its bound in memory, not
 	 * literal_max. NULL (the default) drops nothing. */
 	int (*literal_check)(void *arg, const char *cmd_name, uint64_t n,
 	    uint64_t total);
@@ -170,6 +176,7 @@ struct imap_parser {
 	size_t line_used;	/* non-literal bytes of this command */
 	size_t nliterals;
 	uint64_t literal_total;
+	uint64_t literal_mem;	/* of literal_total, bytes held in memory */
 	size_t nargs;
 	size_t depth;
 	struct imap_cmd *cmd;	/* the command being read */

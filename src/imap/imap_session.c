@@ -659,6 +659,12 @@ literal_spool_open(void *arg, const char *cmd_name, int *errno_out)
  * a user's connections could make us allocate that much; dropping also
  * serves {n+}, which RFC 7888 §4 lets us read and discard. The command
  * answers NO [METADATA MAXSIZE] or NO [LIMIT]. */
+/* Any other command but APPEND and REPLACE (whose literals the parser
+ * spools past imap_literal_spool) holds its literals in memory: all of
+ * them together within imap_literal_spool, or the command is refused
+ * with BAD [TOOBIG] as soon as one is announced (a {n+} read and
+ * dropped). Before, SEARCH, SELECT, NOTIFY or ID could each hold
+ * imap_literal_max (50 MB) per connection. */
 static int
 literal_check(void *arg, const char *cmd_name, uint64_t n, uint64_t total)
 {
@@ -666,8 +672,10 @@ literal_check(void *arg, const char *cmd_name, uint64_t n, uint64_t total)
 	uint64_t one = s->cfg->imap_metadata_size;
 	uint64_t all = s->cfg->imap_literal_spool;
 
-	if (strcmp(cmd_name, "SETMETADATA") != 0)
+	if (strcmp(cmd_name, "APPEND") == 0 || strcmp(cmd_name, "REPLACE") == 0)
 		return 0;
+	if (strcmp(cmd_name, "SETMETADATA") != 0)
+		return total > all || n > all - total ? IMAP_LITERAL_REFUSE : 0;
 	if (one < STORE_METADATA_NAME_MAX)
 		one = STORE_METADATA_NAME_MAX;
 	if (all < one)

@@ -616,6 +616,12 @@ void store_delivery_queue(struct store_delivery *d, const char *sender,
  * stored and every result carries that recipient's error. SMTP uses it,
  * having one reply for the whole message. */
 void store_delivery_set_atomic(struct store_delivery *d);
+/* The body of d is complete: parses it now and lets go of the copy of a
+ * small body that d keeps in memory until then (up to STORE_INLINE_MAX
+ * bytes), so that the deliveries of a MULTIAPPEND chain hold their parsed
+ * messages, not their bodies (64 messages just under 1 MiB held 64 MiB).
+ * Optional; submitting does it otherwise. No write after it. */
+void store_delivery_end(struct store_delivery *d);
 /* Commits next together with d, after d: all of them or none (IMAP
  * MULTIAPPEND, RFC 3502), so each becomes atomic. The results are those
  * of d's recipients, then those of next's, in order. Takes next; neither

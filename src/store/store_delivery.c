@@ -168,6 +168,11 @@ store_delivery_write(struct store_delivery *d, const void *data, size_t len,
 		*err_out = d->is_no_space ? STORE_NO_SPACE : STORE_TEMP;
 		return -1;
 	}
+	if (d->is_parsed) {
+		/* store_delivery_end() said the body was complete. */
+		*err_out = STORE_INVALID;
+		return -1;
+	}
 	if (d->size + len <= STORE_INLINE_MAX) {
 		if (d->size + len > d->copy_cap) {
 			d->copy_cap = d->copy_cap * 2 > d->size + len ?
@@ -505,6 +510,9 @@ delivery_req_new(struct store_delivery *head)
 static void
 delivery_parse(struct store_delivery *d)
 {
+	if (d->is_parsed)
+		return;
+	d->is_parsed = true;
 	if (!d->is_failed && d->copy != NULL) {
 		store_parsed_init(&d->parsed, d->copy, d->size);
 		free(d->copy);
@@ -524,6 +532,12 @@ delivery_parse(struct store_delivery *d)
 	} else if (!d->is_failed) {
 		store_parsed_init(&d->parsed, "", 0);
 	}
+}
+
+void
+store_delivery_end(struct store_delivery *d)
+{
+	delivery_parse(d);
 }
 
 static void

@@ -141,6 +141,7 @@ struct store_delivery {
 	size_t copy_cap;
 	bool is_failed;		/* a write failed: every recipient fails */
 	bool is_no_space;	/* ... because the disk was full */
+	bool is_parsed;		/* parsed holds the body's parse */
 	struct store_rcpt *rcpts;
 	size_t nrcpts, rcpts_cap;
 	struct store_queued *queued;
