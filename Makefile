@@ -24,6 +24,8 @@ PACKAGES += isync offlineimap3 mutt tmux curl swaks libnet-ssleay-perl \
 PACKAGES += dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
 # The ACME server the certificate tests run privately (test_acme.py).
 PACKAGES += pebble
+# The milter the milter tests run privately (test_smtp_milter.py).
+PACKAGES += rspamd
 
 BUILD ?= build
 BUILD_ASAN ?= build-asan
