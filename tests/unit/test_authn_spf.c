@@ -106,7 +106,8 @@ check_with(const struct rr *base, size_t nbase, const char *record,
 	struct authn_spf_outcome o;
 	enum authn_spf_result r;
 
-	memcpy(rrs, base, nbase * sizeof(*rrs));
+	if (nbase > 0)	/* base may be NULL: memcpy's pointers may not */
+		memcpy(rrs, base, nbase * sizeof(*rrs));
 	if (record != NULL) {
 		const char *at = strrchr(sender, '@');
 
