@@ -75,6 +75,7 @@ class MilterPeer:
                 c, _ = self.sock.accept()
             except OSError:
                 return
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             with self.lock:
                 self.connections += 1
             threading.Thread(target=self._serve, args=(c,),
