@@ -22,6 +22,7 @@ declare -A may_use=(
 	[lib]="lib"
 	[net]="lib net"
 	[mime]="lib mime"
+	[sieve]="lib mime sieve"
 	[store]="lib mime store"
 	[auth]="lib store auth"
 	[archive]="lib mime store auth archive"
@@ -34,7 +35,7 @@ declare -A may_use=(
 	[http]="lib net mime store auth http"
 	[migrate]="lib net mime store auth migrate"
 	[acme]="lib net mime store acme"
-	[cli]="lib net mime store auth archive authn milter smtp queue imap pop3 http migrate acme cli"
+	[cli]="lib net mime sieve store auth archive authn milter smtp queue imap pop3 http migrate acme cli"
 	[main]="cli"
 )
 protocols=" smtp queue imap pop3 http "

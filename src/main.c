@@ -36,6 +36,8 @@ static const struct {
 	    "directory" },
 	{ "doctor", cli_doctor, "check the server: listeners, TLS, "
 	    "certificates, DNS, queue, store, disk" },
+	{ "sieve", cli_sieve, "test a Sieve script on a message; check its "
+	    "syntax" },
 	{ "migrate", cli_migrate, "copy mailboxes from another IMAP or POP3 "
 	    "server" },
 };

@@ -36,6 +36,7 @@ int cli_export(int argc, char **argv);
 int cli_backup(int argc, char **argv);
 int cli_restore(int argc, char **argv);
 int cli_migrate(int argc, char **argv);
+int cli_sieve(int argc, char **argv);
 
 /* What every administration command shares (cli_admin.c). */
 struct store;

@@ -143,6 +143,19 @@ int mime_header_mailboxes(const char *header, size_t len, const char *name,
     char ***addrs_out, size_t *nfields_out);
 void mime_strings_free(char ***strings);
 
+/* ---- Decoding for other layers (sieve) ----------------------------- */
+
+/* The RFC 2047 words of an unstructured header value decoded to UTF-8
+ * (a new string; "" for NULL). */
+char *mime_header_decode(const char *v);
+/* The len bytes of a part's body at data, undone from its
+ * Content-Transfer-Encoding cte ("base64", "quoted-printable", anything
+ * else or NULL: as is) and converted from charset (NULL: UTF-8, else
+ * Latin-1 when invalid) to UTF-8, at most max bytes; NUL bytes become
+ * spaces. Returns a new string. */
+char *mime_body_decode(const char *data, size_t len, const char *cte,
+    const char *charset, size_t max);
+
 /* ---- SORT and THREAD (RFC 5256, RFC 5957) ---------------------------- */
 
 /* The base subject of a decoded subject (RFC 5256 §2.1): without "Re:",

@@ -945,3 +945,47 @@ mime_text_preview(struct mime_ctx *ctx)
 	free(plain);
 	return out;
 }
+
+/* ---- Decoding for other layers (sieve) ------------------------------- */
+
+char *
+mime_header_decode(const char *v)
+{
+	return mime_text_decode(v != NULL ? v : "");
+}
+
+char *
+mime_body_decode(const char *data, size_t len, const char *cte,
+    const char *charset, size_t max)
+{
+	GMimeContentEncoding enc = GMIME_CONTENT_ENCODING_DEFAULT;
+	GMimeEncoding state;
+	struct mime_str out;
+	bool is_full = false;
+	struct sink k;
+	struct conv cv;
+	char *buf;
+	size_t m;
+
+	if (cte != NULL) {
+		if (strcasecmp(cte, "base64") == 0)
+			enc = GMIME_CONTENT_ENCODING_BASE64;
+		else if (strcasecmp(cte, "quoted-printable") == 0)
+			enc = GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE;
+	}
+	mime_str_init(&out);
+	k = (struct sink){ &out, max, &is_full };
+	conv_init(&cv, charset);
+	if (enc == GMIME_CONTENT_ENCODING_DEFAULT) {
+		conv_feed(&k, &cv, data, len, true);
+	} else {
+		g_mime_encoding_init_decode(&state, enc);
+		m = g_mime_encoding_outlen(&state, len) + 16;
+		buf = xmalloc(m);
+		m = g_mime_encoding_flush(&state, data, len, buf);
+		conv_feed(&k, &cv, buf, m, true);
+		free(buf);
+	}
+	conv_deinit(&cv);
+	return mime_str_take(&out);
+}
