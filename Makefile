@@ -22,6 +22,9 @@ PACKAGES += isync offlineimap3 mutt tmux curl swaks libnet-ssleay-perl \
 # A real IMAP/POP3 source for the migration tests (test_migrate.py starts a
 # private instance on loopback; the bench uses its LMTP too).
 PACKAGES += dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd
+# Pigeonhole's sieve-test, the reference of the Sieve differential test
+# (test_sieve_differential.py).
+PACKAGES += dovecot-sieve
 # The ACME server the certificate tests run privately (test_acme.py).
 PACKAGES += pebble
 # The milter the milter tests run privately (test_smtp_milter.py).

@@ -125,6 +125,14 @@ print_flags(char **flags)
 	printf("\n");
 }
 
+/* Prints s with control characters as '?', as sieve-test does. */
+static void
+print_safe(const char *s)
+{
+	for (; *s != '\0'; s++)
+		putchar((unsigned char)*s < 0x20 ? '?' : *s);
+}
+
 /* The text layout of Pigeonhole's sieve-test (its "Performed actions"
  * and "Implicit keep" sections). */
 static void
@@ -141,12 +149,12 @@ print_text(const struct sieve_result *res)
 		case SIEVE_ACT_KEEP:
 		case SIEVE_ACT_FILEINTO:
 			printf(" * store message in folder: %s\n", a->mailbox);
-			print_flags(a->flags);
 			if (a->is_create)
 				printf("        + create mailbox if it does "
 				    "not exist\n");
 			if (a->is_copy)
 				printf("        + preserve implicit keep\n");
+			print_flags(a->flags);
 			break;
 		case SIEVE_ACT_REDIRECT:
 			printf(" * redirect message to: <%s>\n", a->address);
@@ -156,13 +164,18 @@ print_text(const struct sieve_result *res)
 		case SIEVE_ACT_DISCARD:
 			printf(" * discard\n");
 			break;
-		case SIEVE_ACT_REJECT:
-			printf(" * reject message with reason: %s\n",
-			    a->reason);
+		case SIEVE_ACT_TRACK_DUPLICATE:
+			printf(" * track %sduplicate", a->is_dup_last ?
+			    "last " : "");
+			if (*a->dup_handle != '\0')
+				printf(" with handle: %s", a->dup_handle);
+			printf("\n");
 			break;
+		case SIEVE_ACT_REJECT:
 		case SIEVE_ACT_EREJECT:
-			printf(" * reject message with reason: %s\n",
-			    a->reason);
+			printf(" * reject message with reason: ");
+			print_safe(a->reason);
+			printf("\n");
 			break;
 		case SIEVE_ACT_VACATION:
 			printf(" * send vacation message:\n");
@@ -202,7 +215,7 @@ static void
 print_json(const struct sieve_result *res)
 {
 	static const char *const names[] = { "keep", "fileinto", "redirect",
-	    "discard", "reject", "ereject", "vacation" };
+	    "discard", "reject", "ereject", "vacation", "track_duplicate" };
 	json_t *j = json_object(), *acts = json_array(), *edits = json_array();
 
 	for (size_t i = 0; i < res->nactions; i++) {
@@ -229,6 +242,15 @@ print_json(const struct sieve_result *res)
 		if (a->reason != NULL)
 			json_object_set_new(o, "reason",
 			    json_string(a->reason));
+		if (a->type == SIEVE_ACT_TRACK_DUPLICATE) {
+			json_object_set_new(o, "handle",
+			    json_string(a->dup_handle));
+			json_object_set_new(o, "id", json_string(a->dup_id));
+			json_object_set_new(o, "seconds",
+			    json_integer((json_int_t)a->dup_seconds));
+			json_object_set_new(o, "last",
+			    json_boolean(a->is_dup_last));
+		}
 		if (a->type == SIEVE_ACT_VACATION) {
 			const struct sieve_vacation *v = &a->vacation;
 

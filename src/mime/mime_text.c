@@ -951,6 +951,7 @@ mime_text_preview(struct mime_ctx *ctx)
 char *
 mime_header_decode(const char *v)
 {
+	mime_init();
 	return mime_text_decode(v != NULL ? v : "");
 }
 
@@ -973,6 +974,7 @@ mime_body_decode(const char *data, size_t len, const char *cte,
 		else if (strcasecmp(cte, "quoted-printable") == 0)
 			enc = GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE;
 	}
+	mime_init();
 	mime_str_init(&out);
 	k = (struct sink){ &out, max, &is_full };
 	conv_init(&cv, charset);

@@ -112,10 +112,11 @@ struct sieve_callbacks {
 	/* mailboxexists (RFC 5490 §3.1). NULL: only INBOX exists. */
 	bool (*mailbox_exists)(void *ctx, const char *mailbox);
 	/* duplicate (RFC 7352): whether id was seen within seconds under
-	 * handle; the callback also records it (when is_last, the time
-	 * is refreshed only if not seen). NULL: never a duplicate. */
+	 * handle. It records nothing: a SIEVE_ACT_TRACK_DUPLICATE action
+	 * says what to record once the delivery is done. NULL: never a
+	 * duplicate. */
 	bool (*duplicate_check)(void *ctx, const char *handle,
-	    const char *id, uint64_t seconds, bool is_last);
+	    const char *id, uint64_t seconds);
 };
 
 enum sieve_action_type {
@@ -126,11 +127,16 @@ enum sieve_action_type {
 	SIEVE_ACT_REJECT,
 	SIEVE_ACT_EREJECT,
 	SIEVE_ACT_VACATION,
+	/* Record dup_id under dup_handle for dup_seconds when the message
+	 * is delivered (RFC 7352 §3; with is_dup_last the time of a
+	 * duplicate is refreshed too). Not a delivery: it keeps the
+	 * implicit keep. */
+	SIEVE_ACT_TRACK_DUPLICATE,
 };
 
 struct sieve_vacation {
-	uint64_t seconds;	/* :days or :seconds, within Pigeonhole's
-				 * bounds (1 day .. 60 days) */
+	uint64_t seconds;	/* :days or :seconds, at least a day (as
+				 * Pigeonhole: no reply loops) */
 	char *subject;		/* NULL when not given */
 	char *from;		/* NULL when not given */
 	char **addresses;	/* NULL-terminated, may be empty */
@@ -149,6 +155,10 @@ struct sieve_action {
 	char *address;		/* REDIRECT */
 	char *reason;		/* REJECT/EREJECT */
 	struct sieve_vacation vacation;
+	char *dup_handle;	/* TRACK_DUPLICATE */
+	char *dup_id;
+	uint64_t dup_seconds;
+	bool is_dup_last;
 	unsigned line;		/* where in the script */
 };
 

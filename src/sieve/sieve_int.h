@@ -146,6 +146,13 @@ bool sv_rel_holds(enum sv_rel rel, int c);
 /* Checks a regex at compile time. Returns NULL or why it fails. */
 const char *sv_regex_check(const char *re, bool icase);
 
+/* ---- Run (sieve_run.c) ------------------------------------------------- */
+
+/* An addr-spec redirect takes (local@domain, no spaces or brackets). */
+bool sieve_is_address_valid(const char *s);
+/* An RFC 5322 field name (printable ASCII but ':'). */
+bool sv_is_field_name(const char *s);
+
 /* ---- Message (sieve_msg.c) --------------------------------------------- */
 
 struct sv_field {

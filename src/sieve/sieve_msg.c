@@ -96,7 +96,12 @@ sv_field_value(const struct sv_field *f, bool decode)
 	for (size_t i = 0; i < n; i++) {
 		if (f->raw[i] == '\r' || f->raw[i] == '\n')
 			continue;
-		v[o++] = f->raw[i];
+		/* unfolding (RFC 5322 §2.2.3): the tab starting a
+		 * continuation line reads as a space, as in Pigeonhole */
+		if (f->raw[i] == '\t' && i > 0 && f->raw[i - 1] == '\n')
+			v[o++] = ' ';
+		else
+			v[o++] = f->raw[i];
 	}
 	v[o] = '\0';
 	for (a = 0; a < o && (v[a] == ' ' || v[a] == '\t'); a++)
@@ -502,12 +507,16 @@ sv_date_part(int64_t t, int zone, const char *part, char *out, size_t size)
 	else if (strcasecmp(part, "time") == 0)
 		snprintf(out, size, "%02d:%02d:%02d", tm.tm_hour, tm.tm_min,
 		    tm.tm_sec);
+	else if (strcasecmp(part, "iso8601") == 0 && zone == 0)
+		snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02dZ",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		    tm.tm_min, tm.tm_sec);
 	else if (strcasecmp(part, "iso8601") == 0)
 		snprintf(out, size, "%04d-%02d-%02dT%02d:%02d:%02d%c%02d:%02d",
 		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		    tm.tm_min, tm.tm_sec, zs, az / 60, az % 60);
 	else if (strcasecmp(part, "std11") == 0)
-		snprintf(out, size, "%s, %d %s %04d %02d:%02d:%02d %c%02d%02d",
+		snprintf(out, size, "%s, %02d %s %04d %02d:%02d:%02d %c%02d%02d",
 		    day_names[tm.tm_wday], tm.tm_mday, mon_names[tm.tm_mon],
 		    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, zs,
 		    az / 60, az % 60);

@@ -693,7 +693,9 @@ takes_tag(const struct spec *sp, enum sv_tag t)
 		return sp->id == C_KEEP || sp->id == C_FILEINTO;
 	case G_CREATE:
 		return sp->id == C_FILEINTO;
-	case G_DAYS: case G_SECONDS: case G_SUBJECT: case G_FROM:
+	case G_SECONDS:
+		return sp->id == C_VACATION || sp->id == T_DUPLICATE;
+	case G_DAYS: case G_SUBJECT: case G_FROM:
 	case G_ADDRESSES: case G_MIME:
 		return sp->id == C_VACATION;
 	case G_HANDLE:
@@ -1046,23 +1048,42 @@ check_semantics(struct parser *p, struct sv_node *n)
 			    "are exclusive");
 			return false;
 		}
-		if (sv_has(n, G_ZONE) && !n->tagval[V_ZONE].v[0].has_var) {
-			int z;
+		/* an unknown zone or date part is a warning in Pigeonhole:
+		 * the zone is ignored, the test is false */
+		(void)part;
+		break;
+	}
+	case T_ENVELOPE:
+		for (size_t i = 0; i < n->pos[0].n; i++) {
+			const struct sv_str *s = &n->pos[0].v[i];
 
-			if (!sv_zone_parse(n->tagval[V_ZONE].v[0].s, &z)) {
-				fail(p, n->line, "date test: invalid zone "
-				    "'%s'", n->tagval[V_ZONE].v[0].s);
+			if (!s->has_var && strcasecmp(s->s, "from") != 0 &&
+			    strcasecmp(s->s, "to") != 0 &&
+			    strcasecmp(s->s, "auth") != 0) {
+				fail(p, n->line, "envelope test: envelope part "
+				    "'%s' is not supported", s->s);
 				return false;
 			}
 		}
-		if (!part->has_var && !sv_is_date_part(part->s)) {
-			fail(p, n->line, "%s test: unknown date part '%s'",
-			    n->id == T_DATE ? "date" : "currentdate",
-			    part->s);
+		break;
+	case C_REDIRECT:
+		if (!n->pos[0].v[0].has_var &&
+		    !sieve_is_address_valid(n->pos[0].v[0].s)) {
+			fail(p, n->line, "redirect command: specified redirect "
+			    "address '%s' is invalid", n->pos[0].v[0].s);
 			return false;
 		}
 		break;
-	}
+	case C_ADDHEADER:
+	case C_DELETEHEADER:
+		if (!n->pos[0].v[0].has_var &&
+		    !sv_is_field_name(n->pos[0].v[0].s)) {
+			fail(p, n->line, "%s command: specified field name "
+			    "'%s' is invalid", n->id == C_ADDHEADER ?
+			    "addheader" : "deleteheader", n->pos[0].v[0].s);
+			return false;
+		}
+		break;
 	case T_DUPLICATE:
 		if (sv_has(n, G_HEADER) && sv_has(n, G_UNIQUEID)) {
 			fail(p, n->line, "duplicate test: :header and "

@@ -443,6 +443,9 @@ flags_join(char **flags, size_t n)
 
 /* ---- Tests ------------------------------------------------------------- */
 
+static struct sieve_action *action_new(struct sv_run *r,
+    enum sieve_action_type type, unsigned line);
+
 static int eval(struct sv_run *r, const struct sv_node *n);
 
 static int
@@ -682,16 +685,39 @@ test_duplicate(struct sv_run *r, const struct sv_node *n)
 		}
 		free(name);
 	}
-	if (id == NULL || r->cb == NULL || r->cb->duplicate_check == NULL) {
-		free(id);
+	if (id == NULL)
 		return 0;
-	}
 	handle = sv_has(n, G_HANDLE) ? expand(r, &n->tagval[V_HANDLE].v[0]) :
 	    xstrdup("");
-	seen = r->cb->duplicate_check(r->cb->ctx, handle, id, seconds,
-	    sv_has(n, G_LAST));
-	free(handle);
-	free(id);
+	seen = r->cb != NULL && r->cb->duplicate_check != NULL &&
+	    r->cb->duplicate_check(r->cb->ctx, handle, id, seconds);
+	/* RFC 7352 §3: the id is recorded only when the delivery is
+	 * done, so it is an action the caller commits with the others */
+	for (size_t i = 0; i < r->res->nactions; i++) {
+		struct sieve_action *a = &r->res->actions[i];
+
+		if (a->type == SIEVE_ACT_TRACK_DUPLICATE &&
+		    strcmp(a->dup_handle, handle) == 0 &&
+		    strcmp(a->dup_id, id) == 0) {
+			free(handle);
+			free(id);
+			return seen;
+		}
+	}
+	{
+		struct sieve_action *a = action_new(r,
+		    SIEVE_ACT_TRACK_DUPLICATE, n->line);
+
+		if (a == NULL) {
+			free(handle);
+			free(id);
+			return -1;
+		}
+		a->dup_handle = handle;
+		a->dup_id = id;
+		a->dup_seconds = seconds;
+		a->is_dup_last = sv_has(n, G_LAST);
+	}
 	return seen;
 }
 
@@ -920,13 +946,15 @@ do_store(struct sv_run *r, const struct sv_node *n, const char *mailbox)
 	}
 	if (sv_has(n, G_CREATE))
 		a->is_create = true;
+	if (sv_has(n, G_COPY) && a->type == SIEVE_ACT_FILEINTO)
+		a->is_copy = true;
 	if (!sv_has(n, G_COPY))
 		r->is_implicit_keep = false;
 }
 
 /* A redirect address: an addr-spec with a local part and a domain. */
-static bool
-is_address_valid(const char *s)
+bool
+sieve_is_address_valid(const char *s)
 {
 	const char *at = strrchr(s, '@');
 
@@ -946,7 +974,7 @@ do_redirect(struct sv_run *r, const struct sv_node *n)
 	char *addr = expand(r, &n->pos[0].v[0]);
 	struct sieve_action *a;
 
-	if (!is_address_valid(addr)) {
+	if (!sieve_is_address_valid(addr)) {
 		run_fail(r, n->line, "redirect: invalid address '%s'", addr);
 		free(addr);
 		return;
@@ -985,10 +1013,10 @@ do_redirect(struct sv_run *r, const struct sv_node *n)
 		r->is_implicit_keep = false;
 }
 
-/* Pigeonhole's bounds on the vacation period (sieve_vacation_min_period,
- * sieve_vacation_max_period, the default of RFC 5230 §4.1: 7 days). */
+/* Pigeonhole's bound on the vacation period (sieve_vacation_min_period:
+ * a day, :seconds 0 included, against reply loops) and the default of
+ * RFC 5230 §4.1, 7 days. */
 #define VACATION_MIN (1 * 86400)
-#define VACATION_MAX (60 * 86400)
 #define VACATION_DEFAULT (7 * 86400)
 
 static void
@@ -1012,10 +1040,8 @@ do_vacation(struct sv_run *r, const struct sv_node *n)
 		secs = n->num * 86400;
 	else if (sv_has(n, G_SECONDS))
 		secs = n->num;
-	if (secs < VACATION_MIN && !(sv_has(n, G_SECONDS) && secs == 0))
+	if (secs < VACATION_MIN)
 		secs = VACATION_MIN;
-	if (secs > VACATION_MAX)
-		secs = VACATION_MAX;
 	v->seconds = secs;
 	v->reason = expand(r, &n->pos[0].v[0]);
 	if (sv_has(n, G_SUBJECT))
@@ -1031,10 +1057,14 @@ do_vacation(struct sv_run *r, const struct sv_node *n)
 		v->handle = expand(r, &n->tagval[V_HANDLE].v[0]);
 	} else {
 		/* RFC 5230 §4.2: derived from the arguments; as Pigeonhole
-		 * does, reason, subject and from, and the :mime flag */
-		v->handle = xasprintf("%s%s%s%s", v->reason,
-		    v->subject != NULL ? v->subject : "",
-		    v->from != NULL ? v->from : "",
+		 * does, from their text before variables are substituted
+		 * (a reply per script rule, not per subject), and the :mime
+		 * flag */
+		v->handle = xasprintf("%s%s%s%s", n->pos[0].v[0].s,
+		    sv_has(n, G_SUBJECT) ? n->tagval[V_SUBJECT].v[0].s :
+		    "<default-subject>",
+		    sv_has(n, G_FROM) ? n->tagval[V_FROM].v[0].s :
+		    "<default-from>",
 		    v->is_mime ? "<MIME>" : "<NO-MIME>");
 	}
 }
@@ -1177,8 +1207,8 @@ is_protected_field(const char *name)
 	    strcasecmp(name, "auto-submitted") == 0;
 }
 
-static bool
-is_field_name_valid(const char *s)
+bool
+sv_is_field_name(const char *s)
 {
 	if (*s == '\0' || strlen(s) > 200)
 		return false;
@@ -1213,7 +1243,7 @@ do_addheader(struct sv_run *r, const struct sv_node *n)
 	char *value = expand(r, &n->pos[1].v[0]);
 	struct sv_field f;
 
-	if (!is_field_name_valid(name)) {
+	if (!sv_is_field_name(name)) {
 		run_fail(r, n->line, "addheader: invalid field name '%s'",
 		    name);
 		goto out;
@@ -1253,7 +1283,7 @@ do_deleteheader(struct sv_run *r, const struct sv_node *n)
 	size_t count = 0, total = 0, idx = (size_t)n->num;
 	bool has_index = sv_has(n, G_INDEX);
 
-	if (!is_field_name_valid(name)) {
+	if (!sv_is_field_name(name)) {
 		run_fail(r, n->line, "deleteheader: invalid field name '%s'",
 		    name);
 		free(name);
@@ -1475,6 +1505,8 @@ action_deinit(struct sieve_action *a)
 	free(a->vacation.addresses);
 	free(a->vacation.handle);
 	free(a->vacation.reason);
+	free(a->dup_handle);
+	free(a->dup_id);
 }
 
 static char *

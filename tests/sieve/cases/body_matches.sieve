@@ -1,0 +1,2 @@
+require ["body", "fileinto"];
+if body :matches "*room 4*" { fileinto "R"; }

@@ -1,0 +1,2 @@
+require ["body", "fileinto"];
+if body :raw :contains "MAKE MONEY FAST" { discard; }

@@ -1,0 +1,2 @@
+require ["body", "fileinto"];
+if body :content "text" :contains ["missile", "coordinates"] { fileinto "secrets"; }

@@ -1,0 +1,2 @@
+require ["body", "fileinto"];
+if body :raw :text :contains "x" { discard; }

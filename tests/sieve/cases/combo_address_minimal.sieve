@@ -1,0 +1,2 @@
+# message: minimal.eml
+if address :domain "to" "example.com" { discard; }

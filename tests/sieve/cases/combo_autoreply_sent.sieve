@@ -1,0 +1,1 @@
+require "vacation"; if not header :contains "auto-submitted" "auto" { vacation "away"; }

@@ -1,0 +1,2 @@
+# message: list.eml
+if header :is "precedence" ["bulk", "junk", "list"] { discard; }

@@ -1,0 +1,1 @@
+if anyof(allof(true, not false), anyof(false, false)) { discard; }

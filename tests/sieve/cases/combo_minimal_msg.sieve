@@ -1,0 +1,2 @@
+# message: minimal.eml
+if header :is "subject" "minimal" { discard; }

@@ -1,0 +1,1 @@
+require "fileinto"; if true { fileinto "A"; stop; } fileinto "B";

@@ -1,0 +1,1 @@
+require "copy"; redirect :copy "a@example.com"; redirect "b@example.com";

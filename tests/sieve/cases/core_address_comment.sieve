@@ -1,0 +1,2 @@
+# message: addresses.eml
+if address :localpart :is "from" "john.smith+newsletter" { discard; }

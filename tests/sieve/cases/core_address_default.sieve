@@ -1,0 +1,1 @@
+if address "from" "alice@example.org" { discard; }

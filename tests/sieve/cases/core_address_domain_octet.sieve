@@ -1,0 +1,1 @@
+if address :domain :is :comparator "i;octet" "cc" "example.com" { discard; }

@@ -1,0 +1,2 @@
+# message: addresses.eml
+if address :is "cc" "eve@example.com" { discard; }

@@ -1,0 +1,2 @@
+# message: addresses.eml
+if address :is "cc" "mallory@example.com" { discard; }

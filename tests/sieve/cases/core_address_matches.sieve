@@ -1,0 +1,1 @@
+if address :matches :domain "from" "*.org" { discard; }

@@ -1,0 +1,1 @@
+if anyof (false, header :is "x-priority" "1") { discard; }

@@ -1,0 +1,1 @@
+if header :foo "subject" "x" { discard; }

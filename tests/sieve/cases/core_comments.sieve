@@ -1,0 +1,4 @@
+# hash comment
+/* bracket
+   comment */ if /* inline */ true { discard; # trailing
+}

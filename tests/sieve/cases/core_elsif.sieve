@@ -1,0 +1,1 @@
+if false { discard; } elsif true { redirect "a@example.com"; } else { redirect "b@example.com"; }

@@ -1,0 +1,1 @@
+if envelope "from" "x" { discard; }

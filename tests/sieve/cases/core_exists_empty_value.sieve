@@ -1,0 +1,1 @@
+if exists "X-Empty" { discard; }

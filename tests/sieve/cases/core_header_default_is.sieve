@@ -1,0 +1,1 @@
+if header "x-priority" "1" { discard; }

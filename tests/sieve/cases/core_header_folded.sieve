@@ -1,0 +1,1 @@
+if header :contains "received" "mail.example.com with ESMTPS" { discard; }

@@ -1,0 +1,1 @@
+if header :is "x-multi" "second" { discard; }

@@ -1,0 +1,6 @@
+require "reject";
+reject text:
+Not wanted here.
+..dot line
+.
+;

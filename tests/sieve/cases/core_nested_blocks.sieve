@@ -1,0 +1,1 @@
+if true { if true { if not false { redirect "deep@example.com"; } } }

@@ -1,0 +1,1 @@
+redirect "a@example.com"; redirect "b@example.com"; redirect "c@example.com"; redirect "d@example.com";

@@ -1,0 +1,1 @@
+if headr "subject" "x" { discard; }

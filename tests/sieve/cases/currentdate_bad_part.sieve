@@ -1,0 +1,2 @@
+require ["date", "relational", "fileinto"];
+if currentdate :is "nope" "1" { fileinto "y"; }

@@ -1,0 +1,2 @@
+require ["date", "relational", "fileinto"];
+if date :is "date" "fortnight" "1" { fileinto "y"; }

@@ -1,0 +1,1 @@
+require ["date", "variables", "fileinto"]; if date :originalzone :matches "date" "iso8601" "*" { fileinto "${1}"; }

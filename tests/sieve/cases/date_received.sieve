@@ -1,0 +1,1 @@
+require ["date", "variables", "fileinto"]; if date :zone "+0000" :matches "received" "time" "*" { fileinto "${1}"; }

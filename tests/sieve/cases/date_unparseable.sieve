@@ -1,0 +1,2 @@
+require ["date", "relational", "fileinto"];
+if date :is "subject" "year" "2026" { fileinto "y"; }

@@ -1,0 +1,2 @@
+# message: list.eml
+require ["date", "variables", "fileinto"]; if date :originalzone :matches "date" "zone" "*" { fileinto "${1}"; }

@@ -1,0 +1,2 @@
+require ["date", "relational", "fileinto"];
+if date :zone "+0000" :is "date" "hour" "11" { fileinto "y"; }

@@ -1,0 +1,1 @@
+require "duplicate"; if duplicate :handle "h" :seconds 60 { discard; }

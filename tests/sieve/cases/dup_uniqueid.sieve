@@ -1,0 +1,1 @@
+require "duplicate"; if duplicate :uniqueid "abc" :last { discard; }

@@ -1,0 +1,1 @@
+require ["editheader", "variables", "fileinto"]; if header :matches "subject" "*" { deleteheader "subject"; addheader "Subject" "[SPAM] ${1}"; } if header :is "subject" "[SPAM] Meeting tomorrow about the project" { fileinto "tagged"; }

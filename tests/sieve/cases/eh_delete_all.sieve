@@ -1,0 +1,2 @@
+require ["editheader", "fileinto"];
+deleteheader "x-multi"; if not exists "x-multi" { fileinto "gone"; }

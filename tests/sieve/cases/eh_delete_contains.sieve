@@ -1,0 +1,2 @@
+require ["editheader", "fileinto"];
+deleteheader :contains "x-mailer" "Mailer"; if not exists "x-mailer" { fileinto "ok"; }

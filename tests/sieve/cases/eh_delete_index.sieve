@@ -1,0 +1,1 @@
+require ["editheader", "fileinto", "index", "relational", "comparator-i;ascii-numeric"]; deleteheader :index 1 "x-multi"; if header :count "eq" :comparator "i;ascii-numeric" "x-multi" "2" { if header :index 1 :is "x-multi" "second" { fileinto "ok"; } }

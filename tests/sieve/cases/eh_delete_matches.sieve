@@ -1,0 +1,2 @@
+require ["editheader", "fileinto"];
+deleteheader :matches "x-multi" "*d"; if header :is "x-multi" "first" { if not header :is "x-multi" ["second", "third"] { fileinto "ok"; } }

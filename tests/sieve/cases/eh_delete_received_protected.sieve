@@ -1,0 +1,2 @@
+require ["editheader", "fileinto"];
+deleteheader "received"; if exists "received" { fileinto "kept"; }

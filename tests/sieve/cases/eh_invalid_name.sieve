@@ -1,0 +1,2 @@
+require ["editheader", "fileinto"];
+addheader "X Bad" "v";

@@ -1,0 +1,3 @@
+require ["editheader", "fileinto"];
+addheader "X-Source" "example";
+if header :is "x-source" "example" { fileinto "marked"; }

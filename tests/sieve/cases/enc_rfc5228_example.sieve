@@ -1,0 +1,1 @@
+require ["encoded-character", "fileinto"]; fileinto "$${hex:40}";

@@ -1,0 +1,2 @@
+# to: recipient+lists@example.com
+require ["envelope", "subaddress"]; if envelope :detail "to" "lists" { discard; }

@@ -1,0 +1,1 @@
+require "envelope"; if envelope :domain :is "from" "example.org" { discard; }

@@ -1,0 +1,1 @@
+require "envelope"; if envelope :is "from" "sender@example.org" { discard; }

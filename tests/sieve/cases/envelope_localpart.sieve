@@ -1,0 +1,1 @@
+require "envelope"; if envelope :localpart :is "to" "recipient" { discard; }

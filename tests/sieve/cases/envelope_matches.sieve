@@ -1,0 +1,1 @@
+require "envelope"; if envelope :matches "to" "*@example.com" { discard; }

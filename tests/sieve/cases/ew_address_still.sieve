@@ -1,0 +1,2 @@
+# message: encoded.eml
+if address :is "from" "juergen@example.de" { discard; }

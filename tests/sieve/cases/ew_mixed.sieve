@@ -1,0 +1,2 @@
+# message: encoded.eml
+if header :is "x-encoded" "café au lait" { discard; }

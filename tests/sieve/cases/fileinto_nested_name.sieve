@@ -1,0 +1,2 @@
+# message: list.eml
+require "fileinto"; fileinto "Lists.acme-users";

@@ -1,0 +1,2 @@
+require ["imap4flags", "fileinto"];
+setflag "a A a"; addflag "a"; keep;

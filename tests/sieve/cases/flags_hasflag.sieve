@@ -1,0 +1,2 @@
+require ["imap4flags", "fileinto"];
+setflag "\\Seen"; if hasflag "\\seen" { fileinto "yes"; }

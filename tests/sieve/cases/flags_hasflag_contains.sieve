@@ -1,0 +1,2 @@
+require ["imap4flags", "fileinto"];
+setflag "important work"; if hasflag :contains "work" { fileinto "yes"; }

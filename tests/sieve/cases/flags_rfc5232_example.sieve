@@ -1,0 +1,6 @@
+require ["imap4flags", "fileinto"];
+if header :contains "from" "alice" {
+    setflag "\\Flagged";
+    fileinto "Friends";
+    removeflag "\\Flagged";
+}

@@ -1,0 +1,1 @@
+require ["include", "variables", "fileinto"]; set "folder" "Hidden"; include "lib_uses_local";

@@ -1,0 +1,1 @@
+require "include"; include "no_such_script";

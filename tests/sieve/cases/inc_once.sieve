@@ -1,0 +1,1 @@
+require "include"; include :once "lib_redirect"; include :once "lib_redirect";

@@ -1,0 +1,1 @@
+require "include"; include :optional "no_such_script"; keep;

@@ -1,0 +1,1 @@
+require ["include", "fileinto"]; include "lib_return"; fileinto "after";

@@ -1,0 +1,1 @@
+require ["include", "fileinto"]; include "lib_stop"; fileinto "after";

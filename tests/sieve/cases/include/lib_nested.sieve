@@ -1,0 +1,3 @@
+require "include";
+include "lib_file";
+redirect "nested@example.com";

@@ -1,0 +1,4 @@
+require "fileinto";
+fileinto "before-return";
+return;
+fileinto "not-reached";

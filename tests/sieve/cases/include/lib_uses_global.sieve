@@ -1,0 +1,3 @@
+require ["variables", "include", "fileinto"];
+global "folder";
+fileinto "${folder}";

@@ -1,0 +1,2 @@
+require ["index", "date", "fileinto", "variables"];
+if header :last :is "x-multi" "third" { fileinto "y"; }

@@ -1,0 +1,2 @@
+require ["index", "date", "fileinto", "variables"];
+if header :index 1 :last :is "x-multi" "third" { fileinto "y"; }

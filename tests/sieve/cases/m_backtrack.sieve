@@ -1,0 +1,1 @@
+if header :matches "subject" "*t*t*t*t*t*" { discard; }

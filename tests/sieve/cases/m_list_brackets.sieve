@@ -1,0 +1,2 @@
+# message: list.eml
+if header :matches "subject" "[*] *" { discard; }

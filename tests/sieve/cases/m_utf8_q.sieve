@@ -1,0 +1,2 @@
+# message: encoded.eml
+if header :matches "subject" "Gr??e aus*" { discard; }

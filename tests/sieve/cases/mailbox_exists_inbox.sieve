@@ -1,0 +1,1 @@
+require ["mailbox", "fileinto"]; if mailboxexists "INBOX" { fileinto "yes"; }

@@ -1,0 +1,1 @@
+require ["mailbox", "fileinto"]; if mailboxexists "Nope" { fileinto "yes"; } else { fileinto "no"; }

@@ -1,0 +1,2 @@
+require ["regex", "fileinto"];
+if address :regex :domain "from" "^example\\.(org|net)$" { fileinto "y"; }

@@ -1,0 +1,2 @@
+require ["regex", "fileinto"];
+if header :regex "subject" "^Meeting.*project$" { fileinto "y"; }

@@ -1,0 +1,1 @@
+require ["regex", "variables", "fileinto"]; if header :regex "subject" "^([A-Za-z]+) ([a-z]+)" { fileinto "${2}-${1}"; }

@@ -1,0 +1,2 @@
+require ["regex", "fileinto"];
+if header :regex :comparator "i;octet" "subject" "^meeting" { fileinto "y"; }

@@ -1,0 +1,1 @@
+require "reject"; reject "no"; reject "no again";

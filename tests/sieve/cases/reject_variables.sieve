@@ -1,0 +1,1 @@
+require ["reject", "variables"]; if header :matches "subject" "*" { reject "Not about ${1}"; }

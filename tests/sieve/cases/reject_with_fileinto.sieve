@@ -1,0 +1,1 @@
+require ["reject", "fileinto"]; fileinto "A"; reject "no";

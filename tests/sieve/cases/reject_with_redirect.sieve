@@ -1,0 +1,1 @@
+require "reject"; redirect "a@example.com"; reject "no";

@@ -1,0 +1,1 @@
+require "relational"; if header :value "xx" "subject" "a" { discard; }

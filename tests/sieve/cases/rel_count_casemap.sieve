@@ -1,0 +1,1 @@
+require "relational"; if header :count "gt" "x-multi" "10" { discard; }

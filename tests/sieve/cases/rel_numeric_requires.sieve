@@ -1,0 +1,1 @@
+if header :is :comparator "i;ascii-numeric" "x-number" "42" { discard; }

@@ -1,0 +1,7 @@
+if header :contains "from" "coyote" {
+   discard;
+} elsif header :contains ["subject"] ["$$$"] {
+   discard;
+} else {
+   keep;
+}

@@ -1,0 +1,1 @@
+if size :over 10K { discard; } else { redirect "bart@example.com"; }

@@ -1,0 +1,2 @@
+# message: addresses.eml
+require ["subaddress", "variables", "fileinto"]; if address :detail :matches "bcc" "*" { fileinto "${1}"; }

@@ -1,0 +1,2 @@
+# to: ken+@example.org
+require ["subaddress", "envelope"]; if envelope :detail "to" "" { discard; }

@@ -1,0 +1,1 @@
+if address :user "from" "alice" { discard; }

@@ -1,0 +1,3 @@
+# message: addresses.eml
+require ["subaddress", "fileinto"];
+if address :user "bcc" "peggy" { discard; }

@@ -1,0 +1,1 @@
+require ["vacation", "vacation-seconds"]; vacation :days 1 :seconds 100 "away";

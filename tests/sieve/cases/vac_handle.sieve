@@ -1,0 +1,2 @@
+require "vacation";
+vacation :handle "h1" "I am away";

@@ -1,0 +1,2 @@
+require "vacation";
+vacation :days 7 :from "hemingway@example.com" "Gone fishin'.";

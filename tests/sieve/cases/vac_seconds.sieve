@@ -1,0 +1,1 @@
+require ["vacation", "vacation-seconds"]; vacation :seconds 7200 "away";

@@ -1,0 +1,1 @@
+require ["vacation", "vacation-seconds"]; vacation :seconds 0 "away";

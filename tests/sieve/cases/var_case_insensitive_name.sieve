@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set "Folder" "X"; fileinto "${FOLDER}";

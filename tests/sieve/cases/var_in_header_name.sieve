@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set "h" "subject"; if header :contains "${h}" "project" { discard; }

@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set "k" "tomorrow"; if header :contains "subject" "${k}" { discard; }

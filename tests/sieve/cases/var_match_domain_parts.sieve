@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+if address :matches :domain "from" "*.*" { fileinto "${1}-${2}"; }

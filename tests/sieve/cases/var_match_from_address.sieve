@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+if address :matches :localpart "from" "*" { fileinto "user.${1}"; }

@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set :length "a" "hello"; fileinto "${a}";

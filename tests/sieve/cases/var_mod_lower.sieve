@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set :lower "a" "MiXeD"; fileinto "${a}";

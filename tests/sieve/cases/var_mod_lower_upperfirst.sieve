@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set :lower :upperfirst "a" "MIXED case"; fileinto "${a}";

@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set :lowerfirst "a" "MIXED"; fileinto "${a}";

@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set :length :quotewildcard "a" "a*b"; fileinto "${a}";

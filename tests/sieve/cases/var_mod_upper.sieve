@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set :upper "a" "MiXeD"; fileinto "${a}";

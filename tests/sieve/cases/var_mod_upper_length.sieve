@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set :length :upper "a" "abc"; fileinto "${a}";

@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set :upper :lowerfirst "a" "mixed"; fileinto "${a}";

@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set :upperfirst "a" "mixed"; fileinto "${a}";

@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set "a" "b"; fileinto "${${a}}";

@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+if header :matches "subject" "*" { fileinto "x${01}y"; }

@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set "to" "bob"; redirect "${to}@example.com";

@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set "folder" "Work"; fileinto "${folder}";

@@ -1,0 +1,1 @@
+require "variables"; if string :is "${nope}" "" { discard; }

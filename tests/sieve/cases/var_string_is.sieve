@@ -1,0 +1,1 @@
+require "variables"; set "a" "x"; if string :is "${a}" "x" { discard; }

@@ -1,0 +1,1 @@
+require "variables"; if string :contains ["abc", "def"] "e" { discard; }

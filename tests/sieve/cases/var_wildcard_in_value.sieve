@@ -1,0 +1,2 @@
+require ["variables", "fileinto"];
+set "k" "Meet*"; if header :matches "subject" "${k}" { discard; }
