@@ -176,8 +176,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				    r.name, r.value, r.value_len, is_leadspc);
 				break;
 			case SMFIR_REPLBODY:
-				milter_body_clean(&body, r.data, r.data_len,
-				    &is_cr);
+				if (milter_body_clean(&body, r.data,
+				    r.data_len, &is_cr) < 0) {
+					free(copy);
+					goto done;
+				}
 				break;
 			default:
 				break;
@@ -188,6 +191,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size -= used;
 	}
 	check_crlf(body.data, body.len);
+done:
 	if (is_fixed)
 		check_header(&h);
 	milter_header_deinit(&h);

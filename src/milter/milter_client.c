@@ -833,7 +833,7 @@ eom_replies(struct milter_chain *c, struct milter_job *j,
 	struct buf body;
 	int rc = -1;
 
-	buf_init(&body, j->max_size + 1);
+	buf_init(&body, j->max_size);
 	for (;;) {
 		struct milter_reply r;
 		const char *why = "read";
@@ -920,14 +920,16 @@ eom_replies(struct milter_chain *c, struct milter_job *j,
 			goto out;
 		}
 		if (r.cmd == SMFIR_REPLBODY) {
-			if (body.len + r.data_len > j->max_size) {
+			/* The buffer's cap is the message size: line ends
+			 * made CRLF count, and nothing is cut short. */
+			is_body_started = true;
+			if (milter_body_clean(&body, r.data, r.data_len,
+			    &is_cr) < 0) {
 				errno = 0;
 				rc = conn_fail(c, mc, "eom", "replaced body "
 				    "over the message size", v);
 				goto out;
 			}
-			is_body_started = true;
-			milter_body_clean(&body, r.data, r.data_len, &is_cr);
 			continue;
 		}
 		if (r.cmd == SMFIR_QUARANTINE) {

@@ -207,8 +207,9 @@ int milter_header_change(struct milter_header *h, uint32_t index,
 void milter_header_format(const struct milter_header *h, struct buf *out);
 
 /* Appends len bytes of a replacement body to out with every line end
- * made CRLF; *is_cr tracks a CR that ended the previous call. */
-void milter_body_clean(struct buf *out, const char *data, size_t len,
+ * made CRLF; *is_cr tracks a CR that ended the previous call. Returns 0,
+ * or -1 when out's cap is reached (part may have been appended). */
+int milter_body_clean(struct buf *out, const char *data, size_t len,
     bool *is_cr);
 
 #endif

@@ -461,7 +461,7 @@ milter_header_format(const struct milter_header *h, struct buf *out)
 		panic("milter: header over its buffer");
 }
 
-void
+int
 milter_body_clean(struct buf *out, const char *data, size_t len, bool *is_cr)
 {
 	char tmp[4096];
@@ -472,7 +472,7 @@ milter_body_clean(struct buf *out, const char *data, size_t len, bool *is_cr)
 
 		if (o + 2 > sizeof(tmp)) {
 			if (buf_append(out, tmp, o) < 0)
-				return;
+				return -1;
 			o = 0;
 		}
 		if (*is_cr) {
@@ -491,5 +491,5 @@ milter_body_clean(struct buf *out, const char *data, size_t len, bool *is_cr)
 			tmp[o++] = c;
 		}
 	}
-	(void)buf_append(out, tmp, o);
+	return buf_append(out, tmp, o);
 }

@@ -7,6 +7,7 @@ was sent. The script is a dict the test changes between messages:
     {"rcpt": {"bad@x": b"r"}}      per recipient address
     {"eom": [(b"h", b"X-A\\0v\\0"), (b"c", b"")]}   packets at EOM
     {"sleep": ("mail", 3.0)}       sleep before answering that step
+    {"sleep_when": ("mail", b"slow@", 10.0)}   only when the data has it
     {"protocol": 0x...}            SMFIP_ flags in our OPTNEG reply
     {"raw": ("mail", b"...")}      send these bytes instead of a reply
 
@@ -87,6 +88,9 @@ class MilterPeer:
         sleep = script.get("sleep")
         if sleep and sleep[0] == step:
             time.sleep(sleep[1])
+        sleep = script.get("sleep_when")
+        if sleep and sleep[0] == step and sleep[1] in data:
+            time.sleep(sleep[2])
         raw = script.get("raw")
         if raw and raw[0] == step:
             c.sendall(raw[1])

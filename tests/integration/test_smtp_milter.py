@@ -429,6 +429,37 @@ def test_milter_down_default_accept(server):
     assert fetch(server, tok) is not None
 
 
+def test_slow_milter_delays_only_its_own_session(postern_factory, tmp_path,
+                                                default_cert, peers):
+    """One worker thread: a session whose milter takes 10 s over MAIL
+    does not hold up another session's whole transaction."""
+    a, _ = peers
+    listeners = [("smtp", "smtp", "none", "slowpeer"),
+                 ("imaps", "imap", "implicit", None)]
+    plain = [(n, p, t) for n, p, t, _ in listeners]
+    path, _, text = write_mail_config(tmp_path / "slow",
+                                      [("main", default_cert)], plain,
+                                      server={"workers": 1})
+    text = with_milters(text, listeners, {
+        "slowpeer": {"socket": a.socket_spec(), "timeout": "30s"}})
+    path.write_text(text)
+    admin_ok(path, "domain", "add", "example.test")
+    add_user(path, RCPT, RCPT_PW)
+    srv = postern_factory(config_text=text, listeners=plain)
+    a.reset(sleep_when=("mail", b"slow@", 10.0))
+    slow, _ = smtp_open(srv, "smtp")
+    with slow:
+        slow.send(b"MAIL FROM:<slow@other.test>\r\n")
+        tok, replies = transaction(srv)
+        assert QUEUED_RE.match(replies[-1][0]), replies
+        # The other session was served while this one's milter thought.
+        slow.sock.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            slow.sock.recv(100)
+        slow.sock.settimeout(30)
+        assert slow.read_smtp_reply(30).raw == SENDER_OK
+
+
 @pytest.mark.parametrize("raw", [
     struct.pack(">I", 0x7fffffff) + b"c",         # a length past the bound
     struct.pack(">I", 0),                         # an empty packet
