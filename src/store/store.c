@@ -946,6 +946,13 @@ store_subscription_list(struct store *st, int64_t account,
 }
 
 int
+store_subscription_has(struct store *st, int64_t account, const char *name,
+    enum store_err *err_out)
+{
+	return st->be->subscription_has(st, account, name, err_out);
+}
+
+int
 store_mailbox_get(struct store *st, int64_t account, const char *name,
     struct store_mailbox *mb_out, enum store_err *err_out)
 {
@@ -963,6 +970,14 @@ store_mailbox_get(struct store *st, int64_t account, const char *name,
 		*err_out = STORE_INVALID;
 	free(norm);
 	return rc;
+}
+
+int
+store_mailbox_get_id(struct store *st, int64_t account, int64_t id,
+    struct store_mailbox *mb_out, enum store_err *err_out)
+{
+	memset(mb_out, 0, sizeof(*mb_out));
+	return st->be->mailbox_get_id(st, account, id, mb_out, err_out);
 }
 
 int

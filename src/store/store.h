@@ -271,6 +271,10 @@ int store_mailbox_delete(struct store *st, int64_t account,
     const char *name, enum store_err *err_out);
 int store_mailbox_get(struct store *st, int64_t account, const char *name,
     struct store_mailbox *mb_out, enum store_err *err_out);
+/* The mailbox of account whose id is id (STORE_NOT_FOUND when it is gone
+ * or another account's): one row, not the list (IMAP NOTIFY). */
+int store_mailbox_get_id(struct store *st, int64_t account, int64_t id,
+    struct store_mailbox *mb_out, enum store_err *err_out);
 /* Every mailbox of the account, by name. */
 int store_mailbox_list(struct store *st, int64_t account,
     struct store_mailbox **list_out, size_t *n_out,
@@ -339,6 +343,10 @@ int store_mailbox_subscribe(struct store *st, int64_t account,
  * (NULL-terminated; free with store_strings_free). */
 int store_subscription_list(struct store *st, int64_t account,
     char ***names_out, enum store_err *err_out);
+/* Whether name (as stored) is among the account's subscriptions: 1, 0,
+ * or -1 with *err_out set. One lookup, whatever their number. */
+int store_subscription_has(struct store *st, int64_t account,
+    const char *name, enum store_err *err_out);
 
 /* ---- Access control (RFC 4314) ----------------------------------------- */
 

@@ -36,6 +36,9 @@ struct store_backend {
 	/* Reads; each returns 0, or -1 with *err_out set. */
 	int (*subscription_list)(struct store *st, int64_t account,
 	    char ***names_out, enum store_err *err_out);
+	/* 1 if name is subscribed, 0 if not, -1. */
+	int (*subscription_has)(struct store *st, int64_t account,
+	    const char *name, enum store_err *err_out);
 	int (*domain_list)(struct store *st, char ***names_out,
 	    enum store_err *err_out);
 	/* The domain's catch-all target (NULL: none); STORE_NOT_FOUND when
@@ -64,6 +67,8 @@ struct store_backend {
 	int (*mailbox_get)(struct store *st, int64_t account,
 	    const char *name, struct store_mailbox *mb_out,
 	    enum store_err *err_out);
+	int (*mailbox_get_id)(struct store *st, int64_t account, int64_t id,
+	    struct store_mailbox *mb_out, enum store_err *err_out);
 	int (*mailbox_list)(struct store *st, int64_t account,
 	    struct store_mailbox **list_out, size_t *n_out,
 	    enum store_err *err_out);

@@ -1356,6 +1356,51 @@ sq_mailbox_get(struct store *st, int64_t account, const char *name,
 }
 
 static int
+sq_mailbox_get_id(struct store *st, int64_t account, int64_t id,
+    struct store_mailbox *mb_out, enum store_err *err_out)
+{
+	READ_BEGIN(st, c, err_out);
+	sqlite3_stmt *s = sq_stmt(c, SQ_MAILBOX_GET_ID);
+	int rc = SQLITE_ERROR;
+
+	if (s != NULL) {
+		sqlite3_bind_int64(s, 1, id);
+		sqlite3_bind_int64(s, 2, account);
+		rc = sqlite3_step(s);
+		if (rc == SQLITE_ROW)
+			sq_mailbox_row(s, mb_out);
+	}
+	sq_reset(s);
+	if (rc == SQLITE_DONE)
+		return read_end(st, c, -1, STORE_NOT_FOUND, err_out);
+	if (rc != SQLITE_ROW)
+		return read_end(st, c, -1, sq_err(c, rc, "mailbox_get_id"),
+		    err_out);
+	return read_end(st, c, 0, STORE_OK, err_out);
+}
+
+static int
+sq_subscription_has(struct store *st, int64_t account, const char *name,
+    enum store_err *err_out)
+{
+	READ_BEGIN(st, c, err_out);
+	sqlite3_stmt *s = sq_stmt(c, SQ_SUBSCRIPTION_HAS);
+	int rc = SQLITE_ERROR;
+
+	if (s != NULL) {
+		sqlite3_bind_int64(s, 1, account);
+		sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+		rc = sqlite3_step(s);
+	}
+	sq_reset(s);
+	if (rc == SQLITE_ROW)
+		return read_end(st, c, 1, STORE_OK, err_out);
+	if (rc == SQLITE_DONE)
+		return read_end(st, c, 0, STORE_OK, err_out);
+	return read_end(st, c, -1, sq_err(c, rc, "subscription_has"), err_out);
+}
+
+static int
 sq_recent_get(struct store *st, int64_t mailbox, uint32_t uidvalidity,
     uint32_t *uid_out, enum store_err *err_out)
 {
@@ -1747,6 +1792,7 @@ const struct store_backend store_sqlite_backend = {
 	.alias_list = sq_alias_list,
 	.app_password_list = sq_app_password_list,
 	.mailbox_get = sq_mailbox_get,
+	.mailbox_get_id = sq_mailbox_get_id,
 	.mailbox_list = sq_mailbox_list,
 	.msg_list = sq_msg_list,
 	.msg_changes = sq_msg_changes,
@@ -1757,6 +1803,7 @@ const struct store_backend store_sqlite_backend = {
 	.search = sq_search,
 	.sort_list = sq_sort_list,
 	.subscription_list = sq_subscription_list,
+	.subscription_has = sq_subscription_has,
 	.queue_list = sq_queue_list,
 	.queue_stats = sq_queue_stats,
 	.queue_get = sq_queue_get,

@@ -105,6 +105,8 @@ extern const int sq_schema_version;
 	X(ALIAS_DELETE_ALL, "DELETE FROM aliases WHERE address = ?1")	\
 	X(MAILBOX_GET, "SELECT " SQ_MAILBOX_COLS " FROM mailboxes m "	\
 	    "WHERE m.account = ?1 AND m.name = ?2")			\
+	X(MAILBOX_GET_ID, "SELECT " SQ_MAILBOX_COLS " FROM mailboxes m " \
+	    "WHERE m.id = ?1 AND m.account = ?2")			\
 	X(METADATA_LIST, "SELECT name, value FROM metadata "		\
 	    "WHERE mailbox = ?1 AND (account = ?2 OR (?1 = 0 AND "	\
 	    "account = 0)) ORDER BY name")				\
@@ -177,6 +179,8 @@ extern const int sq_schema_version;
 	    "(name > ?2 || '/' AND name < ?2 || '0'))")			\
 	X(SUBSCRIPTION_LIST, "SELECT name FROM subscriptions "		\
 	    "WHERE account = ?1 ORDER BY name")				\
+	X(SUBSCRIPTION_HAS, "SELECT 1 FROM subscriptions "		\
+	    "WHERE account = ?1 AND name = ?2")				\
 	X(ACCOUNT_SUBSCRIPTIONS_DELETE, "DELETE FROM subscriptions "	\
 	    "WHERE account = ?1")					\
 	X(MAILBOX_BUMP, "UPDATE mailboxes SET uidnext = ?2, "		\

@@ -9,6 +9,7 @@ subscriptions (LIST with or without \\Subscribed); the mailbox filters
 mailbox without SELECTED; BAD for bad syntax and the §5 and §6.1 rules,
 NO [BADEVENT] for events postern does not report."""
 
+import os
 import re
 import time
 
@@ -486,3 +487,55 @@ def test_own_changes_are_left_out(srv, user):
     assert name == "Ours" and items["MESSAGES"] == 2
     other.logout()
     c.logout()
+
+
+def server_cpu(pid):
+    """CPU seconds the server has used (user + system), from proc(5)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_flush_cost_does_not_grow_with_the_mailbox_count(srv, user):
+    """R2 (review of NOTIFY): each session under NOTIFY read the account's
+    whole mailbox list for every batch of changes, so one user with 3,000
+    folders and 10 sessions under NOTIFY made each flag change another of
+    its sessions made cost 30,000 rows (200 STOREs: 7.4 s of server CPU
+    instead of 0.14 s). A flush now reads the rows its events name."""
+    c = login(srv, *user)
+    watchers = []
+    try:
+        for i in range(2000):
+            c.send(next(c.tags) + b" CREATE f%05d\r\n" % i)
+        c.ok("NOOP", timeout=300)
+        append(c, "INBOX")
+        c.ok("SELECT INBOX")
+        # The session the others hear of: flag changes in another folder
+        # would do as well; the selected one is the cheapest to loop.
+        pid = srv.proc.pid
+
+        def stores(n):
+            before = server_cpu(pid)
+            for i in range(n):
+                c.ok("STORE 1 %sFLAGS \\Flagged" % "+-"[i % 2])
+            return server_cpu(pid) - before
+
+        alone = stores(100)
+        for _ in range(10):
+            w = login(srv, *user)
+            watchers.append(w)
+            w.ok("NOTIFY SET (PERSONAL (MessageNew MessageExpunge "
+                 "FlagChange))")
+        watched = stores(100)
+        # Each watcher heard of the changes (untagged STATUS of INBOX).
+        for w in watchers:
+            r = w.ok("NOOP")
+            assert any(line.startswith(b"* STATUS \"INBOX\"")
+                       for line in r.untagged), r.untagged
+        # Before: about 1.2 s (the 10 watchers read 20,000 rows per STORE);
+        # now about what the 100 STOREs cost alone.
+        assert watched < 3 * alone + 0.5, (alone, watched)
+    finally:
+        for w in watchers:
+            w.close()
+        c.close()

@@ -1038,6 +1038,42 @@ is_subscription(struct store *st, int64_t account, const char *name)
 	return found;
 }
 
+/* NOTIFY's point reads: a mailbox of the account by id (not another
+ * account's), and one subscription by name, existing mailbox or not. */
+static void
+test_store_mailbox_get_id_and_subscription_has(void **state)
+{
+	struct fx *fx = *state;
+	struct store_mailbox mb = mailbox(fx->st, fx->alice, "Junk"), got;
+	enum store_err err;
+
+	assert_int_equal(store_mailbox_get_id(fx->st, fx->alice, mb.id, &got,
+	    &err), 0);
+	assert_string_equal(got.name, "Junk");
+	assert_int_equal(got.uidvalidity, mb.uidvalidity);
+	store_mailbox_deinit(&got);
+	assert_int_equal(store_mailbox_get_id(fx->st, fx->bob, mb.id, &got,
+	    &err), -1);
+	assert_int_equal(err, STORE_NOT_FOUND);
+	store_mailbox_deinit(&mb);
+	assert_int_equal(store_mailbox_create(fx->st, fx->alice, "Project",
+	    STORE_SPECIAL_NONE, &err), 0);
+	assert_int_equal(store_subscription_has(fx->st, fx->alice, "Project",
+	    &err), 0);
+	assert_int_equal(store_mailbox_subscribe(fx->st, fx->alice, "Project",
+	    true, &err), 0);
+	assert_int_equal(store_subscription_has(fx->st, fx->alice, "Project",
+	    &err), 1);
+	assert_int_equal(store_subscription_has(fx->st, fx->bob, "Project",
+	    &err), 0);
+	assert_int_equal(store_mailbox_delete(fx->st, fx->alice, "Project",
+	    &err), 0);
+	assert_int_equal(store_subscription_has(fx->st, fx->alice, "Project",
+	    &err), 1);
+	assert_int_equal(store_subscription_has(fx->st, fx->alice, "Nope",
+	    &err), 0);
+}
+
 /* RFC 9051 §6.3.7: a deleted mailbox stays subscribed; RENAME moves the
  * subscriptions of the name and its children; UNSUBSCRIBE works on a
  * name whose mailbox is gone. */
@@ -2341,6 +2377,7 @@ main(void)
 		T(test_store_mailbox_rename_moves_children),
 		T(test_store_mailbox_rename_inbox_moves_messages),
 		T(test_store_mailbox_subscribe),
+		T(test_store_mailbox_get_id_and_subscription_has),
 		T(test_store_subscription_outlives_its_mailbox),
 		T(test_store_delivery_many_recipients_stored_once),
 		T(test_store_delivery_failures_are_per_recipient),
