@@ -21,7 +21,7 @@
  *   a value without CR, LF, tab, double, leading or trailing space.
  *
  * fuzz-sources: src/queue/queue_text.c src/queue/queue_dkim.c
- * fuzz-sources: src/auth/auth_crypto.c
+ * fuzz-sources: src/auth/auth_crypto.c src/authn/authn_dkim_canon.c
  * fuzz-packages: libcrypto jansson
  */
 #include <stdint.h>
@@ -224,7 +224,7 @@ header_check(const char *in, size_t len)
 		if (i < len && !(in[i] == '\n' && (i + 1 >= len ||
 		    (in[i + 1] != ' ' && in[i + 1] != '\t'))))
 			continue;
-		r = queue_dkim_header_relaxed(in + start, i - start);
+		r = authn_dkim_header_relaxed(in + start, i - start);
 		colon = strchr(r, ':');
 		check(colon != NULL, "a colon");
 		for (char *p = r; p < colon; p++)

@@ -5,8 +5,9 @@
 # what an include path cannot:
 #   - <sqlite3.h> outside src/store/store_sqlite*, libpq outside
 #     src/store/store_pg*, <gmime/...> outside src/mime;
-#   - <openssl/...> outside its owners, src/net/tls*.c and
-#     src/auth/auth_crypto*.c (<event2/bufferevent_ssl.h> in src/net only);
+#   - <openssl/...> outside its owners, src/net/tls*.c,
+#     src/auth/auth_crypto*.c and src/authn/authn_crypto*.c (DKIM
+#     verification) (<event2/bufferevent_ssl.h> in src/net only);
 #   - a folder including a layer it may not use, in particular a protocol
 #     (smtp, imap, pop3, queue, http) including another protocol's headers;
 #   - another folder's internal headers: only its public header X/X.h
@@ -29,7 +30,7 @@ declare -A may_use=(
 	[authn]="lib authn"
 	[milter]="lib milter"
 	[smtp]="lib net mime store auth authn milter smtp"
-	[queue]="lib net mime store auth queue"
+	[queue]="lib net mime store auth authn queue"
 	[imap]="lib net mime store auth imap"
 	[pop3]="lib net mime store auth pop3"
 	[http]="lib net mime store auth http"
@@ -95,9 +96,11 @@ while IFS= read -r file; do
 				    problem "$where" "<$header> outside" \
 				    "src/store/store_pg*" ;;
 			openssl/*)
-				is_owner "$rel" "net/tls*.c" "auth/auth_crypto*.c" ||
+				is_owner "$rel" "net/tls*.c" "auth/auth_crypto*.c" \
+				    "authn/authn_crypto*.c" ||
 				    problem "$where" "<$header> outside the owners of" \
-				    "OpenSSL (src/net/tls*.c, src/auth/auth_crypto*.c;" \
+				    "OpenSSL (src/net/tls*.c, src/auth/auth_crypto*.c," \
+				    "src/authn/authn_crypto*.c;" \
 				    "DESIGN.md Dependencies): ask them" ;;
 			event2/bufferevent_ssl.h)
 				[[ $folder == net ]] ||

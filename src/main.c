@@ -26,8 +26,8 @@ static const struct {
 	{ "dkim", cli_dkim, "make the DKIM key of a domain, show its record" },
 	{ "dns", cli_dns, "print the DNS records of a domain; check them "
 	    "(dns check)" },
-	{ "check", cli_check, "check spf IP HELO SENDER: the SPF result the "
-	    "server would find" },
+	{ "check", cli_check, "check spf IP HELO SENDER, check dkim FILE: the "
+	    "SPF or DKIM result the server would find" },
 	{ "import", cli_import, "import an account's mail from Maildir or mbox" },
 	{ "export", cli_export, "export an account's mail to Maildir or mbox" },
 	{ "backup", cli_backup, "copy the data directory while the server "

@@ -1,5 +1,5 @@
 /*
- * authn: the SPF service of the server. Checks run on a thread pool of
+ * authn: the SPF and DKIM services of the server. Checks run on a thread pool of
  * their own (not auth's, whose threads hash passwords), each with its own
  * c-ares channel and a deadline for the whole check; the verdict goes
  * back to the session's event loop. A slow or silent DNS server holds
@@ -90,6 +90,18 @@ now_mono(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static enum authn_dns_rc
+dns_fail_query(void *arg, enum authn_dns_type type, const char *name,
+    char ***rrs_out, size_t *n_out)
+{
+	(void)arg;
+	(void)type;
+	(void)name;
+	*rrs_out = NULL;
+	*n_out = 0;
+	return AUTHN_DNS_FAIL;
 }
 
 /* Both identities, one deadline for the two (§4.6.4: at least 20 s),
@@ -190,4 +202,121 @@ authn_spf_submit(struct authn *a, const struct authn_spf_request *req,
 	j->done = done;
 	j->arg = arg;
 	return workpool_submit(a->pool, spf_work, base, spf_done, j);
+}
+
+/* ---- DKIM ------------------------------------------------------------ */
+
+/* Fetches the keys of d and checks it, DNS within timeout seconds of
+ * start; a check whose time is up before it starts is a temperror for
+ * each signature left, without any DNS (as SPF's, above). */
+static void
+dkim_run(const char *resolver, uint16_t port, struct authn_dkim *d,
+    double start, unsigned timeout, struct authn_dkim_verdict *v)
+{
+	struct authn_dns_channel ch;
+	char err[160];
+	double deadline = timeout > 0 ? start + timeout : 0;
+
+	if ((deadline > 0 && now_mono() >= deadline) ||
+	    authn_dns_open(&ch, resolver, port, deadline, err,
+	    sizeof(err)) < 0) {
+		/* A resolver that fails every query. */
+		struct authn_dns none = { dns_fail_query, NULL };
+
+		authn_dkim_verify(d, &none, v);
+		return;
+	}
+	struct authn_dns dns = { authn_dns_query, &ch };
+
+	authn_dkim_verify(d, &dns, v);
+	authn_dns_close(&ch);
+}
+
+int
+authn_dkim_check_now(const char *resolver, uint16_t port, const char *msg,
+    size_t len, time_t now, unsigned timeout, struct authn_dkim_verdict *v,
+    char *err, size_t errlen)
+{
+	char *m = xmalloc(2 * len + 3);
+	size_t n = 0, hend = 0;
+	struct authn_dkim *d;
+
+	memset(v, 0, sizeof(*v));
+	if (authn_dns_library_init(err, errlen) < 0) {
+		free(m);
+		return -1;
+	}
+	/* Line ends as SMTP DATA leaves them: CRLF everywhere. */
+	for (size_t i = 0; i < len; i++) {
+		if (msg[i] == '\r' && i + 1 < len && msg[i + 1] == '\n') {
+			m[n++] = '\r';
+			m[n++] = '\n';
+			i++;
+		} else if (msg[i] == '\r' || msg[i] == '\n') {
+			m[n++] = '\r';
+			m[n++] = '\n';
+		} else {
+			m[n++] = msg[i];
+		}
+		if (hend == 0 && n >= 2 && m[n - 1] == '\n' &&
+		    (n == 2 || (n >= 4 && memcmp(m + n - 4, "\r\n\r\n", 4) ==
+		    0)))
+			hend = n;
+	}
+	if (hend == 0)
+		hend = n;	/* no body */
+	d = authn_dkim_new(m, hend, now);
+	if (d != NULL) {
+		authn_dkim_body(d, m + hend, n - hend);
+		dkim_run(resolver, port ? port : 53, d, now_mono(), timeout,
+		    v);
+		authn_dkim_free(&d);
+	}
+	free(m);
+	return 0;
+}
+
+struct dkim_job {
+	struct authn *a;
+	struct authn_dkim *d;
+	unsigned timeout;
+	double submitted;
+	struct authn_dkim_verdict v;
+	void (*done)(void *arg, const struct authn_dkim_verdict *v);
+	void *arg;
+};
+
+static void
+dkim_work(void *arg)
+{
+	struct dkim_job *j = arg;
+
+	dkim_run(j->a->resolver, j->a->resolver_port, j->d, j->submitted,
+	    j->timeout, &j->v);
+}
+
+static void
+dkim_done(void *arg)
+{
+	struct dkim_job *j = arg;
+
+	j->done(j->arg, &j->v);
+	authn_dkim_free(&j->d);
+	free(j);
+}
+
+int
+authn_dkim_submit(struct authn *a, struct authn_dkim *d, unsigned timeout,
+    struct event_base *base,
+    void (*done)(void *arg, const struct authn_dkim_verdict *v), void *arg)
+{
+	struct dkim_job *j = xcalloc(1, sizeof(*j));
+
+	j->a = a;
+	j->d = d;
+	j->timeout = timeout;
+	j->submitted = now_mono();
+	j->done = done;
+	j->arg = arg;
+	return workpool_submit(a->pool, dkim_work, base, dkim_done, j);
 }

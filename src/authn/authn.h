@@ -24,6 +24,7 @@
 #include <time.h>
 
 struct event_base;
+struct authn_ar;
 
 /* ---- DNS as the evaluator sees it -------------------------------------- */
 
@@ -183,6 +184,99 @@ struct authn_dkim_verdict {
 /* "none", "pass", "fail", ... (RFC 8601 §2.7.1). */
 const char *authn_dkim_status_name(enum authn_dkim_status r);
 
+/* Bounds on hostile input (DESIGN.md, authn). */
+#define AUTHN_DKIM_FIELDS_MAX 2000	/* header fields looked at */
+#define AUTHN_DKIM_H_MAX 128		/* names in one h= */
+#define AUTHN_DKIM_KEY_RECORD_MAX 4096	/* a key record's text, bytes */
+#define AUTHN_DKIM_KEY_BITS_MIN 1024	/* smaller RSA keys: policy */
+#define AUTHN_DKIM_KEY_BITS_MAX 8192	/* larger: permerror, not tried */
+
+/* One message's verification, from its header section on. */
+struct authn_dkim;
+
+/* Reads the DKIM-Signature fields of a header section (CRLF lines; the
+ * empty line that ends it may be included; copied); now: the time x=
+ * is compared with. Returns NULL when there is no DKIM-Signature. */
+struct authn_dkim *authn_dkim_new(const char *header, size_t len,
+    time_t now);
+/* Does a line of the header section start a DKIM-Signature field? */
+bool is_authn_dkim_signed(const char *header, size_t len);
+/* Body bytes as they arrive (after dot-unstuffing). */
+void authn_dkim_body(struct authn_dkim *d, const void *data, size_t len);
+/* Ends the body, fetches each key through dns and checks each signature
+ * (RFC 6376 §6); fills *v. */
+void authn_dkim_verify(struct authn_dkim *d, const struct authn_dns *dns,
+    struct authn_dkim_verdict *v);
+void authn_dkim_free(struct authn_dkim **d);
+/* Adds one "dkim=" result per signature to ar (dkim=none for none):
+ * header.d, header.s, header.b (RFC 6008), a comment with the reason,
+ * the testing flag, and the unsigned tail of an l= signature. */
+void authn_dkim_ar_add(struct authn_ar *ar,
+    const struct authn_dkim_verdict *v);
+
+/* ---- DKIM canonicalization (RFC 6376 §3.4), signing and verifying ------ */
+
+enum authn_dkim_canon {
+	AUTHN_DKIM_SIMPLE,
+	AUTHN_DKIM_RELAXED,
+};
+
+/* Where canonical bytes go (a hash's update). */
+typedef void (*authn_dkim_sink)(void *arg, const void *data, size_t len);
+
+/* The body in steps (§3.4.3 simple, §3.4.4 relaxed). A bare CR or LF
+ * ends a line as CRLF does (SMTP DATA and the queue's wire form turn
+ * them into CRLF, so signer and verifier see those lines). */
+struct authn_dkim_body {
+	enum authn_dkim_canon canon;
+	authn_dkim_sink sink;
+	void *arg;
+	uint64_t limit;		/* l=: bytes given to sink at most */
+	uint64_t length;	/* canonical bytes of the whole body */
+	uint64_t empty_lines;	/* held back: empty lines at the end go */
+	bool has_wsp;		/* relaxed: a whitespace run waits */
+	bool has_cr;		/* a CR waits for its LF */
+	bool has_content;	/* the current line has content */
+	size_t buflen;
+	char buf[2048];		/* output on its way to sink */
+};
+
+/* limit: UINT64_MAX for the whole body. */
+void authn_dkim_body_init(struct authn_dkim_body *b, enum authn_dkim_canon c,
+    uint64_t limit, authn_dkim_sink sink, void *arg);
+void authn_dkim_body_update(struct authn_dkim_body *b, const void *data,
+    size_t len);
+/* Ends the body: the last line's CRLF, simple's CRLF for an empty body,
+ * everything given to sink. b->length is then the canonical length. */
+void authn_dkim_body_final(struct authn_dkim_body *b);
+/* One header field (name to the end of its last line, that CRLF
+ * excluded) in relaxed form, "name:value" without CRLF (§3.4.2); caller
+ * frees. The simple form (§3.4.1) is the field unchanged. */
+char *authn_dkim_header_relaxed(const char *field, size_t len);
+
+/* ---- DKIM tag lists (RFC 6376 §3.2) ------------------------------------ */
+
+#define AUTHN_DKIM_TAGS_MAX 32		/* tags of one list */
+#define AUTHN_DKIM_TAG_NAME_MAX 32	/* bytes of a tag name */
+
+/* A tag, pointing into the parsed text; the value without the white
+ * space around it (inner folding white space is kept). */
+struct authn_dkim_tag {
+	const char *name;
+	size_t name_len;
+	const char *value;
+	size_t value_len;
+};
+
+/* Parses a tag-list. Returns the number of tags (at most max), or -1
+ * with the error in err: a malformed tag, a duplicate name (§3.2), more
+ * than max tags, a control character in a value. */
+int authn_dkim_tags_parse(const char *text, size_t len,
+    struct authn_dkim_tag *tags, size_t max, char *err, size_t errlen);
+/* The tag called name (case-sensitive, §3.2), or NULL. */
+const struct authn_dkim_tag *authn_dkim_tag_find(
+    const struct authn_dkim_tag *tags, size_t n, const char *name);
+
 /* ---- Authentication-Results (RFC 8601) --------------------------------- */
 
 struct authn_ar;
@@ -196,6 +290,11 @@ void authn_ar_free(struct authn_ar **ar);
 void authn_ar_add(struct authn_ar *ar, const char *method,
     const char *result, const char *comment, const char *property,
     const char *value);
+/* The same with n properties (RFC 8601 §2.2: "header.d=... header.s=
+ * ..."), each value quoted where needed. */
+void authn_ar_add_props(struct authn_ar *ar, const char *method,
+    const char *result, const char *comment, const char *const *props,
+    const char *const *values, size_t n);
 /* The field, "Authentication-Results: id;\r\n\tspf=pass ...\r\n", folded
  * at each result (caller frees); "id; none" without results (§2.2). */
 char *authn_ar_field(const struct authn_ar *ar);
@@ -235,6 +334,22 @@ struct authn_spf_verdict {
 int authn_spf_check_now(const char *resolver, uint16_t port,
     const struct authn_spf_request *req, struct authn_spf_verdict *v,
     char *err, size_t errlen);
+
+/* The DKIM check of a whole message (msg, len bytes; bare LF and CR line
+ * ends are read as CRLF, as SMTP reads them), blocking the calling
+ * thread (`postern check dkim`), keys through resolver:port (NULL: the
+ * system's), at most timeout seconds of DNS (0: no limit). Returns 0
+ * with *v filled, or -1 with err set. */
+int authn_dkim_check_now(const char *resolver, uint16_t port,
+    const char *msg, size_t len, time_t now, unsigned timeout,
+    struct authn_dkim_verdict *v, char *err, size_t errlen);
+
+/* Verifies d (taken) on the pool, keys fetched within timeout seconds
+ * counted from now (then temperror); then done(arg, verdict) on base's
+ * thread. Returns 0 and calls done exactly once, later. */
+int authn_dkim_submit(struct authn *a, struct authn_dkim *d,
+    unsigned timeout, struct event_base *base,
+    void (*done)(void *arg, const struct authn_dkim_verdict *v), void *arg);
 
 /* Checks the MAIL FROM and HELO identities of req (copied) on the pool;
  * then done(arg, verdict) on base's thread (the verdict lives until done

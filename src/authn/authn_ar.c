@@ -126,6 +126,30 @@ authn_ar_add(struct authn_ar *ar, const char *method, const char *result,
 	free(v);
 }
 
+void
+authn_ar_add_props(struct authn_ar *ar, const char *method,
+    const char *result, const char *comment, const char *const *props,
+    const char *const *values, size_t n)
+{
+	char *c = comment ? comment_quote(comment) : NULL;
+	char *out;
+
+	if (ar->n == AR_RESULTS_MAX)
+		panic("authn_ar_add: more than %d results", AR_RESULTS_MAX);
+	out = xasprintf("%s=%s%s%s%s", method, result, c ? " (" : "",
+	    c ? c : "", c ? ")" : "");
+	for (size_t i = 0; i < n; i++) {
+		char *v = value_quote(values[i]);
+		char *next = xasprintf("%s %s=%s", out, props[i], v);
+
+		free(v);
+		free(out);
+		out = next;
+	}
+	ar->results[ar->n++] = out;
+	free(c);
+}
+
 char *
 authn_ar_field(const struct authn_ar *ar)
 {

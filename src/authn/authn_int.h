@@ -93,4 +93,35 @@ void authn_dns_close(struct authn_dns_channel *c);
 enum authn_dns_rc authn_dns_query(void *arg, enum authn_dns_type type,
     const char *name, char ***rrs_out, size_t *n_out);
 
+/* ---- Crypto for DKIM (authn_crypto.c, the OpenSSL of authn) --------- */
+
+struct authn_sha256;
+
+struct authn_sha256 *authn_sha256_new(void);
+/* An authn_dkim_sink: arg is a struct authn_sha256. */
+void authn_sha256_update(void *arg, const void *data, size_t len);
+/* Writes the digest and frees *h. */
+void authn_sha256_final(struct authn_sha256 **h, unsigned char out[32]);
+void authn_sha256_free(struct authn_sha256 **h);
+
+enum authn_key_type {
+	AUTHN_KEY_RSA,		/* DER SubjectPublicKeyInfo or RSAPublicKey */
+	AUTHN_KEY_ED25519,	/* the raw 32 bytes (RFC 8463 §4) */
+};
+
+enum authn_verify_rc {
+	AUTHN_VERIFY_OK,
+	AUTHN_VERIFY_BAD,	/* the signature does not match */
+	AUTHN_VERIFY_KEY,	/* the key cannot be read, or is not of type */
+	AUTHN_VERIFY_KEY_SIZE,	/* an RSA key over max_bits: not tried */
+};
+
+/* Verifies a DKIM signature over the SHA-256 hash of the header data:
+ * RSASSA-PKCS1-v1_5 with SHA-256 (RFC 6376 §3.3.1), or PureEdDSA over
+ * the hash (RFC 8463 §3). *bits_out: the key's size in bits. */
+enum authn_verify_rc authn_crypto_verify(enum authn_key_type type,
+    const unsigned char *key, size_t keylen, unsigned max_bits,
+    const unsigned char hash[32], const unsigned char *sig, size_t siglen,
+    unsigned *bits_out);
+
 #endif

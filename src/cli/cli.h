@@ -45,6 +45,7 @@ struct cli_admin {
 	struct config *cfg;
 	struct store *store;
 	bool is_json;
+	const char *resolver;	/* --resolver IP[:PORT] (check dkim) */
 	int argc;		/* the arguments left after the options */
 	char **argv;
 };

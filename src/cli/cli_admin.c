@@ -118,6 +118,7 @@ cli_admin_open(struct cli_admin *ad, int argc, char **argv,
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "resolver", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *env = getenv("POSTERN_CONFIG");
@@ -136,6 +137,9 @@ cli_admin_open(struct cli_admin *ad, int argc, char **argv,
 			break;
 		case 'j':
 			ad->is_json = true;
+			break;
+		case 'r':
+			ad->resolver = optarg;
 			break;
 		case 'h':
 			printf("usage: %s\n", usage);

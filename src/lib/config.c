@@ -588,6 +588,18 @@ handle_spf(struct load_state *st, const char *key, const char *value)
 	return handle_param(st, "spf", key, value);
 }
 
+/* [dkim]: verify, and the numbers of config_params.h. */
+static int
+handle_dkim(struct load_state *st, const char *key, const char *value)
+{
+	if (strcmp(key, "verify") == 0) {
+		if (config_parse_bool(value, &st->cfg->is_dkim_verify) < 0)
+			fail(st, "key 'verify': '%s' is not yes or no", value);
+		return 0;
+	}
+	return handle_param(st, "dkim", key, value);
+}
+
 static int
 handle_auth(struct load_state *st, const char *key, const char *value)
 {
@@ -925,6 +937,8 @@ on_ini_pair(void *user, const char *section, const char *key,
 		handle_acme(st, key, value);
 	} else if (strcmp(section, "spf") == 0) {
 		handle_spf(st, key, value);
+	} else if (strcmp(section, "dkim") == 0) {
+		handle_dkim(st, key, value);
 	} else if (strcmp(section, "limits") == 0 ||
 	    strcmp(section, "timeouts") == 0) {
 		handle_param(st, section, key, value);
@@ -944,7 +958,7 @@ on_ini_pair(void *user, const char *section, const char *key,
 		    key);
 	} else {
 		fail(st, "section [%s]: unknown (expected server, auth, limits, "
-		    "timeouts, queue, mta-sts, acme, spf, listener NAME, "
+		    "timeouts, queue, mta-sts, acme, spf, dkim, listener NAME, "
 		    "certificate NAME or milter NAME)", section);
 	}
 	return st->has_err ? 0 : 1;
@@ -1236,6 +1250,7 @@ config_load(const char *path, char *err, size_t errlen)
 	/* Mail from loopback is local (a web application, a filter
 	 * handing mail back): no domain's SPF names 127.0.0.1. */
 	cfg->is_spf_check = true;
+	cfg->is_dkim_verify = true;
 	if (networks_parse("127.0.0.0/8 ::1", &cfg->spf_skip_networks,
 	    &cfg->nspf_skip_networks) < 0)
 		panic("config: default spf skip_networks");

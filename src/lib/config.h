@@ -148,6 +148,8 @@ struct config {
 	bool is_spf_reject;
 	struct config_network *spf_skip_networks;
 	size_t nspf_skip_networks;
+	/* [dkim] verify (RFC 6376) of mail on port 25 without a login. */
+	bool is_dkim_verify;
 
 	struct config_listener *listeners;
 	size_t nlisteners;

@@ -8,7 +8,6 @@
 #include "queue/queue.h"
 #include "queue/queue_int.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "auth/auth.h"
+#include "authn/authn.h"
 #include "lib/base64.h"
 #include "lib/util.h"
 #include "net/net.h"
@@ -33,118 +33,34 @@ static const char *const signed_fields[] = {
 	"in-reply-to", "references",
 };
 
-/* ---- Body (RFC 6376 §3.4.4, relaxed) --------------------------------- */
+/* ---- Body (RFC 6376 §3.4.4, relaxed; authn_dkim_canon.c) ------------ */
 
 static void
-body_emit(struct queue_dkim_body *b, const char *s, size_t n)
+body_hash(void *arg, const void *data, size_t len)
 {
-	auth_sha256_update(b->hash, s, n);
-	b->length += n;
+	auth_sha256_update(arg, data, len);
 }
 
 void
 queue_dkim_body_init(struct queue_dkim_body *b)
 {
-	memset(b, 0, sizeof(*b));
 	b->hash = auth_sha256_new();
-}
-
-/* A character that is part of a line's content. */
-static void
-body_content(struct queue_dkim_body *b, char c)
-{
-	for (; b->empty_lines > 0; b->empty_lines--)
-		body_emit(b, "\r\n", 2);
-	if (b->has_wsp)
-		body_emit(b, " ", 1);
-	b->has_wsp = false;
-	body_emit(b, &c, 1);
-	b->has_content = true;
-}
-
-static void
-body_eol(struct queue_dkim_body *b)
-{
-	/* Whitespace at the end of a line goes; an empty line waits, since
-	 * empty lines at the end of the body go too. */
-	b->has_wsp = false;
-	if (b->has_content)
-		body_emit(b, "\r\n", 2);
-	else
-		b->empty_lines++;
-	b->has_content = false;
+	authn_dkim_body_init(&b->canon, AUTHN_DKIM_RELAXED, UINT64_MAX,
+	    body_hash, b->hash);
 }
 
 void
 queue_dkim_body_update(struct queue_dkim_body *b, const char *data,
     size_t len)
 {
-	for (size_t i = 0; i < len; i++) {
-		char c = data[i];
-
-		/* A bare CR ends a line, as it does on the wire
-		 * (queue_stuff_feed sends it as CRLF). */
-		if (b->has_cr) {
-			b->has_cr = false;
-			body_eol(b);
-			if (c == '\n')
-				continue;
-		}
-		if (c == '\r')
-			b->has_cr = true;
-		else if (c == '\n')
-			body_eol(b);
-		else if (c == ' ' || c == '\t')
-			b->has_wsp = true;
-		else
-			body_content(b, c);
-	}
+	authn_dkim_body_update(&b->canon, data, len);
 }
 
 void
 queue_dkim_body_final(struct queue_dkim_body *b, unsigned char out[32])
 {
-	if (b->has_cr)
-		body_eol(b);
-	/* A body that does not end with CRLF gets one. */
-	if (b->has_content)
-		body_emit(b, "\r\n", 2);
+	authn_dkim_body_final(&b->canon);
 	auth_sha256_final(&b->hash, out);
-}
-
-/* ---- Header (RFC 6376 §3.4.2, relaxed) ------------------------------- */
-
-char *
-queue_dkim_header_relaxed(const char *field, size_t len)
-{
-	char *out = xmalloc(len + 3);
-	size_t o = 0, i = 0;
-	bool has_wsp = false;
-
-	/* The name, lowercased, without whitespace before the colon. */
-	for (; i < len && field[i] != ':'; i++) {
-		if (field[i] != ' ' && field[i] != '\t')
-			out[o++] = (char)tolower((unsigned char)field[i]);
-	}
-	out[o++] = ':';
-	if (i < len)
-		i++;
-	/* The value: unfolded, whitespace runs as one space, none at the
-	 * start or the end. */
-	for (; i < len; i++) {
-		char c = field[i];
-
-		if (c == '\r' || c == '\n' || c == ' ' || c == '\t') {
-			has_wsp = true;
-			continue;
-		}
-		if (has_wsp && out[o - 1] != ':')
-			out[o++] = ' ';
-		has_wsp = false;
-		out[o++] = c;
-	}
-	out[o] = '\0';
-	return out;
 }
 
 /* ---- Signing -------------------------------------------------------- */
@@ -221,7 +137,7 @@ queue_dkim_sign(const char *header, size_t hlen,
 		for (size_t i = n; i-- > 0;) {
 			if (!is_field_named(&fields[i], signed_fields[k]))
 				continue;
-			canon = queue_dkim_header_relaxed(fields[i].p,
+			canon = authn_dkim_header_relaxed(fields[i].p,
 			    fields[i].len);
 			queue_text_str(&data, canon);
 			queue_text_add(&data, "\r\n", 2);
@@ -256,7 +172,7 @@ queue_dkim_sign(const char *header, size_t hlen,
 	free(names.p);
 	/* RFC 6376 §3.7: the signature field itself, b= empty, last and
 	 * without its CRLF. */
-	canon = queue_dkim_header_relaxed(sig.p, sig.len);
+	canon = authn_dkim_header_relaxed(sig.p, sig.len);
 	queue_text_str(&data, canon);
 	free(canon);
 	if (net_key_sign(key, data.p, data.len, &raw, &rawlen) < 0) {

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "authn/authn.h"
 #include "lib/parse.h"
 
 struct event_base;
@@ -167,14 +168,11 @@ unsigned queue_dkim_keys_loads(const struct queue_dkim_keys *k);
 struct net_key;
 struct auth_sha256;
 
-/* The body hash in steps (RFC 6376 §3.4.4 relaxed, then SHA-256). */
+/* The body hash in steps: authn's canonicalizer (RFC 6376 §3.4.4
+ * relaxed, the one the verifier uses), then SHA-256. */
 struct queue_dkim_body {
 	struct auth_sha256 *hash;
-	uint64_t length;	/* canonical bytes hashed */
-	size_t empty_lines;	/* held back: empty lines at the end go */
-	bool has_wsp;		/* a whitespace run waits */
-	bool has_cr;		/* a CR waits for its LF */
-	bool has_content;	/* the current line has content */
+	struct authn_dkim_body canon;
 };
 
 void queue_dkim_body_init(struct queue_dkim_body *b);
@@ -182,9 +180,6 @@ void queue_dkim_body_update(struct queue_dkim_body *b, const char *data,
     size_t len);
 /* Writes the hash and frees what init took. */
 void queue_dkim_body_final(struct queue_dkim_body *b, unsigned char out[32]);
-/* One field in relaxed form, "name:value" without CRLF (RFC 6376
- * §3.4.2); caller frees. */
-char *queue_dkim_header_relaxed(const char *field, size_t len);
 /* The DKIM-Signature field, CRLF included, for the header block header
  * (hlen bytes, fields with their CRLFs, no empty line) and body hash bh;
  * NULL when the header has no From or signing failed. Caller frees. */

@@ -203,27 +203,16 @@ with_protocol(const struct smtp_session *s)
 	    (s->is_authenticated ? "ESMTPA" : "ESMTP");
 }
 
-/* Checks the client's header section, then writes our header fields and
- * it. */
+/* Writes our header fields and the client's header section. */
 static void
-header_flush(struct smtp_session *s, bool is_cut)
+header_write(struct smtp_session *s)
 {
 	char date[64];
 	char *prefix, *tls = NULL, *added = NULL, *ar = NULL;
 	const char *version = net_conn_tls_version(s->conn);
-	size_t removed = 0;
 
-	/* RFC 8601 §5: a field claiming our authserv-id did not come from
-	 * us; it goes before anyone can read it. A header over the buffer
-	 * is examined in its first part only. */
-	s->header.len = authn_ar_strip(s->header.data, s->header.len,
-	    s->cfg->hostname, &removed);
-	if (removed > 0)
-		log_info(s->sid, "smtp.auth_results_removed count=%zu",
-		    removed);
 	if (s->ar != NULL)
 		ar = authn_ar_field(s->ar);
-	header_check(s, is_cut);
 	date_format(date, sizeof(date));
 	if (version != NULL)
 		tls = xasprintf("\r\n\t(using %s with cipher %s)", version,
@@ -261,7 +250,142 @@ header_flush(struct smtp_session *s, bool is_cut)
 	free(added);
 	free(ar);
 	buf_clear(&s->header);
+}
+
+/* ---- DKIM (RFC 6376) on port 25 --------------------------------------- */
+
+/* Mail another server hands us: not submission, not a logged-in client.
+ * Unlike SPF, any client address: a signature says who wrote the
+ * message, not who hands it over. */
+static bool
+is_dkim_wanted(const struct smtp_session *s)
+{
+	return !s->is_submission && !s->is_authenticated &&
+	    s->ctx->authn != NULL && s->cfg->is_dkim_verify;
+}
+
+/* The header section is complete: reads its signatures. A signed
+ * message's body is then held in a spool (our header goes above it and
+ * must carry the results); returns true then. An unsigned one is
+ * dkim=none, added only to a header SPF already has (mail from loopback
+ * gets no header of ours for nothing). */
+static bool
+dkim_start(struct smtp_session *s, bool is_cut)
+{
+	enum store_err err;
+
+	if (!is_dkim_wanted(s) || s->delivery == NULL)
+		return false;
+	s->has_dkim_verdict = true;
+	memset(&s->dkim_verdict, 0, sizeof(s->dkim_verdict));
+	if (is_cut) {
+		/* Over the buffer: its fields cannot all be read. */
+		if (is_authn_dkim_signed(s->header.data, s->header.len)) {
+			if (s->ar == NULL)
+				s->ar = authn_ar_new(s->cfg->hostname);
+			authn_ar_add(s->ar, "dkim", "permerror", "header "
+			    "section too long to verify", NULL, NULL);
+		}
+		return false;
+	}
+	s->dkim = authn_dkim_new(s->header.data, s->header.len, time(NULL));
+	if (s->dkim == NULL) {
+		if (s->ar != NULL)
+			authn_dkim_ar_add(s->ar, &s->dkim_verdict);
+		return false;
+	}
+	s->dkim_spool = store_spool_open(s->ctx->store, &err);
+	if (s->dkim_spool < 0) {
+		log_error(s->sid, "smtp.dkim_spool_failed error=\"%s\"",
+		    store_err_text(err));
+		authn_dkim_free(&s->dkim);
+		if (s->ar == NULL)
+			s->ar = authn_ar_new(s->cfg->hostname);
+		authn_ar_add(s->ar, "dkim", "temperror", "no room to verify",
+		    NULL, NULL);
+		return false;
+	}
+	s->dkim_spooled = 0;
+	s->is_dkim_held = true;
+	return true;
+}
+
+/* Body bytes: on their way (store_write), or, for a signed message,
+ * through the DKIM body hashes into the DKIM spool. */
+static void
+body_write(struct smtp_session *s, const char *data, size_t n)
+{
+	if (!s->is_dkim_held) {
+		store_write(s, data, n);
+		return;
+	}
+	if (s->is_oversize || s->is_write_failed || n == 0)
+		return;
+	authn_dkim_body(s->dkim, data, n);
+	while (n > 0) {
+		ssize_t w = write(s->dkim_spool, data, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			log_error(s->sid, "smtp.dkim_spool_write_failed "
+			    "error=\"%s\"", strerror(errno));
+			s->is_write_failed = true;
+			return;
+		}
+		data += w;
+		n -= (size_t)w;
+		s->dkim_spooled += (uint64_t)w;
+	}
+}
+
+/* The DKIM spool after our header: to the milters' spool or the
+ * delivery, as store_write() sends everything. */
+static void
+dkim_spool_copy(struct smtp_session *s)
+{
+	char buf[CHUNK];
+	uint64_t off = 0;
+
+	while (off < s->dkim_spooled && !s->is_write_failed) {
+		size_t want = s->dkim_spooled - off < sizeof(buf) ?
+		    (size_t)(s->dkim_spooled - off) : sizeof(buf);
+		ssize_t r = pread(s->dkim_spool, buf, want, (off_t)off);
+
+		if (r <= 0) {
+			log_error(s->sid, "smtp.dkim_spool_read_failed "
+			    "error=\"%s\"", r < 0 ? strerror(errno) :
+			    "short");
+			s->is_write_failed = true;
+			break;
+		}
+		store_write(s, buf, (size_t)r);
+		off += (uint64_t)r;
+	}
+	close(s->dkim_spool);
+	s->dkim_spool = -1;
+}
+
+/* Checks the client's header section, then writes our header fields and
+ * it, unless DKIM holds them until the end. */
+static void
+header_flush(struct smtp_session *s, bool is_cut)
+{
+	size_t removed = 0;
+
+	/* RFC 8601 §5: a field claiming our authserv-id did not come from
+	 * us; it goes before anyone can read it. A header over the buffer
+	 * is examined in its first part only. */
+	s->header.len = authn_ar_strip(s->header.data, s->header.len,
+	    s->cfg->hostname, &removed);
+	if (removed > 0)
+		log_info(s->sid, "smtp.auth_results_removed count=%zu",
+		    removed);
+	header_check(s, is_cut);
 	s->is_header_done = true;
+	if (dkim_start(s, is_cut))
+		return;
+	header_write(s);
 }
 
 /* The first n bytes of the header buffer, complete fields, in tail
@@ -399,7 +523,7 @@ message_bytes(struct smtp_session *s, const char *data, size_t n)
 		return;
 	}
 	if (s->is_header_done) {
-		store_write(s, data, n);
+		body_write(s, data, n);
 		return;
 	}
 	/* Keep the header section to see which fields it has; a header
@@ -416,7 +540,7 @@ message_bytes(struct smtp_session *s, const char *data, size_t n)
 		    (h->len >= 4 && memcmp(h->data + h->len - 4, "\r\n\r\n",
 		    4) == 0)) {
 			header_flush(s, false);
-			store_write(s, data + i + 1, n - i - 1);
+			body_write(s, data + i + 1, n - i - 1);
 			return;
 		}
 	}
@@ -486,6 +610,46 @@ is_account_earlier(const struct smtp_session *s, size_t i, size_t j)
 	return false;
 }
 
+/* The DKIM results are in: they go into our header, the header and the
+ * held body on their way (the milters' spool or the delivery), and the
+ * message goes on as message_end() would have sent it. */
+static void
+on_dkim(void *arg, const struct authn_dkim_verdict *v)
+{
+	struct smtp_session *s = arg;
+	char results[128];
+	size_t o = 0;
+
+	if (!net_conn_unwait(s->conn))
+		return;
+	results[0] = '\0';
+	for (size_t i = 0; i < v->n && o + 1 < sizeof(results); i++)
+		o += (size_t)snprintf(results + o, sizeof(results) - o, "%s%s",
+		    i ? "," : "", authn_dkim_status_name(v->sigs[i].result));
+	log_info(s->sid, "smtp.dkim results=%s d=%s reason=\"%s\"%s", results,
+	    v->sigs[0].domain, v->sigs[0].reason, v->ignored > 0 ?
+	    " more_ignored=yes" : "");
+	s->dkim_verdict = *v;
+	if (s->ar == NULL)
+		s->ar = authn_ar_new(s->cfg->hostname);
+	authn_dkim_ar_add(s->ar, v);
+	s->is_dkim_held = false;
+	header_write(s);
+	dkim_spool_copy(s);
+	if (s->is_write_failed) {
+		smtp_reply(s, "452 4.3.1 Insufficient system storage, try "
+		    "again later");
+		s->header_refusal[0] = '\0';
+		smtp_transaction_reset(s);
+		smtp_set_state(s, SMTP_STATE_READY);
+		return;
+	}
+	if (s->milter_spool >= 0)
+		smtp_milter_message(s);
+	else
+		smtp_message_store(s, NULL);
+}
+
 /* The whole message is in: answer, or hand it to the store. */
 static void
 message_end(struct smtp_session *s)
@@ -514,6 +678,17 @@ message_end(struct smtp_session *s)
 		 * success, nothing is kept (as in Postfix). */
 		log_info(s->sid, "smtp.discarded by=milter");
 		smtp_reply(s, "250 2.0.0 OK: queued as %s", s->sid);
+	} else if (s->is_dkim_held) {
+		struct authn_dkim *d = s->dkim;
+
+		/* Keys are fetched off the loop; the reply waits. */
+		s->dkim = NULL;
+		smtp_set_state(s, SMTP_STATE_WAIT);
+		net_conn_wait(s->conn);
+		authn_dkim_submit(s->ctx->authn, d,
+		    (unsigned)s->cfg->dkim_timeout, net_conn_base(s->conn),
+		    on_dkim, s);
+		return;
 	} else if (s->milter_spool >= 0) {
 		smtp_milter_message(s);
 		return;

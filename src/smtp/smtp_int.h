@@ -160,6 +160,18 @@ struct smtp_session {
 	/* Authentication-Results of the transaction (SPF, after MAIL), or
 	 * NULL: written above Received: (RFC 8601 §5). */
 	struct authn_ar *ar;
+	/* DKIM (RFC 6376) of the message under way, port 25 without a
+	 * login: its signatures, read when the header section ended, and
+	 * the body hashed as it comes. A signed message's body waits in
+	 * dkim_spool (a file without a name) until the results can go in
+	 * the header above it (smtp_cmd_data.c). */
+	struct authn_dkim *dkim;
+	bool is_dkim_held;
+	int dkim_spool;		/* -1: none */
+	uint64_t dkim_spooled;
+	/* The results, once known (for DMARC and a spam score). */
+	bool has_dkim_verdict;
+	struct authn_dkim_verdict dkim_verdict;
 	/* The reply that refuses the message at its end, once its header
 	 * was read (hops, From: of a logged-in user); "" for none. */
 	char header_refusal[256];

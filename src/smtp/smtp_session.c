@@ -145,6 +145,13 @@ smtp_transaction_reset(struct smtp_session *s)
 	s->is_smtputf8 = false;
 	s->is_8bit = false;
 	authn_ar_free(&s->ar);
+	authn_dkim_free(&s->dkim);
+	s->is_dkim_held = false;
+	if (s->dkim_spool >= 0)
+		close(s->dkim_spool);
+	s->dkim_spool = -1;
+	s->dkim_spooled = 0;
+	s->has_dkim_verdict = false;
 	store_delivery_abort(&s->delivery);
 	buf_clear(&s->header);
 	s->is_header_done = false;
@@ -198,6 +205,7 @@ smtp_session_open(struct net_conn *c)
 	s->milter_spool = -1;
 	s->milter_out = -1;
 	s->milters = milter_chain_new(s->cfg, net_conn_listener(c), s->sid);
+	s->dkim_spool = -1;
 	/* RFC 5321 §4.3.1: the greeting names us. */
 	smtp_reply(s, "220 %s ESMTP postern", s->cfg->hostname);
 	return s;

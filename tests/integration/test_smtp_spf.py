@@ -252,8 +252,10 @@ def test_smtp_spf_result_in_header_matches_pyspf(marking, dnsserver, ip,
             res[1].endswith(" smtp.helo=%s" % helo), res
     else:
         # RFC 7208 §2.4: for <> the HELO identity is the MAIL FROM one.
-        assert len(res) == 1 and res[0].startswith("spf=%s " % want) and \
+        assert len(res) == 2 and res[0].startswith("spf=%s " % want) and \
             res[0].endswith(" smtp.helo=%s" % helo), res
+    # The message is not signed: DKIM adds its "none" to the field.
+    assert res[-1] == "dkim=none", res
     assert pyspf(dnsserver, ip, sender, helo) == want
 
 
@@ -269,7 +271,8 @@ def test_smtp_spf_header_is_at_the_top_with_a_comment(marking):
                         b"smtp.mailfrom=a@pass.test;")
     assert lines[3].startswith(b"\tspf=none (no SPF record at "
                                b"helo-none.test) smtp.helo=helo-none.test")
-    assert lines[4].startswith(b"Received: from helo-none.test")
+    assert lines[4] == b"\tdkim=none"
+    assert lines[5].startswith(b"Received: from helo-none.test")
 
 
 @needs_dnsmasq

@@ -74,13 +74,13 @@ test_queue_dkim_header_relaxed_rfc6376_example(void **state)
 	char *a, *b;
 
 	(void)state;
-	a = queue_dkim_header_relaxed("A: X", 4);
-	b = queue_dkim_header_relaxed("B : Y\t\r\n\tZ  ", 12);
+	a = authn_dkim_header_relaxed("A: X", 4);
+	b = authn_dkim_header_relaxed("B : Y\t\r\n\tZ  ", 12);
 	assert_string_equal(a, "a:X");
 	assert_string_equal(b, "b:Y Z");
 	free(a);
 	free(b);
-	a = queue_dkim_header_relaxed("Subject:", 8);
+	a = authn_dkim_header_relaxed("Subject:", 8);
 	assert_string_equal(a, "subject:");
 	free(a);
 }
