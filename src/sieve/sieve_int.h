@@ -68,6 +68,8 @@ struct sv_str {
 	char *s;
 	size_t len;
 	bool has_var;
+	void *re;		/* a constant :regex key: its compiled regex_t,
+				 * made once by the compiler */
 };
 struct sv_list {
 	struct sv_str *v;
@@ -115,6 +117,8 @@ struct sv_script {
 
 struct sieve_program {
 	struct sv_arena arena;
+	void **regexes;		/* regex_t of constant :regex keys */
+	size_t nregexes;
 	struct sv_script *main;
 	size_t nscripts;
 };
@@ -136,15 +140,17 @@ struct sv_run;
  * frees). Counts steps into *steps. Returns 1 match, 0 not, -1 error
  * (regex that does not compile; *err set). */
 int sv_match(const struct sv_node *n, const char *value, size_t vlen,
-    const char *key, size_t klen, char **caps, unsigned *steps,
-    const char **err);
+    const char *key, size_t klen, const void *re, char **caps,
+    unsigned *steps, const char **err);
 /* Compares a and b by comparator: <0, 0, >0 (i;ascii-numeric per RFC
  * 4790 §9.1.1: a string not starting with a digit is positive infinity). */
 int sv_compare(enum sv_cmp cmp, const char *a, size_t alen, const char *b,
     size_t blen);
 bool sv_rel_holds(enum sv_rel rel, int c);
-/* Checks a regex at compile time. Returns NULL or why it fails. */
-const char *sv_regex_check(const char *re, bool icase);
+/* Compiles a :regex key (POSIX ERE) into a new regex_t (free with
+ * sv_regex_free), or returns NULL with *why_out set. */
+void *sv_regex_compile(const char *re, bool icase, const char **why_out);
+void sv_regex_free(void *re);
 
 /* ---- Run (sieve_run.c) ------------------------------------------------- */
 

@@ -224,61 +224,117 @@ glob(enum sv_cmp cmp, const char *v, size_t vlen, const char *k,
 	return ok;
 }
 
-const char *
-sv_regex_check(const char *re, bool icase)
-{
-	static __thread char why[128];
-	regex_t rx;
-	int rc;
+/* Repetitions a regex may multiply out to: glibc builds an automaton
+ * with a state per repeated copy, so "(a{255}){255}" of 14 bytes takes
+ * tens of MB and seconds. The product of every bound counts, nested or
+ * not (a bound over the limit alone is refused too). */
+#define SV_MAX_REGEX_REPEAT 2000
 
-	if (strlen(re) > SIEVE_MAX_REGEX)
-		return "too long";
-	rc = regcomp(&rx, re, REG_EXTENDED | REG_NOSUB |
-	    (icase ? REG_ICASE : 0));
-	if (rc != 0) {
-		regerror(rc, &rx, why, sizeof(why));
-		return why;
+static bool
+is_regex_small(const char *re)
+{
+	unsigned long product = 1;
+
+	for (const char *p = re; *p != '\0'; p++) {
+		unsigned long a = 0, b = 0;
+		const char *q;
+
+		if (*p == '\\' && p[1] != '\0') {
+			p++;
+			continue;
+		}
+		if (*p != '{')
+			continue;
+		for (q = p + 1; isdigit((unsigned char)*q) && a < 100000; q++)
+			a = a * 10 + (unsigned long)(*q - '0');
+		b = a;
+		if (*q == ',') {
+			b = 0;
+			for (q++; isdigit((unsigned char)*q) && b < 100000; q++)
+				b = b * 10 + (unsigned long)(*q - '0');
+			if (b < a)
+				b = a;
+		}
+		if (b == 0)
+			b = 1;
+		product *= b;
+		if (product > SV_MAX_REGEX_REPEAT)
+			return false;
 	}
-	regfree(&rx);
-	return NULL;
+	return true;
 }
 
-static int
-regex_match(enum sv_cmp cmp, const char *v, const char *k, char **caps,
-    const char **err)
+void *
+sv_regex_compile(const char *re, bool icase, const char **why_out)
 {
-	regex_t rx;
-	regmatch_t m[SV_MAX_CAPTURES];
+	static __thread char why[128];
+	regex_t *rx;
 	int rc;
 
-	if (strlen(k) > SIEVE_MAX_REGEX) {
-		*err = "regex too long";
-		return -1;
+	if (strlen(re) > SIEVE_MAX_REGEX) {
+		*why_out = "too long";
+		return NULL;
 	}
-	if (regcomp(&rx, k, REG_EXTENDED | (cmp == CMP_CASEMAP ?
-	    REG_ICASE : 0) | (caps == NULL ? REG_NOSUB : 0)) != 0) {
-		*err = "invalid regex";
-		return -1;
+	if (!is_regex_small(re)) {
+		*why_out = "too many repetitions";
+		return NULL;
 	}
-	rc = regexec(&rx, v, caps != NULL ? SV_MAX_CAPTURES : 0,
+	rx = xmalloc(sizeof(*rx));
+	rc = regcomp(rx, re, REG_EXTENDED | (icase ? REG_ICASE : 0));
+	if (rc != 0) {
+		regerror(rc, rx, why, sizeof(why));
+		free(rx);
+		*why_out = why;
+		return NULL;
+	}
+	return rx;
+}
+
+void
+sv_regex_free(void *re)
+{
+	if (re != NULL) {
+		regfree(re);
+		free(re);
+	}
+}
+
+/* Runs a :regex match: with the compiled key re, else compiling k (a key
+ * holding variables) for this match only. */
+static int
+regex_match(enum sv_cmp cmp, const char *v, const char *k, const void *re,
+    char **caps, const char **err)
+{
+	const regex_t *rx = re;
+	regmatch_t m[SV_MAX_CAPTURES];
+	void *own = NULL;
+	int rc;
+
+	if (rx == NULL) {
+		own = sv_regex_compile(k, cmp == CMP_CASEMAP, err);
+		if (own == NULL)
+			return -1;
+		rx = own;
+	}
+	rc = regexec(rx, v, caps != NULL ? SV_MAX_CAPTURES : 0,
 	    caps != NULL ? m : NULL, 0);
 	if (rc == 0 && caps != NULL) {
 		for (int i = 0; i < SV_MAX_CAPTURES; i++) {
-			if (i <= (int)rx.re_nsub && m[i].rm_so >= 0)
+			if (i <= (int)rx->re_nsub && m[i].rm_so >= 0)
 				caps[i] = xstrndup(v + m[i].rm_so,
 				    (size_t)(m[i].rm_eo - m[i].rm_so));
 			else
 				caps[i] = xstrdup("");
 		}
 	}
-	regfree(&rx);
+	sv_regex_free(own);
 	return rc == 0;
 }
 
 int
 sv_match(const struct sv_node *n, const char *value, size_t vlen,
-    const char *key, size_t klen, char **caps, unsigned *steps,
-    const char **err)
+    const char *key, size_t klen, const void *re, char **caps,
+    unsigned *steps, const char **err)
 {
 	enum sv_cmp cmp = (enum sv_cmp)n->cmp;
 
@@ -290,7 +346,7 @@ sv_match(const struct sv_node *n, const char *value, size_t vlen,
 		return glob(cmp, value, vlen, key, klen, caps, steps);
 	case G_REGEX:
 		*steps += (unsigned)(vlen / 16 + 1);
-		return regex_match(cmp, value, key, caps, err);
+		return regex_match(cmp, value, key, re, caps, err);
 	case G_VALUE:
 		return sv_rel_holds((enum sv_rel)n->rel,
 		    sv_compare(cmp, value, vlen, key, klen));

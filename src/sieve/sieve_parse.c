@@ -985,22 +985,26 @@ validate(struct parser *p, const struct spec *sp, struct sv_node *n,
 			/* the keys are the last positional list */
 			const struct sv_list *keys = &n->pos[n->npos - 1];
 
+			/* constant keys are compiled once, here */
 			for (size_t k = 0; k < keys->n; k++) {
-				const char *why;
+				struct sieve_program *prog = p->prog;
+				const char *why = NULL;
+				void *re;
 
 				if (keys->v[k].has_var)
 					continue;
-				if (keys->v[k].len > SIEVE_MAX_REGEX) {
-					fail(p, n->line, "regex too long");
-					return false;
-				}
-				why = sv_regex_check(keys->v[k].s,
-				    n->cmp == CMP_CASEMAP);
-				if (why != NULL) {
-					fail(p, n->line, "invalid regex '%s': "
+				re = sv_regex_compile(keys->v[k].s,
+				    n->cmp == CMP_CASEMAP, &why);
+				if (re == NULL) {
+					fail(p, n->line, "invalid regex '%.40s': "
 					    "%s", keys->v[k].s, why);
 					return false;
 				}
+				prog->regexes = xrealloc(prog->regexes,
+				    (prog->nregexes + 1) *
+				    sizeof(*prog->regexes));
+				prog->regexes[prog->nregexes++] = re;
+				keys->v[k].re = re;
 			}
 		}
 	}
@@ -1561,6 +1565,9 @@ sieve_program_free(struct sieve_program **p)
 {
 	if (*p == NULL)
 		return;
+	for (size_t i = 0; i < (*p)->nregexes; i++)
+		sv_regex_free((*p)->regexes[i]);
+	free((*p)->regexes);
 	sv_arena_free(&(*p)->arena);
 	free(*p);
 	*p = NULL;

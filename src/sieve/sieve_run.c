@@ -288,8 +288,8 @@ match_values(struct sv_run *r, const struct sv_node *n, char **vals,
 			char *key = expand(r, &keys->v[k]);
 			const char *err = NULL;
 			int m = sv_match(n, vals[v], strlen(vals[v]), key,
-			    strlen(key), want_caps ? caps : NULL,
-			    &r->res->steps, &err);
+			    strlen(key), keys->v[k].re,
+			    want_caps ? caps : NULL, &r->res->steps, &err);
 
 			free(key);
 			if (r->res->steps > SIEVE_MAX_STEPS) {
