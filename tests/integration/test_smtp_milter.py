@@ -399,6 +399,48 @@ def test_big_body_goes_in_chunks(server, peers):
     assert b"".join(chunks) == body
 
 
+def test_pipelined_commands_wait_for_the_milter(server, peers):
+    a, _ = peers
+    a.reset(rcpt={OTHER: b"r"},
+            eom=[(b"h", b"X-Piped\0yes\0"), (b"c", b"")])
+    tok = uuid.uuid4().hex
+    conn, _ = smtp_open(server, "smtp")
+    with conn:
+        conn.send(b"MAIL FROM:<someone@other.test>\r\n"
+                  b"RCPT TO:<%s>\r\nRCPT TO:<%s>\r\nDATA\r\n" %
+                  (OTHER.encode(), RCPT.encode()))
+        assert conn.read_smtp_reply(30).raw == SENDER_OK
+        assert conn.read_smtp_reply(30).raw == [
+            b"550 5.7.1 Recipient rejected\r\n"]
+        assert conn.read_smtp_reply(30).raw == RCPT_OK
+        assert conn.read_smtp_reply(30).raw[0].startswith(b"354 ")
+        r = smtp_send_data(conn, message(tok), timeout=30)
+        assert QUEUED_RE.match(r.raw[0]), r.raw
+    assert b"\r\nX-Piped: yes\r\n" in fetch(server, tok)
+    assert fetch(server, tok, OTHER, OTHER_PW) is None
+
+
+def test_bdat_message_is_changed_too(server, peers):
+    a, _ = peers
+    a.reset(eom=[(b"h", b"X-Bdat\0yes\0"), (b"c", b"")])
+    tok = uuid.uuid4().hex
+    msg = message(tok)
+    conn, _ = smtp_open(server, "smtp")
+    with conn:
+        assert smtp_cmd(conn, "MAIL FROM:<someone@other.test>",
+                        timeout=30).raw == SENDER_OK
+        assert smtp_cmd(conn, "RCPT TO:<%s>" % RCPT, timeout=30).raw == \
+            RCPT_OK
+        conn.send(b"BDAT 10\r\n" + msg[:10])
+        assert conn.read_smtp_reply(30).raw == [
+            b"250 2.0.0 10 octets received\r\n"]
+        conn.send(b"BDAT %d LAST\r\n" % (len(msg) - 10) + msg[10:])
+        r = conn.read_smtp_reply(30)
+        assert QUEUED_RE.match(r.raw[0]), r.raw
+    head, body = header_and_body(fetch(server, tok))
+    assert head.endswith(b"X-Bdat: yes\r\n") and body == b"body line\r\n"
+
+
 # ---- milters down, slow, broken -------------------------------------------
 
 def test_timeout_gives_default_accept(server, peers):
