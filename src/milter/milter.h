@@ -58,6 +58,10 @@ struct milter_verdict {
 	uint64_t out_len;
 	bool is_quarantined;
 	char quarantine[256];
+	/* Recipients a milter removed (DELRCPT), as it named them, without
+	 * angle brackets; owned by the verdict. */
+	char **delrcpts;
+	size_t ndelrcpts;
 };
 
 typedef void (*milter_cb)(void *arg, const struct milter_verdict *v);

@@ -859,8 +859,10 @@ eom_replies(struct milter_chain *c, struct milter_job *j,
 		case SMFIR_QUARANTINE:
 			need = SMFIF_QUARANTINE;
 			break;
-		case SMFIR_ADDRCPT:
 		case SMFIR_DELRCPT:
+			need = SMFIF_DELRCPT;
+			break;
+		case SMFIR_ADDRCPT:
 		case SMFIR_ADDRCPT_PAR:
 		case SMFIR_CHGFROM:
 			/* Not offered (MILTER_ACTIONS): left undone. */
@@ -887,6 +889,15 @@ eom_replies(struct milter_chain *c, struct milter_job *j,
 				bool ls = mc->protocol & SMFIP_HDR_LEADSPC;
 				int e;
 
+				if (ch->cmd == SMFIR_DELRCPT) {
+					v->delrcpts = xrealloc(v->delrcpts,
+					    (v->ndelrcpts + 1) *
+					    sizeof(*v->delrcpts));
+					v->delrcpts[v->ndelrcpts++] =
+					    ch->name;
+					ch->name = NULL;
+					continue;
+				}
 				if (ch->cmd == SMFIR_ADDHEADER)
 					e = milter_header_add(&m->mod, ch->name,
 					    ch->value, ch->value_len, ls);
@@ -939,7 +950,8 @@ eom_replies(struct milter_chain *c, struct milter_job *j,
 			continue;
 		}
 		if (m->nchanges >= MILTER_MAX_CHANGES ||
-		    m->change_bytes + r.value_len > MILTER_MAX_HEADER) {
+		    m->change_bytes + r.value_len + strlen(r.name) >
+		    MILTER_MAX_HEADER) {
 			errno = 0;
 			rc = conn_fail(c, mc, "eom", "too many changes", v);
 			goto out;
@@ -951,9 +963,22 @@ eom_replies(struct milter_chain *c, struct milter_job *j,
 
 		ch->cmd = r.cmd;
 		ch->index = r.index;
-		ch->name = xstrdup(r.name);
+		if (r.cmd == SMFIR_DELRCPT) {
+			/* "<a@b>" or "a@b". */
+			size_t n = strlen(r.name);
+			const char *a = r.name;
+
+			if (n >= 2 && a[0] == '<' && a[n - 1] == '>') {
+				a++;
+				n -= 2;
+			}
+			ch->name = xstrndup(a, n);
+		} else {
+			ch->name = xstrdup(r.name);
+		}
 		ch->value = xmalloc(r.value_len + 1);
-		memcpy(ch->value, r.value, r.value_len);
+		if (r.value_len > 0)
+			memcpy(ch->value, r.value, r.value_len);
 		ch->value[r.value_len] = '\0';
 		ch->value_len = r.value_len;
 		m->change_bytes += r.value_len + strlen(r.name);
@@ -1163,6 +1188,9 @@ job_free(struct milter_job *j)
 	for (size_t i = 0; i < j->nargs; i++)
 		free(j->args[i]);
 	free(j->args);
+	for (size_t i = 0; i < j->v.ndelrcpts; i++)
+		free(j->v.delrcpts[i]);
+	free(j->v.delrcpts);
 	free(j);
 }
 

@@ -88,10 +88,11 @@
 #define SMFIP_NR_BODY	0x80000
 #define SMFIP_HDR_LEADSPC 0x100000
 
-/* What we do: the header and body changes and quarantine (recipients
- * and the sender are not changed by milters here). */
+/* What we do: the header and body changes, quarantine and removing
+ * recipients (adding recipients and changing the sender are not
+ * offered). */
 #define MILTER_ACTIONS (SMFIF_ADDHDRS | SMFIF_CHGBODY | SMFIF_CHGHDRS | \
-    SMFIF_QUARANTINE)
+    SMFIF_QUARANTINE | SMFIF_DELRCPT)
 /* The steps a milter may leave out or leave unanswered; RCPT_REJ (seeing
  * refused recipients) is not offered. */
 #define MILTER_PROTOCOL (SMFIP_NOCONNECT | SMFIP_NOHELO | SMFIP_NOMAIL | \

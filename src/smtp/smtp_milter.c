@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -79,11 +80,11 @@ smtp_milter_mail(struct smtp_session *s)
 	    net_conn_base(s->conn), on_mail, s);
 }
 
-/* Forgets the last recipient (refused by a milter). */
+/* Forgets recipient i (refused or removed by a milter). */
 static void
-rcpt_drop_last(struct smtp_session *s)
+rcpt_drop(struct smtp_session *s, size_t i)
 {
-	struct smtp_rcpt *r = &s->rcpts[--s->nrcpts];
+	struct smtp_rcpt *r = &s->rcpts[i];
 
 	free(r->address);
 	free(r->accounts);
@@ -91,6 +92,35 @@ rcpt_drop_last(struct smtp_session *s)
 		free(r->external[j]);
 	free(r->external);
 	free(r->dsn);
+	memmove(s->rcpts + i, s->rcpts + i + 1,
+	    (s->nrcpts - i - 1) * sizeof(*s->rcpts));
+	s->nrcpts--;
+}
+
+static void
+rcpt_drop_last(struct smtp_session *s)
+{
+	rcpt_drop(s, s->nrcpts - 1);
+}
+
+/* DELRCPT: the envelope recipients a milter removed (RFC 5321 local
+ * parts compared as given, the domain in any case: as we compare them
+ * everywhere, case-insensitively). */
+static void
+rcpts_remove(struct smtp_session *s, const struct milter_verdict *v)
+{
+	for (size_t d = 0; d < v->ndelrcpts; d++) {
+		for (size_t i = 0; i < s->nrcpts; i++) {
+			if (strcasecmp(s->rcpts[i].address,
+			    v->delrcpts[d]) != 0)
+				continue;
+			log_info(s->sid, "smtp.rcpt to=<%s> result=milter_"
+			    "removed milter=%s", s->rcpts[i].address,
+			    v->milter);
+			rcpt_drop(s, i);
+			break;
+		}
+	}
 }
 
 static void
@@ -157,6 +187,16 @@ on_message(void *arg, const struct milter_verdict *v)
 	if (v->result == MILTER_DISCARD) {
 		log_info(s->sid, "smtp.discarded by=milter milter=%s",
 		    v->milter);
+		smtp_reply(s, "250 2.0.0 OK: queued as %s", s->sid);
+		message_done(s);
+		return;
+	}
+	rcpts_remove(s, v);
+	if (s->nrcpts == 0) {
+		/* Every recipient removed: nothing to deliver, as a
+		 * discard. */
+		log_info(s->sid, "smtp.discarded by=milter reason=no_recipients "
+		    "milter=%s", v->milter);
 		smtp_reply(s, "250 2.0.0 OK: queued as %s", s->sid);
 		message_done(s);
 		return;

@@ -22,7 +22,8 @@ STEPS = {b"C": "connect", b"H": "helo", b"M": "mail", b"R": "rcpt",
          b"T": "data", b"L": "header", b"N": "eoh", b"B": "body",
          b"E": "eom"}
 
-ACTIONS = 0x01 | 0x02 | 0x10 | 0x20   # ADDHDRS CHGBODY CHGHDRS QUARANTINE
+# ADDHDRS CHGBODY CHGHDRS QUARANTINE DELRCPT
+ACTIONS = 0x01 | 0x02 | 0x10 | 0x20 | 0x08
 
 
 def packet(cmd, data=b""):

@@ -338,6 +338,36 @@ def test_quarantine_files_into_junk(server, peers):
     assert fetch(server, tok, mailbox="Junk") is not None
 
 
+def test_delrcpt_removes_a_recipient(server, peers):
+    a, _ = peers
+    a.reset(eom=[(b"-", b"<" + OTHER.upper().encode() + b">\0"),
+                 (b"c", b"")])
+    tok = uuid.uuid4().hex
+    _, replies = transaction(server, rcpts=(OTHER, RCPT), tok=tok,
+                             data=message(tok))
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    assert fetch(server, tok) is not None
+    assert fetch(server, tok, OTHER, OTHER_PW) is None
+    # Every recipient removed: 250, nothing stored.
+    a.reset(eom=[(b"-", RCPT.encode() + b"\0"), (b"c", b"")])
+    tok = uuid.uuid4().hex
+    _, replies = transaction(server, tok=tok, data=message(tok))
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    assert fetch(server, tok) is None
+
+
+def test_envelope_changes_not_offered_are_ignored(server, peers):
+    a, _ = peers
+    # ADDRCPT and CHGFROM were not negotiated: logged, not done.
+    a.reset(eom=[(b"+", b"<evil@other.test>\0"),
+                 (b"e", b"<evil@other.test>\0"), (b"c", b"")])
+    tok = uuid.uuid4().hex
+    _, replies = transaction(server, tok=tok, data=message(tok))
+    assert QUEUED_RE.match(replies[-1][0]), replies
+    assert fetch(server, tok).startswith(
+        b"Return-Path: <someone@other.test>\r\n")
+
+
 def test_changes_of_a_failing_milter_are_not_made(server, peers):
     a, _ = peers
     # Changes, then a reply that is no reply: the milter is broken, the
