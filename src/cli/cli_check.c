@@ -23,7 +23,8 @@
 #include "lib/util.h"
 
 static const char usage[] =
-    "postern check spf IP HELO SENDER [-c FILE] [--json]\n"
+    "postern check spf IP HELO SENDER [-c FILE] [--json] "
+    "[--resolver IP[:PORT]]\n"
     "  (SENDER \"\" for the null sender <>)\n"
     "postern check dkim FILE [-c FILE] [--json] [--resolver IP[:PORT]]";
 
@@ -201,7 +202,9 @@ check_run(struct cli_admin *ad, const char *verb)
 {
 	struct authn_spf_verdict v;
 	struct authn_spf_request req;
-	char err[256];
+	const char *resolver = ad->cfg->queue_resolver;
+	uint16_t port = (uint16_t)ad->cfg->queue_resolver_port;
+	char err[256], ip[64];
 
 	if (strcmp(verb, "dkim") == 0)
 		return check_dkim(ad);
@@ -221,8 +224,15 @@ check_run(struct cli_admin *ad, const char *verb)
 		    "IPv6 address\n", req.ip);
 		return CLI_EXIT_USAGE;
 	}
-	if (authn_spf_check_now(ad->cfg->queue_resolver,
-	    (uint16_t)ad->cfg->queue_resolver_port, &req, &v, err,
+	if (ad->resolver != NULL) {
+		if (resolver_parse(ad->resolver, ip, sizeof(ip), &port) < 0) {
+			fprintf(stderr, "postern check spf: '%s' is not IP "
+			    "or IP:PORT\n", ad->resolver);
+			return CLI_EXIT_USAGE;
+		}
+		resolver = ip;
+	}
+	if (authn_spf_check_now(resolver, port, &req, &v, err,
 	    sizeof(err)) < 0) {
 		fprintf(stderr, "postern check spf: %s\n", err);
 		return CLI_EXIT_FAIL;

@@ -187,6 +187,32 @@ def test_accepting_milter_sees_the_whole_conversation(server, peers):
         assert cmd + b"i\x00" + qid + b"\x00" in macros, (cmd, macros)
 
 
+def test_milter_sees_the_dkim_results_of_a_signed_message(server, peers):
+    """A signed message's body waits for its DKIM results (our header goes
+    above it); with milters it then goes their way: they see our
+    Authentication-Results: with the dkim= result, the signature and the
+    body, and the stored message carries it. The signature expired long
+    ago: a fail without any DNS question."""
+    a, _ = peers
+    a.reset()
+    tok = uuid.uuid4().hex
+    sig = (b"DKIM-Signature: v=1; a=rsa-sha256; d=other.test; s=s1; t=1;"
+           b" x=2;\r\n\th=from; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hS"
+           b"uFU=; b=AAAA\r\n")
+    _, replies = transaction(server, data=sig + message(tok), tok=tok)
+    assert QUEUED_RE.match(replies[2][0]), replies
+    names = [h.split(b"\0")[0] for h in a.seen("header")]
+    assert names == [b"Authentication-Results", b"Received",
+                     b"DKIM-Signature", b"From", b"To", b"Subject"], names
+    ar = a.seen("header")[0]
+    assert b"dkim=fail (signature expired at 2) header.d=other.test " \
+        b"header.s=s1 header.b=AAAA" in ar, ar
+    assert a.seen("body") == [b"body line\r\n"]
+    got = fetch(server, tok)
+    assert b"dkim=fail (signature expired at 2)" in got
+    assert got.endswith(b"\r\n\r\nbody line\r\n")
+
+
 # ---- refusals at each step ------------------------------------------------
 
 @pytest.mark.parametrize("step", ["connect", "helo", "mail"])

@@ -456,7 +456,7 @@ def test_cli_check_spf_gives_the_servers_result(marking, ip, sender, helo,
 
 
 @needs_dnsmasq
-def test_cli_check_spf_text_and_usage(marking):
+def test_cli_check_spf_text_and_usage(marking, dnsserver):
     out = admin_ok(marking.admin_config, "check", "spf", "127.0.0.2",
                    "helo-none.test", "a@fail.test")
     assert out.splitlines()[0].split()[:3] == ["mailfrom", "fail",
@@ -467,3 +467,12 @@ def test_cli_check_spf_text_and_usage(marking):
     assert r.returncode == 2 and "not an IPv4 or IPv6 address" in r.stderr
     r = run_admin(marking.admin_config, "check", "spf", "127.0.0.1")
     assert r.returncode == 2 and "usage:" in r.stderr
+    # --resolver (as check dkim's) names the DNS server to ask.
+    out = json.loads(admin_ok(marking.admin_config, "check", "spf",
+                              "127.0.0.1", "helo-none.test", "a@pass.test",
+                              "--json", "--resolver",
+                              "127.0.0.1:%d" % dnsserver.port))
+    assert out["mailfrom"]["result"] == "pass", out
+    r = run_admin(marking.admin_config, "check", "spf", "127.0.0.1",
+                  "h.test", "a@b.test", "--resolver", "127.0.0.1:x")
+    assert r.returncode == 2 and "IP or IP:PORT" in r.stderr
