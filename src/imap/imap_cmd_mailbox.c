@@ -763,7 +763,7 @@ imap_status_write(struct imap_session *s, const struct store_mailbox *mb,
 		    mb->uidvalidity, &nrecent, &err) < 0)
 			nrecent = 0;
 		if (s->view != NULL && s->view->mailbox == mb->id &&
-		    !s->view->is_readonly)
+		    s->view->is_recent_claimer)
 			nrecent += (uint32_t)s->view->nrecent;
 	}
 	imap_printf(s, "* STATUS ");

@@ -81,6 +81,8 @@ struct imap_view {
 				 * otherwise (imap_acl_view_check) */
 	bool is_revoked;	/* another user's, and "r" was withdrawn */
 	bool is_readonly;	/* EXAMINE, or no right to change it */
+	bool is_recent_claimer;	/* takes \Recent (store_recent_claim): the
+				 * owner's read-write view only */
 	uint32_t uidvalidity;
 	uint32_t uidnext;	/* above every UID the session knows */
 	uint64_t modseq;	/* HIGHESTMODSEQ the session has caught up with */

@@ -206,10 +206,11 @@ imap_view_flags(const struct imap_session *s, size_t i)
 }
 
 /* RFC 3501 §2.3.2: marks the messages from index from on that are recent
- * for this IMAP4rev1 session. A read-write session claims what no session
- * has (store_recent_claim), so that no other session sees them recent; a
- * read-only one (EXAMINE) only looks: RFC 3501 §6.3.2 forbids EXAMINE to
- * take \Recent away. IMAP4rev2 has no \Recent (RFC 9051 Appendix E) and
+ * for this IMAP4rev1 session. The owner's read-write session claims what
+ * no session has (store_recent_claim), so that no other session sees them
+ * recent; a read-only one (EXAMINE) only looks: RFC 3501 §6.3.2 forbids
+ * EXAMINE to take \Recent away; so does another user's session
+ * (is_recent_claimer). IMAP4rev2 has no \Recent (RFC 9051 Appendix E) and
  * takes nothing from IMAP4rev1 sessions. */
 static int
 recent_mark(struct imap_session *s, size_t from, enum store_err *err_out)
@@ -220,7 +221,7 @@ recent_mark(struct imap_session *s, size_t from, enum store_err *err_out)
 
 	if (s->is_rev2 || from >= v->n)
 		return 0;
-	if (v->is_readonly)
+	if (!v->is_recent_claimer)
 		rc = store_recent_peek(s->ctx->store, v->mailbox,
 		    v->uidvalidity, &first, err_out);
 	else
@@ -306,6 +307,11 @@ imap_view_open(struct imap_session *s, const char *name, bool is_readonly,
 	 * (RFC 4314 §4 leaves SELECT to "r"; nothing could be changed). */
 	v->is_readonly = is_readonly || !(b.rights & (STORE_ACL_SEEN |
 	    STORE_ACL_WRITE | STORE_ACL_DELETED | STORE_ACL_EXPUNGE));
+	/* Another user's mailbox is looked at, never claimed from: a user
+	 * the owner lets set \Seen (a delegate, an assistant) and who keeps
+	 * an IMAP4rev1 session on the owner's INBOX took every \Recent,
+	 * so the owner's client never heard RECENT of new mail. */
+	v->is_recent_claimer = !v->is_readonly && b.owner == s->id.account;
 	imap_box_deinit(&b);
 	v->uidvalidity = mb.uidvalidity;
 	v->uidnext = mb.uidnext;

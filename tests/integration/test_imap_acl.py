@@ -412,9 +412,10 @@ def test_rights_withdrawn_while_selected_stop_the_next_command(srv):
         while seen[-1] != b"* 2 EXISTS\r\n":
             assert len(seen) < 5, seen      # a's flag changes, then this
             seen.append(b.read_line())
-        # IMAP4rev1: RECENT follows EXISTS (RFC 3501 §7.3.2); a took
-        # message 1's \Recent when it selected first.
-        assert b.read_line() == b"* 1 RECENT\r\n"
+        # IMAP4rev1: RECENT follows EXISTS (RFC 3501 §7.3.2); neither a
+        # nor b, not being the owner, takes \Recent from the owner, so
+        # both messages are still recent to all (R3 of the review).
+        assert b.read_line() == b"* 2 RECENT\r\n"
         # ...and nothing once it is gone.
         o.ok('SETACL Desk "%s" l' % other[0])
         assert append(o, "Desk", message(3)).status == "OK"
@@ -432,10 +433,12 @@ def test_rights_withdrawn_while_selected_stop_the_next_command(srv):
             assert r.status == "BAD", r.tagged
             r = c.command('SELECT "%s"' % name)
             assert r.tagged.endswith(b" NO [NOPERM] Permission denied\r\n")
-        # The owner's mailbox is as the owner left it.
+        # The owner's mailbox is as the owner left it; \Recent is the
+        # owner's, the first of its sessions to select it.
         r = o.ok("FETCH 1 (FLAGS)")
         assert flag_set(parse_fetch(r.lines(b"1 FETCH")[0])[1]["FLAGS"]) \
-            == {"\\Flagged", "\\Seen", "\\Answered"}, r.untagged
+            == {"\\Flagged", "\\Seen", "\\Answered", "\\Recent"}, \
+            r.untagged
 
 
 def test_deleting_an_account_drops_the_rights_it_had(srv):

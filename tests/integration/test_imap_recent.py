@@ -350,3 +350,42 @@ def test_imaplib_sees_recent(srv, user):
             m.shutdown()
         except OSError:
             pass
+
+
+def test_another_user_with_write_rights_does_not_take_the_owners_recent(srv):
+    """R3 (review of \\Recent): a user the owner lets set \\Seen on INBOX
+    (a delegate) who keeps an IMAP4rev1 session on it took every \\Recent,
+    so the owner's client never heard RECENT of new mail. Another user's
+    session now looks without claiming, as EXAMINE does (RFC 3501
+    §6.3.2); the owner's sessions still share out \\Recent as before."""
+    owner, delegate = new_user(srv), new_user(srv)
+    shared = quote("Other Users/%s/INBOX" % owner[0])
+    with login(srv, *owner) as a:
+        a.ok('SETACL INBOX "%s" lrs' % delegate[0])
+    deliver(srv, owner[0], "d1")
+    deliver(srv, owner[0], "d2")
+    with login(srv, *delegate) as d:
+        r = d.ok("SELECT %s" % shared)
+        assert b"[READ-WRITE]" in r.tagged, r.tagged
+        # Unclaimed, so the delegate sees them recent too.
+        assert recent_of(r.untagged) == 2, r.untagged
+        assert recent_seqs(d) == [1, 2]
+        # New mail while the delegate has the mailbox selected.
+        deliver(srv, owner[0], "d3")
+        heard = []
+        wait_for(lambda: heard.extend(d.ok("NOOP").untagged) or
+                 b"* 3 EXISTS\r\n" in heard, what="the delegate hears d3")
+        assert 3 in recent_seqs(d)
+        # The owner still gets all three.
+        with login(srv, *owner) as a:
+            assert status_recent(a) == 3
+            r = a.ok("SELECT INBOX")
+            assert recent_of(r.untagged) == 3, r.untagged
+            assert recent_seqs(a) == [1, 2, 3]
+            # Claimed by the owner: gone for the owner's next session.
+            with login(srv, *owner) as a2:
+                r = a2.ok("SELECT INBOX")
+                assert recent_of(r.untagged) == 0, r.untagged
+        # The delegate's view claimed nothing, and counts only what is
+        # unclaimed.
+        assert status_recent(d, "Other Users/%s/INBOX" % owner[0]) == 0
