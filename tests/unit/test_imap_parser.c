@@ -671,6 +671,85 @@ test_imap_parser_spool_one_file_per_command(void **state)
 	h_deinit(&h);
 }
 
+/* Literals under spool_min each still go to the file once the command's
+ * literals in memory would pass spool_min: a MULTIAPPEND of many literals
+ * just under it must not add up in memory (R1 of the NOTIFY review). */
+static void
+test_imap_parser_spool_when_memory_would_pass_spool_min(void **state)
+{
+	struct h h;
+	struct imap_cmd *cmd;
+	char a[600];
+	bool cont;
+
+	(void)state;
+	memset(a, 'a', sizeof(a));
+	h_init(&h, LINE_MAX_TEST, LITERAL_MAX_TEST);
+	h_spool(&h, 1000);
+	h_put(&h, "A1 APPEND INBOX {600+}\r\n");
+	h_put_n(&h, a, sizeof(a));
+	h_put(&h, " {600+}\r\n");
+	h_put_n(&h, a, sizeof(a));
+	h_put(&h, " {600+}\r\n");
+	h_put_n(&h, a, sizeof(a));
+	h_put(&h, "\r\n");
+	assert_int_equal(h_feed(&h, &cmd, &cont), PARSE_DONE);
+	assert_int_equal(cmd->nargs, 4);
+	assert_false(cmd->args[1].is_spooled);
+	assert_int_equal(cmd->args[1].len, sizeof(a));
+	assert_true(cmd->args[2].is_spooled);
+	assert_true(cmd->args[3].is_spooled);
+	assert_int_equal(cmd->args[3].fd, cmd->args[2].fd);
+	assert_int_equal(cmd->args[3].spool_off, sizeof(a));
+	assert_int_equal(spool_calls, 1);
+	imap_cmd_free(&cmd);
+	h_deinit(&h);
+}
+
+static int
+refuse_over_100(void *arg, const char *name, uint64_t n, uint64_t total)
+{
+	(void)arg;
+	(void)name;
+	return n + total > 100 ? IMAP_LITERAL_REFUSE : 0;
+}
+
+/* literal_check's IMAP_LITERAL_REFUSE: a {n} is refused before the
+ * continuation, a {n+} is read and dropped, and the next command is read
+ * as usual. */
+static void
+test_imap_parser_literal_check_refuses(void **state)
+{
+	struct h h;
+	struct imap_cmd *cmd;
+	char a[200];
+	bool cont;
+
+	(void)state;
+	memset(a, 'a', sizeof(a));
+	h_init(&h, LINE_MAX_TEST, LITERAL_MAX_TEST);
+	h.p.literal_check = refuse_over_100;
+	h_put(&h, "A1 SEARCH TEXT {200}\r\n");
+	assert_int_equal(h_feed(&h, &cmd, &cont), PARSE_ERROR);
+	assert_false(cont);
+	assert_string_equal(h.p.error_tag, "A1");
+	assert_non_null(strstr(h.p.error_text, "[TOOBIG]"));
+	assert_false(h.p.is_fatal);
+	h_put(&h, "A2 SEARCH TEXT {200+}\r\n");
+	h_put_n(&h, a, sizeof(a));
+	h_put(&h, "\r\nA3 SEARCH TEXT {50+}\r\n");
+	h_put_n(&h, a, 50);
+	h_put(&h, "\r\n");
+	assert_int_equal(h_feed(&h, &cmd, &cont), PARSE_ERROR);
+	assert_string_equal(h.p.error_tag, "A2");
+	assert_false(h.p.is_fatal);
+	assert_int_equal(h_feed(&h, &cmd, &cont), PARSE_DONE);
+	assert_string_equal(cmd->tag, "A3");
+	assert_int_equal(cmd->args[1].len, 50);
+	imap_cmd_free(&cmd);
+	h_deinit(&h);
+}
+
 static void
 test_imap_parser_spool_only_where_the_session_wants(void **state)
 {
@@ -1559,6 +1638,9 @@ main(void)
 		cmocka_unit_test(
 		    test_imap_parser_spool_closed_when_command_dropped),
 		cmocka_unit_test(test_imap_parser_spool_one_file_per_command),
+		cmocka_unit_test(
+		    test_imap_parser_spool_when_memory_would_pass_spool_min),
+		cmocka_unit_test(test_imap_parser_literal_check_refuses),
 		cmocka_unit_test(
 		    test_imap_parser_sync_literal_stops_for_continuation),
 		cmocka_unit_test(
