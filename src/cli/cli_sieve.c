@@ -148,7 +148,9 @@ print_text(const struct sieve_result *res)
 		switch (a->type) {
 		case SIEVE_ACT_KEEP:
 		case SIEVE_ACT_FILEINTO:
-			printf(" * store message in folder: %s\n", a->mailbox);
+			printf(" * store message in folder: ");
+			print_safe(a->mailbox);
+			printf("\n");
 			if (a->is_create)
 				printf("        + create mailbox if it does "
 				    "not exist\n");

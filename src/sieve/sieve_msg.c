@@ -564,6 +564,83 @@ is_type_wanted(const char *ctype, const struct sv_list *types)
 	return false;
 }
 
+/* The text of an HTML part, as RFC 5173 §5.3 asks for :text: tags,
+ * comments, style sheets and scripts dropped, the common entities
+ * decoded, white space runs collapsed to one space. Takes html. */
+static char *
+html_text(char *html)
+{
+	static const struct { const char *name; const char *text; } ents[] = {
+		{ "amp", "&" }, { "lt", "<" }, { "gt", ">" }, { "quot", "\"" },
+		{ "apos", "'" }, { "nbsp", " " },
+	};
+	size_t n = strlen(html), o = 0;
+	char *out = xmalloc(n + 1);
+	bool space = true;
+
+	for (size_t i = 0; i < n;) {
+		char c = html[i];
+		const char *skip_to = NULL;
+
+		if (c == '<') {
+			if (strncmp(html + i, "<!--", 4) == 0)
+				skip_to = "-->";
+			else if (strncasecmp(html + i, "<style", 6) == 0)
+				skip_to = "</style>";
+			else if (strncasecmp(html + i, "<script", 7) == 0)
+				skip_to = "</script>";
+			else
+				skip_to = ">";
+			{
+				const char *e = strcasestr(html + i + 1,
+				    skip_to);
+
+				i = e != NULL ? (size_t)(e - html) +
+				    strlen(skip_to) : n;
+			}
+			if (!space) {
+				out[o++] = ' ';
+				space = true;
+			}
+			continue;
+		}
+		if (c == '&') {
+			size_t k;
+			bool done = false;
+
+			for (k = 0; k < ARRAY_LEN(ents) && !done; k++) {
+				size_t l = strlen(ents[k].name);
+
+				if (strncasecmp(html + i + 1, ents[k].name, l)
+				    == 0 && html[i + 1 + l] == ';') {
+					out[o++] = ents[k].text[0];
+					i += l + 2;
+					done = true;
+				}
+			}
+			if (done) {
+				space = out[o - 1] == ' ';
+				continue;
+			}
+		}
+		if (isspace((unsigned char)c)) {
+			if (!space)
+				out[o++] = ' ';
+			space = true;
+			i++;
+			continue;
+		}
+		out[o++] = c;
+		space = false;
+		i++;
+	}
+	while (o > 0 && out[o - 1] == ' ')
+		o--;
+	out[o] = '\0';
+	free(html);
+	return out;
+}
+
 void
 sv_body_extract(const char *data, size_t len, bool is_raw,
     const struct sv_list *types, struct sv_body *out)
@@ -596,9 +673,16 @@ sv_body_extract(const char *data, size_t len, bool is_raw,
 			want = is_type_wanted(ct, types);
 		if (!want || p->body_off > p->end_off || p->end_off > len)
 			continue;
-		body_add(out, mime_body_decode(data + p->body_off,
-		    p->end_off - p->body_off, p->transfer_encoding,
-		    p->charset, SV_MAX_BODY_PART));
+		{
+			char *text = mime_body_decode(data + p->body_off,
+			    p->end_off - p->body_off, p->transfer_encoding,
+			    p->charset, SV_MAX_BODY_PART);
+
+			if (types == NULL &&
+			    strcasecmp(ct, "text/html") == 0)
+				text = html_text(text);
+			body_add(out, text);
+		}
 	}
 	mime_info_deinit(&info);
 }

@@ -330,8 +330,14 @@ lex(struct parser *p)
 					continue;
 				c = p->s[p->pos++];
 			}
-			if (c == '\n')
+			/* a line break in a string is CRLF (RFC 5228 §2.4.2),
+			 * whatever the script file's line ends */
+			if (c == '\n') {
 				p->line++;
+				if (p->text_len == 0 ||
+				    p->text[p->text_len - 1] != '\r')
+					text_add(p, '\r');
+			}
 			text_add(p, c);
 		}
 		p->tok = TK_STR;
@@ -495,7 +501,7 @@ encoded_char(const char *s, size_t n, char **o)
 static struct sv_str
 make_str(struct parser *p)
 {
-	struct sv_str r;
+	struct sv_str r = { 0 };
 	const char *s = p->text != NULL ? p->text : "";
 	size_t n = p->text_len;
 
@@ -1057,6 +1063,30 @@ check_semantics(struct parser *p, struct sv_node *n)
 		(void)part;
 		break;
 	}
+	case T_ADDRESS:
+		/* RFC 5228 §5.1: only fields that hold addresses; as
+		 * Pigeonhole, the known fields that hold none are refused,
+		 * unknown ones (X-...) allowed */
+		for (size_t i = 0; i < n->pos[0].n; i++) {
+			static const char *const not_addr[] = { "subject",
+			    "comments", "keywords", "date", "resent-date",
+			    "message-id", "resent-message-id", "in-reply-to",
+			    "references", "received", "mime-version",
+			    "content-type", "content-transfer-encoding",
+			    "content-disposition", "content-id",
+			    "content-description" };
+			const struct sv_str *s = &n->pos[0].v[i];
+
+			for (size_t k = 0; !s->has_var &&
+			    k < ARRAY_LEN(not_addr); k++) {
+				if (strcasecmp(s->s, not_addr[k]) == 0) {
+					fail(p, n->line, "address test: header "
+					    "'%s' holds no addresses", s->s);
+					return false;
+				}
+			}
+		}
+		break;
 	case T_ENVELOPE:
 		for (size_t i = 0; i < n->pos[0].n; i++) {
 			const struct sv_str *s = &n->pos[0].v[i];

@@ -283,6 +283,11 @@ test_sieve_matches_captures(void **state)
 	    "if header :matches \"subject\" \"[*\" { } "
 	    "if header :matches \"subject\" \"x*\" { } fileinto \"${1}\";",
 	    "acme-users] [fwd] version 1.0 is out");
+	/* a :regex key with a variable is compiled when it runs (fuzz:
+	 * its compiled form was left uninitialised) */
+	assert_folder("require [\"fileinto\", \"variables\", \"regex\"]; "
+	    "set \"w\" \"[a-z]+\"; if header :regex \"subject\" "
+	    "\"^\\\\[(${w})-\" { fileinto \"${1}\"; }", "acme");
 	assert_folder("require [\"fileinto\", \"variables\", \"subaddress\"]; "
 	    "if address :detail :matches \"from\" \"*\" { "
 	    "fileinto \"${1}\"; }", "lists");

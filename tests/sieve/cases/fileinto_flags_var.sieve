@@ -1,0 +1,1 @@
+require ["fileinto", "imap4flags", "variables"]; set "f" "\\Seen"; fileinto :flags "${f} x" "A";

@@ -1,0 +1,5 @@
+require "fileinto";
+fileinto text: # a comment
+Folder
+.
+;

@@ -1,0 +1,1 @@
+require "imap4flags"; setflag "a"; keep :flags "b"; keep;
