@@ -7,6 +7,7 @@
  */
 #include "authn/authn_int.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +16,29 @@
 #include "lib/util.h"
 #include "lib/workpool.h"
 
+/* The DKIM keys the pool threads fetched, kept for their TTL (at most
+ * DNS_CACHE_TTL_MAX): direct-mapped by a hash of the type and name, a
+ * newer answer replacing whatever held its slot. Positive answers only;
+ * bounded by DNS_CACHE_SLOTS x DNS_CACHE_ENTRY_MAX bytes. */
+#define DNS_CACHE_SLOTS 1024
+#define DNS_CACHE_ENTRY_MAX 8192
+#define DNS_CACHE_TTL_MAX 3600
+
+struct cache_entry {
+	char *name;		/* NULL: empty */
+	enum authn_dns_type type;
+	char **rrs;
+	size_t n;
+	double expires;		/* CLOCK_MONOTONIC seconds */
+};
+
 struct authn {
 	char *resolver;
 	uint16_t resolver_port;
 	struct workpool *pool;
+	pthread_mutex_t cache_lock;
+	struct cache_entry cache[DNS_CACHE_SLOTS];
+	unsigned long cache_hits;
 };
 
 struct spf_job {
@@ -42,6 +62,7 @@ authn_new(const struct authn_settings *s, char *err, size_t errlen)
 	a->resolver = s->resolver ? xstrdup(s->resolver) : NULL;
 	a->resolver_port = s->resolver_port ? s->resolver_port : 53;
 	a->pool = workpool_new(s->threads > 0 ? s->threads : 1);
+	pthread_mutex_init(&a->cache_lock, NULL);
 	return a;
 }
 
@@ -53,6 +74,15 @@ authn_free(struct authn **ap)
 	if (a == NULL)
 		return;
 	workpool_free(&a->pool);
+	for (size_t i = 0; i < DNS_CACHE_SLOTS; i++) {
+		struct cache_entry *e = &a->cache[i];
+
+		for (size_t k = 0; k < e->n; k++)
+			free(e->rrs[k]);
+		free(e->rrs);
+		free(e->name);
+	}
+	pthread_mutex_destroy(&a->cache_lock);
 	free(a->resolver);
 	free(a);
 	*ap = NULL;
@@ -206,23 +236,118 @@ authn_spf_submit(struct authn *a, const struct authn_spf_request *req,
 
 /* ---- DKIM ------------------------------------------------------------ */
 
+static char **
+rrs_copy(char *const *rrs, size_t n)
+{
+	char **out = xcalloc(n + 1, sizeof(*out));
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = xstrdup(rrs[i]);
+	return out;
+}
+
+static struct cache_entry *
+cache_slot(struct authn *a, enum authn_dns_type type, const char *name)
+{
+	uint32_t h = 2166136261u ^ (uint32_t)type;
+
+	for (const char *p = name; *p; p++)
+		h = (h ^ (unsigned char)*p) * 16777619u;
+	return &a->cache[h % DNS_CACHE_SLOTS];
+}
+
+/* The channel is opened at the first question the cache cannot answer:
+ * a message whose keys are all cached costs no c-ares channel. */
+struct cached_dns {
+	struct authn *a;
+	double deadline;
+	bool is_open;
+	struct authn_dns_channel ch;
+};
+
+/* struct authn_dns's query through the cache of a. */
+static enum authn_dns_rc
+cached_query(void *arg, enum authn_dns_type type, const char *name,
+    char ***rrs_out, size_t *n_out)
+{
+	struct cached_dns *c = arg;
+	struct cache_entry *e = cache_slot(c->a, type, name);
+	enum authn_dns_rc rc;
+	size_t bytes = 0;
+
+	pthread_mutex_lock(&c->a->cache_lock);
+	if (e->name != NULL && e->type == type && strcmp(e->name, name) == 0 &&
+	    e->expires > now_mono()) {
+		*rrs_out = rrs_copy(e->rrs, e->n);
+		*n_out = e->n;
+		c->a->cache_hits++;
+		pthread_mutex_unlock(&c->a->cache_lock);
+		return AUTHN_DNS_OK;
+	}
+	pthread_mutex_unlock(&c->a->cache_lock);
+	if (!c->is_open) {
+		char err[160];
+
+		if (authn_dns_open(&c->ch, c->a->resolver,
+		    c->a->resolver_port, c->deadline, err, sizeof(err)) < 0) {
+			*rrs_out = NULL;
+			*n_out = 0;
+			return AUTHN_DNS_FAIL;
+		}
+		c->is_open = true;
+	}
+	rc = authn_dns_query(&c->ch, type, name, rrs_out, n_out);
+	if (rc != AUTHN_DNS_OK || c->ch.ttl == 0)
+		return rc;
+	for (size_t i = 0; i < *n_out; i++)
+		bytes += strlen((*rrs_out)[i]) + 1;
+	if (bytes > DNS_CACHE_ENTRY_MAX)
+		return rc;
+	pthread_mutex_lock(&c->a->cache_lock);
+	for (size_t k = 0; k < e->n; k++)
+		free(e->rrs[k]);
+	free(e->rrs);
+	free(e->name);
+	e->name = xstrdup(name);
+	e->type = type;
+	e->rrs = rrs_copy(*rrs_out, *n_out);
+	e->n = *n_out;
+	e->expires = now_mono() + (c->ch.ttl < DNS_CACHE_TTL_MAX ?
+	    c->ch.ttl : DNS_CACHE_TTL_MAX);
+	pthread_mutex_unlock(&c->a->cache_lock);
+	return rc;
+}
+
 /* Fetches the keys of d and checks it, DNS within timeout seconds of
  * start; a check whose time is up before it starts is a temperror for
  * each signature left, without any DNS (as SPF's, above). */
 static void
-dkim_run(const char *resolver, uint16_t port, struct authn_dkim *d,
-    double start, unsigned timeout, struct authn_dkim_verdict *v)
+dkim_run(struct authn *a, const char *resolver, uint16_t port,
+    struct authn_dkim *d, double start, unsigned timeout,
+    struct authn_dkim_verdict *v)
 {
 	struct authn_dns_channel ch;
 	char err[160];
 	double deadline = timeout > 0 ? start + timeout : 0;
+	/* A resolver that fails every query. */
+	struct authn_dns none = { dns_fail_query, NULL };
 
-	if ((deadline > 0 && now_mono() >= deadline) ||
-	    authn_dns_open(&ch, resolver, port, deadline, err,
+	if (deadline > 0 && now_mono() >= deadline) {
+		authn_dkim_verify(d, &none, v);
+		return;
+	}
+	if (a != NULL) {
+		/* The server: keys through its cache. */
+		struct cached_dns cd = { .a = a, .deadline = deadline };
+		struct authn_dns dns = { cached_query, &cd };
+
+		authn_dkim_verify(d, &dns, v);
+		if (cd.is_open)
+			authn_dns_close(&cd.ch);
+		return;
+	}
+	if (authn_dns_open(&ch, resolver, port, deadline, err,
 	    sizeof(err)) < 0) {
-		/* A resolver that fails every query. */
-		struct authn_dns none = { dns_fail_query, NULL };
-
 		authn_dkim_verify(d, &none, v);
 		return;
 	}
@@ -268,8 +393,8 @@ authn_dkim_check_now(const char *resolver, uint16_t port, const char *msg,
 	d = authn_dkim_new(m, hend, now);
 	if (d != NULL) {
 		authn_dkim_body(d, m + hend, n - hend);
-		dkim_run(resolver, port ? port : 53, d, now_mono(), timeout,
-		    v);
+		dkim_run(NULL, resolver, port ? port : 53, d, now_mono(),
+		    timeout, v);
 		authn_dkim_free(&d);
 	}
 	free(m);
@@ -291,8 +416,8 @@ dkim_work(void *arg)
 {
 	struct dkim_job *j = arg;
 
-	dkim_run(j->a->resolver, j->a->resolver_port, j->d, j->submitted,
-	    j->timeout, &j->v);
+	dkim_run(j->a, j->a->resolver, j->a->resolver_port, j->d,
+	    j->submitted, j->timeout, &j->v);
 }
 
 static void

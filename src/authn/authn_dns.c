@@ -246,6 +246,55 @@ answer_parse(const unsigned char *buf, int len, enum authn_dns_type type,
 	return -1;
 }
 
+/* The smallest TTL of the answer's records of type (0 when unreadable). */
+static uint32_t
+answer_ttl(const unsigned char *buf, int len, int type)
+{
+	const unsigned char *p = buf + NS_HFIXEDSZ, *end = buf + len;
+	unsigned qd, an;
+	uint32_t min = 0;
+	bool has = false;
+	char *name;
+	long enc;
+
+	if (len < NS_HFIXEDSZ)
+		return 0;
+	qd = (unsigned)(buf[4] << 8 | buf[5]);
+	an = (unsigned)(buf[6] << 8 | buf[7]);
+	for (unsigned i = 0; i < qd; i++) {
+		if (ares_expand_name(p, buf, len, &name, &enc) != ARES_SUCCESS)
+			return 0;
+		ares_free_string(name);
+		if (end - p < enc + 4)
+			return 0;
+		p += enc + 4;
+	}
+	for (unsigned i = 0; i < an; i++) {
+		unsigned rtype, rdlen;
+		uint32_t ttl;
+
+		if (ares_expand_name(p, buf, len, &name, &enc) != ARES_SUCCESS)
+			return 0;
+		ares_free_string(name);
+		if (end - p < enc + 10)
+			return 0;
+		p += enc;
+		rtype = (unsigned)(p[0] << 8 | p[1]);
+		ttl = (uint32_t)p[4] << 24 | (uint32_t)p[5] << 16 |
+		    (uint32_t)p[6] << 8 | (uint32_t)p[7];
+		rdlen = (unsigned)(p[8] << 8 | p[9]);
+		p += 10;
+		if (end - p < (long)rdlen)
+			return 0;
+		if ((int)rtype == type && (!has || ttl < min)) {
+			min = ttl;
+			has = true;
+		}
+		p += rdlen;
+	}
+	return min;
+}
+
 static int
 type_code(enum authn_dns_type type)
 {
@@ -275,6 +324,7 @@ authn_dns_query(void *arg, enum authn_dns_type type, const char *name,
 
 	*rrs_out = NULL;
 	*n_out = 0;
+	c->ttl = 0;
 	c->queries++;
 	/* ares_query, not ares_search: names are complete. */
 	ares_query(ch, name, ns_c_in, type_code(type), on_answer, &a);
@@ -351,6 +401,7 @@ authn_dns_query(void *arg, enum authn_dns_type type, const char *name,
 		free(rrs);
 		return AUTHN_DNS_NODATA;
 	}
+	c->ttl = answer_ttl(a.buf, a.len, type_code(type));
 	free(a.buf);
 	if (n == 0) {
 		free(rrs);

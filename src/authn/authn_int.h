@@ -79,6 +79,8 @@ struct authn_dns_channel {
 	void *channel;		/* ares_channel */
 	double deadline;	/* CLOCK_MONOTONIC seconds, 0: none */
 	unsigned queries;	/* asked so far */
+	uint32_t ttl;		/* the smallest TTL of the last answer's
+				 * records of the type asked, seconds */
 };
 
 /* Once, on the main thread, before any channel. */

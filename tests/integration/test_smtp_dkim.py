@@ -203,6 +203,9 @@ def dnsserver(tmp_path_factory):
     lines = records_to_dnsmasq(
         [("%s._domainkey.%s" % k, "TXT", v) for k, v in KEYS.items()])
     lines.append("server=/slow.test/127.0.0.1#%d" % silent.getsockname()[1])
+    # Keys with a TTL, as published keys have (dnsmasq's default is 0):
+    # the server keeps them that long.
+    lines.append("local-ttl=300")
     d = Dnsmasq(tmp_path_factory.mktemp("dkimdns"), lines)
     yield d
     d.stop()
@@ -370,6 +373,24 @@ def test_smtp_dkim_length_tail_is_noted(server, dnsserver, tmp_path):
     assert r["result"] == "pass"
     assert "unsigned body tail of %d bytes after l=" % (len(tail) + 4) in \
         r["comment"]
+
+
+@needs_dnsmasq
+def test_smtp_dkim_keys_are_cached_for_their_ttl(server, dnsserver):
+    """Three messages under one key: the server asks for it once at most
+    (the key record's TTL is 300 s; the other cases may have asked
+    already), and each passes."""
+    def asked():
+        return dnsserver.log_path.read_text().count(
+            "query[TXT] e1._domainkey.a.test ")
+    before = asked()
+    toks = [uuid.uuid4().hex for _ in range(3)]
+    for tok in toks:
+        send(server, sign(message(tok), "e1", ed=True))
+    for tok in toks:
+        assert [r["result"] for r in dkim_results(fetch(server, tok))] == \
+            ["pass"]
+    assert asked() - before <= 1
 
 
 @needs_dnsmasq
