@@ -335,7 +335,10 @@ sig_parse(struct authn_dkim *d, struct sig *s)
 	t = authn_dkim_tag_find(tags, (size_t)n, "a");
 	if (!value_copy_nows(t, buf, sizeof(s->res->algorithm)))
 		buf[0] = '\0';
-	snprintf(s->res->algorithm, sizeof(s->res->algorithm), "%s", buf);
+	/* buf holds at most sizeof(algorithm) - 1 bytes: this never cuts. */
+	if (snprintf(s->res->algorithm, sizeof(s->res->algorithm), "%s",
+	    buf) >= (int)sizeof(s->res->algorithm))
+		s->res->algorithm[0] = '\0';
 	if (strcasecmp(buf, "rsa-sha256") == 0) {
 		s->is_ed25519 = false;
 	} else if (strcasecmp(buf, "ed25519-sha256") == 0) {
