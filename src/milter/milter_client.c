@@ -31,8 +31,10 @@
 #include "lib/log.h"
 #include "lib/util.h"
 
-/* PROGRESS packets a milter may send while thinking of one reply. */
+/* PROGRESS packets a milter may send while thinking of one reply, and
+ * how many timeouts it may think in all. */
 #define MILTER_MAX_PROGRESS 10000
+#define MILTER_PROGRESS_TIMEOUTS 10
 
 struct milter_conn {
 	const struct config_milter *conf;
@@ -45,6 +47,10 @@ struct milter_conn {
 	uint32_t actions;
 	uint32_t protocol;
 	char *helo_sent;
+	/* When the packet under way must be written or read whole (ms,
+	 * CLOCK_MONOTONIC): a milter trickling a byte at a time cannot hold
+	 * a session, or the server's shutdown, past its timeout. */
+	int64_t deadline;
 };
 
 enum milter_step {
@@ -156,6 +162,21 @@ milter_abort(struct milter_chain *c)
 
 /* ---- I/O, each wait bounded by the milter's timeout ------------------ */
 
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+deadline_set(struct milter_conn *mc, uint64_t seconds)
+{
+	mc->deadline = now_ms() + (int64_t)seconds * 1000;
+}
+
 static int
 io_wait(struct milter_conn *mc, short events)
 {
@@ -163,7 +184,9 @@ io_wait(struct milter_conn *mc, short events)
 	int rc;
 
 	do {
-		rc = poll(&p, 1, (int)(mc->conf->timeout * 1000));
+		int64_t left = mc->deadline - now_ms();
+
+		rc = left <= 0 ? 0 : poll(&p, 1, (int)left);
 	} while (rc < 0 && errno == EINTR);
 	if (rc == 0)
 		errno = ETIMEDOUT;
@@ -281,6 +304,7 @@ conn_connect(struct milter_conn *mc)
 		(void)setsockopt(mc->fd, IPPROTO_TCP, TCP_NODELAY, &one,
 		    sizeof(one));
 	}
+	deadline_set(mc, mc->conf->timeout);
 	if (connect(mc->fd, (struct sockaddr *)&ss, sl) == 0)
 		return 0;
 	if (errno != EINPROGRESS && errno != EAGAIN)
@@ -310,22 +334,31 @@ packet_send(struct milter_conn *mc, char cmd, const void *data, size_t len)
 	p[4] = cmd;
 	if (len > 0)
 		memcpy(p + 5, data, len);
+	deadline_set(mc, mc->conf->timeout);
 	rc = io_send(mc, p, len + 5);
 	if (p != small)
 		free(p);
 	return rc;
 }
 
-/* Reads one reply, PROGRESS packets skipped; r points into c->rbuf. */
+/* Reads one reply, PROGRESS packets skipped; r points into c->rbuf.
+ * Each packet must come whole within the timeout; PROGRESS gives the
+ * milter another timeout, up to MILTER_PROGRESS_TIMEOUTS of them. */
 static int
 reply_recv(struct milter_chain *c, struct milter_conn *mc,
     struct milter_reply *r, const char **why)
 {
+	int64_t last = now_ms() + (int64_t)mc->conf->timeout * 1000 *
+	    MILTER_PROGRESS_TIMEOUTS;
+
 	for (unsigned progress = 0; progress < MILTER_MAX_PROGRESS;
 	    progress++) {
 		unsigned char hdr[4];
 		uint32_t n;
 
+		deadline_set(mc, mc->conf->timeout);
+		if (mc->deadline > last)
+			mc->deadline = last;
 		if (io_recv(mc, hdr, 4) < 0) {
 			*why = errno == ETIMEDOUT ? "timeout" : "read";
 			return -1;

@@ -10,6 +10,7 @@ was sent. The script is a dict the test changes between messages:
     {"sleep_when": ("mail", b"slow@", 10.0)}   only when the data has it
     {"protocol": 0x...}            SMFIP_ flags in our OPTNEG reply
     {"raw": ("mail", b"...")}      send these bytes instead of a reply
+    {"trickle": ("mail", b"...", 0.5)}   the same, a byte at a time
 
 Replies are (cmd, data) or a cmd byte alone."""
 
@@ -92,6 +93,12 @@ class MilterPeer:
         sleep = script.get("sleep_when")
         if sleep and sleep[0] == step and sleep[1] in data:
             time.sleep(sleep[2])
+        trickle = script.get("trickle")
+        if trickle and trickle[0] == step:
+            for i in range(len(trickle[1])):
+                c.sendall(trickle[1][i:i + 1])
+                time.sleep(trickle[2])
+            return
         raw = script.get("raw")
         if raw and raw[0] == step:
             c.sendall(raw[1])

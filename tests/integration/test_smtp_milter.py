@@ -516,6 +516,15 @@ def test_timeout_gives_default_tempfail(server, peers):
     assert fetch(server, tok) is None
 
 
+def test_reply_trickled_past_the_timeout_gives_default_action(server, peers):
+    a, _ = peers
+    # Each byte comes well within the 2 s timeout, the packet does not.
+    a.reset(trickle=("mail", packet(b"c"), 0.8))
+    _, replies = transaction(server, "smtp_tf")
+    assert replies == [
+        [b"451 4.7.1 Service unavailable - try again later\r\n"]]
+
+
 def test_milter_down_default_reject(server):
     _, replies = transaction(server, "smtp_down")
     assert replies == [[b"550 5.7.1 Command rejected\r\n"]]
