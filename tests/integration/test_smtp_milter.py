@@ -9,9 +9,15 @@ refused with rspamd's reply and a clean message arrives carrying
 rspamd's headers. What a client sees is checked: SMTP replies and the
 stored message over IMAP."""
 
+import os
+import pwd
 import re
+import shutil
 import socket
 import struct
+import subprocess
+import tempfile
+import time
 import uuid
 
 import pytest
@@ -598,18 +604,13 @@ class Rspamd:
     scanning itself), run as _rspamd, stopped by PID."""
 
     def __init__(self):
-        import pwd
-        import shutil
-        import subprocess
-        import tempfile
-        import time
         # Not under pytest's temporary directory: _rspamd must reach it.
         self.dir = tempfile.mkdtemp(prefix="postern-rspamd-")
-        os_chmod(self.dir, 0o755)
+        os.chmod(self.dir, 0o755)
         local = self.dir + "/local.d"
         for d in (local, self.dir + "/db", self.dir + "/run",
                   self.dir + "/log"):
-            os_mkdir(d)
+            os.mkdir(d)
         self.port = free_port()
         files = {
             "worker-proxy.inc": 'bind_socket = "127.0.0.1:%d";\n'
@@ -633,9 +634,9 @@ class Rspamd:
             with open(local + "/" + name, "w") as f:
                 f.write(text)
         pw = pwd.getpwnam("_rspamd")
-        for root, dirs, names in os_walk(self.dir):
+        for root, dirs, names in os.walk(self.dir):
             for n in dirs + names + [""]:
-                os_chown(root + ("/" + n if n else ""), pw.pw_uid,
+                os.chown(root + ("/" + n if n else ""), pw.pw_uid,
                          pw.pw_gid)
         self.log = open(self.dir + "/stderr.log", "wb")
         self.proc = subprocess.Popen(
@@ -644,7 +645,6 @@ class Rspamd:
              "--var=DBDIR=%s/db" % self.dir, "--var=RUNDIR=%s/run" %
              self.dir, "--var=LOGDIR=%s/log" % self.dir],
             stdout=self.log, stderr=subprocess.STDOUT)
-        self._shutil = shutil
         deadline = time.monotonic() + RSPAMD_READY
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, self.log_text()
@@ -672,27 +672,7 @@ class Rspamd:
                 self.proc.kill()
                 self.proc.wait(10)
         self.log.close()
-        self._shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def os_chmod(p, m):
-    import os
-    os.chmod(p, m)
-
-
-def os_mkdir(p):
-    import os
-    os.mkdir(p)
-
-
-def os_walk(p):
-    import os
-    return os.walk(p)
-
-
-def os_chown(p, u, g):
-    import os
-    os.chown(p, u, g)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
