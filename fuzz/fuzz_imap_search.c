@@ -71,6 +71,7 @@ TRAP(void, imap_notify_messages_new, struct imap_session *s, size_t first)
 TRAP(const char *, store_err_text, enum store_err e)
 TRAP(void, net_conn_close, struct net_conn *c)
 TRAP(bool, is_net_conn_closing, const struct net_conn *c)
+TRAP(size_t, net_conn_pending, const struct net_conn *c)
 
 /* OBJECTID's EMAILID key (imap_cmd_search.c asks the store): no message
  * has the id. */
@@ -118,6 +119,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&v, 0, sizeof(v));
 	v.n = data[0] & 0x7f ? (size_t)(data[0] & 0x7f) * 2 : 0;
 	v.msgs = calloc(v.n ? v.n : 1, sizeof(*v.msgs));
+	/* MODSEQs kept (as once CONDSTORE is on): none is read from the
+	 * store, which is not there. */
+	v.modseqs = calloc(v.n ? v.n : 1, sizeof(*v.modseqs));
 	for (size_t i = 0; i < v.n; i++) {
 		v.msgs[i].uid = (uint32_t)(i + 1) * 3;
 		/* Runs of three \Recent messages (RECENT, NEW, OLD). */
@@ -151,5 +155,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	imap_parser_deinit(&p);
 	buf_deinit(&in);
 	free(v.msgs);
+	free(v.modseqs);
 	return 0;
 }

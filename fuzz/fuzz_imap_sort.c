@@ -75,6 +75,7 @@ TRAP(bool, imap_notify_selected_now, struct imap_session *s, bool *x)
 TRAP(void, imap_notify_messages_new, struct imap_session *s, size_t first)
 TRAP(void, net_conn_close, struct net_conn *c)
 TRAP(bool, is_net_conn_closing, const struct net_conn *c)
+TRAP(size_t, net_conn_pending, const struct net_conn *c)
 
 /* What the pretend store holds, and what the command answered. */
 static struct {
@@ -288,6 +289,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&fz, 0, sizeof(fz));
 	v.n = data[0] & 0x7f;
 	v.msgs = calloc(v.n ? v.n : 1, sizeof(*v.msgs));
+	/* MODSEQs kept (as once CONDSTORE is on): none is read from the
+	 * store, which is not there. */
+	v.modseqs = calloc(v.n ? v.n : 1, sizeof(*v.modseqs));
 	for (size_t i = 0; i < v.n; i++) {
 		v.msgs[i].uid = (uint32_t)(i + 1) * 3;
 		/* Runs of three \Recent messages (RECENT, NEW, OLD). */
@@ -334,6 +338,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	imap_parser_deinit(&p);
 	buf_deinit(&in);
 	free(v.msgs);
+	free(v.modseqs);
 	free(v.saved);
 	free(fz.lines);
 	free(fz.out);

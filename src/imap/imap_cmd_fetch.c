@@ -757,7 +757,8 @@ item_step(struct imap_session *s, struct fetch_job *j)
 		}
 		if (s->is_condstore && !j->has_modseq) {
 			item_sep(s, j);
-			imap_printf(s, "MODSEQ (%" PRIu64 ")", m->modseq);
+			imap_printf(s, "MODSEQ (%" PRIu64 ")",
+			    imap_view_modseq(s, j->idx[j->pos]));
 		}
 		imap_write(s, ")\r\n", 3);
 		msg_close(j);
@@ -791,7 +792,8 @@ item_step(struct imap_session *s, struct fetch_job *j)
 		write_structure(s, "BODYSTRUCTURE", j->st.bodystructure);
 		break;
 	case FA_MODSEQ:
-		imap_printf(s, "MODSEQ (%" PRIu64 ")", m->modseq);
+		imap_printf(s, "MODSEQ (%" PRIu64 ")",
+		    imap_view_modseq(s, j->idx[j->pos]));
 		break;
 	case FA_EMAILID:
 		imap_email_id(s, j->sm->blob, id);
@@ -1108,7 +1110,7 @@ imap_cmd_fetch(struct imap_session *s, const struct imap_cmd *cmd)
 		/* RFC 7162 §3.1.4.1: only messages changed since. */
 		kept = 0;
 		for (size_t k = 0; k < j->n; k++)
-			if (s->view->msgs[j->idx[k]].modseq > changedsince)
+			if (imap_view_modseq(s, j->idx[k]) > changedsince)
 				j->idx[kept++] = j->idx[k];
 		j->n = kept;
 	}

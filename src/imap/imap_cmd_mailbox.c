@@ -208,7 +208,7 @@ qresync_report(struct imap_session *s, const struct qresync *q)
 		imap_write_flags(s, imap_view_flags(s, at),
 		    imap_view_keywords(v, at));
 		imap_printf(s, " MODSEQ (%llu))\r\n",
-		    (unsigned long long)v->msgs[at].modseq);
+		    (unsigned long long)imap_view_modseq(s, at));
 	}
 	if (has_known)
 		imap_seqset_deinit(&known);

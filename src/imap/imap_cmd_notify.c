@@ -394,7 +394,7 @@ imap_notify_messages_new(struct imap_session *s, size_t first)
 		}
 		if (fetch & IMAP_NOTIFY_FETCH_MODSEQ) {
 			imap_printf(s, "%sMODSEQ (%llu)", sep,
-			    (unsigned long long)m->modseq);
+			    (unsigned long long)imap_view_modseq(s, i));
 			sep = " ";
 		}
 		while (at < nlist && list[at].uid < m->uid)

@@ -674,11 +674,11 @@ write_all(struct imap_out *o, const struct search *q)
 /* The current MODSEQ of view message at: the view's, or newer if the
  * store changed the message since the view caught up (changed[]). */
 static uint64_t
-hit_modseq(const struct search *q, size_t at, const struct store_msg *changed,
-    size_t nchanged)
+hit_modseq(struct imap_session *s, const struct search *q, size_t at,
+    const struct store_msg *changed, size_t nchanged)
 {
 	uint32_t uid = q->v->msgs[at].uid;
-	uint64_t m = q->v->msgs[at].modseq;
+	uint64_t m = imap_view_modseq(s, at);
 	size_t lo = 0, hi = nchanged;
 
 	while (lo < hi) {
@@ -719,7 +719,7 @@ reply_modseq(struct imap_session *s, const struct search *q,
 		if (ends != 0 && !((ends & RET_MIN) && i == 0) &&
 		    !((ends & RET_MAX) && i + 1 == q->nhits))
 			continue;
-		m = hit_modseq(q, q->hits[i], changed, nchanged);
+		m = hit_modseq(s, q, q->hits[i], changed, nchanged);
 		if (m > best)
 			best = m;
 	}

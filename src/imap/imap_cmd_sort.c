@@ -187,8 +187,10 @@ imap_sort_modseq(struct imap_session *s, const struct imap_sort_rows *r)
 		    s->view->modseq);
 	}
 	for (size_t i = 0; i < r->n; i++) {
-		if (s->view->msgs[r->rows[i].at].modseq > best)
-			best = s->view->msgs[r->rows[i].at].modseq;
+		uint64_t m = imap_view_modseq(s, r->rows[i].at);
+
+		if (m > best)
+			best = m;
 	}
 	return best;
 }

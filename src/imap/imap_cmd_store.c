@@ -189,7 +189,7 @@ store_pump(struct imap_session *s)
 		if (s->is_condstore)
 			imap_printf(s, "%sMODSEQ (%" PRIu64 ")",
 			    j->is_silent && s->is_uidonly ? "" : " ",
-			    m->modseq);
+			    imap_view_modseq(s, j->idx[k]));
 		imap_write(s, ")\r\n", 3);
 	}
 	if (j->pos == j->n)

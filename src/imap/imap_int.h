@@ -45,12 +45,12 @@ enum imap_state {
 };
 
 /* One message of the selected mailbox as this session has told the client
- * of it; view->msgs[i] has sequence number i + 1. 16 bytes, because every
+ * of it; view->msgs[i] has sequence number i + 1. 8 bytes, because every
  * idle session keeps one per message: keywords live apart (few messages
- * have any), and size, date and body are asked of the store by the
+ * have any), MODSEQs too (view->modseqs, only once the session uses
+ * CONDSTORE), and size, date and body are asked of the store by the
  * commands that need them. */
 struct imap_msg {
-	uint64_t modseq;
 	uint32_t uid;
 	uint16_t flags;		/* enum store_flag bits */
 	bool has_keywords : 1;	/* an entry in view->keywords */
@@ -88,6 +88,11 @@ struct imap_view {
 	uint64_t modseq;	/* HIGHESTMODSEQ the session has caught up with */
 	struct imap_msg *msgs;
 	size_t n, cap;
+	/* The MODSEQ of msgs[i] as the session knows it (cap entries), or
+	 * NULL: read only once the session uses CONDSTORE (RFC 7162 §3.1),
+	 * by imap_view_modseq(); 8 bytes a message most sessions never
+	 * ask for. */
+	uint64_t *modseqs;
 	size_t nrecent;		/* messages with is_recent */
 	struct imap_msg_keywords *keywords;	/* by UID */
 	size_t nkeywords, keywords_cap;
@@ -329,6 +334,9 @@ void imap_view_flags_write(struct imap_session *s);
 /* The flags of view->msgs[i] as the session shows them: the store's,
  * with IMAP_FLAG_RECENT when it is recent for an IMAP4rev1 session. */
 uint32_t imap_view_flags(const struct imap_session *s, size_t i);
+/* The MODSEQ of view->msgs[i] (RFC 7162 §3.1.2) as the session knows it;
+ * the first call reads them all from the store. */
+uint64_t imap_view_modseq(struct imap_session *s, size_t i);
 /* Index into view->msgs of uid, or SIZE_MAX. */
 size_t imap_view_find(const struct imap_view *v, uint32_t uid);
 /* Resolves a sequence set argument (sequence numbers, or UIDs when

@@ -40,6 +40,9 @@ struct imap_chunk {
 #define IMAP_PARSER_LITERAL_FIRST (16 * 1024)
 #endif
 
+/* Input buffer an idle session keeps (imap_parser_compact). */
+#define IMAP_PARSER_BUF_KEEP 1024
+
 #define CHUNK_ALIGN alignof(max_align_t)
 #define CHUNK_HDR \
 	((sizeof(struct imap_chunk) + CHUNK_ALIGN - 1) & ~(CHUNK_ALIGN - 1))
@@ -163,6 +166,33 @@ imap_cmd_free(struct imap_cmd **cmdp)
 		next = c->next;
 		chunk_free(c);
 	}
+}
+
+void
+imap_cmd_shrink(struct imap_cmd **cmdp)
+{
+	struct imap_cmd *old = *cmdp, *cmd;
+	size_t tlen, nlen;
+	struct imap_chunk *c;
+	char *p;
+
+	if (old == NULL || old->fds != NULL || old->nargs != 0)
+		return;
+	tlen = strlen(old->tag) + 1;
+	nlen = strlen(old->name) + 1;
+	c = chunk_new(sizeof(*cmd) + tlen + nlen);
+	cmd = (struct imap_cmd *)chunk_data(c);
+	memset(cmd, 0, sizeof(*cmd));
+	p = (char *)(cmd + 1);
+	cmd->tag = memcpy(p, old->tag, tlen);
+	cmd->name = memcpy(p + tlen, old->name, nlen);
+	cmd->is_uid = old->is_uid;
+	cmd->args = NULL;
+	cmd->chunks = c;
+	c->used = c->size;
+	cmd->mem_size = CHUNK_HDR + c->size;
+	imap_cmd_free(cmdp);
+	*cmdp = cmd;
 }
 
 /* ---- Building the tree ------------------------------------------------ */
@@ -1311,6 +1341,9 @@ imap_parser_compact(struct imap_parser *p, struct buf *in)
 {
 	buf_consume(in, p->off);
 	p->off = 0;
+	/* After an APPEND's literal or a long line, an idle session keeps
+	 * no more than the usual few hundred bytes of input buffer. */
+	buf_trim(in, IMAP_PARSER_BUF_KEEP);
 }
 
 void

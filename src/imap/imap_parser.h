@@ -110,6 +110,10 @@ struct imap_cmd {
 /* Frees *cmd (may be NULL) and all it holds, spooled literals' files
  * closed, and clears the pointer. */
 void imap_cmd_free(struct imap_cmd **cmd);
+/* Replaces *cmd, a command without arguments, by a copy of its tag and
+ * name in as little memory as they take (the arena's first chunk is 1 KiB):
+ * for a command that lasts, such as IDLE. Any other command stays. */
+void imap_cmd_shrink(struct imap_cmd **cmd);
 
 /* Where the parser is. Tokens never span two feeds: the parser waits for
  * the end of a line (at most line_max bytes, so bounded) before it reads

@@ -22,7 +22,7 @@
 
 _Static_assert(STORE_FLAG_DRAFT <= UINT16_MAX / 2,
     "store flags fit struct imap_msg");
-_Static_assert(sizeof(struct imap_msg) == 16,
+_Static_assert(sizeof(struct imap_msg) == 8,
     "every idle session keeps one struct imap_msg per message");
 
 /* The first of n elements (size bytes each, ascending by the UID at
@@ -177,23 +177,77 @@ keywords_set(struct imap_view *v, size_t i, const char *keywords)
 	m->has_keywords = false;
 }
 
+/* Room for cap messages (and their MODSEQs when kept). */
+static void
+view_reserve(struct imap_view *v, size_t cap)
+{
+	if (cap <= v->cap)
+		return;
+	v->cap = cap;
+	v->msgs = xrealloc(v->msgs, v->cap * sizeof(*v->msgs));
+	if (v->modseqs != NULL)
+		v->modseqs = xrealloc(v->modseqs,
+		    v->cap * sizeof(*v->modseqs));
+}
+
 static void
 view_push(struct imap_view *v, const struct store_msg *sm)
 {
 	struct imap_msg *m;
 
-	if (v->n == v->cap) {
-		v->cap = v->cap ? v->cap * 2 : 64;
-		v->msgs = xrealloc(v->msgs, v->cap * sizeof(*v->msgs));
-	}
+	/* An eighth more, not twice: one new message in a mailbox would
+	 * otherwise double the array of every session idling on it. */
+	if (v->n == v->cap)
+		view_reserve(v, v->cap + v->cap / 8 + 16);
 	m = &v->msgs[v->n++];
 	memset(m, 0, sizeof(*m));
 	m->uid = sm->uid;
 	m->flags = (uint16_t)sm->flags;
-	m->modseq = sm->modseq;
+	if (v->modseqs != NULL)
+		v->modseqs[v->n - 1] = sm->modseq;
 	keywords_set(v, v->n - 1, sm->keywords);
 	if (sm->uid >= v->uidnext)
 		v->uidnext = sm->uid + 1;
+}
+
+/* The MODSEQs of the view's messages from the store, the first time a
+ * session needs them (it uses CONDSTORE now). A message changed since the
+ * view caught up (store MODSEQ above v->modseq) is one whose change the
+ * session has not heard of: it gets v->modseq, which is as far as the
+ * session knows it, and the next sync reports it with its new MODSEQ. */
+static void
+modseqs_load(struct imap_session *s)
+{
+	struct imap_view *v = s->view;
+	struct store_msg *list = NULL;
+	size_t nlist = 0, at = 0;
+	enum store_err err;
+
+	v->modseqs = xcalloc(v->cap ? v->cap : 1, sizeof(*v->modseqs));
+	if (v->n == 0)
+		return;
+	if (store_msg_list(s->ctx->store, v->mailbox, v->msgs[0].uid,
+	    v->msgs[v->n - 1].uid, &list, &nlist, &err) < 0) {
+		log_warn(s->sid, "imap.modseq_failed error=\"%s\"",
+		    store_err_text(err));
+		list = NULL;
+		nlist = 0;
+	}
+	for (size_t i = 0; i < v->n; i++) {
+		while (at < nlist && list[at].uid < v->msgs[i].uid)
+			at++;
+		v->modseqs[i] = at < nlist && list[at].uid == v->msgs[i].uid &&
+		    list[at].modseq <= v->modseq ? list[at].modseq : v->modseq;
+	}
+	store_msg_list_free(&list, nlist);
+}
+
+uint64_t
+imap_view_modseq(struct imap_session *s, size_t i)
+{
+	if (s->view->modseqs == NULL)
+		modseqs_load(s);
+	return s->view->modseqs[i];
 }
 
 uint32_t
@@ -319,6 +373,11 @@ imap_view_open(struct imap_session *s, const char *name, bool is_readonly,
 	 * is asked for again at the first sync, which is idempotent. */
 	v->modseq = mb.highestmodseq;
 	v->is_stale = true;
+	/* Exactly the room the mailbox needs (view_push grows it). A
+	 * session that uses CONDSTORE already keeps the MODSEQs at once. */
+	if (s->is_condstore)
+		v->modseqs = xcalloc(n ? n : 1, sizeof(*v->modseqs));
+	view_reserve(v, n ? n : 1);
 	for (size_t i = 0; i < n; i++)
 		view_push(v, &list[i]);
 	store_msg_list_free(&list, n);
@@ -348,6 +407,7 @@ imap_view_close(struct imap_session *s)
 		free(v->known[k]);
 	free(v->known);
 	free(v->msgs);
+	free(v->modseqs);
 	free(v->saved);
 	free(v->name);
 	free(v);
@@ -378,8 +438,8 @@ imap_view_update(struct imap_view *v, size_t i, uint32_t flags,
 
 	m->flags = (uint16_t)flags;
 	keywords_set(v, i, keywords);
-	if (modseq > m->modseq)
-		m->modseq = modseq;
+	if (v->modseqs != NULL && modseq > v->modseqs[i])
+		v->modseqs[i] = modseq;
 }
 
 static bool
@@ -405,7 +465,7 @@ write_flags_update(struct imap_session *s, size_t i)
 	    imap_view_keywords(s->view, i));
 	if (s->is_condstore)
 		imap_printf(s, " MODSEQ (%llu)",
-		    (unsigned long long)m->modseq);
+		    (unsigned long long)imap_view_modseq(s, i));
 	imap_printf(s, ")\r\n");
 }
 
@@ -456,6 +516,8 @@ announce_expunges(struct imap_session *s)
 				v->nrecent--;
 			continue;
 		}
+		if (v->modseqs != NULL)
+			v->modseqs[o] = v->modseqs[i];
 		v->msgs[o++] = v->msgs[i];
 	}
 	v->n = o;
@@ -502,6 +564,10 @@ imap_view_sync(struct imap_session *s, bool may_expunge, bool is_forced)
 		return;
 	}
 	v->is_stale = false;
+	/* Before anything is added: the MODSEQs read now are the ones the
+	 * session knew. */
+	if (s->is_condstore && v->modseqs == NULL)
+		modseqs_load(s);
 	if (store_msg_changes(s->ctx->store, v->mailbox, v->modseq, &changed,
 	    &nchanged, &expunged, &nexpunged, &highest, &err) < 0) {
 		if (err == STORE_NOT_FOUND) {
@@ -542,7 +608,8 @@ imap_view_sync(struct imap_session *s, bool may_expunge, bool is_forced)
 			continue;
 		if (m->flags == sm->flags &&
 		    is_same_keywords(imap_view_keywords(v, at), sm->keywords) &&
-		    (!s->is_condstore || m->modseq >= sm->modseq))
+		    (!s->is_condstore ||
+		    imap_view_modseq(s, at) >= sm->modseq))
 			continue;
 		imap_view_update(v, at, sm->flags, sm->keywords, sm->modseq);
 		/* New messages are announced by EXISTS, not FETCH. */

@@ -65,6 +65,16 @@ buf_clear(struct buf *b)
 	b->len = 0;
 }
 
+void
+buf_trim(struct buf *b, size_t keep)
+{
+	if (b->len != 0 || b->size <= keep)
+		return;
+	free(b->data);
+	b->data = NULL;
+	b->size = 0;
+}
+
 size_t
 buf_room(const struct buf *b)
 {

@@ -29,6 +29,11 @@ void buf_consume(struct buf *b, size_t n);
 
 void buf_clear(struct buf *b);
 
+/* Gives the memory of an empty buf back when it holds more than keep
+ * bytes (it grew for one long input), so that an idle connection keeps no
+ * more than keep; the next buf_append() allocates again. */
+void buf_trim(struct buf *b, size_t keep);
+
 /* Bytes that may still be appended before the cap. */
 size_t buf_room(const struct buf *b);
 

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from imap_helpers import (Atom, flag_set, login, new_user, parse_data,
-                          parse_fetch, start_imap_server)
+                          parse_fetch, start_imap_server, wait_for)
 
 BIG_SIZE = 20 * 1024 * 1024
 
@@ -522,6 +522,51 @@ def test_changedsince_enables_condstore(srv):
                         line), line
         assert b"MODSEQ" in fetch_line(box, "FETCH 1 (UID)")
     finally:
+        box.close()
+
+
+def test_condstore_turned_on_late_gives_the_stores_modseqs(srv):
+    """A session keeps no MODSEQs until it uses CONDSTORE (they cost 8
+    bytes a message to every idle session); once it does, they are the
+    store's, and a change it has not heard of yet comes with its new
+    MODSEQ (RFC 7162 §3.1)."""
+    box = Box(srv, [SIMPLE, SIMPLE, SIMPLE])
+    ref = login(srv, box.user, box.password)
+    late = login(srv, box.user, box.password)
+    try:
+        ref.ok("ENABLE CONDSTORE")
+        ref.select("INBOX")
+        ref.ok("STORE 1 +FLAGS (\\Answered)")
+        before = {n: modseq_of(v) for n, v in
+                  (parse_fetch(l) for l in ref.ok("FETCH 1:3 (MODSEQ)")
+                   .untagged if re.match(rb"^\* \d+ FETCH ", l))}
+        assert before[1] > before[2], before
+        # box.c selected before any of this, without CONDSTORE.
+        out = box.fetch("FETCH 1:3 (MODSEQ)")
+        assert {n: modseq_of(v) for n, v in out.items()} == before
+        late.select("INBOX")
+        r = ref.ok("STORE 2 +FLAGS (\\Flagged)")
+        changed = modseq_of(parse_fetch(r.untagged[-1])[1])
+        assert changed > before[1]
+        seen = []
+
+        def told():
+            r = late.ok("FETCH 1:3 (MODSEQ)") if not seen else \
+                late.ok("NOOP")
+            for l in r.untagged:
+                if re.match(rb"^\* \d+ FETCH ", l):
+                    seen.append(parse_fetch(l))
+            return any(n == 2 and "FLAGS" in v and
+                       "\\Flagged" in flag_set(v["FLAGS"]) for n, v in seen)
+
+        wait_for(told, what="the late CONDSTORE session hears of STORE")
+        last = {}
+        for n, v in seen:
+            last[n] = modseq_of(v)
+        assert last == {1: before[1], 2: changed, 3: before[3]}, seen
+    finally:
+        ref.close()
+        late.close()
         box.close()
 
 

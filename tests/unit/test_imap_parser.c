@@ -230,6 +230,54 @@ test_imap_parser_simple_command(void **state)
 	h_deinit(&h);
 }
 
+/* imap_cmd_shrink: an IDLE keeps its tag and name in a small block; a
+ * command with arguments stays as it was. The buffer an idle session
+ * keeps is trimmed after a long line (buf_trim). */
+static void
+test_imap_parser_shrink_and_trim(void **state)
+{
+	struct h h;
+	struct imap_cmd *cmd, *was;
+	char line[1000];
+
+	(void)state;
+	h_init(&h, LINE_MAX_TEST, LITERAL_MAX_TEST);
+	cmd = h_parse(&h, "idle.7 idle\r\n");
+	was = cmd;
+	assert_true(cmd->mem_size >= 1024);
+	imap_cmd_shrink(&cmd);
+	assert_ptr_not_equal(cmd, was);
+	assert_true(cmd->mem_size < 128);
+	assert_string_equal(cmd->tag, "idle.7");
+	assert_string_equal(cmd->name, "IDLE");
+	assert_false(cmd->is_uid);
+	assert_int_equal(cmd->nargs, 0);
+	imap_cmd_free(&cmd);
+	cmd = h_parse(&h, "a2 SELECT INBOX\r\n");
+	was = cmd;
+	imap_cmd_shrink(&cmd);
+	assert_ptr_equal(cmd, was);
+	assert_cmd(&cmd, "a2 SELECT INBOX");
+	/* Two lines of 1,000 bytes grew the buffer past 1 KiB; once they
+	 * are read the buffer gives that back. */
+	memset(line, 'x', sizeof(line));
+	memcpy(line, "a3 NOOP ", 8);
+	memcpy(line + sizeof(line) - 2, "\r\n", 2);
+	h_put_n(&h, line, sizeof(line) - 1);
+	h_put_n(&h, line + sizeof(line) - 1, 1);
+	memcpy(line, "a4", 2);
+	h_put_n(&h, line, sizeof(line));
+	assert_true(h.b.size > 1024);
+	assert_int_equal(h_next(&h, &cmd), PARSE_DONE);
+	imap_cmd_free(&cmd);
+	assert_int_equal(h_next(&h, &cmd), PARSE_DONE);
+	imap_cmd_free(&cmd);
+	assert_int_equal(h.b.len, 0);
+	assert_int_equal(h.b.size, 0);
+	assert_null(h.b.data);
+	h_deinit(&h);
+}
+
 static void
 test_imap_parser_uid_command(void **state)
 {
@@ -1622,6 +1670,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_imap_parser_simple_command),
+		cmocka_unit_test(test_imap_parser_shrink_and_trim),
 		cmocka_unit_test(test_imap_parser_uid_command),
 		cmocka_unit_test(test_imap_parser_every_token_kind),
 		cmocka_unit_test(test_imap_parser_numbers_checked_for_overflow),
