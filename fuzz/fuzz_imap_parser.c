@@ -1,11 +1,12 @@
 /*
  * libFuzzer harness for imap_parser. Byte 0 of an input chooses the limits
  * (line_max, literal_max, literal_plus_max, args_max, literals_max) and
- * whether UTF-8 is enabled; byte 1 seeds the sizes of the feeds; the rest
- * is the client's stream. It is parsed twice, as a session would: once with
- * as much as the buf holds per read, once in reads of 0 to 16 bytes (and
- * now and then a full buf), compacting after each read and answering
- * continuation requests. After a command named IDLE or AUTHENTICATE one
+ * whether UTF-8 is enabled; byte 1 seeds the sizes of the feeds, and its
+ * low bit gives ID lines three times line_max (id_line_max, as before
+ * login); the rest is the client's stream. It is parsed twice, as a
+ * session would: once with as much as the buf holds per read, once in
+ * reads of 0 to 16 bytes (and now and then a full buf), compacting after
+ * each read and answering continuation requests. After a command named IDLE or AUTHENTICATE one
  * plain line is read with imap_parser_read_line(), as those states do.
  * Literals of SPOOL_MIN bytes or more of a command named APPEND are spooled
  * to a memfd, as the session spools them to a file; for REPLACE the spool
@@ -102,7 +103,7 @@ log_bytes(struct log *l, const char *p, size_t n)
 /* ---- What a command promises ------------------------------------------ */
 
 struct limits {
-	size_t line_max, literal_max, literal_plus_max, args_max;
+	size_t line_max, id_line_max, literal_max, literal_plus_max, args_max;
 	size_t literals_max;
 	bool is_utf8;
 };
@@ -294,7 +295,10 @@ check_arg(const struct imap_arg *a, size_t depth, struct count *c,
 static size_t
 mem_bound(const struct limits *lim)
 {
-	return 4 * lim->line_max + lim->args_max * 256 + lim->literal_max +
+	size_t line = lim->id_line_max > lim->line_max ? lim->id_line_max :
+	    lim->line_max;
+
+	return 4 * line + lim->args_max * 256 + lim->literal_max +
 	    lim->literals_max * 128 + 32768;
 }
 
@@ -367,8 +371,10 @@ reading(const uint8_t *data, size_t size, const struct limits *lim,
 	size_t pos = 0;
 	bool is_line = false, is_closed = false;
 
-	buf_init(&b, lim->line_max + 64);
+	buf_init(&b, (lim->id_line_max > lim->line_max ? lim->id_line_max :
+	    lim->line_max) + 64);
 	imap_parser_init(&p, lim->line_max, lim->literal_max);
+	p.id_line_max = lim->id_line_max;
 	p.literal_plus_max = lim->literal_plus_max;
 	p.args_max = lim->args_max;
 	p.literals_max = lim->literals_max;
@@ -473,6 +479,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	lim.is_utf8 = data[0] & 1;
 	lim.line_max = line_maxes[(data[0] >> 1) & 3];
+	lim.id_line_max = (data[1] & 1) ? 3 * lim.line_max : 0;
 	lim.literal_max = literal_maxes[(data[0] >> 3) & 3];
 	lim.literal_plus_max = (data[0] & 0x20) && lim.literal_max > 16 ?
 	    16 : lim.literal_max;

@@ -937,6 +937,35 @@ error_tag_guess(struct imap_parser *p, const char *s, size_t n)
 		p->error_tag = xstrndup(s, i);
 }
 
+/* The bound of the command's non-literal bytes: line_max, or id_line_max
+ * for an ID command. Before its tag is parsed the name is read from the
+ * bytes: "tag ID" then a space or the line end, within the first line_max
+ * bytes. Only asked once line_max bytes are there, so the answer is the
+ * same however the input was split. */
+static size_t
+line_limit(const struct imap_parser *p, const char *start, size_t avail)
+{
+	size_t i = 0;
+
+	if (avail > p->line_max)
+		avail = p->line_max;
+
+	if (p->id_line_max <= p->line_max)
+		return p->line_max;
+	if (p->state != IMAP_PARSER_TAG)
+		return p->cmd != NULL && p->cmd->name != NULL &&
+		    strcmp(p->cmd->name, "ID") == 0 ? p->id_line_max :
+		    p->line_max;
+	while (i < avail && is_tag_char((unsigned char)start[i]))
+		i++;
+	if (i == 0 || avail - i < 4 || start[i] != ' ' ||
+	    strncasecmp(start + i + 1, "ID", 2) != 0 ||
+	    (start[i + 3] != ' ' && start[i + 3] != '\r' &&
+	    start[i + 3] != '\n'))
+		return p->line_max;
+	return p->id_line_max;
+}
+
 static enum step
 step_line(struct imap_parser *p, struct buf *in, struct imap_cmd **cmd_out)
 {
@@ -952,6 +981,12 @@ step_line(struct imap_parser *p, struct buf *in, struct imap_cmd **cmd_out)
 		lf = memchr(start + p->scanned, '\n', avail - p->scanned);
 	allowed = p->line_used < p->line_max ? p->line_max - p->line_used : 0;
 	total = lf != NULL ? (size_t)(lf - start) + 1 : avail;
+	if ((lf == NULL ? avail >= allowed : total > allowed) &&
+	    p->id_line_max > p->line_max) {
+		size_t limit = line_limit(p, start, avail);
+
+		allowed = p->line_used < limit ? limit - p->line_used : 0;
+	}
 	if (lf == NULL ? avail >= allowed : total > allowed) {
 		/* Only the bytes within the limit, which are there however
 		 * the input was split, so the answer is the same. */

@@ -135,6 +135,8 @@ struct imap_parser {
 	 * literal_plus_max to IMAP_LITERAL_MINUS_MAX under LITERAL-). */
 	size_t line_max;	/* non-literal bytes of one command, line
 				 * ends included */
+	size_t id_line_max;	/* the same for an ID command when larger
+				 * (0: none); see imap_session.c */
 	size_t literal_max;	/* bytes of one literal, and of all the
 				 * literals of one command together */
 	size_t literal_plus_max;	/* bytes of one {n+}; beyond: fatal */

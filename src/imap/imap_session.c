@@ -22,6 +22,19 @@
 #include "lib/util.h"
 
 #define IMAP_MAX_ERRORS 20
+
+/* Before login, command lines stay within [limits] line_length (4 KiB by
+ * default): a connection nobody has authenticated holds little. ID is the
+ * exception. RFC 2971 §3.1 lets it come in any state, and clients send it
+ * first thing to say who they are (Dovecot's imaptest does). Its largest
+ * form is 30 field-value pairs, fields of up to 30 octets and values of
+ * up to 1,024 (§3.3), quoted, about 31,800 octets on one line. So an ID
+ * line may reach 32 KiB before login; any other command's line still ends
+ * at line_length, and an ID over 30 pairs is BAD (imap_cmd_id). The bound
+ * is per connection, and max_connections_per_ip bounds those. After login
+ * imap_line_length (64 KiB) covers ID anyway (RFC 9051 §4: at least
+ * 8,192). */
+#define IMAP_ID_LINE_MAX (32 * 1024)
 /* Quoted strings longer than this go out as literals. */
 #define QUOTED_MAX 1024
 
@@ -711,6 +724,7 @@ login_result(struct imap_session *s, enum auth_result result,
 		/* RFC 9051 §4: clients send long lines (ID, SEARCH, UID
 		 * sets); before login line_length keeps them short. */
 		s->parser.line_max = s->cfg->imap_line_length;
+		s->parser.id_line_max = 0;
 		s->parser.spool_min = s->cfg->imap_literal_spool;
 		s->parser.spool_open = literal_spool_open;
 		s->parser.literal_check = literal_check;
@@ -1005,6 +1019,7 @@ imap_session_open(struct net_conn *c)
 	auth_exchange_init(&s->auth, &imap_auth_ops, s);
 	imap_parser_init(&s->parser, s->cfg->line_length,
 	    s->cfg->imap_literal_max_preauth);
+	s->parser.id_line_max = IMAP_ID_LINE_MAX;
 	imap_printf(s, "* OK [CAPABILITY ");
 	write_capabilities(s);
 	imap_printf(s, "] postern ready\r\n");

@@ -186,11 +186,18 @@ def test_id_with_thirty_long_pairs_after_login(srv, user):
 
 
 def test_prelogin_lines_stay_short(srv):
+    """Before login a command line ends at line_length (4 KiB); only ID
+    may reach RFC 2971's maxima, about 32 KB (test_imap_session.py's
+    test_long_id_line_before_and_after_login), and not beyond."""
     from imap_helpers import Imap
     with Imap.open(srv, "imaps") as c:
-        c.send(b"t1 ID (\"a\" \"" + b"v" * 9000 + b"\")\r\n")
+        c.send(b"t1 LOGIN \"a\" \"" + b"v" * 9000 + b"\")\r\n")
         line = c.read_line()
         assert re.match(rb"^(t1|\*) BAD \[TOOBIG\]", line), line
+        assert c.noop().untagged == []
+        c.send(b"t2 ID (\"a\" \"" + b"v" * 40000 + b"\")\r\n")
+        line = c.read_line()
+        assert re.match(rb"^(t2|\*) BAD \[TOOBIG\]", line), line
         assert c.noop().untagged == []
 
 

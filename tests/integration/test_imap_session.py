@@ -427,6 +427,48 @@ def test_id_before_and_after_login(srv, user):
         assert c.command('ID ("name")').status == "BAD"
 
 
+def id_of_largest_size():
+    """An ID at RFC 2971 §3.3's maxima: 30 pairs, 30-octet fields,
+    1,024-octet values (about 31,800 octets on one line)."""
+    pairs = " ".join('"%s" "%s"' % (("f%02d" % i) * 10, chr(97 + i % 26) *
+                                    1024) for i in range(30))
+    return "ID (%s)" % pairs
+
+
+def test_long_id_line_before_and_after_login(srv, user):
+    """RFC 9051 §4: lines of at least 8,192 octets after login. Before
+    login the line limit stays small (line_length), except for ID, which
+    may come in any state (RFC 2971 §3.1) and reach about 32 KB at its
+    maxima; every other command still ends at line_length."""
+    big_id = id_of_largest_size()
+    assert len(big_id) > 8 * LINE_LENGTH - 1024, len(big_id)
+    with Imap.open(srv, "imaps") as c:
+        r = c.ok(big_id)
+        assert len([l for l in r.untagged if l.startswith(b"* ID ")]) == 1
+        # Any other command keeps the small pre-login limit.
+        c.send(b"n1 NOOP " + b"x" * (2 * LINE_LENGTH) + b"\r\n")
+        line = c.read_line()
+        assert re.match(rb"^(n1|\*) BAD \[TOOBIG\]", line), line
+        assert c.noop().untagged == []
+        # An ID beyond the maxima is refused, and dropped, not run.
+        c.send(b"i2 ID (" + b'"f" "' + b"v" * (40 * 1024) + b'")\r\n')
+        line = c.read_line()
+        assert re.match(rb"^(i2|\*) BAD \[TOOBIG\]", line), line
+        assert c.noop().untagged == []
+        c.login(*user)
+        r = c.ok(big_id)
+        assert len([l for l in r.untagged if l.startswith(b"* ID ")]) == 1
+        # After login an 8 KiB line of any command is taken (a SEARCH of
+        # a long UID set).
+        uids = ",".join(str(n) for n in range(1, 4000, 2))
+        assert len(uids) > 8192
+        c.select("INBOX")
+        c.ok("UID SEARCH UID " + uids)
+        # 31 pairs are one too many (RFC 2971 §3.1).
+        many = "ID (%s)" % " ".join('"f%d" "v"' % i for i in range(31))
+        assert c.command(many).status == "BAD"
+
+
 def test_namespace(srv, user):
     c = login(srv, *user)
     r = c.ok("NAMESPACE")
