@@ -210,9 +210,14 @@ listing_add(struct listing *l, const struct store_mailbox *mb)
 		if (!is_shown)
 			continue;
 		if (l->o.is_recursive && !l->o.is_lsub) {
-			/* RFC 5258 §4: CHILDINFO whatever the child's own
-			 * match. */
-			entry_get(l, name, len)->has_childinfo = true;
+			/* RFC 5258 §3.5: CHILDINFO whatever the child's own
+			 * match (Note 2), but a parent that is not selected
+			 * itself comes only for a selected child that is not
+			 * listed too: servers SHOULD suppress redundant
+			 * CHILDINFO (examples 8 and 10; imaptest's listext). */
+			if (!is_shown_itself || (parent != NULL &&
+			    is_selected(l, parent)))
+				entry_get(l, name, len)->has_childinfo = true;
 		} else if (is_shown_itself) {
 			/* The child is listed: no placeholder for it. */
 		} else if (parent == NULL && !l->o.only_subscribed &&

@@ -224,6 +224,59 @@ def test_list_subscribed_recursivematch_gives_childinfo(c):
     assert b"Deep/Leaf" not in got
 
 
+CHILDINFO = rb' \("CHILDINFO" \("SUBSCRIBED"\)\)\r\n$'
+
+
+def test_recursivematch_childinfo_rfc5258_examples(c):
+    """The hierarchy of RFC 5258 §5's examples: Fruit (Apple, Banana,
+    Peach: subscribed, then deleted), Tofu, Vegetable (Broccoli, Corn);
+    subscribed: Fruit/Banana, Fruit/Peach, Vegetable, Vegetable/Broccoli.
+    §3.5: CHILDINFO whether or not the child matches the pattern, but a
+    parent that is not selected itself is returned only when one of its
+    selected children is not listed too (servers SHOULD suppress
+    redundant CHILDINFO)."""
+    for name in ("Fruit", "Fruit/Apple", "Fruit/Banana", "Fruit/Peach",
+                 "Tofu", "Vegetable", "Vegetable/Broccoli",
+                 "Vegetable/Corn"):
+        c.ok('CREATE "%s"' % name)
+    for name in ("Fruit/Banana", "Fruit/Peach", "Vegetable",
+                 "Vegetable/Broccoli"):
+        c.ok('SUBSCRIBE "%s"' % name)
+    c.ok('DELETE "Fruit/Peach"')
+
+    def childinfo(e):
+        return re.search(CHILDINFO, e.raw) is not None
+
+    # Example 8: "%".
+    got = listing(c, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"')
+    assert childinfo(got[b"Fruit"]) and \
+        not got[b"Fruit"].has("\\subscribed"), got[b"Fruit"].raw
+    assert childinfo(got[b"Vegetable"]) and \
+        got[b"Vegetable"].has("\\subscribed"), got[b"Vegetable"].raw
+    assert b"Tofu" not in got
+    # "*": every selected child of Fruit is listed itself, so Fruit is
+    # not; Vegetable is selected itself and keeps its CHILDINFO.
+    got = listing(c, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "*"')
+    assert b"Fruit" not in got, got[b"Fruit"].raw
+    assert childinfo(got[b"Vegetable"]), got[b"Vegetable"].raw
+    assert not childinfo(got[b"Fruit/Banana"]), got[b"Fruit/Banana"].raw
+    assert got[b"Fruit/Peach"].has("\\nonexistent"), got[b"Fruit/Peach"].raw
+    # The child needs not match (Note 2).
+    got = listing(c, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "Fruit"')
+    assert list(got) == [b"Fruit"] and childinfo(got[b"Fruit"]), got
+    # Several patterns (imaptest's listext): a child listed by another
+    # pattern makes the parent's CHILDINFO redundant; one that is not,
+    # does not.
+    got = listing(c, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" '
+                     '("Vegetable/Broccoli" "Fruit" "Fruit/%")')
+    assert sorted(got) == [b"Fruit/Banana", b"Fruit/Peach",
+                           b"Vegetable/Broccoli"], got
+    got = listing(c, 'LIST (SUBSCRIBED RECURSIVEMATCH) "" '
+                     '("Fruit" "Fruit/Banana")')
+    assert sorted(got) == [b"Fruit", b"Fruit/Banana"], got
+    assert childinfo(got[b"Fruit"]), got[b"Fruit"].raw
+
+
 def test_list_return_status(srv, user, c):
     address, _ = user
     deliver(srv, address, "one")
