@@ -494,3 +494,83 @@ def test_mutt_reads_flags_and_moves(srv, ip_cert, user, tmp_path):
     assert len(archive) == 1, archive
     assert b"Subject: mutt-two" in archive[0][2]
     assert archive[0][2].endswith(b"the second message\r\n")
+
+
+def test_mutt_threads_and_subscribed_folders(srv, ip_cert, user, tmp_path):
+    """mutt with sort=threads shows a thread as a tree built from the
+    References and In-Reply-To fields it fetches, and with
+    imap_check_subscribed=yes it asks for the subscriptions and lists the
+    subscribed folders (in its sidebar) and not the others."""
+    need("mutt")
+    need("tmux")
+    date = "Date: Mon, 7 Dec 2026 10:0%d:00 +0000\r\n"
+    deliver(srv, user[0], "root topic", body="root\r\n", extra_headers=(
+        date % 1 + "Message-ID: <root.mutt@other.test>\r\n"))
+    deliver(srv, user[0], "lonely one", body="alone\r\n", extra_headers=(
+        date % 2 + "Message-ID: <lonely.mutt@other.test>\r\n"))
+    deliver(srv, user[0], "first reply", body="r1\r\n", extra_headers=(
+        date % 3 + "Message-ID: <r1.mutt@other.test>\r\n"
+        "In-Reply-To: <root.mutt@other.test>\r\n"
+        "References: <root.mutt@other.test>\r\n"))
+    # Only References: mutt threads it under first reply all the same.
+    deliver(srv, user[0], "second level", body="r2\r\n", extra_headers=(
+        date % 4 + "Message-ID: <r2.mutt@other.test>\r\n"
+        "References: <root.mutt@other.test> <r1.mutt@other.test>\r\n"))
+    c = login(srv, *user)
+    for name in ("Projects", "Hidden"):
+        c.ok('CREATE "%s"' % name)
+    c.ok('SUBSCRIBE "Projects"')
+    c.close()
+    muttrc = tmp_path / "muttrc"
+    muttrc.write_text("\n".join([
+        'set folder="imaps://%s@127.0.0.1:%d/"' % (
+            user[0].replace("@", "%40"), srv.ports["imaps"]),
+        'set spoolfile="+INBOX"',
+        'set imap_user="%s"' % user[0],
+        'set imap_pass="%s"' % user[1],
+        'set certificate_file="%s"' % ip_cert.cert_path,
+        "set ssl_force_tls=yes",
+        "set ssl_starttls=no",
+        'set header_cache=""',
+        'set message_cachedir=""',
+        'set record=""',
+        "set quit=yes",
+        "set wait_key=no",
+        "set sort=threads",
+        "set sort_aux=date",
+        "set imap_check_subscribed=yes",
+        "set ascii_chars=yes",
+        "set sidebar_visible=yes",
+        "set sidebar_width=24",
+        "set mail_check=60",
+        "set imap_passive=yes",
+        'set index_format="%4C |%s"',
+        ""]))
+    t = Tmux("mutt-threads", tmp_path)
+    try:
+        t.start("mutt -n -F %s" % muttrc, {"HOME": str(tmp_path)})
+        screen = t.wait_screen(r"second level") and t.screen()
+        t.wait_screen(r"Projects")
+        screen = t.screen()
+        t.keys("q")
+    finally:
+        t.stop()
+    rows = {}
+    for line in screen.splitlines():
+        m = re.search(r"\s(\d+) \|(.*?)\s*$", line)
+        if m:
+            rows[m.group(2).lstrip("`|-> ")] = (int(m.group(1)),
+                                                m.group(2))
+    assert set(rows) == {"root topic", "first reply", "second level",
+                         "lonely one"}, screen
+    # The thread is one tree: root, its reply one level in, the reply to
+    # the reply a level further; the thread of the lonely message comes
+    # after it (threads sorted by their first date, here the root's).
+    assert rows["root topic"][1] == "root topic", screen
+    assert rows["first reply"][1].startswith("`->"), screen
+    assert re.match(r"^\s+`->second level$", rows["second level"][1]), screen
+    assert [rows[s][0] for s in ("root topic", "first reply",
+                                 "second level", "lonely one")] == \
+        [1, 2, 3, 4], screen
+    # The sidebar: subscribed folders only.
+    assert "Projects" in screen and "Hidden" not in screen, screen
