@@ -1,7 +1,8 @@
 /*
  * fuzz_sieve: a Sieve script, compiled and, when it compiles, run on a
- * fixed message (headers with encoded words, groups, a multipart body),
- * as `postern sieve test` and delivery do.
+ * message, as `postern sieve test` and delivery do. The input is the
+ * script, then optionally a NUL byte and the message; without one, a
+ * fixed message (headers with encoded words, groups, a multipart body).
  * fuzz-sources: src/sieve/sieve_parse.c src/sieve/sieve_run.c
  * fuzz-sources: src/sieve/sieve_match.c src/sieve/sieve_msg.c
  * fuzz-sources: src/mime/mime.c src/mime/mime_address.c src/mime/mime_field.c
@@ -92,7 +93,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t redirects = 0;
 	int rc;
 
-	p = sieve_compile((const char *)data, size, &opts, &err);
+	const uint8_t *nul = memchr(data, '\0', size);
+	size_t script_len = nul != NULL ? (size_t)(nul - data) : size;
+	char *own = NULL;
+
+	p = sieve_compile((const char *)data, script_len, &opts, &err);
 	if (p == NULL) {
 		check(err.msg[0] != '\0', "an error has a message");
 		return 0;
@@ -102,6 +107,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memset(&in, 0, sizeof(in));
 	in.message = message;
 	in.len = sizeof(message) - 1;
+	if (nul != NULL) {
+		/* a copy of its own, so that a read past it is seen */
+		in.len = size - script_len - 1;
+		own = malloc(in.len + 1);
+		memcpy(own, nul + 1, in.len);
+		in.message = own;
+	}
 	in.env_from = "sender@example.org";
 	in.env_to = "j+detail@example.org";
 	in.now = 1796640000;
@@ -145,5 +157,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	check(redirects <= SIEVE_MAX_REDIRECTS, "redirects bounded");
 	sieve_result_deinit(&res);
 	sieve_program_free(&p);
+	free(own);
 	return 0;
 }

@@ -429,9 +429,11 @@ sv_date_parse(const char *s, struct sv_date *out)
 	if (*s == '+' || *s == '-') {
 		char z[6];
 
+		if (strnlen(s, 5) < 5)
+			return false;
 		memcpy(z, s, 5);
 		z[5] = '\0';
-		if (strlen(z) < 5 || !sv_zone_parse(z, &zone))
+		if (!sv_zone_parse(z, &zone))
 			return false;
 	} else {
 		static const struct { const char *n; int z; } names[] = {
