@@ -10,6 +10,8 @@ PACKAGES := build-essential cmake pkg-config openssl \
 	libc-ares-dev libcrypt-dev libinih-dev zlib1g-dev libjansson-dev \
 	libcurl4-openssl-dev \
 	libcmocka-dev python3-pytest
+# DMARC's Public Suffix List ([dmarc] psl_file), read when the server starts.
+PACKAGES += publicsuffix
 # Fuzzing (make fuzz, CI): clang with libFuzzer.
 PACKAGES += clang libclang-rt-14-dev
 # Every program an integration test starts: the clients (swaks speaks TLS

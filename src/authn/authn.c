@@ -39,6 +39,7 @@ struct authn {
 	pthread_mutex_t cache_lock;
 	struct cache_entry cache[DNS_CACHE_SLOTS];
 	unsigned long cache_hits;
+	struct authn_psl *psl;
 };
 
 struct spf_job {
@@ -59,6 +60,16 @@ authn_new(const struct authn_settings *s, char *err, size_t errlen)
 	if (authn_dns_library_init(err, errlen) < 0)
 		return NULL;
 	a = xcalloc(1, sizeof(*a));
+	if (s->psl_file != NULL) {
+		char perr[300];
+
+		a->psl = authn_psl_load(s->psl_file, perr, sizeof(perr));
+		if (a->psl == NULL) {
+			snprintf(err, errlen, "[dmarc] psl_file: %s", perr);
+			free(a);
+			return NULL;
+		}
+	}
 	a->resolver = s->resolver ? xstrdup(s->resolver) : NULL;
 	a->resolver_port = s->resolver_port ? s->resolver_port : 53;
 	a->pool = workpool_new(s->threads > 0 ? s->threads : 1);
@@ -83,6 +94,7 @@ authn_free(struct authn **ap)
 		free(e->name);
 	}
 	pthread_mutex_destroy(&a->cache_lock);
+	authn_psl_free(&a->psl);
 	free(a->resolver);
 	free(a);
 	*ap = NULL;
@@ -444,4 +456,139 @@ authn_dkim_submit(struct authn *a, struct authn_dkim *d, unsigned timeout,
 	j->done = done;
 	j->arg = arg;
 	return workpool_submit(a->pool, dkim_work, base, dkim_done, j);
+}
+
+/* ---- DMARC ------------------------------------------------------------ */
+
+const struct authn_psl *
+authn_psl(const struct authn *a)
+{
+	return a != NULL ? a->psl : NULL;
+}
+
+static void
+dmarc_temperror(struct authn_dmarc_outcome *o, const char *from,
+    const char *why)
+{
+	memset(o, 0, sizeof(*o));
+	o->result = AUTHN_DMARC_TEMPERROR;
+	o->policy_tag = "p";
+	snprintf(o->from_domain, sizeof(o->from_domain), "%s",
+	    from ? from : "");
+	snprintf(o->reason, sizeof(o->reason), "%s", why);
+}
+
+/* a: the server, whose answers are cached (records found; the walk's
+ * empty answers are asked again); NULL: the CLI, through resolver. */
+static int
+dmarc_make(struct authn *a, const char *resolver, uint16_t port,
+    unsigned timeout, double start, const struct authn_dmarc_request *req,
+    struct authn_dmarc_outcome *out, char *err, size_t errlen)
+{
+	struct authn_dns_channel ch;
+	struct authn_dns dns = { authn_dns_query, &ch };
+	double deadline = 0;
+
+	if (timeout > 0) {
+		deadline = start + timeout;
+		if (now_mono() >= deadline) {
+			snprintf(err, errlen, "no DMARC thread was free "
+			    "within the check's time limit (%u s)", timeout);
+			return -1;
+		}
+	}
+	if (a != NULL) {
+		struct cached_dns cd = { .a = a, .deadline = deadline };
+		struct authn_dns cdns = { cached_query, &cd };
+
+		authn_dmarc_check(&cdns, req, out);
+		if (cd.is_open)
+			authn_dns_close(&cd.ch);
+		return 0;
+	}
+	if (authn_dns_open(&ch, resolver, port, deadline, err, errlen) < 0)
+		return -1;
+	authn_dmarc_check(&dns, req, out);
+	authn_dns_close(&ch);
+	return 0;
+}
+
+int
+authn_dmarc_check_now(const char *resolver, uint16_t port, unsigned timeout,
+    const struct authn_dmarc_request *req, struct authn_dmarc_outcome *out,
+    char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (authn_dns_library_init(err, errlen) < 0)
+		return -1;
+	return dmarc_make(NULL, resolver, port ? port : 53, timeout,
+	    now_mono(), req, out, err, errlen);
+}
+
+struct dmarc_job {
+	struct authn *a;
+	struct authn_dmarc_request req;
+	char *from, *spf_domain;
+	struct authn_dmarc_dkim *dkim;
+	unsigned timeout;
+	double submitted;
+	struct authn_dmarc_outcome out;
+	void (*done)(void *arg, const struct authn_dmarc_outcome *o);
+	void *arg;
+};
+
+static void
+dmarc_work(void *arg)
+{
+	struct dmarc_job *j = arg;
+	char err[160];
+
+	if (dmarc_make(j->a, NULL, 0, j->timeout, j->submitted, &j->req,
+	    &j->out, err, sizeof(err)) < 0)
+		dmarc_temperror(&j->out, j->from, err);
+}
+
+static void
+dmarc_done(void *arg)
+{
+	struct dmarc_job *j = arg;
+
+	j->done(j->arg, &j->out);
+	for (size_t i = 0; i < j->req.ndkim; i++)
+		free((char *)j->dkim[i].domain);
+	free(j->dkim);
+	free(j->from);
+	free(j->spf_domain);
+	free(j);
+}
+
+int
+authn_dmarc_submit(struct authn *a, const struct authn_dmarc_request *req,
+    unsigned timeout, struct event_base *base,
+    void (*done)(void *arg, const struct authn_dmarc_outcome *o), void *arg)
+{
+	struct dmarc_job *j = xcalloc(1, sizeof(*j));
+	size_t nd = req->ndkim < AUTHN_DMARC_DKIM_MAX ? req->ndkim :
+	    AUTHN_DMARC_DKIM_MAX;
+
+	j->a = a;
+	j->req = *req;
+	j->from = dup_or_null(req->from_domain);
+	j->spf_domain = dup_or_null(req->spf_domain);
+	j->req.from_domain = j->from;
+	j->req.spf_domain = j->spf_domain;
+	j->dkim = xcalloc(nd ? nd : 1, sizeof(*j->dkim));
+	for (size_t i = 0; i < nd; i++) {
+		j->dkim[i].domain = xstrdup(req->dkim[i].domain ?
+		    req->dkim[i].domain : "");
+		j->dkim[i].is_pass = req->dkim[i].is_pass;
+	}
+	j->req.dkim = j->dkim;
+	j->req.ndkim = nd;
+	j->req.psl = a->psl;
+	j->timeout = timeout;
+	j->submitted = now_mono();
+	j->done = done;
+	j->arg = arg;
+	return workpool_submit(a->pool, dmarc_work, base, dmarc_done, j);
 }

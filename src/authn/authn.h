@@ -277,6 +277,162 @@ int authn_dkim_tags_parse(const char *text, size_t len,
 const struct authn_dkim_tag *authn_dkim_tag_find(
     const struct authn_dkim_tag *tags, size_t n, const char *name);
 
+/* ---- Public Suffix List and organizational domains -------------------- */
+
+#define AUTHN_DOMAIN_MAX 253		/* a domain name's text, bytes */
+#define AUTHN_PSL_FILE_MAX (16 * 1024 * 1024)	/* the list's file */
+#define AUTHN_PSL_RULES_MAX 200000	/* rules taken from it */
+
+struct authn_psl;
+
+/* Reads a list in the format of publicsuffix.org (Debian's publicsuffix
+ * package: /usr/share/publicsuffix/public_suffix_list.dat). Returns NULL
+ * with err set when the file cannot be read, is larger than
+ * AUTHN_PSL_FILE_MAX or holds no rule. */
+struct authn_psl *authn_psl_load(const char *path, char *err,
+    size_t errlen);
+/* The same from text in memory (never NULL; maybe without rules). */
+struct authn_psl *authn_psl_parse(const char *text, size_t len);
+void authn_psl_free(struct authn_psl **p);
+size_t authn_psl_rules(const struct authn_psl *p);
+/* The organizational domain of domain (RFC 7489 §3.2: its public suffix
+ * and one label more; a public suffix is its own), in lower case, into
+ * out. p NULL: the implicit rule "*" alone. Returns 0, or -1 when domain
+ * is not a domain name or out is too small. */
+int authn_psl_org_domain(const struct authn_psl *p, const char *domain,
+    char *out, size_t outlen);
+
+/* ---- DMARC (RFC 7489, DMARCbis) --------------------------------------- */
+
+#define AUTHN_DMARC_RECORD_MAX 4096	/* a record's text, bytes */
+#define AUTHN_DMARC_TAGS_MAX 64		/* tags of one record */
+#define AUTHN_DMARC_URIS_MAX 4		/* rua/ruf URIs kept */
+#define AUTHN_DMARC_URI_MAX 255		/* bytes of one kept URI */
+#define AUTHN_DMARC_WALK_MAX 8		/* DMARCbis tree walk: queries */
+#define AUTHN_DMARC_DKIM_MAX 16		/* DKIM results looked at */
+
+enum authn_dmarc_result {
+	AUTHN_DMARC_NONE,
+	AUTHN_DMARC_PASS,
+	AUTHN_DMARC_FAIL,
+	AUTHN_DMARC_TEMPERROR,
+	AUTHN_DMARC_PERMERROR,
+};
+
+enum authn_dmarc_policy {
+	AUTHN_DMARC_POLICY_UNSET,	/* tag absent */
+	AUTHN_DMARC_POLICY_NONE,
+	AUTHN_DMARC_POLICY_QUARANTINE,
+	AUTHN_DMARC_POLICY_REJECT,
+};
+
+/* "none", "pass", ... (RFC 8601 §2.7.1); "none", "quarantine",
+ * "reject" ("none" for UNSET). */
+const char *authn_dmarc_result_name(enum authn_dmarc_result r);
+const char *authn_dmarc_policy_name(enum authn_dmarc_policy p);
+
+/* A DMARC record (RFC 7489 §6.3; DMARCbis np, t, psd). */
+struct authn_dmarc_record {
+	enum authn_dmarc_policy p, sp, np;	/* p is never UNSET */
+	unsigned pct;			/* 0..100, default 100 */
+	bool is_adkim_strict, is_aspf_strict;
+	bool is_testing;		/* t=y */
+	char psd;			/* 'y', 'n' or 'u' (default) */
+	unsigned long ri;		/* default 86400 */
+	char fo[16];			/* default "0" */
+	char rf[16];			/* default "afrf" */
+	char rua[AUTHN_DMARC_URIS_MAX][AUTHN_DMARC_URI_MAX + 1];
+	size_t nrua;
+	char ruf[AUTHN_DMARC_URIS_MAX][AUTHN_DMARC_URI_MAX + 1];
+	size_t nruf;
+};
+
+/* Is text a DMARC record: "v=DMARC1" (exactly, §6.4) as its first tag? */
+bool is_authn_dmarc_record(const char *text, size_t len);
+/* Parses a record. Tags it does not know are ignored, and so are values
+ * that are not valid (the default stands, §6.3); a missing or invalid
+ * p= is p=none (DMARCbis). Returns 0, or -1 with err set when text is
+ * not a DMARC record or is longer than AUTHN_DMARC_RECORD_MAX. */
+int authn_dmarc_record_parse(const char *text, size_t len,
+    struct authn_dmarc_record *rec, char *err, size_t errlen);
+
+/* The author domain from the addresses of the From: fields
+ * (mime_header_mailboxes(): addrs, NULL-terminated, and nfields; rc its
+ * return value). RFC 7489 §6.6.1: exactly one From: field whose
+ * addresses all have one domain. */
+enum authn_dmarc_from {
+	AUTHN_DMARC_FROM_OK,
+	AUTHN_DMARC_FROM_ABSENT,	/* no From: field, or no address */
+	AUTHN_DMARC_FROM_INVALID,	/* unreadable, or not a domain name */
+	AUTHN_DMARC_FROM_AMBIGUOUS,	/* several From: fields, or
+					 * addresses of several domains */
+};
+enum authn_dmarc_from authn_dmarc_from_domain(int rc, char *const *addrs,
+    size_t nfields, char *domain_out, size_t domain_len, char *why,
+    size_t whylen);
+
+/* One DKIM signature's result as DMARC sees it: its d= and whether it
+ * verified. */
+struct authn_dmarc_dkim {
+	const char *domain;
+	bool is_pass;
+};
+
+/* The DKIM verdict as DMARC reads it: one entry per signature (at most
+ * max), d= and whether it passed. Returns the count; out borrows v. */
+size_t authn_dmarc_dkim_from(const struct authn_dkim_verdict *v,
+    struct authn_dmarc_dkim *out, size_t max);
+
+struct authn_dmarc_request {
+	const char *from_domain;	/* the author domain */
+	enum authn_spf_result spf;	/* of the MAIL FROM identity */
+	const char *spf_domain;		/* MAIL FROM's domain, HELO's for
+					 * <>; NULL: none */
+	const struct authn_dmarc_dkim *dkim;
+	size_t ndkim;
+	const struct authn_psl *psl;	/* NULL: the TLD rule only */
+	unsigned sample;		/* 0..99: selected when < pct */
+};
+
+struct authn_dmarc_outcome {
+	enum authn_dmarc_result result;
+	char from_domain[AUTHN_DOMAIN_MAX + 1];
+	char org_domain[AUTHN_DOMAIN_MAX + 1];	/* by the PSL */
+	char policy_domain[AUTHN_DOMAIN_MAX + 1]; /* where the record is */
+	bool has_record;
+	struct authn_dmarc_record record;
+	const char *policy_tag;		/* "p", "sp" or "np": the one that
+					 * applies */
+	enum authn_dmarc_policy policy;	/* its value */
+	/* What the policy asks for this message: policy, one step less
+	 * when the message falls outside pct= or t=y (RFC 7489 §6.6.4),
+	 * none unless the result is fail. */
+	enum authn_dmarc_policy disposition;
+	bool is_sampled_out;
+	bool is_spf_aligned, is_dkim_aligned;
+	char dkim_domain[AUTHN_DOMAIN_MAX + 1];	/* the aligned signature */
+	char reason[640];
+	unsigned queries;
+};
+
+/* DMARC for one message: the policy discovered by the DMARCbis DNS tree
+ * walk from the author domain (at most AUTHN_DMARC_WALK_MAX TXT
+ * questions, and one A question for np=), SPF and DKIM alignment
+ * (relaxed: the same organizational domain by the PSL), the policy and
+ * the disposition. */
+void authn_dmarc_check(const struct authn_dns *dns,
+    const struct authn_dmarc_request *req, struct authn_dmarc_outcome *out);
+/* The comment of the Authentication-Results result ("p=reject
+ * dis=none"), into out. */
+void authn_dmarc_comment(const struct authn_dmarc_outcome *o, char *out,
+    size_t outlen);
+
+/* The same check, blocking (postern check dmarc). Returns 0, or -1 with
+ * err set when no resolver could be opened. */
+int authn_dmarc_check_now(const char *resolver, uint16_t port,
+    unsigned timeout, const struct authn_dmarc_request *req,
+    struct authn_dmarc_outcome *out, char *err, size_t errlen);
+
 /* ---- Authentication-Results (RFC 8601) --------------------------------- */
 
 struct authn_ar;
@@ -313,6 +469,8 @@ struct authn_settings {
 	const char *resolver;	/* numeric address, or NULL: the system's */
 	uint16_t resolver_port;
 	unsigned threads;	/* pool threads doing checks */
+	const char *psl_file;	/* the Public Suffix List for DMARC, or
+				 * NULL: no DMARC (authn_psl() is NULL) */
 };
 
 /* Returns NULL with err set. Borrows nothing. */
@@ -357,5 +515,16 @@ int authn_dkim_submit(struct authn *a, struct authn_dkim *d,
 int authn_spf_submit(struct authn *a, const struct authn_spf_request *req,
     struct event_base *base,
     void (*done)(void *arg, const struct authn_spf_verdict *v), void *arg);
+
+/* The list loaded by authn_new() (NULL without [dmarc]). */
+const struct authn_psl *authn_psl(const struct authn *a);
+
+/* DMARC on the pool: req is copied (its strings and DKIM results too;
+ * req->psl is replaced by the service's); timeout as for SPF. Then
+ * done(arg, outcome) on base's thread. Returns 0 and calls done exactly
+ * once, later. */
+int authn_dmarc_submit(struct authn *a, const struct authn_dmarc_request *req,
+    unsigned timeout, struct event_base *base,
+    void (*done)(void *arg, const struct authn_dmarc_outcome *o), void *arg);
 
 #endif
