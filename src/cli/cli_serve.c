@@ -95,6 +95,8 @@ services_open(struct serve_state *st, char *err, size_t errlen)
 			.resolver = cfg->queue_resolver,
 			.resolver_port = (uint16_t)cfg->queue_resolver_port,
 			.threads = (unsigned)cfg->spf_threads,
+			.psl_file = cfg->is_dmarc_check ?
+			    cfg->dmarc_psl_file : NULL,
 		};
 
 		st->authn = authn_new(&ns, err, errlen);
@@ -291,6 +293,7 @@ keep_restart_keys(struct config *cfg, const struct config *old)
 	}
 	keep_num(&cfg->hash_threads, old->hash_threads, "auth.hash_threads");
 	keep_num(&cfg->spf_threads, old->spf_threads, "spf.threads");
+	keep_str(&cfg->dmarc_psl_file, old->dmarc_psl_file, "dmarc.psl_file");
 	keep_str(&cfg->queue_resolver, old->queue_resolver, "queue.resolver");
 	keep_num(&cfg->queue_resolver_port, old->queue_resolver_port,
 	    "queue.resolver_port");

@@ -600,6 +600,31 @@ handle_dkim(struct load_state *st, const char *key, const char *value)
 	return handle_param(st, "dkim", key, value);
 }
 
+/* [dmarc]: check, reject, quarantine, psl_file, and the numbers of
+ * config_params.h. */
+static int
+handle_dmarc(struct load_state *st, const char *key, const char *value)
+{
+	bool *flag = strcmp(key, "check") == 0 ? &st->cfg->is_dmarc_check :
+	    strcmp(key, "reject") == 0 ? &st->cfg->is_dmarc_reject :
+	    strcmp(key, "quarantine") == 0 ? &st->cfg->is_dmarc_quarantine :
+	    NULL;
+
+	if (flag != NULL) {
+		if (config_parse_bool(value, flag) < 0)
+			fail(st, "key '%s': '%s' is not yes or no", key, value);
+		return 0;
+	}
+	if (strcmp(key, "psl_file") == 0) {
+		if (value[0] != '/')
+			fail(st, "key 'psl_file': '%s' is not an absolute "
+			    "path", value);
+		set_string(&st->cfg->dmarc_psl_file, value);
+		return 0;
+	}
+	return handle_param(st, "dmarc", key, value);
+}
+
 static int
 handle_auth(struct load_state *st, const char *key, const char *value)
 {
@@ -939,6 +964,8 @@ on_ini_pair(void *user, const char *section, const char *key,
 		handle_spf(st, key, value);
 	} else if (strcmp(section, "dkim") == 0) {
 		handle_dkim(st, key, value);
+	} else if (strcmp(section, "dmarc") == 0) {
+		handle_dmarc(st, key, value);
 	} else if (strcmp(section, "limits") == 0 ||
 	    strcmp(section, "timeouts") == 0) {
 		handle_param(st, section, key, value);
@@ -958,8 +985,8 @@ on_ini_pair(void *user, const char *section, const char *key,
 		    key);
 	} else {
 		fail(st, "section [%s]: unknown (expected server, auth, limits, "
-		    "timeouts, queue, mta-sts, acme, spf, dkim, listener NAME, "
-		    "certificate NAME or milter NAME)", section);
+		    "timeouts, queue, mta-sts, acme, spf, dkim, dmarc, "
+		    "listener NAME, certificate NAME or milter NAME)", section);
 	}
 	return st->has_err ? 0 : 1;
 }
@@ -1254,6 +1281,11 @@ config_load(const char *path, char *err, size_t errlen)
 	if (networks_parse("127.0.0.0/8 ::1", &cfg->spf_skip_networks,
 	    &cfg->nspf_skip_networks) < 0)
 		panic("config: default spf skip_networks");
+	cfg->is_dmarc_check = true;
+	cfg->is_dmarc_reject = true;
+	cfg->is_dmarc_quarantine = true;
+	cfg->dmarc_psl_file =
+	    xstrdup("/usr/share/publicsuffix/public_suffix_list.dat");
 	for (size_t i = 0; i < ARRAY_LEN(params); i++)
 		*(uint64_t *)((char *)cfg + params[i].offset) = params[i].def;
 
@@ -1342,6 +1374,7 @@ config_free(struct config **cfgp)
 	free(cfg->acme_caa);
 	free(cfg->acme_challenge);
 	free(cfg->queue_resolver);
+	free(cfg->dmarc_psl_file);
 	free(cfg->queue_tls);
 	free(cfg->queue_tls_domains);
 	free(cfg);

@@ -150,6 +150,14 @@ struct config {
 	size_t nspf_skip_networks;
 	/* [dkim] verify (RFC 6376) of mail on port 25 without a login. */
 	bool is_dkim_verify;
+	/* [dmarc] (RFC 7489) for the same mail as SPF: check at all;
+	 * refuse a fail whose policy is reject (550 5.7.1); deliver a fail
+	 * whose policy is quarantine to the Junk mailbox; the Public
+	 * Suffix List (read at start). */
+	bool is_dmarc_check;
+	bool is_dmarc_reject;
+	bool is_dmarc_quarantine;
+	char *dmarc_psl_file;
 
 	struct config_listener *listeners;
 	size_t nlisteners;

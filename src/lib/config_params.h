@@ -75,6 +75,7 @@
 	X(acme, retry_max, acme_retry_max, 86400, 1, 604800, SECONDS)	\
 	X(spf, threads, spf_threads, 4, 1, 64, COUNT)			\
 	X(spf, timeout, spf_timeout, 20, 1, 300, SECONDS)		\
-	X(dkim, timeout, dkim_timeout, 10, 1, 300, SECONDS)
+	X(dkim, timeout, dkim_timeout, 10, 1, 300, SECONDS)		\
+	X(dmarc, timeout, dmarc_timeout, 20, 1, 300, SECONDS)
 
 #endif

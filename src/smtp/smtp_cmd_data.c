@@ -321,7 +321,8 @@ body_write(struct smtp_session *s, const char *data, size_t n)
 	}
 	if (s->is_oversize || s->is_write_failed || n == 0)
 		return;
-	authn_dkim_body(s->dkim, data, n);
+	if (s->dkim != NULL)
+		authn_dkim_body(s->dkim, data, n);
 	while (n > 0) {
 		ssize_t w = write(s->dkim_spool, data, n);
 
@@ -366,8 +367,31 @@ dkim_spool_copy(struct smtp_session *s)
 	s->dkim_spool = -1;
 }
 
+/* An unsigned message DMARC is to check: held as a signed one is (with
+ * no hashes), so that dmarc= goes into our header above it. Returns
+ * true when held. A header over the buffer is not held: its later
+ * fields are written as they come (DMARC still runs, its result only
+ * logged). */
+static bool
+hold_start(struct smtp_session *s)
+{
+	enum store_err err;
+
+	if (s->is_dkim_held || s->delivery == NULL)
+		return s->is_dkim_held;
+	s->dkim_spool = store_spool_open(s->ctx->store, &err);
+	if (s->dkim_spool < 0) {
+		log_error(s->sid, "smtp.dmarc_spool_failed error=\"%s\"",
+		    store_err_text(err));
+		return false;
+	}
+	s->dkim_spooled = 0;
+	s->is_dkim_held = true;
+	return true;
+}
+
 /* Checks the client's header section, then writes our header fields and
- * it, unless DKIM holds them until the end. */
+ * it, unless DKIM or DMARC holds them until the end. */
 static void
 header_flush(struct smtp_session *s, bool is_cut)
 {
@@ -383,7 +407,10 @@ header_flush(struct smtp_session *s, bool is_cut)
 		    removed);
 	header_check(s, is_cut);
 	s->is_header_done = true;
+	smtp_dmarc_header(s);
 	if (dkim_start(s, is_cut))
+		return;
+	if (s->is_dmarc_pending && !is_cut && hold_start(s))
 		return;
 	header_write(s);
 }
@@ -633,9 +660,21 @@ on_dkim(void *arg, const struct authn_dkim_verdict *v)
 	if (s->ar == NULL)
 		s->ar = authn_ar_new(s->cfg->hostname);
 	authn_dkim_ar_add(s->ar, v);
-	s->is_dkim_held = false;
-	header_write(s);
-	dkim_spool_copy(s);
+	if (s->is_dmarc_pending) {
+		smtp_dmarc_start(s);
+		return;
+	}
+	smtp_message_release(s);
+}
+
+void
+smtp_message_release(struct smtp_session *s)
+{
+	if (s->is_dkim_held) {
+		s->is_dkim_held = false;
+		header_write(s);
+		dkim_spool_copy(s);
+	}
 	if (s->is_write_failed) {
 		smtp_reply(s, "452 4.3.1 Insufficient system storage, try "
 		    "again later");
@@ -678,6 +717,10 @@ message_end(struct smtp_session *s)
 		 * success, nothing is kept (as in Postfix). */
 		log_info(s->sid, "smtp.discarded by=milter");
 		smtp_reply(s, "250 2.0.0 OK: queued as %s", s->sid);
+	} else if (s->is_dkim_held && s->dkim == NULL) {
+		/* Held for DMARC alone (unsigned). */
+		smtp_dmarc_start(s);
+		return;
 	} else if (s->is_dkim_held) {
 		struct authn_dkim *d = s->dkim;
 
@@ -688,6 +731,9 @@ message_end(struct smtp_session *s)
 		authn_dkim_submit(s->ctx->authn, d,
 		    (unsigned)s->cfg->dkim_timeout, net_conn_base(s->conn),
 		    on_dkim, s);
+		return;
+	} else if (s->is_dmarc_pending) {
+		smtp_dmarc_start(s);
 		return;
 	} else if (s->milter_spool >= 0) {
 		smtp_milter_message(s);

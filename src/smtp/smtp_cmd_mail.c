@@ -173,6 +173,12 @@ on_spf(void *arg, const struct authn_spf_verdict *v)
 	}
 	authn_ar_free(&s->ar);
 	s->ar = authn_ar_new(s->cfg->hostname);
+	/* For DMARC (RFC 7489 §4.1): the MAIL FROM identity's result and
+	 * domain, which for <> are HELO's (RFC 7208 §2.4). */
+	s->has_spf_result = true;
+	s->spf_result = mf->result;
+	free(s->spf_domain);
+	s->spf_domain = mf->domain ? xstrdup(mf->domain) : NULL;
 	/* RFC 8601 §2.7.2: smtp.mailfrom, smtp.helo. For <> the MAIL FROM
 	 * identity is the HELO one (RFC 7208 §2.4): one result. */
 	if (s->mail_from[0] != '\0') {

@@ -172,6 +172,19 @@ struct smtp_session {
 	/* The results, once known (for DMARC and a spam score). */
 	bool has_dkim_verdict;
 	struct authn_dkim_verdict dkim_verdict;
+	/* What SPF said of the MAIL FROM identity (has_spf_result: SPF was
+	 * checked), for DMARC: its result and domain (HELO's for <>). */
+	bool has_spf_result;
+	enum authn_spf_result spf_result;
+	char *spf_domain;
+	/* DMARC (RFC 7489, smtp_dmarc.c) is to run at the end of the
+	 * message; the author domain (§6.6.1) read with the header. A
+	 * message held for DKIM (dkim_spool) is held for DMARC too, also
+	 * unsigned, so that dmarc= goes into our header above it. */
+	bool is_dmarc_pending;
+	enum authn_dmarc_from dmarc_from;
+	char dmarc_domain[AUTHN_DOMAIN_MAX + 1];
+	char dmarc_from_why[128];
 	/* The reply that refuses the message at its end, once its header
 	 * was read (hops, From: of a logged-in user); "" for none. */
 	char header_refusal[256];
@@ -239,6 +252,19 @@ void smtp_milter_reply(struct smtp_session *s, const char *reply);
 /* smtp_cmd_data.c: hands the delivery to the store and answers;
  * mailbox: where local recipients get it (NULL: INBOX). */
 void smtp_message_store(struct smtp_session *s, const char *mailbox);
+
+/* smtp_cmd_data.c: the message is in and its checks are done: a held
+ * header and body (DKIM, DMARC) are written, then the milters or
+ * smtp_message_store() take it. */
+void smtp_message_release(struct smtp_session *s);
+/* smtp_dmarc.c */
+/* Reads the author domain from the header section (s->header) and sets
+ * is_dmarc_pending when DMARC is to run for this message. */
+void smtp_dmarc_header(struct smtp_session *s);
+/* The message is in (and DKIM's verdict, if any): DMARC on authn's
+ * pool, then the message refused, or released (to Junk for
+ * quarantine). */
+void smtp_dmarc_start(struct smtp_session *s);
 
 /* smtp_cmd_auth.c */
 void smtp_cmd_auth(struct smtp_session *s, const char *args, size_t len);

@@ -219,7 +219,8 @@ on_message(void *arg, const struct milter_verdict *v)
 		 * is relayed goes on (DESIGN.md, Milters). */
 		log_info(s->sid, "smtp.quarantined reason=\"%s\" milter=%s",
 		    v->quarantine, v->milter);
-		smtp_message_store(s, "Junk");
+		store_delivery_set_junk(s->delivery, true);
+		smtp_message_store(s, NULL);
 		return;
 	}
 	smtp_message_store(s, NULL);

@@ -152,6 +152,10 @@ smtp_transaction_reset(struct smtp_session *s)
 	s->dkim_spool = -1;
 	s->dkim_spooled = 0;
 	s->has_dkim_verdict = false;
+	s->has_spf_result = false;
+	free(s->spf_domain);
+	s->spf_domain = NULL;
+	s->is_dmarc_pending = false;
 	store_delivery_abort(&s->delivery);
 	buf_clear(&s->header);
 	s->is_header_done = false;

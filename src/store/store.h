@@ -647,6 +647,12 @@ void store_delivery_replace(struct store_delivery *d, int64_t mailbox,
  * a failure (no backscatter from forwarded mail). */
 void store_delivery_set_authenticated(struct store_delivery *d,
     bool is_authenticated);
+/* Files the message of every local recipient added without a mailbox
+ * name in that account's \Junk mailbox (RFC 6154) instead of INBOX: the
+ * first mailbox with that special use, else one called "Junk", else a
+ * new "Junk" marked \Junk, created in the delivery's commit (DMARC's
+ * quarantine). */
+void store_delivery_set_junk(struct store_delivery *d, bool is_junk);
 /* Asks for an RFC 3464 success report ("delivered") to sender about the
  * local recipient rcpt, when dsn_rcpt's NOTIFY lists SUCCESS (RFC 3461
  * §4.1) and sender is not the null sender; else does nothing. The request

@@ -348,6 +348,12 @@ store_delivery_set_atomic(struct store_delivery *d)
 }
 
 void
+store_delivery_set_junk(struct store_delivery *d, bool is_junk)
+{
+	d->is_junk = is_junk;
+}
+
+void
 store_delivery_set_authenticated(struct store_delivery *d,
     bool is_authenticated)
 {

@@ -152,6 +152,7 @@ struct store_delivery {
 	int64_t replace_mailbox;	/* store_delivery_replace; 0: none */
 	uint32_t replace_uid;
 	bool is_authenticated;	/* store_delivery_set_authenticated */
+	bool is_junk;		/* store_delivery_set_junk */
 	struct store_migrate_op *migrate;	/* store_delivery_migrate */
 	struct store_parsed parsed;
 	/* Set by the backend's writer: the blob id this body is to become

@@ -159,6 +159,9 @@ extern const int sq_schema_version;
 	    "max(recent_uid, ?3) WHERE id = ?1 AND uidvalidity = ?2")	\
 	X(MAILBOX_ROW, "SELECT id, uidvalidity, uidnext, highestmodseq " \
 	    "FROM mailboxes WHERE account = ?1 AND name = ?2")		\
+	X(MAILBOX_SPECIAL_ROW, "SELECT id, uidvalidity, uidnext, "	\
+	    "highestmodseq FROM mailboxes WHERE account = ?1 AND "	\
+	    "special = ?2 ORDER BY id LIMIT 1")				\
 	X(MAILBOX_BY_ID, "SELECT account, uidvalidity, uidnext, "	\
 	    "highestmodseq FROM mailboxes WHERE id = ?1")		\
 	X(MAILBOX_INSERT, "INSERT INTO mailboxes(account, name, "	\

@@ -1095,6 +1095,49 @@ delivery_queue(struct batch *b, struct store_delivery *d, int64_t now,
 	return STORE_OK;
 }
 
+/* The account's \Junk mailbox for store_delivery_set_junk(): the first
+ * with the special use, else "Junk", else a new "Junk" marked \Junk
+ * (subscribed, as the default mailboxes are). Returns 1, 0 (no such
+ * account) or -1. */
+static int
+mb_junk(struct batch *b, struct store_req *req, int64_t account,
+    struct mb_row *mb_out)
+{
+	sqlite3_stmt *s = stmt(b, SQ_MAILBOX_SPECIAL_ROW);
+	int rc, found;
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, account);
+	sqlite3_bind_int(s, 2, (int)STORE_SPECIAL_JUNK);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		mb_out->id = sqlite3_column_int64(s, 0);
+		mb_out->account = account;
+		mb_out->uidvalidity = (uint32_t)sqlite3_column_int64(s, 1);
+		mb_out->uidnext = (uint32_t)sqlite3_column_int64(s, 2);
+		mb_out->modseq = (uint64_t)sqlite3_column_int64(s, 3);
+	}
+	sq_reset(s);
+	if (rc == SQLITE_ROW)
+		return 1;
+	if (rc != SQLITE_DONE) {
+		sq_err(b->c, rc, "mailbox_special");
+		return -1;
+	}
+	found = mb_get(b, account, "Junk", 0, mb_out);
+	if (found != 0)
+		return found;
+	found = lookup_id(b, SQ_ACCOUNT_EXISTS, NULL, account, NULL);
+	if (found <= 0)
+		return found;
+	if (mailbox_insert(b, account, "Junk", STORE_SPECIAL_JUNK, true) !=
+	    STORE_OK)
+		return -1;
+	store_req_event(req, account, 0, STORE_EVENT_CREATE, "Junk", NULL);
+	return mb_get(b, account, "Junk", 0, mb_out);
+}
+
 /* Each recipient succeeds or fails alone (not found, over quota), unless
  * the delivery is atomic: then the first failure fails it whole (the
  * caller, attempt_run, gives every result that error). A database error
@@ -1121,8 +1164,11 @@ delivery_one(struct batch *b, struct store_req *req,
 			is_all_local = false;
 			continue;
 		}
-		found = mb_get(b, r->account, r->mailbox != NULL ? r->mailbox :
-		    "INBOX", 0, &mb);
+		if (d->is_junk && r->mailbox == NULL)
+			found = mb_junk(b, req, r->account, &mb);
+		else
+			found = mb_get(b, r->account, r->mailbox != NULL ?
+			    r->mailbox : "INBOX", 0, &mb);
 		if (found < 0)
 			return STORE_TEMP;
 		if (found == 0) {
