@@ -614,7 +614,8 @@ mx_match(struct spf_eval *ev, const char *name, const struct spf_term *t)
 		return spf_fail(ev, SPF_PERM, "mx: %.253s has more than %d "
 		    "MX records", name, AUTHN_SPF_MX_MAX);
 	}
-	qsort(rrs, n, sizeof(*rrs), mx_cmp);
+	if (n > 1)	/* rrs is NULL when there is no record */
+		qsort(rrs, n, sizeof(*rrs), mx_cmp);
 	for (size_t i = 0; i < n && m == 0; i++) {
 		const char *host = strchr(rrs[i], ' ');
 

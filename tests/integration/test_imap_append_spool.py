@@ -16,8 +16,16 @@ import time
 import pytest
 
 from imap_helpers import login, new_user, start_imap_server, wait_for
+from postern_harness import small_asan_quarantine
 
 MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module", autouse=True)
+def asan_quarantine():
+    # The memory test must not count ASan's quarantine as growth.
+    with small_asan_quarantine():
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -172,8 +180,10 @@ def test_40_mib_append_lands_intact_without_growing_memory(srv, c):
     # doubling buffer; measured +67 MB before spooling). Spooled, what
     # remains is the parse at submit, whose search text is capped
     # (MIME_MAX_TEXT, 4 MiB) and does not grow with the message: measured
-    # +14.1 MB for 10 MiB, +15.0 MB for 40 MiB.
-    assert grew < len(msg) // 2, grew
+    # +14.1 MB for 10 MiB, +15.0 MB for 40 MiB; under AddressSanitizer
+    # (redzones, shadow memory) +22 MB. Held in memory it is above the
+    # message's size, so three quarters of it still tells the two apart.
+    assert grew < len(msg) * 3 // 4, grew
     c.select("INBOX")
     body, size = fetch_body(c, 1)
     assert size == len(msg)
