@@ -54,6 +54,14 @@ struct authn_dns {
 	void *arg;
 };
 
+/* Drives a c-ares channel (an ares_channel, passed as a pointer so that
+ * this header needs no c-ares) until *done is set by a callback, c-ares
+ * has nothing left to wait for, or deadline (CLOCK_MONOTONIC seconds)
+ * passes, which cancels the channel's queries. poll(), not select(): a
+ * busy server's descriptors pass FD_SETSIZE. Shared by every c-ares user
+ * (the SPF/DKIM/DMARC lookups and the queue's MX lookups). */
+void authn_dns_wait(void *channel, const bool *done, double deadline);
+
 /* ---- SPF (RFC 7208) ---------------------------------------------------- */
 
 /* §2.6, in the order of the RFC. */

@@ -312,40 +312,37 @@ type_code(enum authn_dns_type type)
 	}
 }
 
-enum authn_dns_rc
-authn_dns_query(void *arg, enum authn_dns_type type, const char *name,
-    char ***rrs_out, size_t *n_out)
+/* c-ares' ARES_GETSOCK_WRITABLE shifts a signed 1 by up to 31 places
+ * (undefined behaviour, stopped by UBSan): the bits are tested unsigned. */
+static bool
+getsock_has(int bits, int shift)
 {
-	struct authn_dns_channel *c = arg;
-	ares_channel ch = c->channel;
-	struct answer a = { 0 };
-	char **rrs;
-	size_t n = 0;
+	return ((unsigned)bits >> shift & 1u) != 0;
+}
 
-	*rrs_out = NULL;
-	*n_out = 0;
-	c->ttl = 0;
-	c->queries++;
-	/* ares_query, not ares_search: names are complete. */
-	ares_query(ch, name, ns_c_in, type_code(type), on_answer, &a);
-	while (!a.is_done) {
+void
+authn_dns_wait(void *channel, const bool *done, double deadline)
+{
+	ares_channel ch = channel;
+
+	while (!*done) {
 		ares_socket_t socks[ARES_GETSOCK_MAXNUM];
 		struct pollfd pfd[ARES_GETSOCK_MAXNUM];
 		struct timeval tv, *tvp;
 		int bits, nfds = 0, ms;
-		double left = c->deadline > 0 ? c->deadline - now_mono() : 60;
+		double left = deadline - now_mono();
 
 		if (left <= 0) {
-			ares_cancel(ch);	/* calls on_answer */
+			ares_cancel(ch);	/* calls the callbacks */
 			break;
 		}
 		bits = ares_getsock(ch, socks, ARES_GETSOCK_MAXNUM);
 		for (int i = 0; i < ARES_GETSOCK_MAXNUM; i++) {
 			short ev = 0;
 
-			if (ARES_GETSOCK_READABLE(bits, i))
+			if (getsock_has(bits, i))
 				ev |= POLLIN;
-			if (ARES_GETSOCK_WRITABLE(bits, i))
+			if (getsock_has(bits, i + ARES_GETSOCK_MAXNUM))
 				ev |= POLLOUT;
 			if (ev == 0)
 				continue;
@@ -376,6 +373,26 @@ authn_dns_query(void *arg, enum authn_dns_type type, const char *name,
 				ares_process_fd(ch, r, w);
 		}
 	}
+}
+
+enum authn_dns_rc
+authn_dns_query(void *arg, enum authn_dns_type type, const char *name,
+    char ***rrs_out, size_t *n_out)
+{
+	struct authn_dns_channel *c = arg;
+	ares_channel ch = c->channel;
+	struct answer a = { 0 };
+	char **rrs;
+	size_t n = 0;
+
+	*rrs_out = NULL;
+	*n_out = 0;
+	c->ttl = 0;
+	c->queries++;
+	/* ares_query, not ares_search: names are complete. */
+	ares_query(ch, name, ns_c_in, type_code(type), on_answer, &a);
+	authn_dns_wait(ch, &a.is_done, c->deadline > 0 ? c->deadline :
+	    now_mono() + 60);
 	if (!a.is_done) {
 		ares_cancel(ch);
 		free(a.buf);

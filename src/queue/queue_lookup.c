@@ -15,10 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/select.h>
+#include <time.h>
 
 #include <ares.h>
 
+#include "authn/authn.h"
 #include "lib/util.h"
 
 /* A record's text is at most a TXT of 64 KiB; answers are UDP-sized or
@@ -85,6 +86,15 @@ queue_lookup_free(struct queue_lookup **lp)
 	ares_destroy((*lp)->channel);
 	free(*lp);
 	*lp = NULL;
+}
+
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void
@@ -288,20 +298,9 @@ queue_lookup_query(struct queue_lookup *l, const char *name,
 		return QUEUE_LOOKUP_FAIL;
 	/* ares_query, not ares_search: names are complete. */
 	ares_query(l->channel, name, ns_c_in, type, on_answer, &a);
-	while (!a.is_done) {
-		fd_set rfds, wfds;
-		struct timeval tv, *tvp;
-		int nfds;
-
-		FD_ZERO(&rfds);
-		FD_ZERO(&wfds);
-		nfds = ares_fds(l->channel, &rfds, &wfds);
-		if (nfds == 0)
-			break;
-		tvp = ares_timeout(l->channel, NULL, &tv);
-		select(nfds, &rfds, &wfds, NULL, tvp);
-		ares_process(l->channel, &rfds, &wfds);
-	}
+	/* c-ares' own timeouts and tries (queue_lookup_open) end a query
+	 * long before this deadline. */
+	authn_dns_wait(l->channel, &a.is_done, mono_now() + 120);
 	if (!a.is_done)
 		return QUEUE_LOOKUP_FAIL;
 	if (a.status == ARES_ENOTFOUND)
