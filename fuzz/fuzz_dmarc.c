@@ -106,7 +106,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (int sample = 0; sample < 100; sample += 99) {
 		struct fake f = { fields[0], 0, 0 };
 		struct authn_dns dns = { fake_query, &f };
-		struct authn_dmarc_dkim k = { fields[3], true };
+		struct authn_dmarc_dkim k = { fields[3], true, false };
 		struct authn_dmarc_request req = {
 			.from_domain = fields[2],
 			.spf = sample ? AUTHN_SPF_PASS : AUTHN_SPF_FAIL,

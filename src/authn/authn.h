@@ -383,7 +383,8 @@ enum authn_dmarc_from authn_dmarc_from_domain(int rc, char *const *addrs,
  * verified. */
 struct authn_dmarc_dkim {
 	const char *domain;
-	bool is_pass;
+	bool is_pass;		/* passed and signed the whole body */
+	bool is_temperror;	/* its key could not be fetched */
 };
 
 /* The DKIM verdict as DMARC reads it: one entry per signature (at most

@@ -548,7 +548,12 @@ authn_dmarc_dkim_from(const struct authn_dkim_verdict *v,
 
 	for (size_t i = 0; v != NULL && i < v->n && n < max; i++) {
 		out[n].domain = v->sigs[i].domain;
-		out[n].is_pass = v->sigs[i].result == AUTHN_DKIM_PASS;
+		/* An l= signature that leaves part of the body unsigned does
+		 * not vouch for the message (anything may be appended). */
+		out[n].is_pass = v->sigs[i].result == AUTHN_DKIM_PASS &&
+		    v->sigs[i].unsigned_tail == 0;
+		out[n].is_temperror = v->sigs[i].result ==
+		    AUTHN_DKIM_TEMPERROR;
 		n++;
 	}
 	return n;
@@ -573,6 +578,28 @@ is_aligned(const struct authn_psl *psl, const char *from,
 	if (authn_psl_org_domain(psl, d, org, sizeof(org)) < 0)
 		return false;
 	return strcmp(org, from_org) == 0;
+}
+
+/* Whether an identity that would align with From: could not be checked:
+ * SPF temperror for an aligned MAIL FROM domain, or a DKIM temperror for
+ * an aligned d=. An identity that could not align does not matter. */
+static bool
+is_alignment_unknown(const struct authn_dmarc_request *req,
+    const struct authn_dmarc_outcome *out,
+    const struct authn_dmarc_record *rec)
+{
+	if (req->spf == AUTHN_SPF_TEMPERROR && req->spf_domain != NULL &&
+	    is_aligned(req->psl, out->from_domain, out->org_domain,
+	    req->spf_domain, rec->is_aspf_strict))
+		return true;
+	for (size_t i = 0; i < req->ndkim && i < AUTHN_DMARC_DKIM_MAX; i++) {
+		const struct authn_dmarc_dkim *k = &req->dkim[i];
+
+		if (k->is_temperror && is_aligned(req->psl, out->from_domain,
+		    out->org_domain, k->domain, rec->is_adkim_strict))
+			return true;
+	}
+	return false;
 }
 
 static enum authn_dmarc_policy
@@ -658,6 +685,18 @@ authn_dmarc_check(const struct authn_dns *dns,
 		    "with %s", out->is_spf_aligned ? "SPF" : "",
 		    out->is_spf_aligned && out->is_dkim_aligned ? " and " : "",
 		    out->is_dkim_aligned ? "DKIM" : "", out->from_domain);
+		return;
+	}
+	/* A lookup that failed for an identity that would have aligned
+	 * leaves the answer open: temperror, never a fail that refuses mail
+	 * for good (RFC 7489 §6.6.2: a transient error is not a fail). */
+	if (is_alignment_unknown(req, out, rec)) {
+		out->result = AUTHN_DMARC_TEMPERROR;
+		out->disposition = AUTHN_DMARC_POLICY_NONE;
+		snprintf(out->reason, sizeof(out->reason), "a DNS error left "
+		    "the %s check of %s's aligned identity open",
+		    req->spf == AUTHN_SPF_TEMPERROR ? "SPF" : "DKIM",
+		    out->from_domain);
 		return;
 	}
 	out->result = AUTHN_DMARC_FAIL;

@@ -238,7 +238,7 @@ field_bytes(const char *name, const char *value)
 int
 milter_header_parse(struct milter_header *h, const char *data, size_t len)
 {
-	size_t i = 0;
+	size_t i = 0, vlen = 0, vcap = 0;	/* the last field's value */
 
 	memset(h, 0, sizeof(*h));
 	if (len > MILTER_MAX_HEADER)
@@ -270,13 +270,19 @@ milter_header_parse(struct milter_header *h, const char *data, size_t len)
 			 * with the value of the field before, as it was. */
 			if (h->n == 0)
 				return -1;
+			/* Appended in place, the buffer grown by doubling: a
+			 * new copy of the value per line was quadratic (1.4
+			 * million "x" lines after one field: 10^12 bytes). */
 			f = &h->fields[h->n - 1];
-			char *v = xasprintf("%s\r\n%.*s", f->value,
-			    (int)(end - start), data + start);
-
+			if (vlen + 2 + (end - start) + 1 > vcap) {
+				vcap = 2 * (vlen + 2 + (end - start) + 1);
+				f->value = xrealloc(f->value, vcap);
+			}
+			memcpy(f->value + vlen, "\r\n", 2);
+			memcpy(f->value + vlen + 2, data + start, end - start);
+			vlen += 2 + (end - start);
+			f->value[vlen] = '\0';
 			h->bytes += end - start + 2;
-			free(f->value);
-			f->value = v;
 			continue;
 		}
 		if (h->n >= MILTER_MAX_FIELDS)
@@ -287,6 +293,8 @@ milter_header_parse(struct milter_header *h, const char *data, size_t len)
 		f = &h->fields[h->n++];
 		f->name = xstrndup(data + start, colon - start);
 		f->value = xstrndup(data + colon + 1, end - colon - 1);
+		vlen = end - colon - 1;
+		vcap = vlen + 1;
 		/* Names with white space before the colon (RFC 5322
 		 * §4.5.8, obsolete) keep it in the name we store. */
 		h->bytes += field_bytes(f->name, f->value);

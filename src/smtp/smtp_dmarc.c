@@ -131,19 +131,24 @@ smtp_dmarc_start(struct smtp_session *s)
 	uint16_t r = 0;
 
 	s->is_dmarc_pending = false;
+	/* RFC 7489 §6.6.1: a message without exactly one readable author
+	 * domain (none, several, or a From: field that does not parse) is
+	 * typically rejected: each is a way around the reject policy of the
+	 * domain a reader sees ("From: ceo@bank.example;" parses for no
+	 * one here, and a mail client shows it all the same). */
 	if (s->dmarc_from != AUTHN_DMARC_FROM_OK) {
-		bool is_ambiguous = s->dmarc_from == AUTHN_DMARC_FROM_AMBIGUOUS;
-
 		log_info(s->sid, "smtp.dmarc result=permerror reason=\"%s\"",
 		    s->dmarc_from_why);
 		authn_ar_add(s->ar, "dmarc", "permerror", s->dmarc_from_why,
 		    NULL, NULL);
-		if (is_ambiguous && s->cfg->is_dmarc_reject) {
+		if (s->cfg->is_dmarc_reject) {
 			refuse(s, "550 5.7.1 The message has %s; DMARC needs "
-			    "one author domain (RFC 7489 section 6.6.1)",
-			    s->dmarc_from_why);
+			    "exactly one author domain in one From: field "
+			    "(RFC 7489 section 6.6.1)", s->dmarc_from_why);
 			return;
 		}
+		if (s->cfg->is_dmarc_quarantine)
+			store_delivery_set_junk(s->delivery, true);
 		smtp_message_release(s);
 		return;
 	}

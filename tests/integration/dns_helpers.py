@@ -81,20 +81,30 @@ def records_to_dnsmasq(records):
 
 class Dnsmasq:
     def __init__(self, directory, lines):
-        self.port = free_udp_port()
-        conf = directory / "dnsmasq.conf"
-        conf.write_text("\n".join([
-            "port=%d" % self.port, "listen-address=127.0.0.1",
-            "bind-interfaces", "no-resolv", "no-hosts", "local=/test/",
-            "local=/arpa/", *lines, ""]))
-        self.log_path = directory / "dnsmasq.log"
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            ["dnsmasq", "--keep-in-foreground", "--conf-file=%s" % conf,
-             "--pid-file=", "--log-facility=-", "--log-queries"],
-            stdout=self.log, stderr=subprocess.STDOUT)
-        time.sleep(0.5)
-        assert self.proc.poll() is None, self.log_path.read_text()
+        # dnsmasq binds the port for TCP too; a port free for UDP may be
+        # taken for TCP (or by another test run) by the time it starts:
+        # then another port.
+        for attempt in range(5):
+            self.port = free_udp_port()
+            conf = directory / "dnsmasq.conf"
+            conf.write_text("\n".join([
+                "port=%d" % self.port, "listen-address=127.0.0.1",
+                "bind-interfaces", "no-resolv", "no-hosts", "local=/test/",
+                "local=/arpa/", *lines, ""]))
+            self.log_path = directory / "dnsmasq.log"
+            self.log = open(self.log_path, "wb")
+            self.proc = subprocess.Popen(
+                ["dnsmasq", "--keep-in-foreground", "--conf-file=%s" % conf,
+                 "--pid-file=", "--log-facility=-", "--log-queries"],
+                stdout=self.log, stderr=subprocess.STDOUT)
+            time.sleep(0.5)
+            if self.proc.poll() is None:
+                return
+            self.log.close()
+            text = self.log_path.read_text()
+            if "Address already in use" not in text:
+                break
+        raise AssertionError(self.log_path.read_text())
 
     def stop(self):
         self.proc.terminate()

@@ -382,6 +382,27 @@ def test_several_from_domains_are_refused_with_reject(enforcing, marking):
 
 
 @needs_dnsmasq
+@pytest.mark.parametrize("from_hdr", [
+    "ceo@example.test;",                 # junk after the address
+    "<ceo@example.test> x",
+    "ceo@example.test, undisclosed",     # a name with no address
+    "undisclosed:;",                     # an empty group: no author
+])
+def test_unreadable_or_missing_author_is_refused_with_reject(
+        enforcing, marking, from_hdr):
+    """RFC 7489 §6.6.1: a From: field that names no single readable
+    author domain is no way around the reject policy of the domain a
+    mail client may still show; with reject off it is marked."""
+    tok, final = send(enforcing, "a@evil.test", from_hdr)
+    assert final.raw[0].startswith(b"550 5.7.1 "), final.raw
+    assert b"author domain" in final.raw[0]
+    tok, final = send(marking, "a@evil.test", from_hdr)
+    mbox, header = delivered(marking, tok, final)
+    assert mbox == "INBOX"
+    assert dmarc_result(header).startswith("dmarc=permerror ")
+
+
+@needs_dnsmasq
 def test_dmarc_check_off_adds_no_result(module_postern_factory,
                                         tmp_path_factory, default_cert,
                                         dnsserver):

@@ -335,7 +335,7 @@ check(const char *from, enum authn_spf_result spf, const char *spf_domain,
     const char *dkim_d, unsigned sample, struct authn_dmarc_outcome *o)
 {
 	struct authn_dns dns = { zone_query, &zone };
-	struct authn_dmarc_dkim k = { dkim_d, true };
+	struct authn_dmarc_dkim k = { dkim_d, true, false };
 	struct authn_dmarc_request req = {
 		.from_domain = from,
 		.spf = spf,
@@ -425,6 +425,55 @@ test_eval_alignment_modes(void **state)
 	assert_int_equal(o.result, AUTHN_DMARC_PASS);
 }
 
+/* A DNS error on an identity that would have aligned leaves the result
+ * open (temperror, never a fail that refuses mail for good); one on an
+ * identity that cannot align changes nothing. An l= signature with an
+ * unsigned tail is no pass. */
+static void
+test_eval_temperror_and_unsigned_tail(void **state)
+{
+	struct authn_dns dns = { zone_query, &zone };
+	struct authn_dmarc_dkim k = { "example.com", false, true };
+	struct authn_dmarc_request req = {
+		.from_domain = "example.com", .spf = AUTHN_SPF_FAIL,
+		.spf_domain = "lists.test", .dkim = &k, .ndkim = 1,
+		.psl = test_psl,
+	};
+	struct authn_dkim_verdict v = { 0 };
+	struct authn_dmarc_dkim got[AUTHN_DMARC_DKIM_MAX];
+	struct authn_dmarc_outcome o;
+
+	(void)state;
+	authn_dmarc_check(&dns, &req, &o);
+	assert_int_equal(o.result, AUTHN_DMARC_TEMPERROR);
+	k.domain = "evil.test";	/* could not align anyway */
+	authn_dmarc_check(&dns, &req, &o);
+	assert_int_equal(o.result, AUTHN_DMARC_FAIL);
+	k.is_temperror = false;
+	req.spf = AUTHN_SPF_TEMPERROR;
+	req.spf_domain = "bounces.example.com";
+	authn_dmarc_check(&dns, &req, &o);
+	assert_int_equal(o.result, AUTHN_DMARC_TEMPERROR);
+	req.spf_domain = "evil.test";
+	authn_dmarc_check(&dns, &req, &o);
+	assert_int_equal(o.result, AUTHN_DMARC_FAIL);
+
+	v.n = 2;
+	snprintf(v.sigs[0].domain, sizeof(v.sigs[0].domain), "example.com");
+	v.sigs[0].result = AUTHN_DKIM_PASS;
+	v.sigs[0].unsigned_tail = 120;
+	snprintf(v.sigs[1].domain, sizeof(v.sigs[1].domain), "example.com");
+	v.sigs[1].result = AUTHN_DKIM_TEMPERROR;
+	assert_int_equal(authn_dmarc_dkim_from(&v, got, 4), 2);
+	assert_false(got[0].is_pass);
+	assert_false(got[0].is_temperror);
+	assert_false(got[1].is_pass);
+	assert_true(got[1].is_temperror);
+	v.sigs[0].unsigned_tail = 0;
+	assert_int_equal(authn_dmarc_dkim_from(&v, got, 4), 2);
+	assert_true(got[0].is_pass);
+}
+
 static void
 test_eval_walk(void **state)
 {
@@ -511,6 +560,7 @@ main(void)
 		cmocka_unit_test(test_eval_alignment_modes),
 		cmocka_unit_test(test_eval_walk),
 		cmocka_unit_test(test_eval_sampling),
+		cmocka_unit_test(test_eval_temperror_and_unsigned_tail),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

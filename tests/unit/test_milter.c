@@ -203,6 +203,36 @@ test_milter_header_bounds(void **state)
 	milter_header_deinit(&h);
 }
 
+/* Lines without a colon go with the field before, as they were; many of
+ * them (appended in place, not copied per line) still parse whole. */
+static void
+test_milter_header_lines_without_colon(void **state)
+{
+	static const char hdr[] = "A: b\r\nx\r\ny z\r\nC: d\r\n";
+	struct milter_header h;
+	size_t n = 200000, len = 6 + 3 * n;
+	char *big = malloc(len + 1);
+
+	(void)state;
+	assert_int_equal(milter_header_parse(&h, hdr, sizeof(hdr) - 1), 0);
+	assert_int_equal(h.n, 2);
+	assert_string_equal(h.fields[0].value, " b\r\nx\r\ny z");
+	assert_string_equal(h.fields[1].name, "C");
+	assert_string_equal(h.fields[1].value, " d");
+	milter_header_deinit(&h);
+
+	memcpy(big, "A: b\r\n", 6);
+	for (size_t i = 0; i < n; i++)
+		memcpy(big + 6 + 3 * i, "x\r\n", 3);
+	big[len] = '\0';
+	assert_int_equal(milter_header_parse(&h, big, len), 0);
+	assert_int_equal(h.n, 1);
+	assert_int_equal(strlen(h.fields[0].value), 2 + 3 * n);
+	assert_memory_equal(h.fields[0].value + 2 + 3 * (n - 1), "\r\nx", 3);
+	milter_header_deinit(&h);
+	free(big);
+}
+
 static void
 test_milter_body_line_ends(void **state)
 {
@@ -234,6 +264,7 @@ main(void)
 		cmocka_unit_test(
 		    test_milter_header_changes_numbered_as_sendmail),
 		cmocka_unit_test(test_milter_header_bounds),
+		cmocka_unit_test(test_milter_header_lines_without_colon),
 		cmocka_unit_test(test_milter_body_line_ends),
 	};
 
