@@ -415,6 +415,47 @@ header_flush(struct smtp_session *s, bool is_cut)
 	header_write(s);
 }
 
+/* Does the field start with this name (white space before the colon,
+ * RFC 5322 §4.5.8)? */
+static bool
+is_field_named(const char *f, size_t n, const char *name)
+{
+	size_t i = strlen(name);
+
+	if (n < i || strncasecmp(f, name, i) != 0)
+		return false;
+	while (i < n && (f[i] == ' ' || f[i] == '\t'))
+		i++;
+	return i < n && f[i] == ':';
+}
+
+/* Does the field start like an Authentication-Results: one (any
+ * authserv-id)? */
+static bool
+is_ar_field_start(const char *f, size_t n)
+{
+	return is_field_named(f, n, "Authentication-Results");
+}
+
+/* A From: field past the first 64 KB of the header was not seen by
+ * DMARC (smtp_dmarc_header reads the first part): the author is not
+ * one readable domain, as with several From: fields (RFC 7489 §6.6.1),
+ * or a From: hidden past the cut would get round a reject policy. */
+static void
+tail_from_check(struct smtp_session *s, const char *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if ((i == 0 || f[i - 1] == '\n') &&
+		    is_field_named(f + i, n - i, "From")) {
+			s->dmarc_from = AUTHN_DMARC_FROM_AMBIGUOUS;
+			snprintf(s->dmarc_from_why, sizeof(s->dmarc_from_why),
+			    "a From: field past the first 64 KB of the "
+			    "header");
+			return;
+		}
+	}
+}
+
 /* The first n bytes of the header buffer, complete fields, in tail
  * mode: our authserv-id's Authentication-Results removed (RFC 8601 §5),
  * the rest written, and dropped from the buffer. */
@@ -423,6 +464,7 @@ header_tail_fields(struct smtp_session *s, size_t n)
 {
 	size_t removed = 0, kept;
 
+	tail_from_check(s, s->header.data, n);
 	kept = authn_ar_strip(s->header.data, n, s->cfg->hostname, &removed);
 	if (removed > 0)
 		log_info(s->sid, "smtp.auth_results_removed count=%zu",
@@ -430,21 +472,6 @@ header_tail_fields(struct smtp_session *s, size_t n)
 	store_write(s, s->header.data, kept);
 	buf_consume(&s->header, n);
 	s->header_tail_start = 0;
-}
-
-/* Does the field start like an Authentication-Results: one (any
- * authserv-id; white space before the colon, RFC 5322 §4.5.8)? */
-static bool
-is_ar_field_start(const char *f, size_t n)
-{
-	static const char name[] = "Authentication-Results";
-	size_t i = sizeof(name) - 1;
-
-	if (n < i || strncasecmp(f, name, i) != 0)
-		return false;
-	while (i < n && (f[i] == ' ' || f[i] == '\t'))
-		i++;
-	return i < n && f[i] == ':';
 }
 
 /* The header section after its first 64 KB: fields are gathered in
@@ -487,6 +514,7 @@ header_tail(struct smtp_session *s, const char *data, size_t n)
 					    "removed count=1 reason=too_long");
 					s->header_tail_mode = HEADER_TAIL_DROP;
 				} else {
+					tail_from_check(s, h->data, h->len);
 					store_write(s, h->data, h->len);
 					store_write(s, &c, 1);
 					s->header_tail_mode = HEADER_TAIL_PASS;

@@ -403,6 +403,23 @@ def test_unreadable_or_missing_author_is_refused_with_reject(
 
 
 @needs_dnsmasq
+@pytest.mark.parametrize("first_from", [b"", b"From: x@evil.test\r\n"])
+def test_from_past_the_first_64_kb_of_the_header_is_refused(
+        enforcing, marking, first_from):
+    """DMARC reads the From: in the header's first 64 KB; a From: past it
+    (alone, or after another one) is no way around p=reject."""
+    pad = b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 990)
+                   for i in range(70))
+    msg = (first_from + pad + b"From: ceo@example.test\r\nTo: " +
+           RCPT.encode() + b"\r\nSubject: pad\r\n\r\nbody\r\n")
+    final = send_raw(enforcing, "a@evil.test", msg)
+    assert final.raw[0].startswith(b"550 5.7.1 "), final.raw
+    assert b"64 KB" in final.raw[0], final.raw
+    final = send_raw(marking, "a@evil.test", msg)
+    assert final.raw[0].startswith(b"250 "), final.raw
+
+
+@needs_dnsmasq
 def test_dmarc_check_off_adds_no_result(module_postern_factory,
                                         tmp_path_factory, default_cert,
                                         dnsserver):
