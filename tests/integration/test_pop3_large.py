@@ -14,7 +14,6 @@ the rest of the message up in its output buffer.
 One delivery serves every test of the module (it is the slow part).
 """
 
-import os
 import poplib
 import re
 import select
@@ -24,7 +23,8 @@ import time
 
 import pytest
 
-from postern_harness import client_ctx, start_mail_server
+from postern_harness import (client_ctx, small_asan_quarantine,
+                             start_mail_server)
 from store_peek import StorePeek, split_trace
 
 ALICE = "alice@example.test"
@@ -95,21 +95,11 @@ def reset_peak(pid):
 
 
 def start_measured_server(factory, directory, cert, listeners, **config):
-    """start_mail_server for a server whose memory is measured."""
-    # Under AddressSanitizer freed memory is held back (the quarantine,
-    # 256 MB by default), which would count as growth here: keep it
-    # small. Without ASan the variable is ignored.
-    old = os.environ.get("ASAN_OPTIONS")
-    os.environ["ASAN_OPTIONS"] = ((old + ":") if old else "") + \
-        "quarantine_size_mb=1"
-    try:
+    """start_mail_server for a server whose memory is measured: ASan's
+    quarantine must not count as growth."""
+    with small_asan_quarantine():
         return start_mail_server(factory, directory, cert, listeners,
                                  users=[(ALICE, ALICE_PW)], **config)
-    finally:
-        if old is None:
-            del os.environ["ASAN_OPTIONS"]
-        else:
-            os.environ["ASAN_OPTIONS"] = old
 
 
 @pytest.fixture(scope="module")
